@@ -1,0 +1,271 @@
+"""The case model (timepoints, treated lesion, boundaries, dose) and its JSON manifest.
+
+A manifest names files relative to itself::
+
+    {"id": "case-001",
+     "timepoints": [{"label": "srs", "date": "2024-03-04", "t1c": "t0_t1c.nrrd", "lesion": "t0_lesion.nrrd"}, ...],
+     "treated_lesion": "t0_lesion.nrrd",
+     "boundaries": {"falx": "falx.nrrd", ...}        # or one .seg.nrrd whose segment names say the kind
+     "dose": {"path": "dose.dcm", "prescription_gy": 20, "fractions": 1, "date": "2024-03-04"},
+     "registered": true, "metadata": {...}}
+
+All images are LPS ``SimpleITK`` images. The first timepoint (earliest date) is the SRS-time (planning) image: the
+treated lesion and boundaries are on its grid and the dose is in its frame. Follow-up masks are on their own
+image's grid. ``registered`` says the follow-ups are already in the planning frame (same physical space).
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import json
+import os
+import re
+
+import SimpleITK as sitk
+
+from . import geometry as geo
+from .images import check_overlap, check_same_grid, read_image, read_mask
+
+BOUNDARY_KINDS = ("falx", "tentorium", "ventricles", "csf")
+BOUNDARY_SYNONYMS = {
+    "falx": ("falx", "falx cerebri", "falx_cerebri", "interhemispheric", "interhemispheric fissure"),
+    "tentorium": ("tentorium", "tentorium cerebelli", "tent", "tentorial"),
+    "ventricles": ("ventricles", "ventricle", "lateral ventricles", "lateral ventricle", "ventricular system",
+                   "ependyma"),
+    "csf": ("csf", "sulci", "sulcus", "sulcal csf", "cisterns", "cistern", "subarachnoid", "liquor"),
+}
+
+
+def boundary_kind(name: str) -> str | None:
+    """Boundary kind for a segment/structure name (case-insensitive, common synonyms), or None."""
+    key = re.sub(r"[\s_\-]+", " ", name.strip().lower())
+    for kind, names in BOUNDARY_SYNONYMS.items():
+        if key in {re.sub(r"[\s_\-]+", " ", n) for n in names}:
+            return kind
+    return None
+
+
+@dataclasses.dataclass
+class Timepoint:
+    label: str
+    date: _dt.date | None
+    t1c: sitk.Image
+    lesion: sitk.Image | None = None
+    extra: dict = dataclasses.field(default_factory=dict)
+    source: dict = dataclasses.field(default_factory=dict)    # what file each image came from
+
+
+@dataclasses.dataclass
+class Dose:
+    image: sitk.Image               # Gy, LPS, planning frame
+    prescription_gy: float
+    fractions: int = 1
+    date: _dt.date | None = None
+    source: str = ""
+
+
+@dataclasses.dataclass
+class Case:
+    id: str
+    timepoints: list
+    treated_lesion: sitk.Image | None = None
+    boundaries: dict = dataclasses.field(default_factory=dict)
+    dose: Dose | None = None
+    registered: bool = True
+    metadata: dict = dataclasses.field(default_factory=dict)
+    manifest_path: str = ""
+
+    @property
+    def planning(self) -> Timepoint:
+        return self.timepoints[0]
+
+    @property
+    def srs_date(self) -> _dt.date | None:
+        return self.dose.date if self.dose and self.dose.date else self.planning.date
+
+    def days_since_srs(self, tp: Timepoint) -> int | None:
+        if tp.date is None or self.srs_date is None:
+            return None
+        return (tp.date - self.srs_date).days
+
+    def input_paths(self) -> set[str]:
+        """Every file this case was read from (outputs must never overwrite these)."""
+        paths = set()
+        for tp in self.timepoints:
+            paths.update(v for v in tp.source.values() if v)
+        paths.update(self.metadata.get("_sources", []))
+        if self.manifest_path:
+            paths.add(self.manifest_path)
+        return {os.path.abspath(p) for p in paths}
+
+    def validate(self) -> None:
+        """Raise ValueError naming the problem when the inputs do not fit together."""
+        if not self.timepoints:
+            raise ValueError(f"case '{self.id}': no timepoints")
+        labels = [t.label for t in self.timepoints]
+        if len(set(labels)) != len(labels):
+            raise ValueError(f"case '{self.id}': timepoint labels are not unique: {labels}")
+        for tp in self.timepoints:
+            if tp.lesion is not None:
+                check_same_grid(tp.lesion, tp.t1c, f"lesion mask of timepoint '{tp.label}'")
+        ref = self.planning.t1c
+        if self.treated_lesion is not None:
+            check_same_grid(self.treated_lesion, ref, "treated lesion mask")
+            if not sitk.GetArrayViewFromImage(self.treated_lesion).any():
+                raise ValueError(f"case '{self.id}': the treated lesion mask is empty")
+        for kind, m in self.boundaries.items():
+            if kind not in BOUNDARY_KINDS:
+                raise ValueError(f"case '{self.id}': unknown boundary kind '{kind}' (known: "
+                                 f"{', '.join(BOUNDARY_KINDS)})")
+            check_same_grid(m, ref, f"boundary '{kind}'")
+        if self.dose is not None:
+            check_overlap(self.dose.image, ref, f"dose '{self.dose.source}'")
+            if self.dose.prescription_gy <= 0:
+                raise ValueError(f"case '{self.id}': prescription must be positive (got {self.dose.prescription_gy})")
+
+
+def _parse_date(value, what: str) -> _dt.date | None:
+    if value in (None, ""):
+        return None
+    try:
+        return _dt.date.fromisoformat(str(value)[:10])
+    except ValueError:
+        raise ValueError(f"{what}: date '{value}' is not an ISO date (YYYY-MM-DD)") from None
+
+
+def _read_boundaries(spec, base: str, reference: sitk.Image) -> tuple[dict, list]:
+    from .structures import read_seg_nrrd
+    out, sources = {}, []
+    if isinstance(spec, str):
+        path = os.path.join(base, spec)
+        sources.append(path)
+        for s in read_seg_nrrd(path):
+            kind = boundary_kind(s.name)
+            if kind is None:
+                continue
+            check_same_grid(s.mask, reference, f"boundary segment '{s.name}' in '{path}'")
+            out[kind] = s.mask if kind not in out else sitk.Or(out[kind], s.mask)
+        return out, sources
+    for kind, rel in (spec or {}).items():
+        k = boundary_kind(kind) or kind
+        if k not in BOUNDARY_KINDS:
+            raise ValueError(f"manifest: unknown boundary '{kind}' (known: {', '.join(BOUNDARY_KINDS)})")
+        path = os.path.join(base, rel)
+        sources.append(path)
+        out[k] = read_mask(path, reference, what=f"boundary '{k}'")
+    return out, sources
+
+
+def load_manifest(path: str | os.PathLike) -> Case:
+    """Read a case manifest and every file it names. Errors name the manifest and the file."""
+    path = os.path.abspath(os.fspath(path))
+    try:
+        with open(path, encoding="utf-8") as f:
+            spec = json.load(f)
+    except FileNotFoundError:
+        raise ValueError(f"manifest '{path}': file not found") from None
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"manifest '{path}': not valid JSON ({exc})") from None
+    base = os.path.dirname(path)
+    if not isinstance(spec, dict) or not spec.get("timepoints"):
+        raise ValueError(f"manifest '{path}': needs a non-empty 'timepoints' list")
+    tps = []
+    for n, t in enumerate(spec["timepoints"]):
+        if "t1c" not in t:
+            raise ValueError(f"manifest '{path}': timepoint {n} has no 't1c' image")
+        label = str(t.get("label", f"t{n}"))
+        t1c_path = os.path.join(base, t["t1c"])
+        img = read_image(t1c_path)
+        lesion = None
+        src = {"t1c": t1c_path}
+        if t.get("lesion"):
+            src["lesion"] = os.path.join(base, t["lesion"])
+            lesion = read_mask(src["lesion"], img, what=f"lesion mask of timepoint '{label}'")
+        extra = {}
+        for name, rel in (t.get("extra") or {}).items():
+            src[name] = os.path.join(base, rel)
+            extra[name] = read_image(src[name])
+        tps.append(Timepoint(label=label, date=_parse_date(t.get("date"), f"manifest '{path}' timepoint '{label}'"),
+                             t1c=img, lesion=lesion, extra=extra, source=src))
+    if all(t.date is not None for t in tps):
+        tps.sort(key=lambda t: t.date)
+    ref = tps[0].t1c
+    sources = []
+    treated = None
+    if spec.get("treated_lesion"):
+        p = os.path.join(base, spec["treated_lesion"])
+        sources.append(p)
+        treated = read_mask(p, ref, what="treated lesion mask")
+    elif tps[0].lesion is not None:
+        treated = tps[0].lesion
+    boundaries, bsrc = _read_boundaries(spec.get("boundaries"), base, ref)
+    sources += bsrc
+    dose = None
+    if spec.get("dose"):
+        d = spec["dose"]
+        if "path" not in d:
+            raise ValueError(f"manifest '{path}': 'dose' needs a 'path'")
+        p = os.path.join(base, d["path"])
+        sources.append(p)
+        rx = d.get("prescription_gy")
+        img = read_image(p, prescription_gy=rx)
+        if rx is None:
+            raise ValueError(f"manifest '{path}': 'dose' needs 'prescription_gy'")
+        dose = Dose(image=sitk.Cast(img, sitk.sitkFloat32), prescription_gy=float(rx),
+                    fractions=int(d.get("fractions", 1)), date=_parse_date(d.get("date"), f"manifest '{path}' dose"),
+                    source=p)
+    meta = dict(spec.get("metadata") or {})
+    meta["_sources"] = sources
+    case = Case(id=str(spec.get("id", os.path.splitext(os.path.basename(path))[0])), timepoints=tps,
+                treated_lesion=treated, boundaries=boundaries, dose=dose,
+                registered=bool(spec.get("registered", True)), metadata=meta, manifest_path=path)
+    case.validate()
+    return case
+
+
+def save_case(case: Case, out_dir: str | os.PathLike, *, ext: str = ".nrrd", dose_path: str | None = None) -> str:
+    """Write a case as images + ``case.json`` into ``out_dir``; returns the manifest path.
+
+    ``dose_path`` names a dose file already written into ``out_dir`` (e.g. an RTDOSE); otherwise the dose is saved as
+    an image. Refuses to overwrite any file the case was read from.
+    """
+    out_dir = os.path.abspath(os.fspath(out_dir))
+    os.makedirs(out_dir, exist_ok=True)
+    protect = case.input_paths()
+
+    def write(img, name):
+        p = os.path.join(out_dir, name)
+        if os.path.abspath(p) in protect:
+            raise ValueError(f"refusing to overwrite input file '{p}'")
+        sitk.WriteImage(img, p, useCompression=True)
+        return name
+
+    tps = []
+    for tp in case.timepoints:
+        entry = {"label": tp.label, "date": tp.date.isoformat() if tp.date else None,
+                 "t1c": write(tp.t1c, f"{tp.label}_t1c{ext}")}
+        if tp.lesion is not None:
+            entry["lesion"] = write(tp.lesion, f"{tp.label}_lesion{ext}")
+        tps.append(entry)
+    spec = {"id": case.id, "timepoints": tps, "registered": case.registered}
+    if case.treated_lesion is not None:
+        spec["treated_lesion"] = write(case.treated_lesion, f"treated_lesion{ext}")
+    if case.boundaries:
+        spec["boundaries"] = {k: write(v, f"boundary_{k}{ext}") for k, v in case.boundaries.items()}
+    if case.dose is not None:
+        name = dose_path or write(case.dose.image, f"dose{ext}")
+        spec["dose"] = {"path": name, "prescription_gy": case.dose.prescription_gy,
+                        "fractions": case.dose.fractions,
+                        "date": case.dose.date.isoformat() if case.dose.date else None}
+    meta = {k: v for k, v in case.metadata.items() if not k.startswith("_")}
+    if meta:
+        spec["metadata"] = meta
+    manifest = os.path.join(out_dir, "case.json")
+    with open(manifest, "w", encoding="utf-8") as f:
+        json.dump(spec, f, indent=2)
+    return manifest
+
+
+def srs_frame_geometry(case: Case) -> str:
+    """One-line description of the planning frame (for logs and reports)."""
+    return geo.describe_grid(case.planning.t1c)

@@ -1,0 +1,386 @@
+"""Dose: per-region statistics and DVHs, isodose surfaces and lines, enclosed volumes.
+
+All dose images are Gy on their own grid (LPS). Regions are :class:`structures.Structure` objects (planar contours,
+closed surfaces or masks). Statistics sample the dose **trilinearly** at sub-voxel points of the region, so small
+SRS targets are sized from their contours, not from whole dose voxels. Isodose surfaces are built in the dose
+grid's index space (flying edges → windowed-sinc smoothing → normals, as SlicerRT does) and returned in LPS mm.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+import SimpleITK as sitk
+import vtk
+from vtk.util import numpy_support
+
+from . import geometry as geo
+from .structures import Structure, rasterize, subgrid_around
+
+DEFAULT_VX_GY = (5.0, 10.0, 12.0, 20.0)
+DEFAULT_DX_PCT = (2.0, 50.0, 95.0, 98.0)
+OUTSIDE = -1.0          # sentinel for samples outside the dose grid (dose itself is never negative)
+
+#: Isodose colours by level relative to prescription (high → low), in the red-to-blue order SlicerRT users know.
+ISODOSE_COLOURS = [(1.00, 0.00, 0.00), (1.00, 0.50, 0.00), (1.00, 1.00, 0.00), (0.00, 0.80, 0.00),
+                   (0.00, 0.80, 0.80), (0.00, 0.35, 1.00), (0.55, 0.25, 0.85)]
+
+
+@dataclasses.dataclass
+class DoseStats:
+    """Dose in one region. Volumes in cm³, doses in Gy; ``dvh_*`` is the cumulative DVH."""
+    name: str
+    volume_cc: float
+    min_gy: float
+    mean_gy: float
+    max_gy: float
+    dx_gy: dict                     # {95.0: D95 in Gy, ...}: dose received by at least x % of the volume
+    vx_cc: dict                     # {12.0: V12 in cm³, ...}
+    vx_pct: dict
+    dvh_dose_gy: np.ndarray
+    dvh_volume_cc: np.ndarray
+    samples: int
+    sample_volume_mm3: float
+    warnings: list = dataclasses.field(default_factory=list)
+
+    def d_cc(self, cc: float) -> float:
+        """Minimum dose to the hottest ``cc`` cm³ (e.g. D2cc)."""
+        return float(np.interp(-cc, -self.dvh_volume_cc, self.dvh_dose_gy))
+
+    def row(self, vx=DEFAULT_VX_GY) -> dict:
+        r = {"structure": self.name, "volume_cc": self.volume_cc, "min_gy": self.min_gy, "mean_gy": self.mean_gy,
+             "max_gy": self.max_gy, "d95_gy": self.dx_gy.get(95.0), "d2_gy": self.dx_gy.get(2.0),
+             "v10_cc": self.vx_cc.get(10.0), "v12_cc": self.vx_cc.get(12.0),
+             "d50_gy": self.dx_gy.get(50.0), "d98_gy": self.dx_gy.get(98.0)}
+        for x in vx:
+            r.setdefault(f"v{x:g}_cc", self.vx_cc.get(x))
+            r[f"v{x:g}_pct"] = self.vx_pct.get(x)
+        r["samples"] = self.samples
+        r["sample_volume_mm3"] = self.sample_volume_mm3
+        r["warnings"] = "; ".join(self.warnings)
+        return r
+
+    def summary(self) -> dict:
+        return {"volume_cc": self.volume_cc, "min_gy": self.min_gy, "mean_gy": self.mean_gy, "max_gy": self.max_gy,
+                **{f"d{k:g}_gy": v for k, v in self.dx_gy.items()}, **{f"v{k:g}_cc": v for k, v in self.vx_cc.items()}}
+
+
+def validate_dose(dose: sitk.Image, what: str = "dose") -> None:
+    """Clear errors for doses no statistic should be computed on."""
+    arr = sitk.GetArrayViewFromImage(dose)
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{what} contains NaN or infinite values")
+    if arr.min() < -1e-6:
+        raise ValueError(f"{what} has negative values (min {float(arr.min()):g} Gy); dose must be >= 0")
+
+
+def stats_from_samples(name: str, doses: np.ndarray, sample_volume_mm3: float, *, vx=DEFAULT_VX_GY,
+                       dx=DEFAULT_DX_PCT, bin_gy: float = 0.01, warnings=None) -> DoseStats:
+    """Statistics from equally weighted dose samples (Gy), each standing for ``sample_volume_mm3``."""
+    d = np.sort(np.asarray(doses, dtype=np.float64))
+    n = d.size
+    if n == 0:
+        raise ValueError(f"structure '{name}' is empty: no volume to compute dose statistics on")
+    vol_cc = n * sample_volume_mm3 / 1000.0
+    # Dx: the dose that x % of the volume receives at least = the (100 - x) percentile.
+    dxs = {float(x): float(np.percentile(d, 100.0 - x)) for x in dx}
+    vxc = {float(x): float((n - np.searchsorted(d, x, side="left")) * sample_volume_mm3 / 1000.0) for x in vx}
+    vxp = {k: 100.0 * v / vol_cc for k, v in vxc.items()}
+    edges = np.arange(0.0, d[-1] + bin_gy, bin_gy)
+    cum = (n - np.searchsorted(d, edges, side="left")) * sample_volume_mm3 / 1000.0
+    return DoseStats(name=name, volume_cc=vol_cc, min_gy=float(d[0]), mean_gy=float(d.mean()), max_gy=float(d[-1]),
+                     dx_gy=dxs, vx_cc=vxc, vx_pct=vxp, dvh_dose_gy=edges, dvh_volume_cc=cum, samples=n,
+                     sample_volume_mm3=sample_volume_mm3, warnings=list(warnings or []))
+
+
+def auto_oversample(sub_grid: sitk.Image, target_samples: float = 3e5, max_factor: int = 8) -> int:
+    """Sub-voxel factor so a region's box holds about ``target_samples`` points (small targets → finer)."""
+    n = float(np.prod(sub_grid.GetSize()))
+    return int(min(max(math.ceil((target_samples / max(n, 1.0)) ** (1.0 / 3.0)), 1), max_factor))
+
+
+def sample_dose_in(dose: sitk.Image, structure: Structure, grid: sitk.Image | None = None,
+                   oversample: int | None = None) -> tuple[np.ndarray, float, list]:
+    """Dose samples (Gy) at the sub-voxel points of ``structure`` on ``grid`` (default: the dose grid).
+
+    Returns (samples, volume per sample in mm³, warnings). Points outside the dose grid are dropped with a
+    warning; a region entirely outside the dose grid is an error.
+    """
+    grid = grid if grid is not None else dose
+    if structure.is_empty:
+        raise ValueError(f"structure '{structure.name}' is empty: no volume to compute dose statistics on")
+    sub, _ = subgrid_around(structure, grid)
+    f = oversample or auto_oversample(sub)
+    fine = geo.refined_grid(sub, f)
+    mask = rasterize(structure, fine)
+    if not mask.any():
+        raise ValueError(f"structure '{structure.name}' covers no sample point of the grid "
+                         f"{geo.describe_grid(grid)}")
+    sampled = sitk.Resample(sitk.Cast(dose, sitk.sitkFloat32), fine, sitk.Transform(), sitk.sitkLinear, OUTSIDE,
+                            sitk.sitkFloat32)
+    values = geo.array_view(sampled)[mask]
+    outside = values < 0
+    warnings = []
+    if outside.all():
+        raise ValueError(f"the dose grid does not overlap structure '{structure.name}' "
+                         f"(dose {geo.describe_grid(dose)})")
+    if outside.any():
+        warnings.append(f"{100.0 * outside.mean():.1f}% of '{structure.name}' lies outside the dose grid and was "
+                        "left out")
+        values = values[~outside]
+    return values, geo.voxel_volume_mm3(fine), warnings
+
+
+def structure_stats(dose: sitk.Image, structure: Structure, *, grid: sitk.Image | None = None,
+                    oversample: int | None = None, vx=DEFAULT_VX_GY, dx=DEFAULT_DX_PCT) -> DoseStats:
+    """Dose statistics and cumulative DVH of a structure (contours, surface or mask)."""
+    validate_dose(dose)
+    if structure.mask is not None and grid is None:
+        grid = structure.mask
+        if oversample is None:
+            # A mask finer than the dose grid is sampled as is; a coarser one is refined to the dose resolution.
+            ratio = max(structure.mask.GetSpacing()) / min(dose.GetSpacing())
+            oversample = max(1, int(math.ceil(ratio - 1e-6)))
+    values, vvol, warnings = sample_dose_in(dose, structure, grid, oversample)
+    return stats_from_samples(structure.name, values, vvol, vx=vx, dx=dx, warnings=warnings)
+
+
+def mask_stats(dose: sitk.Image, mask: sitk.Image, name: str = "mask", **kw) -> DoseStats:
+    """Dose statistics of a binary mask image (any grid; it keeps its own geometry)."""
+    return structure_stats(dose, Structure(name=name, mask=sitk.Cast(mask > 0, sitk.sitkUInt8)), **kw)
+
+
+def dose_on_grid(dose: sitk.Image, reference: sitk.Image, transform: sitk.Transform | None = None) -> sitk.Image:
+    """Dose (Gy) trilinearly resampled onto ``reference``; outside the dose grid = 0 Gy.
+
+    ``transform`` maps reference-frame points to the dose (planning) frame, e.g. a follow-up-to-planning
+    registration.
+    """
+    return sitk.Resample(sitk.Cast(dose, sitk.sitkFloat32), reference, transform or sitk.Transform(),
+                         sitk.sitkLinear, 0.0, sitk.sitkFloat32)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Isodose
+# ----------------------------------------------------------------------------------------------------------------
+
+def parse_levels(text: str, prescription_gy: float | None = None) -> list[float]:
+    """'20,15,12,10' (Gy) or '100%,75%,50%' (of prescription) → levels in Gy, highest first."""
+    out = []
+    for tok in str(text).split(","):
+        tok = tok.strip()
+        if not tok:
+            continue
+        if tok.endswith("%"):
+            if not prescription_gy:
+                raise ValueError(f"isodose level '{tok}' is relative: give the prescription dose")
+            value = float(tok[:-1]) / 100.0 * prescription_gy
+        else:
+            value = float(tok.lower().removesuffix("gy"))
+        if value <= 0:
+            raise ValueError(f"isodose level '{tok}' must be positive")
+        out.append(value)
+    if not out:
+        raise ValueError("no isodose levels given")
+    return sorted(set(out), reverse=True)
+
+
+def default_levels(prescription_gy: float) -> list[float]:
+    """SRS-style default set: prescription, 15, 12, 10, 5 Gy (those below the prescription), highest first."""
+    levels = {float(prescription_gy)} | {v for v in (15.0, 12.0, 10.0, 5.0) if v < prescription_gy}
+    return sorted(levels, reverse=True)
+
+
+def level_colour(level_gy: float, prescription_gy: float | None) -> tuple:
+    """Colour of an isodose level: by its fraction of the prescription (≥100 % red … ≤25 % violet)."""
+    if not prescription_gy:
+        return ISODOSE_COLOURS[0]
+    frac = level_gy / prescription_gy
+    steps = [1.0, 0.75, 0.6, 0.5, 0.4, 0.25]
+    for i, s in enumerate(steps):
+        if frac >= s - 1e-9:
+            return ISODOSE_COLOURS[i]
+    return ISODOSE_COLOURS[-1]
+
+
+def _vtk_image_index_space(image: sitk.Image, pad: int = 1) -> vtk.vtkImageData:
+    """vtkImageData of ``image`` in index space (origin = -pad, spacing 1), zero-padded so surfaces close."""
+    arr = sitk.GetArrayFromImage(sitk.Cast(image, sitk.sitkFloat32))   # (k, j, i)
+    if pad:
+        arr = np.pad(arr, pad, mode="constant", constant_values=0.0)
+    vimg = vtk.vtkImageData()
+    vimg.SetDimensions(arr.shape[2], arr.shape[1], arr.shape[0])
+    vimg.SetOrigin(-pad, -pad, -pad)
+    vimg.SetSpacing(1, 1, 1)
+    vimg.GetPointData().SetScalars(numpy_support.numpy_to_vtk(arr.ravel(), deep=True, array_type=vtk.VTK_FLOAT))
+    return vimg
+
+
+def _matrix_to_vtk(m: np.ndarray) -> vtk.vtkMatrix4x4:
+    vm = vtk.vtkMatrix4x4()
+    for r in range(4):
+        for c in range(4):
+            vm.SetElement(r, c, float(m[r, c]))
+    return vm
+
+
+def isodose_surface(dose: sitk.Image, level_gy: float, *, smoothing_iterations: int = 2,
+                    pass_band: float = 0.1, close_at_border: bool = True) -> vtk.vtkPolyData:
+    """Surface of dose = ``level_gy`` in LPS mm (empty polydata when the level is never reached).
+
+    ``close_at_border``: pad the grid with 0 Gy so a level reaching the grid's edge still gives a closed surface
+    whose enclosed volume is right. SlicerRT does not pad (its surfaces are open there).
+    """
+    vimg = _vtk_image_index_space(dose, pad=1 if close_at_border else 0)
+    fe = vtk.vtkFlyingEdges3D()
+    fe.SetInputData(vimg)
+    fe.SetValue(0, float(level_gy))
+    fe.ComputeNormalsOff()
+    fe.ComputeGradientsOff()
+    tri = vtk.vtkTriangleFilter()
+    tri.SetInputConnection(fe.GetOutputPort())
+    last = tri
+    if smoothing_iterations > 0:
+        sm = vtk.vtkWindowedSincPolyDataFilter()
+        sm.SetInputConnection(tri.GetOutputPort())
+        sm.SetNumberOfIterations(smoothing_iterations)
+        sm.SetPassBand(pass_band)
+        sm.BoundarySmoothingOff()
+        sm.FeatureEdgeSmoothingOff()
+        sm.NonManifoldSmoothingOn()
+        sm.NormalizeCoordinatesOn()
+        last = sm
+    tf = vtk.vtkTransform()
+    tf.SetMatrix(_matrix_to_vtk(geo.ijk_to_lps(dose)))
+    tpd = vtk.vtkTransformPolyDataFilter()
+    tpd.SetInputConnection(last.GetOutputPort())
+    tpd.SetTransform(tf)
+    normals = vtk.vtkPolyDataNormals()
+    normals.SetInputConnection(tpd.GetOutputPort())
+    normals.ConsistencyOn()
+    normals.AutoOrientNormalsOn()
+    normals.SplittingOff()
+    normals.Update()
+    out = vtk.vtkPolyData()
+    out.DeepCopy(normals.GetOutput())
+    return out
+
+
+def surface_volume_cc(surface: vtk.vtkPolyData) -> float:
+    """Volume enclosed by a closed triangulated surface (mm → cm³)."""
+    if surface.GetNumberOfPolys() == 0:
+        return 0.0
+    mp = vtk.vtkMassProperties()
+    mp.SetInputData(surface)
+    mp.Update()
+    return abs(mp.GetVolume()) / 1000.0
+
+
+def volume_above(dose: sitk.Image, level_gy: float, region: Structure | sitk.Image | None = None, *,
+                 oversample: int = 2) -> float:
+    """Volume (cm³) receiving ≥ ``level_gy``, overall or inside ``region`` (trilinear sub-voxel sampling)."""
+    if region is None:
+        fine = geo.refined_grid(dose, oversample) if oversample > 1 else dose
+        vals = geo.array_view(sitk.Resample(sitk.Cast(dose, sitk.sitkFloat32), fine, sitk.Transform(),
+                                            sitk.sitkLinear, 0.0, sitk.sitkFloat32)) if oversample > 1 else \
+            geo.array_view(dose)
+        return float((vals >= level_gy).sum() * geo.voxel_volume_mm3(fine) / 1000.0)
+    if isinstance(region, sitk.Image):
+        region = Structure(name="region", mask=sitk.Cast(region > 0, sitk.sitkUInt8))
+    values, vvol, _ = sample_dose_in(dose, region, region.mask if region.mask is not None else None,
+                                     oversample if region.mask is None else None)
+    return float((values >= level_gy).sum() * vvol / 1000.0)
+
+
+@dataclasses.dataclass
+class IsodoseLevel:
+    level_gy: float
+    percent_of_prescription: float | None
+    colour: tuple
+    surface_lps: vtk.vtkPolyData
+    volume_cc: float                # enclosed by the surface
+
+
+def isodose_set(dose: sitk.Image, levels_gy, prescription_gy: float | None = None) -> list[IsodoseLevel]:
+    """One closed surface per level (highest first), with colour and enclosed volume."""
+    validate_dose(dose)
+    out = []
+    for lv in sorted(levels_gy, reverse=True):
+        surf = isodose_surface(dose, lv)
+        out.append(IsodoseLevel(level_gy=float(lv),
+                                percent_of_prescription=100.0 * lv / prescription_gy if prescription_gy else None,
+                                colour=level_colour(lv, prescription_gy), surface_lps=surf,
+                                volume_cc=surface_volume_cc(surf)))
+    return out
+
+
+def cut_surface(surface_lps: vtk.vtkPolyData, origin_lps, normal_lps) -> list[np.ndarray]:
+    """Intersection lines of a surface with a plane (LPS), as a list of (N, 3) polylines: isodose lines."""
+    if surface_lps.GetNumberOfPoints() == 0:
+        return []
+    plane = vtk.vtkPlane()
+    plane.SetOrigin(*[float(v) for v in origin_lps])
+    plane.SetNormal(*[float(v) for v in normal_lps])
+    cutter = vtk.vtkCutter()
+    cutter.SetInputData(surface_lps)
+    cutter.SetCutFunction(plane)
+    stripper = vtk.vtkStripper()
+    stripper.SetInputConnection(cutter.GetOutputPort())
+    stripper.JoinContiguousSegmentsOn()
+    stripper.Update()
+    pd = stripper.GetOutput()
+    if pd.GetNumberOfPoints() == 0:
+        return []
+    pts = numpy_support.vtk_to_numpy(pd.GetPoints().GetData()).astype(float)
+    lines = pd.GetLines()
+    ids = numpy_support.vtk_to_numpy(lines.GetConnectivityArray())
+    offs = numpy_support.vtk_to_numpy(lines.GetOffsetsArray())
+    return [pts[ids[a:b]] for a, b in zip(offs[:-1], offs[1:]) if b - a >= 2]
+
+
+def contour_lines_on_slice(dose: sitk.Image, level_gy: float, slice_grid: sitk.Image,
+                           transform: sitk.Transform | None = None) -> list[np.ndarray]:
+    """Isodose lines of ``level_gy`` on a single-slice grid (any orientation), in that slice's (i, j) pixel units.
+
+    ``slice_grid`` is a 3D image with size 1 along k (e.g. one axial or coronal plane of an MRI);
+    ``transform`` maps its points into the dose frame. Used for report images and checks.
+    """
+    if slice_grid.GetSize()[2] != 1:
+        raise ValueError("slice_grid must have exactly one slice")
+    plane = geo.array_view(dose_on_grid(dose, slice_grid, transform))[:, :, 0]    # (i, j)
+    vimg = vtk.vtkImageData()
+    vimg.SetDimensions(plane.shape[0], plane.shape[1], 1)
+    vimg.GetPointData().SetScalars(numpy_support.numpy_to_vtk(np.ascontiguousarray(plane.T).ravel(), deep=True,
+                                                              array_type=vtk.VTK_FLOAT))
+    fe = vtk.vtkFlyingEdges2D()
+    fe.SetInputData(vimg)
+    fe.SetValue(0, float(level_gy))
+    stripper = vtk.vtkStripper()
+    stripper.SetInputConnection(fe.GetOutputPort())
+    stripper.JoinContiguousSegmentsOn()
+    stripper.Update()
+    pd = stripper.GetOutput()
+    if pd.GetNumberOfPoints() == 0:
+        return []
+    pts = numpy_support.vtk_to_numpy(pd.GetPoints().GetData())[:, :2].astype(float)
+    lines = pd.GetLines()
+    ids = numpy_support.vtk_to_numpy(lines.GetConnectivityArray())
+    offs = numpy_support.vtk_to_numpy(lines.GetOffsetsArray())
+    return [pts[ids[a:b]] for a, b in zip(offs[:-1], offs[1:]) if b - a >= 2]
+
+
+def write_surface(surface: vtk.vtkPolyData, path: str, *, ras: bool = False) -> None:
+    """Write a surface as legacy .vtk (LPS by default; ``ras=True`` flips it for Slicer's model files)."""
+    pd = surface
+    if ras:
+        pd = vtk.vtkPolyData()
+        pd.DeepCopy(surface)
+        if pd.GetNumberOfPoints():
+            pts = numpy_support.vtk_to_numpy(pd.GetPoints().GetData()).astype(float)
+            pd.GetPoints().SetData(numpy_support.numpy_to_vtk(geo.ras_from_lps(pts), deep=True))
+    w = vtk.vtkPolyDataWriter()
+    w.SetFileName(path)
+    w.SetInputData(pd)
+    w.SetFileVersion(42)
+    w.Write()

@@ -1,0 +1,200 @@
+"""Image geometry: the one place where RAS and LPS meet, plus grid comparisons and resampling.
+
+Frames
+------
+* Every ``SimpleITK.Image`` in this package is in **LPS** (ITK's patient frame, DICOM's patient frame):
+  +x = patient Left, +y = Posterior, +z = Superior, millimetres.
+* 3D Slicer (MRML, ``.seg.vtm`` files, ``centroid_ras`` in findings) uses **RAS**: +x = patient Right,
+  +y = Anterior, +z = Superior. RAS = diag(-1, -1, 1) · LPS.
+* ``ras_from_lps`` / ``lps_from_ras`` below are the only functions that flip axes. Every other module calls them.
+"""
+from __future__ import annotations
+
+import numpy as np
+import SimpleITK as sitk
+
+#: diag(-1, -1, 1): maps LPS to RAS and back (it is its own inverse).
+LPS_RAS_FLIP = np.diag([-1.0, -1.0, 1.0])
+
+
+def ras_from_lps(points_lps) -> np.ndarray:
+    """Points (…, 3) in LPS mm → RAS mm."""
+    return np.asarray(points_lps, dtype=float) * np.array([-1.0, -1.0, 1.0])
+
+
+def lps_from_ras(points_ras) -> np.ndarray:
+    """Points (…, 3) in RAS mm → LPS mm."""
+    return np.asarray(points_ras, dtype=float) * np.array([-1.0, -1.0, 1.0])
+
+
+def ras_from_lps_matrix(matrix_lps: np.ndarray) -> np.ndarray:
+    """A 4×4 matrix whose output is LPS (e.g. IJK→LPS) → the same matrix with RAS output (IJK→RAS)."""
+    flip = np.eye(4)
+    flip[:3, :3] = LPS_RAS_FLIP
+    return flip @ np.asarray(matrix_lps, dtype=float)
+
+
+def lps_from_ras_matrix(matrix_ras: np.ndarray) -> np.ndarray:
+    """Inverse of :func:`ras_from_lps_matrix` (the flip is its own inverse)."""
+    return ras_from_lps_matrix(matrix_ras)
+
+
+def ijk_to_lps(image: sitk.Image) -> np.ndarray:
+    """4×4 homogeneous matrix mapping voxel index (i, j, k) to LPS mm."""
+    direction = np.array(image.GetDirection(), dtype=float).reshape(3, 3)
+    spacing = np.array(image.GetSpacing(), dtype=float)
+    m = np.eye(4)
+    m[:3, :3] = direction * spacing[np.newaxis, :]
+    m[:3, 3] = image.GetOrigin()
+    return m
+
+
+def ijk_to_ras(image: sitk.Image) -> np.ndarray:
+    """4×4 matrix mapping voxel index (i, j, k) to RAS mm (what MRML calls IJKToRAS)."""
+    return ras_from_lps_matrix(ijk_to_lps(image))
+
+
+def set_geometry_from_ijk_to_lps(image: sitk.Image, matrix: np.ndarray) -> sitk.Image:
+    """Set origin/spacing/direction of ``image`` from a 4×4 IJK→LPS matrix (columns may be scaled)."""
+    m = np.asarray(matrix, dtype=float)
+    spacing = np.linalg.norm(m[:3, :3], axis=0)
+    if np.any(spacing <= 0):
+        raise ValueError("IJK-to-LPS matrix has a zero-length axis")
+    image.SetSpacing([float(s) for s in spacing])
+    image.SetDirection([float(v) for v in (m[:3, :3] / spacing).ravel()])
+    image.SetOrigin([float(v) for v in m[:3, 3]])
+    return image
+
+
+def index_to_lps(image: sitk.Image, ijk) -> np.ndarray:
+    """Continuous voxel indices (N, 3) in (i, j, k) order → LPS points (N, 3)."""
+    ijk = np.atleast_2d(np.asarray(ijk, dtype=float))
+    m = ijk_to_lps(image)
+    return ijk @ m[:3, :3].T + m[:3, 3]
+
+
+def lps_to_index(image: sitk.Image, points_lps) -> np.ndarray:
+    """LPS points (N, 3) → continuous voxel indices (i, j, k)."""
+    pts = np.atleast_2d(np.asarray(points_lps, dtype=float))
+    m = ijk_to_lps(image)
+    return (pts - m[:3, 3]) @ np.linalg.inv(m[:3, :3]).T
+
+
+def array_view(image: sitk.Image) -> np.ndarray:
+    """Voxel array in (i, j, k) index order, i.e. ``array[i, j, k]`` is voxel (i, j, k).
+
+    SimpleITK's own ``GetArrayFromImage`` returns (k, j, i); code here works in (i, j, k) so that index
+    arithmetic matches :func:`ijk_to_lps` without mental transposes. Returns a copy.
+    """
+    return np.ascontiguousarray(sitk.GetArrayFromImage(image).transpose(2, 1, 0))
+
+
+def image_from_array(array_ijk: np.ndarray, reference: sitk.Image | None = None, *,
+                     ijk_to_lps_matrix: np.ndarray | None = None) -> sitk.Image:
+    """(i, j, k) array → SimpleITK image with the geometry of ``reference`` or of a 4×4 IJK→LPS matrix."""
+    arr = np.asarray(array_ijk)
+    if arr.dtype == bool:
+        arr = arr.astype(np.uint8)
+    img = sitk.GetImageFromArray(np.ascontiguousarray(arr.transpose(2, 1, 0)))
+    if reference is not None:
+        if tuple(reference.GetSize()) != arr.shape:
+            raise ValueError(f"array shape {arr.shape} does not match the reference grid {reference.GetSize()}")
+        img.CopyInformation(reference)
+    elif ijk_to_lps_matrix is not None:
+        set_geometry_from_ijk_to_lps(img, ijk_to_lps_matrix)
+    return img
+
+
+def corners_lps(image: sitk.Image) -> np.ndarray:
+    """The 8 outer corners (voxel edges, not centres) of the image in LPS, shape (8, 3)."""
+    size = np.array(image.GetSize(), dtype=float)
+    lo, hi = -0.5 * np.ones(3), size - 0.5
+    idx = np.array([[x, y, z] for x in (lo[0], hi[0]) for y in (lo[1], hi[1]) for z in (lo[2], hi[2])])
+    return index_to_lps(image, idx)
+
+
+def bounds_lps(image: sitk.Image) -> tuple[np.ndarray, np.ndarray]:
+    """Axis-aligned LPS bounding box (min, max) of the image's extent, mm."""
+    c = corners_lps(image)
+    return c.min(axis=0), c.max(axis=0)
+
+
+def overlap_fraction(image: sitk.Image, other: sitk.Image) -> float:
+    """Fraction of ``image``'s axis-aligned LPS box that lies inside ``other``'s box (0 … 1)."""
+    a0, a1 = bounds_lps(image)
+    b0, b1 = bounds_lps(other)
+    inter = np.clip(np.minimum(a1, b1) - np.maximum(a0, b0), 0, None)
+    vol = np.prod(a1 - a0)
+    return float(np.prod(inter) / vol) if vol > 0 else 0.0
+
+
+def same_grid(a: sitk.Image, b: sitk.Image, tol_mm: float = 1e-3) -> bool:
+    """True when both images sample exactly the same voxel centres (size, origin, spacing, direction)."""
+    if tuple(a.GetSize()) != tuple(b.GetSize()):
+        return False
+    return bool(np.allclose(ijk_to_lps(a), ijk_to_lps(b), atol=tol_mm))
+
+
+def describe_grid(image: sitk.Image) -> str:
+    """Short human-readable description for error messages."""
+    sp = ", ".join(f"{s:g}" for s in image.GetSpacing())
+    org = ", ".join(f"{o:.1f}" for o in image.GetOrigin())
+    return f"{image.GetSize()} voxels of ({sp}) mm at LPS origin ({org})"
+
+
+def resample(image: sitk.Image, reference: sitk.Image, *, linear: bool = True,
+             transform: sitk.Transform | None = None, default: float = 0.0) -> sitk.Image:
+    """Resample ``image`` onto ``reference``'s grid (LPS physical space), optionally through ``transform``.
+
+    ``transform`` maps points of the reference frame to the image frame (ITK's resampling convention).
+    """
+    interp = sitk.sitkLinear if linear else sitk.sitkNearestNeighbor
+    return sitk.Resample(image, reference, transform or sitk.Transform(), interp, default, image.GetPixelID())
+
+
+def voxel_volume_mm3(image: sitk.Image) -> float:
+    """Volume of one voxel in mm³ (|det| of the scaled direction matrix)."""
+    return float(abs(np.linalg.det(ijk_to_lps(image)[:3, :3])))
+
+
+def refined_grid(reference: sitk.Image, factor: int, pixel_type=sitk.sitkUInt8) -> sitk.Image:
+    """An empty grid that splits each voxel of ``reference`` into factor³ sub-voxels (same direction, same extent)."""
+    factor = int(factor)
+    spacing = np.array(reference.GetSpacing()) / factor
+    size = [int(s) * factor for s in reference.GetSize()]
+    # The first sub-voxel centre sits half a sub-voxel inside the reference voxel's lower edge.
+    first = -0.5 + 0.5 / factor
+    origin = index_to_lps(reference, [[first, first, first]])[0]
+    out = sitk.Image(size, pixel_type)
+    out.SetSpacing([float(s) for s in spacing])
+    out.SetDirection(reference.GetDirection())
+    out.SetOrigin([float(o) for o in origin])
+    return out
+
+
+def block_mean(array_ijk: np.ndarray, factor: int) -> np.ndarray:
+    """Average non-overlapping factor³ blocks of an (i, j, k) array (inverse of :func:`refined_grid`)."""
+    f = int(factor)
+    if f == 1:
+        return array_ijk.astype(np.float32)
+    ni, nj, nk = (s // f for s in array_ijk.shape)
+    a = array_ijk[: ni * f, : nj * f, : nk * f].astype(np.float32)
+    return a.reshape(ni, f, nj, f, nk, f).mean(axis=(1, 3, 5))
+
+
+def crop_box(mask_ijk: np.ndarray, margin: int = 0) -> tuple[slice, slice, slice] | None:
+    """Index box (slices) around the non-zero voxels of an (i, j, k) array, grown by ``margin`` voxels."""
+    nz = np.nonzero(mask_ijk)
+    if len(nz[0]) == 0:
+        return None
+    return tuple(slice(max(int(a.min()) - margin, 0), min(int(a.max()) + margin + 1, s))
+                 for a, s in zip(nz, mask_ijk.shape))
+
+
+def centroid_lps(mask: sitk.Image) -> np.ndarray:
+    """Centroid of the non-zero voxels of a mask, LPS mm. Raises ValueError on an empty mask."""
+    arr = array_view(mask)
+    idx = np.argwhere(arr > 0)
+    if idx.size == 0:
+        raise ValueError("empty mask has no centroid")
+    return index_to_lps(mask, idx.mean(axis=0, keepdims=True))[0]

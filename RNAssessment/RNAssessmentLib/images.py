@@ -1,0 +1,124 @@
+"""Reading and writing images with their geometry (SimpleITK, LPS), and checks that inputs fit together.
+
+Formats: NRRD, NIfTI (.nii, .nii.gz), MetaImage (.mha/.mhd), a folder holding one DICOM MR/CT series, and a DICOM
+RTDOSE file (read with :mod:`rtdose` so that DoseGridScaling is applied). Every failure names the file.
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import SimpleITK as sitk
+
+from . import geometry as geo
+from .rtdose import read_rtdose
+
+IMAGE_SUFFIXES = (".nrrd", ".nhdr", ".nii", ".nii.gz", ".mha", ".mhd")
+
+
+def is_dicom_file(path: str) -> bool:
+    try:
+        with open(path, "rb") as f:
+            f.seek(128)
+            return f.read(4) == b"DICM"
+    except OSError:
+        return False
+
+
+def read_dicom_series(folder: str) -> sitk.Image:
+    """The (single) DICOM series in ``folder``; more than one series is an error naming their UIDs."""
+    ids = sitk.ImageSeriesReader.GetGDCMSeriesIDs(folder)
+    if not ids:
+        raise ValueError(f"image '{folder}': no DICOM image series in this folder")
+    if len(ids) > 1:
+        raise ValueError(f"image '{folder}': {len(ids)} DICOM series found ({', '.join(ids)}); "
+                         "give the folder of one series")
+    files = sitk.ImageSeriesReader.GetGDCMSeriesFileNames(folder, ids[0])
+    reader = sitk.ImageSeriesReader()
+    reader.SetFileNames(files)
+    reader.MetaDataDictionaryArrayUpdateOn()
+    reader.LoadPrivateTagsOff()
+    try:
+        img = reader.Execute()
+    except RuntimeError as exc:
+        raise ValueError(f"image '{folder}': DICOM series unreadable ({str(exc).strip().splitlines()[-1]})") from None
+    return img
+
+
+def read_image(path: str | os.PathLike, *, prescription_gy: float | None = None) -> sitk.Image:
+    """Read a 3D scalar image. RTDOSE files come back in Gy (see :func:`rtdose.read_rtdose`)."""
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise ValueError(f"image '{path}': file not found")
+    if os.path.isdir(path):
+        img = read_dicom_series(path)
+    elif is_dicom_file(path) or path.lower().endswith(".dcm"):
+        import pydicom
+        try:
+            modality = pydicom.dcmread(path, stop_before_pixels=True).get("Modality", "")
+        except Exception as exc:
+            raise ValueError(f"image '{path}': not a readable DICOM file ({exc})") from None
+        if modality == "RTDOSE":
+            return read_rtdose(path, prescription_gy)[0]
+        try:
+            img = sitk.ReadImage(path)
+        except RuntimeError as exc:
+            raise ValueError(f"image '{path}': unreadable DICOM ({str(exc).strip().splitlines()[-1]})") from None
+    else:
+        try:
+            img = sitk.ReadImage(path)
+        except RuntimeError as exc:
+            msg = str(exc).strip().splitlines()[-1] if str(exc).strip() else "unknown error"
+            raise ValueError(f"image '{path}': unreadable ({msg})") from None
+    if img.GetDimension() != 3:
+        raise ValueError(f"image '{path}': expected a 3D image, got {img.GetDimension()}D")
+    if img.GetNumberOfComponentsPerPixel() != 1:
+        raise ValueError(f"image '{path}': expected a scalar image, got "
+                         f"{img.GetNumberOfComponentsPerPixel()} components per voxel")
+    return img
+
+
+def write_image(image: sitk.Image, path: str | os.PathLike, *, protect: tuple = ()) -> None:
+    """Write an image, refusing to overwrite any path in ``protect`` (the user's inputs)."""
+    path = os.fspath(path)
+    if any(os.path.exists(p) and os.path.samefile(path, p) for p in protect if os.path.exists(path)):
+        raise ValueError(f"refusing to overwrite input file '{path}'")
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    sitk.WriteImage(image, path, useCompression=True)
+
+
+def read_mask(path: str | os.PathLike, reference: sitk.Image, *, what: str = "mask") -> sitk.Image:
+    """A binary mask (any non-zero label, or the union of a .seg.nrrd's segments) on ``reference``'s grid.
+
+    A mask on another grid is an error: silently resampling a user's segmentation would hide a wrong file pairing.
+    """
+    path = os.fspath(path)
+    if path.lower().endswith(".seg.nrrd"):
+        from .structures import read_seg_nrrd
+        segs = read_seg_nrrd(path)
+        img = segs[0].mask
+        for s in segs[1:]:
+            img = sitk.Or(img, s.mask)
+    else:
+        img = read_image(path)
+    check_same_grid(img, reference, f"{what} '{path}'")
+    return sitk.Cast(img != 0, sitk.sitkUInt8)
+
+
+def check_same_grid(image: sitk.Image, reference: sitk.Image, what: str) -> None:
+    if not geo.same_grid(image, reference, tol_mm=1e-2):
+        raise ValueError(f"{what} is on a different grid than its image: {geo.describe_grid(image)} vs "
+                         f"{geo.describe_grid(reference)}")
+
+
+def check_overlap(dose: sitk.Image, image: sitk.Image, what: str, minimum: float = 0.01) -> float:
+    """Fraction of ``image``'s box covered by ``dose``'s box; error when they barely overlap (wrong frame)."""
+    frac = geo.overlap_fraction(image, dose)
+    if frac < minimum:
+        b0, b1 = geo.bounds_lps(dose)
+        c0, c1 = geo.bounds_lps(image)
+        raise ValueError(f"{what}: the dose grid does not overlap the image (dose LPS box "
+                         f"{np.round(b0, 1).tolist()}–{np.round(b1, 1).tolist()} mm, image box "
+                         f"{np.round(c0, 1).tolist()}–{np.round(c1, 1).tolist()} mm); "
+                         "check the registration or the frame of reference")
+    return frac
