@@ -110,7 +110,8 @@ def sample_dose_in(dose: sitk.Image, structure: Structure, grid: sitk.Image | No
     grid = grid if grid is not None else dose
     if structure.is_empty:
         raise ValueError(f"structure '{structure.name}' is empty: no volume to compute dose statistics on")
-    sub, _ = subgrid_around(structure, grid)
+    # Not clipped to the grid: samples beyond the dose grid must be counted (and reported), not silently lost.
+    sub, _ = subgrid_around(structure, grid, clip=False)
     f = oversample or auto_oversample(sub)
     fine = geo.refined_grid(sub, f)
     mask = rasterize(structure, fine)

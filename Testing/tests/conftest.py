@@ -1,0 +1,30 @@
+"""Shared fixtures: paths to the reference data in ../shared/data and rendered phantom scenarios."""
+import os
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SHARED = os.path.normpath(os.path.join(ROOT, "..", "shared", "data"))
+PROSTATE = os.path.join(SHARED, "slicerrt-eclipse-prostate")
+DICOMPYLER = os.path.join(SHARED, "dicompyler-example")
+
+
+def shared(*parts):
+    path = os.path.join(SHARED, *parts)
+    if not os.path.exists(path):
+        pytest.fail(f"reference data missing: {path} (tests expect ../shared/data beside the checkout)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def rendered():
+    """Rendered scenarios, cached per session (rendering one costs a few seconds)."""
+    from RNAssessmentLib import phantom, scenarios
+    cache = {}
+
+    def get(name, misalign=True):
+        key = (name, misalign)
+        if key not in cache:
+            cache[key] = phantom.render_scenario(scenarios.get_scenario(name, misalign))
+        return cache[key]
+    return get
