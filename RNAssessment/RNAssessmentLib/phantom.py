@@ -15,7 +15,7 @@ volume. Lesions are irregular ring- or solid-enhancing blobs restricted to the a
 
 Dose model: planned on the SRS image, target = treated lesion + 1 mm; prescription at the target margin, up to
 125 % inside; outside, a double exponential in the distance d (mm) from the margin that ignores anatomy
-(SRS: 0.8·e^(−d/6) + 0.2·e^(−d/25): ≈51 % at 5 mm, ≈28 % at 10 mm).
+(SRS: 0.8·e^(−d/6.5) + 0.2·e^(−d/25): ≈53 % at 5 mm, ≈31 % at 10 mm).
 """
 from __future__ import annotations
 
@@ -286,7 +286,7 @@ class Scenario:
     timepoints: list
     expected: list                              # expected findings (ground truth, see module docstring)
     cavity: tuple | None = None                 # (centre, radius) of a resection cavity (CSF)
-    dose_falloff_mm: tuple = (6.0, 25.0)
+    dose_falloff_mm: tuple = (6.5, 25.0)
     description: str = ""
     head_tilt: tuple = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
 
@@ -466,7 +466,7 @@ def midsagittal_plane(pose) -> dict:
 SRS_DATE = _dt.date(2024, 3, 4)
 
 
-def srs_dose(target_mask: sitk.Image, prescription_gy: float, falloff_mm=(6.0, 25.0),
+def srs_dose(target_mask: sitk.Image, prescription_gy: float, falloff_mm=(6.5, 25.0),
              spacing_mm: float = 2.0) -> sitk.Image:
     """Dose (Gy, float32) on its own grid (``spacing_mm``, offset from the MRI grid) around ``target_mask``.
 

@@ -1,0 +1,138 @@
+"""Case manifests: loading user data, and every bad input failing with a message that names the file."""
+import json
+import os
+import shutil
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+from RNAssessmentLib import geometry as geo
+from RNAssessmentLib.case import boundary_kind, load_manifest, save_case
+from RNAssessmentLib.demo import write_scenario
+from RNAssessmentLib.images import read_image
+from RNAssessmentLib.scenarios import get_scenario
+
+
+@pytest.fixture(scope="module")
+def demo_case(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo")
+    return write_scenario(get_scenario("tentorium_rn"), str(out))
+
+
+def test_demo_case_loads_with_rtdose_boundaries_and_truth(demo_case):
+    case = load_manifest(demo_case)
+    assert [t.label for t in case.timepoints] == ["t0", "t1", "t2"]
+    assert set(case.boundaries) == {"falx", "tentorium", "ventricles", "csf"}
+    assert case.dose.source.endswith("rtdose.dcm") and case.dose.prescription_gy == 20
+    assert float(sitk.GetArrayViewFromImage(case.dose.image).max()) == pytest.approx(24.5, abs=0.6)
+    assert case.days_since_srs(case.timepoints[2]) == 900
+    truth = json.load(open(os.path.join(os.path.dirname(demo_case), "truth", "truth.json")))
+    assert truth["expected"][0]["boundary"] == "tentorium"
+    assert truth["timepoints"]["t2"]["components"]["cerebellar"]["volume_mm3"] > 50
+
+
+def _copy_case(demo_case, tmp_path):
+    dst = tmp_path / "case"
+    shutil.copytree(os.path.dirname(demo_case), dst)
+    return dst, json.load(open(dst / "case.json"))
+
+
+def _write(dst, spec):
+    with open(dst / "case.json", "w") as f:
+        json.dump(spec, f)
+    return str(dst / "case.json")
+
+
+def test_missing_file_is_named(demo_case, tmp_path):
+    dst, spec = _copy_case(demo_case, tmp_path)
+    spec["timepoints"][1]["t1c"] = "nope.nrrd"
+    with pytest.raises(ValueError, match=r"nope\.nrrd.*not found"):
+        load_manifest(_write(dst, spec))
+
+
+def test_lesion_mask_on_another_grid_is_refused(demo_case, tmp_path):
+    dst, spec = _copy_case(demo_case, tmp_path)
+    m = read_image(str(dst / "t1_lesion.nrrd"))
+    small = sitk.RegionOfInterest(m, [50, 50, 50], [10, 10, 10])
+    sitk.WriteImage(small, str(dst / "small.nrrd"))
+    spec["timepoints"][1]["lesion"] = "small.nrrd"
+    with pytest.raises(ValueError, match="lesion mask of timepoint 't1'.*different grid"):
+        load_manifest(_write(dst, spec))
+
+
+def test_dose_not_overlapping_the_mri_is_refused(demo_case, tmp_path):
+    dst, spec = _copy_case(demo_case, tmp_path)
+    d = read_image(str(dst / "rtdose.dcm"))
+    d.SetOrigin(tuple(np.array(d.GetOrigin()) + [600.0, 0, 0]))
+    sitk.WriteImage(d, str(dst / "far_dose.nrrd"))
+    spec["dose"]["path"] = "far_dose.nrrd"
+    with pytest.raises(ValueError, match="does not overlap"):
+        load_manifest(_write(dst, spec))
+
+
+def test_bad_json_date_and_prescription(demo_case, tmp_path):
+    dst, spec = _copy_case(demo_case, tmp_path)
+    (dst / "broken.json").write_text("{not json")
+    with pytest.raises(ValueError, match="broken.json.*not valid JSON"):
+        load_manifest(str(dst / "broken.json"))
+    spec2 = dict(spec, timepoints=[dict(spec["timepoints"][0], date="04/03/2024")] + spec["timepoints"][1:])
+    with pytest.raises(ValueError, match="not an ISO date"):
+        load_manifest(_write(dst, spec2))
+    spec3 = json.loads(json.dumps(spec))
+    del spec3["dose"]["prescription_gy"]
+    with pytest.raises(ValueError, match="prescription"):
+        load_manifest(_write(dst, spec3))
+
+
+def test_save_case_never_overwrites_inputs(demo_case, tmp_path):
+    dst, spec = _copy_case(demo_case, tmp_path)
+    case = load_manifest(str(dst / "case.json"))
+    before = (dst / "t0_t1c.nrrd").read_bytes()
+    with pytest.raises(ValueError, match="refusing to overwrite"):
+        save_case(case, str(dst))
+    assert (dst / "t0_t1c.nrrd").read_bytes() == before
+    out = save_case(case, str(tmp_path / "copy"), ext=".nii.gz")
+    again = load_manifest(out)
+    assert geo.same_grid(again.timepoints[1].t1c, case.timepoints[1].t1c)
+    assert np.array_equal(geo.array_view(again.treated_lesion), geo.array_view(case.treated_lesion))
+
+
+def test_boundary_synonyms():
+    assert boundary_kind("Falx Cerebri") == "falx"
+    assert boundary_kind("tentorium_cerebelli") == "tentorium"
+    assert boundary_kind("Lateral ventricles") == "ventricles"
+    assert boundary_kind("Sulci") == "csf"
+    assert boundary_kind("PTV") is None
+
+
+def test_dicom_mr_series_reads_with_its_geometry(tmp_path):
+    img = sitk.Image([16, 12, 6], sitk.sitkInt16)
+    img.SetSpacing((0.9, 0.9, 3.0))
+    img.SetOrigin((-7.0, 11.0, 40.0))
+    arr = (np.arange(6 * 12 * 16).reshape(6, 12, 16) % 1000).astype(np.int16)
+    img = sitk.GetImageFromArray(arr)
+    img.SetSpacing((0.9, 0.9, 3.0))
+    img.SetOrigin((-7.0, 11.0, 40.0))
+    w = sitk.ImageFileWriter()
+    w.KeepOriginalImageUIDOn()
+    series = "1.2.826.0.1.3680043.2.1125.1.1"
+    for k in range(6):
+        sl = img[:, :, k]
+        for tag, v in {"0008|0060": "MR", "0020|000e": series, "0020|0013": str(k + 1),
+                       "0020|0032": "\\".join(f"{c:g}" for c in img.TransformIndexToPhysicalPoint((0, 0, k))),
+                       "0020|0037": "1\\0\\0\\0\\1\\0", "0028|0030": "0.9\\0.9", "0018|0050": "3"}.items():
+            sl.SetMetaData(tag, v)
+        w.SetFileName(str(tmp_path / f"{k:03d}.dcm"))
+        w.Execute(sl)
+    back = read_image(str(tmp_path))
+    assert back.GetSize() == (16, 12, 6)
+    assert np.allclose(back.GetOrigin(), (-7.0, 11.0, 40.0)) and np.allclose(back.GetSpacing(), (0.9, 0.9, 3.0))
+    assert np.array_equal(sitk.GetArrayFromImage(back), arr)
+
+
+def test_unreadable_image_names_the_file(tmp_path):
+    p = tmp_path / "junk.nrrd"
+    p.write_text("NRRD0004\nnonsense")
+    with pytest.raises(ValueError, match="junk.nrrd.*unreadable"):
+        read_image(str(p))

@@ -1,0 +1,79 @@
+"""The rnassess command: its arguments and output files are contracts."""
+import csv
+import json
+import os
+
+import pytest
+
+from RNAssessmentLib.cli import main
+from conftest import shared
+
+
+def test_demo_writes_cases_truth_and_assessment(tmp_path):
+    assert main(["demo", "--out", str(tmp_path), "--scenario", "callosal_rn"]) == 0
+    case = tmp_path / "callosal_rn"
+    assert (case / "case.json").exists() and (case / "truth" / "truth.json").exists()
+    assert (case / "truth" / "change_t1_t2.nrrd").exists()
+    findings = json.load(open(case / "assessment" / "findings.json"))
+    assert findings["case"] == "callosal_rn"
+    assert {"findings", "summary", "disclaimer"} <= set(findings)
+    tl = findings["summary"]["treated_lesion"]
+    assert tl["dose"]["d95_gy"] > 20 and tl["v12_outside_target_cc"] > 0
+    rows = list(csv.DictReader(open(case / "assessment" / "dvh.csv")))
+    assert rows[0]["structure"] == "treated lesion"
+    assert json.load(open(tmp_path / "index.json"))["cases"][0]["case"] == "callosal_rn"
+
+
+def test_unknown_scenario_is_an_error(tmp_path, capsys):
+    assert main(["demo", "--out", str(tmp_path), "--scenario", "nope"]) == 2
+    assert "unknown scenario 'nope'" in capsys.readouterr().err
+
+
+def test_dvh_command_on_the_slicerrt_plan(tmp_path):
+    out = tmp_path / "dvh.csv"
+    assert main(["dvh", "--dose", shared("slicerrt-eclipse-prostate", "EclipseProstate_Dose.nrrd"),
+                 "--structures", shared("slicerrt-eclipse-prostate", "EclipseProstate_Structures.seg.vtm"),
+                 "--out", str(out)]) == 0
+    rows = {r["structure"]: r for r in csv.DictReader(open(out))}
+    header = open(out).readline().strip().split(",")
+    assert header[:9] == ["structure", "volume_cc", "min_gy", "mean_gy", "max_gy", "d95_gy", "d2_gy", "v10_cc",
+                          "v12_cc"]
+    assert float(rows["PTV"]["mean_gy"]) == pytest.approx(45.88, abs=0.02)
+    assert (tmp_path / "dvh_curves.csv").exists()
+
+
+def test_dvh_command_on_rtdose_and_rtstruct(tmp_path):
+    out = tmp_path / "dvh.csv"
+    assert main(["dvh", "--dose", shared("dicompyler-example", "rtdose.dcm"), "--structures",
+                 shared("dicompyler-example", "rtss.dcm"), "--structure", "Tumor Bed", "--out", str(out)]) == 0
+    rows = list(csv.DictReader(open(out)))
+    assert len(rows) == 1 and float(rows[0]["d95_gy"]) == pytest.approx(14.13, abs=0.05)
+
+
+def test_dvh_refuses_a_structure_set_of_another_frame_of_reference(tmp_path, capsys):
+    import pydicom
+    ds = pydicom.dcmread(shared("dicompyler-example", "rtss.dcm"))
+    for item in ds.StructureSetROISequence:
+        item.ReferencedFrameOfReferenceUID = "1.2.3.4"
+    p = tmp_path / "other_for.dcm"
+    ds.save_as(p)
+    assert main(["dvh", "--dose", shared("dicompyler-example", "rtdose.dcm"), "--structures", str(p),
+                 "--out", str(tmp_path / "d.csv")]) == 2
+    assert "frame of reference" in capsys.readouterr().err
+
+
+def test_isodose_command(tmp_path):
+    assert main(["isodose", "--dose", shared("slicerrt-eclipse-prostate", "EclipseProstate_Dose.nrrd"),
+                 "--levels", "100%,50%,5", "--prescription", "46", "--out", str(tmp_path)]) == 0
+    rows = list(csv.DictReader(open(tmp_path / "isodose_volumes.csv")))
+    assert [float(r["level_gy"]) for r in rows] == [46.0, 23.0, 5.0]
+    vols = [float(r["volume_cc"]) for r in rows]
+    assert vols[0] < vols[1] < vols[2]
+    assert float(rows[2]["volume_cc"]) == pytest.approx(float(rows[2]["voxel_volume_cc"]), rel=0.005)
+    assert all((tmp_path / r["file"]).exists() for r in rows)
+
+
+def test_relative_levels_without_prescription_fail(tmp_path, capsys):
+    assert main(["isodose", "--dose", shared("slicerrt-eclipse-prostate", "EclipseProstate_Dose.nrrd"),
+                 "--levels", "50%", "--out", str(tmp_path)]) == 2
+    assert "prescription" in capsys.readouterr().err
