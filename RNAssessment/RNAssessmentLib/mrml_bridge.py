@@ -1,0 +1,393 @@
+"""MRML bridge: MRML nodes ↔ core objects. The only core module that imports ``slicer`` (never ``qt``).
+
+Works in the Slicer application and outside it on the ``slicer-core`` wheel (Slicer's MRML and module logics
+without Qt): every function takes the scene explicitly, and :func:`segmentations_logic` creates the logic and
+registers the segmentation converter rules when there is no ``slicer.modules``.
+
+Frames: MRML stores IJK→**RAS**; core images are **LPS**. The conversion goes through :mod:`geometry` only.
+"""
+from __future__ import annotations
+
+import numpy as np
+import SimpleITK as sitk
+import slicer
+import vtk
+from vtk.util import numpy_support
+
+from . import geometry as geo
+
+DOSE_VOLUME_ATTRIBUTE = "DicomRtImport.DoseVolume"      # SlicerRT marks dose volumes with this (value "1")
+DOSE_UNIT_NAME = "DicomRtImport.DoseUnitName"           # on the study subject-hierarchy item
+DOSE_UNIT_VALUE = "DicomRtImport.DoseUnitValue"
+ISODOSE_COLOUR_TABLE_NAME = "RNAssessment isodose colours"
+
+_logic_cache: dict = {}
+
+
+def _matrix_to_numpy(m: vtk.vtkMatrix4x4) -> np.ndarray:
+    return np.array([[m.GetElement(r, c) for c in range(4)] for r in range(4)])
+
+
+def _numpy_to_matrix(a: np.ndarray) -> vtk.vtkMatrix4x4:
+    m = vtk.vtkMatrix4x4()
+    for r in range(4):
+        for c in range(4):
+            m.SetElement(r, c, float(a[r, c]))
+    return m
+
+
+def ensure_node_classes(scene) -> None:
+    """Register node classes that module logics register inside the application (markups JSON storage) so
+    scenes written and read outside it keep their markups."""
+    for cls in ("vtkMRMLMarkupsJsonStorageNode",):
+        if not scene.IsNodeClassRegistered(cls) and hasattr(slicer, cls):
+            scene.RegisterNodeClass(getattr(slicer, cls)())
+
+
+def load_scene(path: str):
+    """Read a scene file (+ its data) into a new scene."""
+    scene = slicer.vtkMRMLScene()
+    ensure_node_classes(scene)
+    scene.SetURL(path)
+    if not scene.Import():
+        raise ValueError(f"could not read scene '{path}'")
+    return scene
+
+
+def segmentations_logic(scene) -> "slicer.vtkSlicerSegmentationsModuleLogic":
+    """The Segmentations module logic for ``scene`` (the application's, or one created on slicer-core)."""
+    modules = getattr(slicer, "modules", None)
+    if modules is not None and hasattr(modules, "segmentations") and scene is getattr(slicer, "mrmlScene", None):
+        return modules.segmentations.logic()
+    key = id(scene)
+    if key not in _logic_cache:
+        factory = slicer.vtkSegmentationConverterFactory.GetInstance()
+        if not factory.GetConverterRules():
+            for rule in (slicer.vtkBinaryLabelmapToClosedSurfaceConversionRule,
+                         slicer.vtkClosedSurfaceToBinaryLabelmapConversionRule,
+                         slicer.vtkClosedSurfaceToFractionalLabelmapConversionRule,
+                         slicer.vtkFractionalLabelmapToClosedSurfaceConversionRule):
+                factory.RegisterConverterRule(rule())
+        logic = slicer.vtkSlicerSegmentationsModuleLogic()
+        logic.SetMRMLScene(scene)
+        _logic_cache[key] = logic
+    return _logic_cache[key]
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Volumes
+# ----------------------------------------------------------------------------------------------------------------
+
+def image_from_volume(node) -> sitk.Image:
+    """Scalar or label-map volume node → SimpleITK image (LPS), geometry from IJKToRAS; parent transforms are
+    not applied (harden them first). Raises ValueError for a node without image data."""
+    if node is None or node.GetImageData() is None:
+        raise ValueError(f"volume '{node.GetName() if node else None}' has no image data")
+    image_data = node.GetImageData()
+    dims = image_data.GetDimensions()
+    scalars = image_data.GetPointData().GetScalars()
+    if scalars.GetNumberOfComponents() != 1:
+        raise ValueError(f"volume '{node.GetName()}' has {scalars.GetNumberOfComponents()} components; "
+                         "a scalar volume is needed")
+    arr = numpy_support.vtk_to_numpy(scalars).reshape(dims[2], dims[1], dims[0])   # (k, j, i)
+    img = sitk.GetImageFromArray(np.array(arr))
+    ijk_to_ras = vtk.vtkMatrix4x4()
+    node.GetIJKToRASMatrix(ijk_to_ras)
+    geo.set_geometry_from_ijk_to_lps(img, geo.lps_from_ras_matrix(_matrix_to_numpy(ijk_to_ras)))
+    return img
+
+
+def set_volume_from_image(node, image: sitk.Image) -> None:
+    """Fill a volume node (its image data and IJKToRAS) from a SimpleITK image (LPS)."""
+    arr = sitk.GetArrayFromImage(image)                                              # (k, j, i)
+    vimg = vtk.vtkImageData()
+    vimg.SetDimensions(arr.shape[2], arr.shape[1], arr.shape[0])
+    vtk_arr = numpy_support.numpy_to_vtk(np.ascontiguousarray(arr).ravel(), deep=True)
+    vimg.GetPointData().SetScalars(vtk_arr)
+    node.SetIJKToRASMatrix(_numpy_to_matrix(geo.ijk_to_ras(image)))
+    node.SetAndObserveImageData(vimg)
+
+
+def add_volume(scene, image: sitk.Image, name: str, *, labelmap: bool = False, parent_item: int | None = None):
+    """New scalar (or label-map) volume node holding ``image``, with default display nodes."""
+    cls = "vtkMRMLLabelMapVolumeNode" if labelmap else "vtkMRMLScalarVolumeNode"
+    node = scene.AddNewNodeByClass(cls, name)
+    set_volume_from_image(node, image)
+    node.CreateDefaultDisplayNodes()
+    if parent_item is not None:
+        set_parent(scene, node, parent_item)
+    return node
+
+
+def acquisition_date(scene, node):
+    """Date of a volume: attribute ``RNAssessment.Date`` (ISO), else the DICOM series/study date on its subject
+    hierarchy items; None when unknown."""
+    import datetime as _dt
+    text = node.GetAttribute("RNAssessment.Date") if node else None
+    if not text:
+        sh = slicer.vtkMRMLSubjectHierarchyNode.GetSubjectHierarchyNode(scene)
+        item = sh.GetItemByDataNode(node)
+        while item and not text:
+            for attr in ("DICOM.SeriesDate", "DICOM.AcquisitionDate", "DICOM.StudyDate"):
+                text = sh.GetItemAttribute(item, attr) or text
+            item = sh.GetItemParent(item) if item != sh.GetSceneItemID() else 0
+    if not text:
+        return None
+    text = text.strip()
+    try:
+        return _dt.date.fromisoformat(text[:10]) if "-" in text else _dt.datetime.strptime(text[:8], "%Y%m%d").date()
+    except ValueError:
+        raise ValueError(f"volume '{node.GetName()}': date '{text}' is not YYYY-MM-DD or YYYYMMDD") from None
+
+
+def is_dose_volume(node) -> bool:
+    """True for volumes SlicerRT's DICOM-RT import marked as dose (attribute DicomRtImport.DoseVolume)."""
+    return node is not None and node.GetAttribute(DOSE_VOLUME_ATTRIBUTE) is not None
+
+
+def dose_volumes(scene) -> list:
+    nodes = scene.GetNodesByClass("vtkMRMLScalarVolumeNode")
+    return [nodes.GetItemAsObject(i) for i in range(nodes.GetNumberOfItems())
+            if is_dose_volume(nodes.GetItemAsObject(i))]
+
+
+def mark_dose_volume(scene, node, unit_name: str = "Gy", unit_value: float = 1.0) -> None:
+    """Mark a volume as dose the way SlicerRT does, so SlicerRT's Dose modules accept it."""
+    node.SetAttribute(DOSE_VOLUME_ATTRIBUTE, "1")
+    sh = slicer.vtkMRMLSubjectHierarchyNode.GetSubjectHierarchyNode(scene)
+    item = sh_item(scene, node)
+    study = sh.GetItemParent(item)
+    target = study if study and study != sh.GetSceneItemID() else item
+    sh.SetItemAttribute(target, DOSE_UNIT_NAME, unit_name)
+    sh.SetItemAttribute(target, DOSE_UNIT_VALUE, f"{unit_value:g}")
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Segmentations
+# ----------------------------------------------------------------------------------------------------------------
+
+def segment_ids(seg_node) -> list[str]:
+    ids = vtk.vtkStringArray()
+    seg_node.GetSegmentation().GetSegmentIDs(ids)
+    return [ids.GetValue(i) for i in range(ids.GetNumberOfValues())]
+
+
+def mask_from_segment(scene, seg_node, segment_id: str, reference_volume) -> sitk.Image:
+    """One segment as a binary mask (uint8, LPS) on ``reference_volume``'s grid."""
+    logic = segmentations_logic(scene)
+    lm = scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode", "__rnassess_tmp")
+    try:
+        ids = vtk.vtkStringArray()
+        ids.InsertNextValue(segment_id)
+        if not logic.ExportSegmentsToLabelmapNode(seg_node, ids, lm, reference_volume):
+            raise ValueError(f"segment '{segment_id}' of '{seg_node.GetName()}' could not be exported")
+        img = image_from_volume(lm) if lm.GetImageData() is not None else None
+    finally:
+        scene.RemoveNode(lm)
+    if img is None:
+        raise ValueError(f"segment '{segment_id}' of '{seg_node.GetName()}' is empty")
+    return sitk.Cast(img > 0, sitk.sitkUInt8)
+
+
+def masks_from_segmentation(scene, seg_node, reference_volume) -> dict[str, sitk.Image]:
+    """All segments of a segmentation node by segment *name*, each on ``reference_volume``'s grid."""
+    seg = seg_node.GetSegmentation()
+    return {seg.GetSegment(sid).GetName(): mask_from_segment(scene, seg_node, sid, reference_volume)
+            for sid in segment_ids(seg_node)}
+
+
+def add_segmentation(scene, masks: dict, reference: sitk.Image, name: str, *, colours: dict | None = None,
+                     parent_item: int | None = None, closed_surface: bool = False):
+    """New segmentation node with one segment per named mask (all on ``reference``'s grid)."""
+    logic = segmentations_logic(scene)
+    seg_node = scene.AddNewNodeByClass("vtkMRMLSegmentationNode", name)
+    seg_node.CreateDefaultDisplayNodes()
+    ref_node = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "__rnassess_ref")
+    geometry_only = sitk.Image(reference.GetSize(), sitk.sitkUInt8)
+    geometry_only.CopyInformation(reference)
+    set_volume_from_image(ref_node, geometry_only)
+    seg_node.SetReferenceImageGeometryParameterFromVolumeNode(ref_node)
+    scene.RemoveNode(ref_node)
+    for seg_name, mask in masks.items():
+        if not geo.same_grid(mask, reference, tol_mm=1e-2):
+            raise ValueError(f"segment '{seg_name}' is not on the reference grid")
+        lm = scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode", "__rnassess_tmp")
+        set_volume_from_image(lm, sitk.Cast(mask > 0, sitk.sitkUInt8))
+        before = set(segment_ids(seg_node))
+        ok = logic.ImportLabelmapToSegmentationNode(lm, seg_node)
+        scene.RemoveNode(lm)
+        if not ok:
+            raise ValueError(f"segment '{seg_name}' could not be imported")
+        new = [s for s in segment_ids(seg_node) if s not in before]
+        if not new:          # an empty mask adds no segment: add an empty one so every finding has its segment
+            seg_node.GetSegmentation().AddEmptySegment(seg_name, seg_name)
+            new = [seg_name]
+        segment = seg_node.GetSegmentation().GetSegment(new[0])
+        segment.SetName(seg_name)
+        if colours and seg_name in colours:
+            segment.SetColor(*colours[seg_name][:3])
+    if closed_surface:
+        seg_node.CreateClosedSurfaceRepresentation()
+    if parent_item is not None:
+        set_parent(scene, seg_node, parent_item)
+    return seg_node
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Models, tables, markups, plots, folders
+# ----------------------------------------------------------------------------------------------------------------
+
+def folder(scene, name: str, parent_item: int | None = None) -> int:
+    """A new subject-hierarchy folder item (one per run keeps each run's outputs together)."""
+    sh = slicer.vtkMRMLSubjectHierarchyNode.GetSubjectHierarchyNode(scene)
+    return sh.CreateFolderItem(parent_item if parent_item is not None else sh.GetSceneItemID(), name)
+
+
+def sh_item(scene, node) -> int:
+    """The node's subject-hierarchy item, created when missing (outside the app nothing creates them)."""
+    sh = slicer.vtkMRMLSubjectHierarchyNode.GetSubjectHierarchyNode(scene)
+    item = sh.GetItemByDataNode(node)
+    if not item:
+        item = sh.CreateItem(sh.GetSceneItemID(), node)
+    return item
+
+
+def set_parent(scene, node, parent_item: int) -> None:
+    sh = slicer.vtkMRMLSubjectHierarchyNode.GetSubjectHierarchyNode(scene)
+    sh.SetItemParent(sh_item(scene, node), parent_item)
+
+
+def save_scene(scene, directory: str, name: str = "scene.mrml") -> str:
+    """Write every storable node with data (default format per node) and the scene file into ``directory``."""
+    import os
+    os.makedirs(directory, exist_ok=True)
+    nodes = scene.GetNodesByClass("vtkMRMLStorableNode")
+    used = set()
+    for i in range(nodes.GetNumberOfItems()):
+        n = nodes.GetItemAsObject(i)
+        if not n.GetStorageNode():
+            n.AddDefaultStorageNode()
+        st = n.GetStorageNode()
+        if st is None:
+            raise ValueError(f"node '{n.GetName()}' ({n.GetClassName()}) has no storage node class in this scene")
+        ext = st.GetDefaultWriteFileExtension()
+        base = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in n.GetName()) or n.GetID()
+        fname = base
+        k = 1
+        while fname in used:
+            k += 1
+            fname = f"{base}_{k}"
+        used.add(fname)
+        st.SetFileName(os.path.join(directory, f"{fname}.{ext}"))
+        if not st.WriteData(n):
+            raise ValueError(f"could not write node '{n.GetName()}' ({n.GetClassName()})")
+    path = os.path.join(directory, name)
+    scene.SetURL(path)
+    scene.SetRootDirectory(directory)
+    if not scene.Commit():
+        raise ValueError(f"could not write scene '{path}'")
+    return path
+
+
+def add_model(scene, surface_lps: vtk.vtkPolyData, name: str, colour=(1.0, 1.0, 0.0), *, visible_2d: bool = True,
+              opacity: float = 0.5, parent_item: int | None = None):
+    """Model node (RAS, as MRML expects) of an LPS surface, shown as slice intersections when ``visible_2d``."""
+    pd = vtk.vtkPolyData()
+    pd.DeepCopy(surface_lps)
+    if pd.GetNumberOfPoints():
+        pts = numpy_support.vtk_to_numpy(pd.GetPoints().GetData()).astype(float)
+        pd.GetPoints().SetData(numpy_support.numpy_to_vtk(geo.ras_from_lps(pts), deep=True))
+        if pd.GetPointData().GetNormals() is not None:
+            n = numpy_support.vtk_to_numpy(pd.GetPointData().GetNormals()).astype(float)
+            arr = numpy_support.numpy_to_vtk(geo.ras_from_lps(n), deep=True)
+            arr.SetName("Normals")
+            pd.GetPointData().SetNormals(arr)
+    node = scene.AddNewNodeByClass("vtkMRMLModelNode", name)
+    node.SetAndObservePolyData(pd)
+    node.CreateDefaultDisplayNodes()
+    disp = node.GetDisplayNode()
+    disp.SetColor(*colour[:3])
+    disp.SetOpacity(opacity)
+    disp.SetVisibility2D(visible_2d)
+    disp.SetSliceIntersectionThickness(2)
+    if parent_item is not None:
+        set_parent(scene, node, parent_item)
+    return node
+
+
+def surface_from_model(node) -> vtk.vtkPolyData:
+    """Model node (RAS) → surface in LPS."""
+    pd = vtk.vtkPolyData()
+    pd.DeepCopy(node.GetPolyData())
+    if pd.GetNumberOfPoints():
+        pts = numpy_support.vtk_to_numpy(pd.GetPoints().GetData()).astype(float)
+        pd.GetPoints().SetData(numpy_support.numpy_to_vtk(geo.lps_from_ras(pts), deep=True))
+    return pd
+
+
+def add_colour_table(scene, levels_gy, colours, name: str = ISODOSE_COLOUR_TABLE_NAME):
+    """Colour table with one named entry per isodose level (usable by SlicerRT's Isodose module)."""
+    node = scene.AddNewNodeByClass("vtkMRMLColorTableNode", name)
+    node.SetTypeToUser()
+    node.SetNumberOfColors(len(levels_gy))
+    for i, (lv, c) in enumerate(zip(levels_gy, colours)):
+        node.SetColor(i, f"{lv:g} Gy", c[0], c[1], c[2], 1.0)
+    return node
+
+
+def add_table(scene, rows: list[dict], name: str, parent_item: int | None = None):
+    """Table node from a list of row dicts (columns in first-row order; numbers stay numeric)."""
+    node = scene.AddNewNodeByClass("vtkMRMLTableNode", name)
+    table = node.GetTable()
+    cols = list(rows[0].keys()) if rows else []
+    for c in cols:
+        numeric = all(isinstance(r.get(c), (int, float)) and not isinstance(r.get(c), bool)
+                      for r in rows if r.get(c) is not None)
+        arr = vtk.vtkDoubleArray() if numeric else vtk.vtkStringArray()
+        arr.SetName(c)
+        for r in rows:
+            v = r.get(c)
+            if numeric:
+                arr.InsertNextValue(float("nan") if v is None else float(v))
+            else:
+                arr.InsertNextValue("" if v is None else str(v))
+        table.AddColumn(arr)
+    node.Modified()
+    if parent_item is not None:
+        set_parent(scene, node, parent_item)
+    return node
+
+
+def add_markups(scene, points_lps, labels: list[str], name: str, parent_item: int | None = None):
+    """Point list (RAS in MRML) at LPS points, one labelled control point each."""
+    ensure_node_classes(scene)
+    node = scene.AddNewNodeByClass("vtkMRMLMarkupsFiducialNode", name)
+    node.CreateDefaultDisplayNodes()
+    for p, label in zip(geo.ras_from_lps(np.atleast_2d(points_lps)), labels):
+        idx = node.AddControlPoint(vtk.vtkVector3d(*p), label)
+        node.SetNthControlPointLocked(idx, True)
+    if parent_item is not None:
+        set_parent(scene, node, parent_item)
+    return node
+
+
+def add_plot(scene, table_node, x_column: str, y_columns: list[str], name: str, *, x_title: str = "",
+             y_title: str = "", parent_item: int | None = None):
+    """Plot chart with one line series per y column of ``table_node``."""
+    chart = scene.AddNewNodeByClass("vtkMRMLPlotChartNode", name)
+    chart.SetTitle(name)
+    chart.SetXAxisTitle(x_title)
+    chart.SetYAxisTitle(y_title)
+    for col in y_columns:
+        series = scene.AddNewNodeByClass("vtkMRMLPlotSeriesNode", f"{name}: {col}")
+        series.SetAndObserveTableNodeID(table_node.GetID())
+        series.SetXColumnName(x_column)
+        series.SetYColumnName(col)
+        series.SetPlotType(slicer.vtkMRMLPlotSeriesNode.PlotTypeScatter)
+        series.SetMarkerStyle(slicer.vtkMRMLPlotSeriesNode.MarkerStyleCircle)
+        chart.AddAndObservePlotSeriesNodeID(series.GetID())
+        if parent_item is not None:
+            set_parent(scene, series, parent_item)
+    if parent_item is not None:
+        set_parent(scene, chart, parent_item)
+    return chart
