@@ -1,0 +1,111 @@
+"""Case ↔ MRML scene: build a :class:`case.Case` from nodes, run the assessment, and add its outputs as nodes.
+
+Everything MRML goes through :mod:`mrml_bridge` (the only module importing ``slicer``); the scene is always passed
+in, so this runs in the Slicer application and on the ``slicer-core`` wheel alike. Inputs are only read.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+
+import SimpleITK as sitk
+
+from . import mrml_bridge as mb
+from .assess import assess_case
+from .case import Case, Dose, Timepoint, boundary_kind
+from .dose import parse_levels
+
+
+def case_from_nodes(scene, timepoint_volumes, treated_lesion_segmentation=None, dose_volume=None,
+                    prescription_gy: float = 20.0, fractions: int = 1, boundaries=None,
+                    case_id: str = "scene") -> Case:
+    """Read images out of the nodes (copies) into a validated Case. Timepoints keep the given order unless all
+    have dates, then they are sorted by date."""
+    if not timepoint_volumes:
+        raise ValueError("select at least one timepoint volume (the image at the time of SRS first)")
+    tps = []
+    for n, node in enumerate(timepoint_volumes):
+        tps.append(Timepoint(label=node.GetName() or f"t{n}", date=mb.acquisition_date(scene, node),
+                             t1c=mb.image_from_volume(node), source={"node": node.GetID()}))
+    if all(t.date for t in tps):
+        order = sorted(range(len(tps)), key=lambda i: tps[i].date)
+        tps = [tps[i] for i in order]
+        timepoint_volumes = [timepoint_volumes[i] for i in order]
+    planning_node = timepoint_volumes[0]
+    treated = None
+    if treated_lesion_segmentation is not None:
+        masks = mb.masks_from_segmentation(scene, treated_lesion_segmentation, planning_node)
+        if not masks:
+            raise ValueError(f"segmentation '{treated_lesion_segmentation.GetName()}' has no segments")
+        treated = None
+        for m in masks.values():
+            treated = m if treated is None else sitk.Or(treated, m)
+        tps[0].lesion = treated
+    bnd = {}
+    if boundaries is not None:
+        for name, m in mb.masks_from_segmentation(scene, boundaries, planning_node).items():
+            kind = boundary_kind(name)
+            if kind:
+                bnd[kind] = m if kind not in bnd else sitk.Or(bnd[kind], m)
+    dose = None
+    if dose_volume is not None:
+        dose = Dose(image=sitk.Cast(mb.image_from_volume(dose_volume), sitk.sitkFloat32),
+                    prescription_gy=float(prescription_gy), fractions=int(fractions), date=tps[0].date,
+                    source=dose_volume.GetName())
+    case = Case(id=case_id, timepoints=tps, treated_lesion=treated, boundaries=bnd, dose=dose, registered=True)
+    case.validate()
+    return case
+
+
+def assess_nodes(scene, timepoint_volumes, treated_lesion_segmentation, dose_volume, prescription_gy, fractions,
+                 isodose_levels: str, boundaries=None, log_callback=None) -> dict:
+    """Assess the case the nodes describe; outputs go into one new subject-hierarchy folder."""
+    case = case_from_nodes(scene, timepoint_volumes, treated_lesion_segmentation, dose_volume, prescription_gy,
+                           fractions, boundaries)
+    levels = parse_levels(isodose_levels, prescription_gy) if (dose_volume is not None and isodose_levels) else None
+    assessment, extra = assess_case(case, levels_gy=levels, log_callback=log_callback)
+    stamp = _dt.datetime.now().strftime("%Y-%m-%d %H:%M:%S")
+    folder_name = f"RNAssessment {stamp}"
+    folder = mb.folder(scene, folder_name)
+    nodes = []
+    iso = extra.get("isodose") or []
+    if iso:
+        nodes.append(mb.add_colour_table(scene, [i.level_gy for i in iso], [i.colour for i in iso]))
+        mb.set_parent(scene, nodes[-1], folder)
+        for lv in iso:
+            nodes.append(mb.add_model(scene, lv.surface_lps, f"Isodose {lv.level_gy:g} Gy", lv.colour,
+                                      parent_item=folder))
+    rows = []
+    for t in assessment.summary["timepoints"]:
+        rows.append({"timepoint": t["label"], "date": t["date"] or "", "days_since_srs": t["days_since_srs"],
+                     "lesion_volume_mm3": t.get("lesion_volume_mm3"),
+                     "lesion_mean_gy": (t.get("lesion_dose") or {}).get("mean_gy")})
+    table = mb.add_table(scene, rows, f"{folder_name} timepoints", parent_item=folder)
+    nodes.append(table)
+    stats = extra.get("dose_stats") or []
+    if stats:
+        nodes.append(mb.add_table(scene, [{k: v for k, v in s.row().items()} for s in stats],
+                                  f"{folder_name} dose", parent_item=folder))
+    if any(r["lesion_volume_mm3"] is not None for r in rows) and all(r["days_since_srs"] is not None for r in rows):
+        nodes.append(mb.add_plot(scene, table, "days_since_srs", ["lesion_volume_mm3"], "Lesion volume over time",
+                                 x_title="days since SRS", y_title="mm³", parent_item=folder))
+    return {"nodes": nodes, "folder": folder, "folder_name": folder_name, "assessment": assessment,
+            "case": case}
+
+
+def load_phantom_into_scene(scene, scenario_name: str) -> dict:
+    """Render a teaching scenario and add it to the scene as a user would have it loaded (for tests and demos)."""
+    from .phantom import render_scenario
+    from .scenarios import get_scenario
+    scn = get_scenario(scenario_name, misalign=False)
+    r = render_scenario(scn)
+    vols = []
+    for t in r["timepoints"]:
+        v = mb.add_volume(scene, t.t1c, f"{scn.name} {t.label}")
+        v.SetAttribute("RNAssessment.Date", t.date.isoformat())
+        vols.append(v)
+    dose = mb.add_volume(scene, r["dose"], f"{scn.name} dose")
+    mb.mark_dose_volume(scene, dose)
+    treated = mb.add_segmentation(scene, {"treated lesion": r["treated_lesion"]}, r["treated_lesion"],
+                                  f"{scn.name} treated lesion")
+    bnd = mb.add_segmentation(scene, dict(r["boundaries"]), r["treated_lesion"], f"{scn.name} boundaries")
+    return {"timepoints": vols, "dose": dose, "treated_lesion": treated, "boundaries": bnd, "rendered": r}
