@@ -66,6 +66,10 @@ class DoseStats:
                 **{f"d{k:g}_gy": v for k, v in self.dx_gy.items()}, **{f"v{k:g}_cc": v for k, v in self.vx_cc.items()}}
 
 
+def _as_float32(image: sitk.Image) -> sitk.Image:
+    return image if image.GetPixelID() == sitk.sitkFloat32 else sitk.Cast(image, sitk.sitkFloat32)
+
+
 def validate_dose(dose: sitk.Image, what: str = "dose") -> None:
     """Clear errors for doses no statistic should be computed on."""
     arr = sitk.GetArrayViewFromImage(dose)
@@ -83,8 +87,10 @@ def stats_from_samples(name: str, doses: np.ndarray, sample_volume_mm3: float, *
     if n == 0:
         raise ValueError(f"structure '{name}' is empty: no volume to compute dose statistics on")
     vol_cc = n * sample_volume_mm3 / 1000.0
-    # Dx: the dose that x % of the volume receives at least = the (100 - x) percentile.
-    dxs = {float(x): float(np.percentile(d, 100.0 - x)) for x in dx}
+    # Dx: the dose that x % of the volume receives at least = the (100 - x) percentile (linear between ranks,
+    # as numpy.percentile, but on the array already sorted).
+    ranks = np.arange(n)
+    dxs = {float(x): float(np.interp((100.0 - x) / 100.0 * (n - 1), ranks, d)) for x in dx}
     vxc = {float(x): float((n - np.searchsorted(d, x, side="left")) * sample_volume_mm3 / 1000.0) for x in vx}
     vxp = {k: 100.0 * v / vol_cc for k, v in vxc.items()}
     edges = np.arange(0.0, d[-1] + bin_gy, bin_gy)
@@ -118,9 +124,9 @@ def sample_dose_in(dose: sitk.Image, structure: Structure, grid: sitk.Image | No
     if not mask.any():
         raise ValueError(f"structure '{structure.name}' covers no sample point of the grid "
                          f"{geo.describe_grid(grid)}")
-    sampled = sitk.Resample(sitk.Cast(dose, sitk.sitkFloat32), fine, sitk.Transform(), sitk.sitkLinear, OUTSIDE,
-                            sitk.sitkFloat32)
-    values = geo.array_view(sampled)[mask]
+    sampled = sitk.Resample(_as_float32(dose), fine, sitk.Transform(), sitk.sitkLinear, OUTSIDE, sitk.sitkFloat32)
+    # Sample order is irrelevant to statistics: index SimpleITK's (k, j, i) view with the transposed mask, no copy.
+    values = sitk.GetArrayViewFromImage(sampled)[mask.transpose(2, 1, 0)]
     outside = values < 0
     warnings = []
     if outside.all():
@@ -158,7 +164,7 @@ def dose_on_grid(dose: sitk.Image, reference: sitk.Image, transform: sitk.Transf
     ``transform`` maps reference-frame points to the dose (planning) frame, e.g. a follow-up-to-planning
     registration.
     """
-    return sitk.Resample(sitk.Cast(dose, sitk.sitkFloat32), reference, transform or sitk.Transform(),
+    return sitk.Resample(_as_float32(dose), reference, transform or sitk.Transform(),
                          sitk.sitkLinear, 0.0, sitk.sitkFloat32)
 
 
@@ -283,7 +289,7 @@ def volume_above(dose: sitk.Image, level_gy: float, region: Structure | sitk.Ima
     """Volume (cm³) receiving ≥ ``level_gy``, overall or inside ``region`` (trilinear sub-voxel sampling)."""
     if region is None:
         fine = geo.refined_grid(dose, oversample) if oversample > 1 else dose
-        vals = geo.array_view(sitk.Resample(sitk.Cast(dose, sitk.sitkFloat32), fine, sitk.Transform(),
+        vals = geo.array_view(sitk.Resample(_as_float32(dose), fine, sitk.Transform(),
                                             sitk.sitkLinear, 0.0, sitk.sitkFloat32)) if oversample > 1 else \
             geo.array_view(dose)
         return float((vals >= level_gy).sum() * geo.voxel_volume_mm3(fine) / 1000.0)

@@ -27,7 +27,7 @@ def test_demo_case_loads_with_rtdose_boundaries_and_truth(demo_case):
     assert case.dose.source.endswith("rtdose.dcm") and case.dose.prescription_gy == 20
     assert float(sitk.GetArrayViewFromImage(case.dose.image).max()) == pytest.approx(24.5, abs=0.6)
     assert case.days_since_srs(case.timepoints[2]) == 900
-    truth = json.load(open(os.path.join(os.path.dirname(demo_case), "truth", "truth.json")))
+    truth = json.load(open(os.path.join(os.path.dirname(demo_case), "truth", "truth.json"), encoding="utf-8"))
     assert truth["expected"][0]["boundary"] == "tentorium"
     assert truth["timepoints"]["t2"]["components"]["cerebellar"]["volume_mm3"] > 50
 
@@ -35,11 +35,11 @@ def test_demo_case_loads_with_rtdose_boundaries_and_truth(demo_case):
 def _copy_case(demo_case, tmp_path):
     dst = tmp_path / "case"
     shutil.copytree(os.path.dirname(demo_case), dst)
-    return dst, json.load(open(dst / "case.json"))
+    return dst, json.load(open(dst / "case.json", encoding="utf-8"))
 
 
 def _write(dst, spec):
-    with open(dst / "case.json", "w") as f:
+    with open(dst / "case.json", "w", encoding="utf-8") as f:
         json.dump(spec, f)
     return str(dst / "case.json")
 

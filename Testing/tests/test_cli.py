@@ -14,14 +14,14 @@ def test_demo_writes_cases_truth_and_assessment(tmp_path):
     case = tmp_path / "callosal_rn"
     assert (case / "case.json").exists() and (case / "truth" / "truth.json").exists()
     assert (case / "truth" / "change_t1_t2.nrrd").exists()
-    findings = json.load(open(case / "assessment" / "findings.json"))
+    findings = json.load(open(case / "assessment" / "findings.json", encoding="utf-8"))
     assert findings["case"] == "callosal_rn"
     assert {"findings", "summary", "disclaimer"} <= set(findings)
     tl = findings["summary"]["treated_lesion"]
     assert tl["dose"]["d95_gy"] > 20 and tl["v12_outside_target_cc"] > 0
-    rows = list(csv.DictReader(open(case / "assessment" / "dvh.csv")))
+    rows = list(csv.DictReader(open(case / "assessment" / "dvh.csv", encoding="utf-8")))
     assert rows[0]["structure"] == "treated lesion"
-    assert json.load(open(tmp_path / "index.json"))["cases"][0]["case"] == "callosal_rn"
+    assert json.load(open(tmp_path / "index.json", encoding="utf-8"))["cases"][0]["case"] == "callosal_rn"
 
 
 def test_unknown_scenario_is_an_error(tmp_path, capsys):
@@ -34,8 +34,8 @@ def test_dvh_command_on_the_slicerrt_plan(tmp_path):
     assert main(["dvh", "--dose", shared("slicerrt-eclipse-prostate", "EclipseProstate_Dose.nrrd"),
                  "--structures", shared("slicerrt-eclipse-prostate", "EclipseProstate_Structures.seg.vtm"),
                  "--out", str(out)]) == 0
-    rows = {r["structure"]: r for r in csv.DictReader(open(out))}
-    header = open(out).readline().strip().split(",")
+    rows = {r["structure"]: r for r in csv.DictReader(open(out, encoding="utf-8"))}
+    header = open(out, encoding="utf-8").readline().strip().split(",")
     assert header[:9] == ["structure", "volume_cc", "min_gy", "mean_gy", "max_gy", "d95_gy", "d2_gy", "v10_cc",
                           "v12_cc"]
     assert float(rows["PTV"]["mean_gy"]) == pytest.approx(45.88, abs=0.02)
@@ -46,7 +46,7 @@ def test_dvh_command_on_rtdose_and_rtstruct(tmp_path):
     out = tmp_path / "dvh.csv"
     assert main(["dvh", "--dose", shared("dicompyler-example", "rtdose.dcm"), "--structures",
                  shared("dicompyler-example", "rtss.dcm"), "--structure", "Tumor Bed", "--out", str(out)]) == 0
-    rows = list(csv.DictReader(open(out)))
+    rows = list(csv.DictReader(open(out, encoding="utf-8")))
     assert len(rows) == 1 and float(rows[0]["d95_gy"]) == pytest.approx(14.13, abs=0.05)
 
 
@@ -65,7 +65,7 @@ def test_dvh_refuses_a_structure_set_of_another_frame_of_reference(tmp_path, cap
 def test_isodose_command(tmp_path):
     assert main(["isodose", "--dose", shared("slicerrt-eclipse-prostate", "EclipseProstate_Dose.nrrd"),
                  "--levels", "100%,50%,5", "--prescription", "46", "--out", str(tmp_path)]) == 0
-    rows = list(csv.DictReader(open(tmp_path / "isodose_volumes.csv")))
+    rows = list(csv.DictReader(open(tmp_path / "isodose_volumes.csv", encoding="utf-8")))
     assert [float(r["level_gy"]) for r in rows] == [46.0, 23.0, 5.0]
     vols = [float(r["volume_cc"]) for r in rows]
     assert vols[0] < vols[1] < vols[2]

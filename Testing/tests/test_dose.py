@@ -24,7 +24,7 @@ def prostate():
 
 def _read_table(path):
     """Columns of a reference DVH table → {structure key: (dose Gy, volume %), header volume cc}."""
-    with open(path, newline="") as f:
+    with open(path, newline="", encoding="utf-8") as f:
         rows = [r for r in csv.reader(f)]
     header, data = rows[0], rows[1:]
     out = {}
@@ -49,7 +49,7 @@ def test_prostate_volumes_means_and_max_agree_with_eclipse(prostate):
     _, stats = prostate
     table = _read_table(shared("slicerrt-eclipse-prostate", "EclipseProstate_DvhTable_Eclipse.csv"))
     cerr = _read_table(shared("slicerrt-eclipse-prostate", "EclipseProstate_DvhTable_CERR.csv"))
-    with open(shared("slicerrt-eclipse-prostate", "EclipseProstate_DvhMetrics_SlicerRT.csv"), newline="") as f:
+    with open(shared("slicerrt-eclipse-prostate", "EclipseProstate_DvhMetrics_SlicerRT.csv"), newline="", encoding="utf-8") as f:
         srt = {r["Structure"]: float(r["Max dose (GY)"]) for r in csv.DictReader(f)}
     for name, st in stats.items():
         key = name.replace(" ", "").lower()
@@ -70,7 +70,7 @@ def test_prostate_volumes_means_and_max_agree_with_eclipse(prostate):
 
 def test_prostate_agrees_with_slicerrt_metrics(prostate):
     _, stats = prostate
-    with open(shared("slicerrt-eclipse-prostate", "EclipseProstate_DvhMetrics_SlicerRT.csv"), newline="") as f:
+    with open(shared("slicerrt-eclipse-prostate", "EclipseProstate_DvhMetrics_SlicerRT.csv"), newline="", encoding="utf-8") as f:
         ref = {r["Structure"]: r for r in csv.DictReader(f)}
     for name, st in stats.items():
         r = ref[name]

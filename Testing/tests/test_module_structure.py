@@ -24,7 +24,7 @@ def _ui_widgets():
 
 
 def _parameter_fields():
-    tree = ast.parse(open(SOURCE).read())
+    tree = ast.parse(open(SOURCE, encoding="utf-8").read())
     cls = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "RNAssessmentParameterNode")
     return {s.target.id for s in cls.body if isinstance(s, ast.AnnAssign)}
 
@@ -34,7 +34,7 @@ def test_module_file_compiles():
 
 
 def test_every_widget_the_code_uses_exists_in_the_ui():
-    used = set(re.findall(r"self\.ui\.(\w+)", open(SOURCE).read()))
+    used = set(re.findall(r"self\.ui\.(\w+)", open(SOURCE, encoding="utf-8").read()))
     missing = used - set(_ui_widgets())
     assert not missing, f"widgets used in RNAssessment.py but absent from the .ui: {sorted(missing)}"
 
@@ -53,7 +53,7 @@ def test_node_list_parameter_uses_a_checkable_combo_box():
 
 
 def test_every_python_file_is_listed_in_cmake():
-    cmake = open(os.path.join(MODULE, "CMakeLists.txt")).read()
+    cmake = open(os.path.join(MODULE, "CMakeLists.txt"), encoding="utf-8").read()
     listed = set(re.findall(r"^\s+(\S+\.py)\s*$", cmake, re.M))
     listed = {p.replace("${MODULE_NAME}", "RNAssessment") for p in listed}
     present = {os.path.relpath(p, MODULE) for p in glob.glob(os.path.join(MODULE, "**", "*.py"), recursive=True)}
@@ -66,7 +66,7 @@ def test_every_python_file_is_listed_in_cmake():
 def test_core_imports_only_bundled_packages():
     allowed = {"numpy", "SimpleITK", "vtk", "pydicom", "__future__"} | set(__import__("sys").stdlib_module_names)
     for path in glob.glob(os.path.join(MODULE, "RNAssessmentLib", "*.py")):
-        tree = ast.parse(open(path).read())
+        tree = ast.parse(open(path, encoding="utf-8").read())
         for node in ast.walk(tree):
             names = []
             if isinstance(node, ast.Import):

@@ -1,0 +1,152 @@
+"""Benchmarks (not tests): each figure is printed as a ratio to a peer measured in the same run on this machine.
+
+    pip install ".[bench]" && python Testing/benchmarks/run.py [dvh] [isodose] [case]
+
+* dvh      – all ROIs of the dicompyler example plan: RNAssessment vs ``dicompylercore.dvhcalc.get_dvh``, plus each
+             one's agreement with the TPS DVHs embedded in the RTDOSE (volume and mean dose).
+* isodose  – 5 isodose surfaces on the SlicerRT prostate dose vs SlicerRT's classic pipeline rebuilt from VTK
+             filters (image marching cubes → decimation → smoothing → normals).
+* case     – foundation assessment of one 1 mm teaching case vs just reading its files.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+SHARED = os.path.normpath(os.path.join(ROOT, "..", "shared", "data"))
+
+
+def best_of(fn, repeat=3):
+    times = []
+    out = None
+    for _ in range(repeat):
+        t = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - t)
+    return min(times), out
+
+
+def bench_dvh():
+    import pydicom
+    import pydicom.dicomio
+    # dicompyler-core 0.5.6 imports pydicom 1.x's read_file, which pydicom 3 renamed dcmread.
+    if not hasattr(pydicom.dicomio, "read_file"):
+        pydicom.dicomio.read_file = pydicom.dcmread
+    from dicompylercore import dvhcalc
+
+    from RNAssessmentLib.dose import structure_stats
+    from RNAssessmentLib.rtdose import embedded_dvhs, read_rtdose
+    from RNAssessmentLib.structures import read_rtstruct
+
+    rtdose = os.path.join(SHARED, "dicompyler-example", "rtdose.dcm")
+    rtss = os.path.join(SHARED, "dicompyler-example", "rtss.dcm")
+    tps = embedded_dvhs(rtdose)
+
+    def ours():
+        dose, _ = read_rtdose(rtdose)
+        return {r.number: structure_stats(dose, r) for r in read_rtstruct(rtss) if not r.is_empty}
+
+    def theirs():
+        out = {}
+        for r in read_rtstruct(rtss):
+            if r.is_empty:
+                continue
+            d = dvhcalc.get_dvh(rtss, rtdose, r.number)
+            out[r.number] = d
+        return out
+
+    t_ours, res_ours = best_of(ours)
+    t_theirs, res_theirs = best_of(theirs, repeat=1)
+    print(f"dvh: all {len(res_ours)} ROIs of the dicompyler plan: RNAssessment {t_ours:.2f} s, dicompyler-core "
+          f"{t_theirs:.2f} s -> {t_theirs / t_ours:.1f}x faster")
+    print(f"{'ROI':18s} {'TPS cc':>9s} {'ours':>9s} {'dcmplr':>9s} | {'TPS Gy':>7s} {'ours':>7s} {'dcmplr':>7s}")
+    err = {"ours": [], "dicompyler": []}
+    for num, st in res_ours.items():
+        if num not in tps:
+            continue
+        ref = tps[num]
+        v_tps = ref["volume_total_cc"]
+        m_tps = np.trapezoid(ref["volume_cc"], ref["dose_gy"]) / v_tps
+        dp = res_theirs[num]
+        name = st.name
+        print(f"{name:18s} {v_tps:9.3f} {st.volume_cc:9.3f} {dp.volume:9.3f} | {m_tps:7.3f} {st.mean_gy:7.3f} "
+              f"{dp.mean:7.3f}")
+        err["ours"].append((abs(st.volume_cc / v_tps - 1), abs(st.mean_gy - m_tps)))
+        err["dicompyler"].append((abs(dp.volume / v_tps - 1), abs(dp.mean - m_tps)))
+    for k, v in err.items():
+        a = np.array(v)
+        print(f"dvh: {k:10s} vs TPS: median |volume error| {100 * np.median(a[:, 0]):.2f} %, median |mean dose "
+              f"error| {np.median(a[:, 1]):.3f} Gy")
+
+
+def bench_isodose():
+    import SimpleITK as sitk
+    import vtk
+
+    from RNAssessmentLib.dose import _matrix_to_vtk, _vtk_image_index_space, isodose_set
+    from RNAssessmentLib import geometry as geo
+    from RNAssessmentLib.images import read_image
+
+    dose = read_image(os.path.join(SHARED, "slicerrt-eclipse-prostate", "EclipseProstate_Dose.nrrd"))
+    levels = [45.0, 40.0, 30.0, 20.0, 5.0]
+    t_ours, iso = best_of(lambda: isodose_set(dose, levels, 46.0))
+
+    def classic():
+        vimg = _vtk_image_index_space(sitk.Cast(dose, sitk.sitkFloat32), pad=0)
+        out = []
+        for lv in levels:
+            mc = vtk.vtkImageMarchingCubes()
+            mc.SetInputData(vimg)
+            mc.SetValue(0, lv)
+            dec = vtk.vtkDecimatePro()
+            dec.SetInputConnection(mc.GetOutputPort())
+            dec.SetTargetReduction(0.6)
+            sm = vtk.vtkWindowedSincPolyDataFilter()
+            sm.SetInputConnection(dec.GetOutputPort())
+            sm.SetNumberOfIterations(2)
+            sm.SetPassBand(0.1)
+            tf = vtk.vtkTransform()
+            tf.SetMatrix(_matrix_to_vtk(geo.ijk_to_lps(dose)))
+            tp = vtk.vtkTransformPolyDataFilter()
+            tp.SetInputConnection(sm.GetOutputPort())
+            tp.SetTransform(tf)
+            nm = vtk.vtkPolyDataNormals()
+            nm.SetInputConnection(tp.GetOutputPort())
+            nm.Update()
+            out.append(nm.GetOutput())
+        return out
+    t_classic, _ = best_of(classic)
+    print(f"isodose: 5 levels on the prostate dose ({dose.GetSize()}): RNAssessment {t_ours:.3f} s (target < 0.3 s), "
+          f"classic marching-cubes pipeline {t_classic:.3f} s -> ratio {t_classic / t_ours:.2f}")
+    print("isodose: enclosed volumes " + ", ".join(f"{i.level_gy:g} Gy {i.volume_cc:.1f} cc" for i in iso))
+
+
+def bench_case():
+    import tempfile
+
+    from RNAssessmentLib.assess import assess_case
+    from RNAssessmentLib.case import load_manifest
+    from RNAssessmentLib.demo import write_scenario
+    from RNAssessmentLib.scenarios import get_scenario
+
+    with tempfile.TemporaryDirectory() as d:
+        manifest = write_scenario(get_scenario("falx_cingulate_rn"), d)
+        t_read, case = best_of(lambda: load_manifest(manifest))
+        t_assess, _ = best_of(lambda: assess_case(case, log_callback=lambda m: None))
+    print(f"case: assessment of a 3-timepoint 1 mm case {t_assess:.2f} s; reading its files {t_read:.2f} s -> "
+          f"ratio {t_assess / t_read:.2f}")
+
+
+def main(argv):
+    which = argv or ["dvh", "isodose", "case"]
+    for name in which:
+        {"dvh": bench_dvh, "isodose": bench_isodose, "case": bench_case}[name]()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
