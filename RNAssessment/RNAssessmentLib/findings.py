@@ -18,10 +18,11 @@ import os
 
 from . import DISCLAIMER, __version__
 
-FINDING_KINDS = ("noncontiguous_across_boundary", "contiguous_extension", "boundary_enhancement", "open_ring",
-                 "mixed_response", "concentric_growth", "regression")
+FINDING_KINDS = ("noncontiguous_across_boundary", "noncontiguous_focus", "contiguous_extension",
+                 "boundary_enhancement", "open_ring", "mixed_response", "concentric_growth", "regression")
 #: Which way each kind points (mission.md): shown grouped in the report.
-FAVOURS = {"noncontiguous_across_boundary": "RN", "open_ring": "RN", "mixed_response": "RN",
+FAVOURS = {"noncontiguous_across_boundary": "RN", "noncontiguous_focus": "neutral", "open_ring": "RN",
+           "mixed_response": "RN",
            "boundary_enhancement": "PD", "contiguous_extension": "PD", "concentric_growth": "PD",
            "regression": "neutral"}
 

@@ -33,18 +33,19 @@ def scenario_list(misalign: bool = True) -> list[Scenario]:
     mis8 = (-4.0, 3.0, -5.0, -6.0, 8.0, -4.0) if misalign else (0,) * 6
     L = ("parenchyma", "left")
     R = ("parenchyma", "right")
+    LC = L + ("below_cingulate_sulcus",)     # a cingulate metastasis respects the cingulate sulcus
     out = []
 
     # 1. Left cingulate metastasis; focus across the falx in the right cingulate; later left regresses, right grows.
-    t = _b((7, 0, Z_CING), (5.5, 6, 4.5), ring=2, within=L, seed=11)
-    t_open = _b((7, 0, Z_CING), (5.5, 6, 4.5), ring=2, within=L, spare=(("falx", 2.5),), seed=11)
+    t = _b((7, 0, Z_CING), (5.5, 6, 4.5), ring=2, within=LC, seed=11)
+    t_open = _b((7, 0, Z_CING), (5.5, 6, 4.5), ring=2, within=LC, spare=(("falx", 2.5),), seed=11)
     out.append(Scenario(
         name="falx_cingulate_rn", title="Cingulate metastasis, new focus across the falx", paper=1,
         counterpart="RN", prescription_gy=20, fractions=1,
         timepoints=[_tp("t0", 0, {"treated": t}),
                     _tp("t1", 200, {"treated": t_open, "across_falx": _b((-4, 2, Z_CING), (3, 3.5, 3), within=R,
                                                                          seed=12)}, pose=mis1),
-                    _tp("t2", 290, {"treated": _b((7, 0, Z_CING), (4, 4.5, 3.5), ring=2, within=L,
+                    _tp("t2", 290, {"treated": _b((7, 0, Z_CING), (4, 4.5, 3.5), ring=2, within=LC,
                                                   spare=(("falx", 2.5),), seed=11),
                                     "across_falx": _b((-4, 2, Z_CING), (4.5, 5, 4), within=R, seed=12)},
                         pose=tuple(v * 0.7 for v in mis1))],
@@ -60,9 +61,9 @@ def scenario_list(misalign: bool = True) -> list[Scenario]:
         name="falx_cingulate_pd", title="Cingulate metastasis growing through an enhancing falx", paper=1,
         counterpart="PD", prescription_gy=20, fractions=1,
         timepoints=[_tp("t0", 0, {"treated": t}),
-                    _tp("t1", 200, {"treated": _b((7, 0, Z_CING), (7, 7.5, 5.5), ring=2, within=L, seed=11)},
+                    _tp("t1", 200, {"treated": _b((7, 0, Z_CING), (7, 7.5, 5.5), ring=2, within=LC, seed=11)},
                         enh=[("falx", "treated", 2.0)]),
-                    _tp("t2", 290, {"treated": _b((7, 0, Z_CING), (8.5, 9, 6.5), ring=2, within=L, seed=11),
+                    _tp("t2", 290, {"treated": _b((7, 0, Z_CING), (8.5, 9, 6.5), ring=2, within=LC, seed=11),
                                     "across": _b((-5, 2, Z_CING), (3.5, 4, 3.5), within=R, seed=12)},
                         enh=[("falx", "treated", 2.0), ("falx", "across", 2.0)])],
         expected=[{"kind": "boundary_enhancement", "timepoint": "t1", "boundary": "falx"},
@@ -74,8 +75,8 @@ def scenario_list(misalign: bool = True) -> list[Scenario]:
     # 2. Posterior cingulate; new splenial ring and subtle right cingulate focus; later splenium resolves.
     y2 = 18.0
     z2 = cc_top_z(y2) + 5.5
-    t2 = _b((6, y2, z2), (4.5, 6, 4), ring=2, within=L, seed=21)
-    t2s = _b((6, y2, z2), (3.5, 4.5, 3), ring=1.5, within=L, seed=21)
+    t2 = _b((6, y2, z2), (4.5, 6, 4), ring=2, within=LC, seed=21)
+    t2s = _b((6, y2, z2), (3.5, 4.5, 3), ring=1.5, within=LC, seed=21)
     spl = _b((2.5, 27, 12.5), (4, 3.5, 3.5), ring=1.5, within=("corpus_callosum",), seed=22)
     rc = _b((-5, 16, z2 - 0.5), (2.5, 3, 2.5), within=R + ("not_cc",), seed=23)
     out.append(Scenario(
@@ -100,8 +101,8 @@ def scenario_list(misalign: bool = True) -> list[Scenario]:
         name="splenium_pd", title="Cingulate metastasis growing as a whole", paper=2, counterpart="PD",
         prescription_gy=20, fractions=1,
         timepoints=[_tp("t0", 0, {"treated": t2}),
-                    _tp("t1", 210, {"treated": _b((6, y2, z2), (6, 7.5, 5), ring=2, within=L, seed=21)}),
-                    _tp("t2", 300, {"treated": _b((6, y2, z2), (7.5, 9, 6), ring=2.5, within=L, seed=21)})],
+                    _tp("t1", 210, {"treated": _b((6, y2, z2), (6, 7.5, 5), ring=2, within=LC, seed=21)}),
+                    _tp("t2", 300, {"treated": _b((6, y2, z2), (7.5, 9, 6), ring=2.5, within=LC, seed=21)})],
         expected=[], description="Concentric growth of the whole nodule, confined by the falx and sulci."))
 
     # 3. Right occipital metastasis responds; years later linear cerebellar enhancement across the tentorium.
@@ -240,6 +241,7 @@ def scenario_list(misalign: bool = True) -> list[Scenario]:
                                                                  seed=73)})],
         expected=[{"kind": "noncontiguous_across_boundary", "timepoint": "t1", "boundary": "ventricles",
                    "component": "callosal"},
+                  {"kind": "open_ring", "timepoint": "t1", "boundary": "ventricles"},
                   {"kind": "contiguous_extension", "timepoint": "t2", "component": "lateral"},
                   {"kind": "mixed_response", "from": "t1", "to": "t2"}],
         description="Caudate metastasis, 27 Gy in 3: new callosal enhancement without ventricular-surface "
