@@ -145,7 +145,7 @@ def atlas() -> tuple[sitk.Image, dict]:
     fissure = cerebrum & (ax <= 1.5) & ((z > zct + 1.0) | (np.abs(y) > 31.0))
     callosal_sulcus = cerebrum & (ax <= 14.0) & (np.abs(y) <= 31.0) & (z > zct) & (z <= zct + 1.0)
     sulci = np.zeros_like(envelope)
-    cs = np.abs(y - central_sulcus_y(z)) <= 1.0
+    cs = np.abs(y - central_sulcus_y(z)) <= 1.5
     sulci |= cs & (ax > 2.5) & (z > 5.0) & (depth <= 20.0)
     sulci |= (np.abs(z - sylvian_z(y)) <= 1.5) & (ax > 30.0) & (y > -35.0) & (y < 25.0) & (depth <= 25.0)
     sulci |= (np.abs(ax - 22.0) <= 1.0) & (y < -15.0) & (z > 25.0) & (depth <= 15.0)
@@ -232,8 +232,8 @@ def compartment(name: str, labels: np.ndarray, x, y, z) -> np.ndarray:
         "right": lambda: x < -1.5,
         "supratentorial": lambda: z > zt + 1.5,
         "cerebellum": lambda: np.isin(labels, (CEREBELLUM_GM, CEREBELLUM_WM)),
-        "anterior_to_central": lambda: y < central_sulcus_y(z) - 1.0,
-        "posterior_to_central": lambda: y > central_sulcus_y(z) + 1.0,
+        "anterior_to_central": lambda: y < central_sulcus_y(z) - 1.5,
+        "posterior_to_central": lambda: y > central_sulcus_y(z) + 1.5,
         "above_sylvian": lambda: z > sylvian_z(y) + 1.5,
         "below_sylvian": lambda: z < sylvian_z(y) - 1.5,
         "medial_temporal": lambda: np.abs(x) < TEMPORAL_SULCUS_X - 1.0,

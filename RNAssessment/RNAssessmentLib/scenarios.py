@@ -34,6 +34,7 @@ def scenario_list(misalign: bool = True) -> list[Scenario]:
     L = ("parenchyma", "left")
     R = ("parenchyma", "right")
     LC = L + ("below_cingulate_sulcus",)     # a cingulate metastasis respects the cingulate sulcus
+    RC = R + ("below_cingulate_sulcus",)
     out = []
 
     # 1. Left cingulate metastasis; focus across the falx in the right cingulate; later left regresses, right grows.
@@ -43,11 +44,11 @@ def scenario_list(misalign: bool = True) -> list[Scenario]:
         name="falx_cingulate_rn", title="Cingulate metastasis, new focus across the falx", paper=1,
         counterpart="RN", prescription_gy=20, fractions=1,
         timepoints=[_tp("t0", 0, {"treated": t}),
-                    _tp("t1", 200, {"treated": t_open, "across_falx": _b((-4, 2, Z_CING), (3, 3.5, 3), within=R,
+                    _tp("t1", 200, {"treated": t_open, "across_falx": _b((-4, 2, Z_CING), (3, 3.5, 3), within=RC,
                                                                          seed=12)}, pose=mis1),
-                    _tp("t2", 290, {"treated": _b((7, 0, Z_CING), (4, 4.5, 3.5), ring=2, within=LC,
+                    _tp("t2", 290, {"treated": _b((7, 0, Z_CING), (2.5, 3, 2), ring=1, within=LC,
                                                   spare=(("falx", 2.5),), seed=11),
-                                    "across_falx": _b((-4, 2, Z_CING), (4.5, 5, 4), within=R, seed=12)},
+                                    "across_falx": _b((-5, 2, Z_CING), (6, 7, 5), within=RC, seed=12)},
                         pose=tuple(v * 0.7 for v in mis1))],
         expected=[{"kind": "noncontiguous_across_boundary", "timepoint": "t1", "boundary": "falx",
                    "component": "across_falx"},
@@ -61,10 +62,10 @@ def scenario_list(misalign: bool = True) -> list[Scenario]:
         name="falx_cingulate_pd", title="Cingulate metastasis growing through an enhancing falx", paper=1,
         counterpart="PD", prescription_gy=20, fractions=1,
         timepoints=[_tp("t0", 0, {"treated": t}),
-                    _tp("t1", 200, {"treated": _b((7, 0, Z_CING), (7, 7.5, 5.5), ring=2, within=LC, seed=11)},
+                    _tp("t1", 200, {"treated": _b((7, 0, Z_CING), (8.5, 9, 7.5), ring=2, within=LC, seed=11)},
                         enh=[("falx", "treated", 2.0)]),
-                    _tp("t2", 290, {"treated": _b((7, 0, Z_CING), (8.5, 9, 6.5), ring=2, within=LC, seed=11),
-                                    "across": _b((-5, 2, Z_CING), (3.5, 4, 3.5), within=R, seed=12)},
+                    _tp("t2", 290, {"treated": _b((7, 0, Z_CING), (10, 10.5, 9), ring=2, within=LC, seed=11),
+                                    "across": _b((-5, 2, Z_CING), (3.5, 4, 3.5), within=RC, seed=12)},
                         enh=[("falx", "treated", 2.0), ("falx", "across", 2.0)])],
         expected=[{"kind": "boundary_enhancement", "timepoint": "t1", "boundary": "falx"},
                   {"kind": "boundary_enhancement", "timepoint": "t2", "boundary": "falx"},
@@ -76,16 +77,16 @@ def scenario_list(misalign: bool = True) -> list[Scenario]:
     y2 = 18.0
     z2 = cc_top_z(y2) + 5.5
     t2 = _b((6, y2, z2), (4.5, 6, 4), ring=2, within=LC, seed=21)
-    t2s = _b((6, y2, z2), (3.5, 4.5, 3), ring=1.5, within=LC, seed=21)
-    spl = _b((2.5, 27, 12.5), (4, 3.5, 3.5), ring=1.5, within=("corpus_callosum",), seed=22)
-    rc = _b((-5, 16, z2 - 0.5), (2.5, 3, 2.5), within=R + ("not_cc",), seed=23)
+    t2s = _b((6, y2, z2), (2, 2.5, 1.5), ring=1, within=LC, seed=21)
+    spl = _b((2.5, 27, 12.5), (4.5, 4, 4), ring=1.5, within=("corpus_callosum",), seed=22)
+    rc = _b((-5, 16, z2 - 0.5), (2.5, 3, 2.5), within=RC + ("not_cc",), seed=23)
     out.append(Scenario(
         name="splenium_rn", title="Cingulate metastasis shrinks; splenial and contralateral foci", paper=2,
         counterpart="RN", prescription_gy=20, fractions=1,
         timepoints=[_tp("t0", 0, {"treated": t2}),
                     _tp("t1", 210, {"treated": t2s, "splenium": spl, "right_cingulate": rc}),
-                    _tp("t2", 300, {"treated": t2s, "right_cingulate": _b((-5, 16, z2 - 0.5), (4, 4.5, 3.5),
-                                                                          within=R + ("not_cc",), seed=23)})],
+                    _tp("t2", 300, {"treated": t2s, "right_cingulate": _b((-6, 16, z2 - 0.5), (5.5, 6, 4.5),
+                                                                          within=RC + ("not_cc",), seed=23)})],
         expected=[{"kind": "noncontiguous_across_boundary", "timepoint": "t1", "boundary": "falx",
                    "component": "right_cingulate"},
                   {"kind": "noncontiguous_across_boundary", "timepoint": "t1", "boundary": "csf",
@@ -101,8 +102,8 @@ def scenario_list(misalign: bool = True) -> list[Scenario]:
         name="splenium_pd", title="Cingulate metastasis growing as a whole", paper=2, counterpart="PD",
         prescription_gy=20, fractions=1,
         timepoints=[_tp("t0", 0, {"treated": t2}),
-                    _tp("t1", 210, {"treated": _b((6, y2, z2), (6, 7.5, 5), ring=2, within=LC, seed=21)}),
-                    _tp("t2", 300, {"treated": _b((6, y2, z2), (7.5, 9, 6), ring=2.5, within=LC, seed=21)})],
+                    _tp("t1", 210, {"treated": _b((6, y2, z2), (7.5, 9, 7), ring=2, within=LC, seed=21)}),
+                    _tp("t2", 300, {"treated": _b((6, y2, z2), (8.5, 10, 8), ring=2.5, within=LC, seed=21)})],
         expected=[], description="Concentric growth of the whole nodule, confined by the falx and sulci."))
 
     # 3. Right occipital metastasis responds; years later linear cerebellar enhancement across the tentorium.
@@ -124,9 +125,9 @@ def scenario_list(misalign: bool = True) -> list[Scenario]:
         name="tentorium_pd", title="Occipital metastasis growing along an enhancing tentorium", paper=3,
         counterpart="PD", prescription_gy=20, fractions=1,
         timepoints=[_tp("t0", 0, {"treated": t3}),
-                    _tp("t1", 180, {"treated": _b(occ, (8, 8, 7), ring=2, within=R + ("supratentorial",),
+                    _tp("t1", 180, {"treated": _b(occ, (9, 9, 8.5), ring=2, within=R + ("supratentorial",),
                                                   seed=31)}, enh=[("tentorium", "treated", 2.0)]),
-                    _tp("t2", 300, {"treated": _b(occ, (9.5, 9.5, 8), ring=2, within=R + ("supratentorial",),
+                    _tp("t2", 300, {"treated": _b(occ, (12, 12, 11), ring=2, within=R + ("supratentorial",),
                                                   seed=31),
                                     "cerebellar": _b((-20, 52, -21), (6, 5, 3), within=("cerebellum",), seed=32)},
                         enh=[("tentorium", "treated", 2.0), ("tentorium", "cerebellar", 2.0)])],
@@ -138,16 +139,16 @@ def scenario_list(misalign: bool = True) -> list[Scenario]:
 
     # 4. Pre-central metastasis resolves; ring lesion in the post-central gyrus across the central sulcus.
     pre = (32, -9, 40)
-    t4 = _b(pre, 6, ring=2, within=L + ("anterior_to_central",), seed=41)
-    post = (32, 4.5, 40)
+    t4 = _b(pre, 7, ring=2, within=L + ("anterior_to_central",), seed=41)
+    post = (32, 5.5, 40)
     out.append(Scenario(
         name="central_sulcus_rn", title="Pre-central metastasis resolves; post-central ring lesion", paper=4,
         counterpart="RN", prescription_gy=20, fractions=1,
         timepoints=[_tp("t0", 0, {"treated": t4}),
-                    _tp("t1", 240, {"treated": _b(pre, 3, ring=1.5, within=L + ("anterior_to_central",), seed=41),
+                    _tp("t1", 240, {"treated": _b(pre, 4, ring=1.5, within=L + ("anterior_to_central",), seed=41),
                                     "postcentral": _b(post, (4, 3.5, 4), ring=1.5,
                                                       within=L + ("posterior_to_central",), seed=42)}),
-                    _tp("t2", 330, {"postcentral": _b(post, (5, 4.5, 5), ring=1.5,
+                    _tp("t2", 330, {"postcentral": _b(post, (7.5, 7, 7.5), ring=1.5,
                                                       within=L + ("posterior_to_central",), seed=42)})],
         expected=[{"kind": "noncontiguous_across_boundary", "timepoint": "t1", "boundary": "csf",
                    "component": "postcentral"},
@@ -161,9 +162,9 @@ def scenario_list(misalign: bool = True) -> list[Scenario]:
         name="central_sulcus_pd", title="Pre-central metastasis growing with pial enhancement", paper=4,
         counterpart="PD", prescription_gy=20, fractions=1,
         timepoints=[_tp("t0", 0, {"treated": t4}),
-                    _tp("t1", 240, {"treated": _b(pre, 7.5, ring=2, within=L + ("anterior_to_central",),
+                    _tp("t1", 240, {"treated": _b(pre, 9, ring=2, within=L + ("anterior_to_central",),
                                                   seed=41)}),
-                    _tp("t2", 330, {"treated": _b(pre, (9, 8, 9), ring=2, within=L + ("anterior_to_central",),
+                    _tp("t2", 330, {"treated": _b(pre, (12, 11, 12), ring=2, within=L + ("anterior_to_central",),
                                                   seed=41)}, enh=[("csf", "treated", 2.0)])],
         expected=[{"kind": "boundary_enhancement", "timepoint": "t2", "boundary": "csf"}],
         description="Concentric growth of the pre-central metastasis, then enhancement of the pia lining the "
@@ -171,15 +172,15 @@ def scenario_list(misalign: bool = True) -> list[Scenario]:
 
     # 5. Resection cavity of a temporal metastasis; foci across the Sylvian fissure inside the RT field.
     cav = ((36, -2, -14), 7.0)
-    # The enhancing rim is the parenchyma between the cavity (r 7 mm) and 9 mm: a near-regular shell.
-    rim = Blob(centre=(36, -2, -14), radii=(9, 9, 9), ring=2.0, within=L, seed=51, irregularity=0.04)
+    # The lesion is the parenchyma between the cavity (r 7 mm) and 10 mm, its inner 2 mm enhancing.
+    rim = Blob(centre=(36, -2, -14), radii=(10, 10, 10), ring=2.0, within=L, seed=51, irregularity=0.04)
     out.append(Scenario(
         name="sylvian_cavity_rn", title="Resection cavity; foci across the Sylvian fissure", paper=5,
         counterpart="RN", prescription_gy=20, fractions=5, cavity=cav,
         timepoints=[_tp("t0", 0, {"treated": rim}),
                     _tp("t1", 270, {"treated": rim, "opercular": _b((36, 0, 5), (3.5, 4, 3),
                                                                     within=L + ("above_sylvian",), seed=52)}),
-                    _tp("t2", 360, {"treated": rim, "opercular": _b((36, 0, 5), (4.5, 5, 4),
+                    _tp("t2", 360, {"treated": rim, "opercular": _b((36, 0, 5), (6.5, 7, 5),
                                                                     within=L + ("above_sylvian",), seed=52)})],
         expected=[{"kind": "noncontiguous_across_boundary", "timepoint": "t1", "boundary": "csf",
                    "component": "opercular"},
@@ -192,7 +193,7 @@ def scenario_list(misalign: bool = True) -> list[Scenario]:
         prescription_gy=20, fractions=5, cavity=cav,
         timepoints=[_tp("t0", 0, {"treated": rim}),
                     _tp("t1", 270, {"treated": rim, "nodule": _b((43, -2, -20), 4.5, within=L, seed=53)}),
-                    _tp("t2", 360, {"treated": rim, "nodule": _b((43, -2, -20), 6.5, within=L, seed=53)})],
+                    _tp("t2", 360, {"treated": rim, "nodule": _b((43, -2, -20), 8, within=L, seed=53)})],
         expected=[{"kind": "contiguous_extension", "timepoint": "t1", "component": "nodule"},
                   {"kind": "contiguous_extension", "timepoint": "t2", "component": "nodule"}],
         description="Nodular enhancement growing at one margin of the cavity, contiguous with it, no regression."))
@@ -221,9 +222,9 @@ def scenario_list(misalign: bool = True) -> list[Scenario]:
         name="ventricle_open_ring_pd", title="Caudate metastasis with ependymal enhancement", paper=6,
         counterpart="PD", prescription_gy=24, fractions=3,
         timepoints=[_tp("t0", 0, {"treated": t6}),
-                    _tp("t1", 240, {"treated": _b(cau, 7, ring=2, within=L, seed=61)},
+                    _tp("t1", 240, {"treated": _b(cau, 8, ring=2, within=L, seed=61)},
                         enh=[("ventricles", "treated", 2.5)]),
-                    _tp("t2", 330, {"treated": _b(cau, 9, ring=2, within=L, seed=61)},
+                    _tp("t2", 330, {"treated": _b(cau, 11, ring=2, within=L, seed=61)},
                         enh=[("ventricles", "treated", 2.5)])],
         expected=[{"kind": "boundary_enhancement", "timepoint": "t1", "boundary": "ventricles"},
                   {"kind": "boundary_enhancement", "timepoint": "t2", "boundary": "ventricles"}],
@@ -232,7 +233,8 @@ def scenario_list(misalign: bool = True) -> list[Scenario]:
     # 7. Caudate metastasis: callosal enhancement across the ventricle, later recedes while lateral part appears.
     cau7 = (19, -12, 8)
     t7 = _b(cau7, 4.5, ring=1.5, within=L, seed=71)
-    call = _b((5, -12, 16), (3, 4, 2.5), within=("corpus_callosum", "left"), seed=72)
+    call = _b((5, -12, 16), (3.5, 4.5, 3), within=("corpus_callosum", "left"), spare=(("ventricles", 1.5),),
+              seed=72)
     out.append(Scenario(
         name="callosal_rn", title="Caudate metastasis; callosal focus recedes as a lateral one appears", paper=7,
         counterpart="RN", prescription_gy=27, fractions=3,
@@ -250,8 +252,8 @@ def scenario_list(misalign: bool = True) -> list[Scenario]:
         name="callosal_pd", title="Caudate metastasis growing as a whole", paper=7, counterpart="PD",
         prescription_gy=27, fractions=3,
         timepoints=[_tp("t0", 0, {"treated": t7}),
-                    _tp("t1", 200, {"treated": _b(cau7, 6.5, ring=2, within=L, seed=71)}),
-                    _tp("t2", 300, {"treated": _b(cau7, 8.5, ring=2, within=L, seed=71)})],
+                    _tp("t1", 200, {"treated": _b(cau7, 7.5, ring=2, within=L, seed=71)}),
+                    _tp("t2", 300, {"treated": _b(cau7, 10.5, ring=2, within=L, seed=71)})],
         expected=[], description="Concentric growth of the whole caudate nodule."))
 
     # 8. Temporal lesion after 60 Gy/30: medial part grows, lateral part recedes, across a spared sulcus.
@@ -261,11 +263,10 @@ def scenario_list(misalign: bool = True) -> list[Scenario]:
         name="temporal_mixed_rn", title="Temporal lesion: medial part grows, lateral part recedes", paper=8,
         counterpart="RN", prescription_gy=60, fractions=30, dose_falloff_mm=(10.0, 30.0),
         timepoints=[_tp("t0", 0, {"medial": _b(med, 5, ring=1.5, within=wm, seed=81),
-                                  "lateral": _b(lat, 5, ring=1.5, within=wl, seed=82)}),
-                    _tp("t1", 150, {"medial": _b(med, 6.5, ring=1.5, within=wm, seed=81),
-                                    "lateral": _b(lat, 3.5, ring=1.5, within=wl, seed=82)}, pose=mis8),
-                    _tp("t2", 270, {"medial": _b(med, 7.5, ring=1.5, within=wm, seed=81),
-                                    "lateral": _b(lat, 2.5, within=wl, seed=82)},
+                                  "lateral": _b(lat, 6, ring=1.5, within=wl, seed=82)}),
+                    _tp("t1", 150, {"medial": _b(med, 8, ring=1.5, within=wm, seed=81),
+                                    "lateral": _b(lat, 3, ring=1.5, within=wl, seed=82)}, pose=mis8),
+                    _tp("t2", 270, {"medial": _b(med, 11, ring=1.5, within=wm, seed=81)},
                         pose=tuple(-v for v in mis8))],
         expected=[{"kind": "mixed_response", "from": "t0", "to": "t1"},
                   {"kind": "mixed_response", "from": "t1", "to": "t2"}],
@@ -276,10 +277,10 @@ def scenario_list(misalign: bool = True) -> list[Scenario]:
         prescription_gy=60, fractions=30, dose_falloff_mm=(10.0, 30.0),
         timepoints=[_tp("t0", 0, {"medial": _b(med, 5, ring=1.5, within=wm, seed=81),
                                   "lateral": _b(lat, 5, ring=1.5, within=wl, seed=82)}),
-                    _tp("t1", 150, {"medial": _b(med, 6, ring=1.5, within=wm, seed=81),
-                                    "lateral": _b(lat, 6, ring=1.5, within=wl, seed=82)}),
-                    _tp("t2", 270, {"medial": _b(med, 7, ring=1.5, within=wm, seed=81),
-                                    "lateral": _b(lat, 7, ring=1.5, within=wl, seed=82)})],
+                    _tp("t1", 150, {"medial": _b(med, 8, ring=1.5, within=wm, seed=81),
+                                    "lateral": _b(lat, 8, ring=1.5, within=wl, seed=82)}),
+                    _tp("t2", 270, {"medial": _b(med, 11, ring=1.5, within=wm, seed=81),
+                                    "lateral": _b(lat, 11, ring=1.5, within=wl, seed=82)})],
         expected=[], description="Both components of the temporal lesion grow."))
     return out
 
