@@ -5,6 +5,7 @@ RNAssessmentLib.mrml_bridge converts between MRML nodes and the core's images.
 """
 import logging
 import os
+import pathlib
 from typing import Annotated
 
 import slicer
@@ -45,6 +46,13 @@ class RNAssessmentParameterNode:
     prescriptionGy: Annotated[float, WithinRange(0.1, 100.0)] = 20.0
     fractions: Annotated[int, WithinRange(1, 40)] = 1
     isodoseLevels: str = "20,15,12,10,5"
+    estimateMissingBoundaries: bool = True
+    showBoundaries: bool = True
+    minPortionMm3: Annotated[float, WithinRange(10.0, 2000.0)] = 50.0
+    compareWithSrs: bool = True
+    reportDirectory: pathlib.Path
+    deidentify: bool = False
+    writePdf: bool = True
 
 
 class RNAssessmentWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
@@ -67,6 +75,12 @@ class RNAssessmentWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
         self.ui.applyButton.connect("clicked(bool)", self.onApplyButton)
         self.ui.autoFillButton.connect("clicked(bool)", self.onAutoFill)
+        self.ui.findingsTable.connect("cellClicked(int,int)", self.onFindingClicked)
+        self.ui.isodoseTable.connect("cellChanged(int,int)", self.onIsodoseCellChanged)
+        self.ui.compareLayoutButton.connect("clicked(bool)", self.onCompareLayout)
+        self.ui.writeReportButton.connect("clicked(bool)", self.onWriteReport)
+        self.ui.progressBar.hide()
+        self._result = None
         self.initializeParameterNode()
 
     def cleanup(self) -> None:
@@ -110,16 +124,101 @@ class RNAssessmentWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def _log(self, message: str) -> None:
         self.ui.statusLabel.text = message
+        if self.ui.progressBar.visible:
+            # The core logs one line per step; advance the bar by step, not by time.
+            self.ui.progressBar.value = min(self.ui.progressBar.value + 1, self.ui.progressBar.maximum - 1)
         slicer.app.processEvents()
 
     def onAutoFill(self) -> None:
         self.logic.autoFill(self._parameterNode)
 
     def onApplyButton(self) -> None:
-        with slicer.util.tryWithErrorDisplay(_("Assessment failed."), waitCursor=True):
-            result = self.logic.process(self._parameterNode)
-            self.ui.statusLabel.text = _("Done: {count} output nodes in folder '{folder}'.").format(
-                count=len(result["nodes"]), folder=result["folder_name"])
+        p = self._parameterNode
+        # Steps the core reports: isodose, one per timepoint, brain/boundaries, registration and boundaries per
+        # follow-up, change.
+        n = len(p.timepoints)
+        self.ui.progressBar.maximum = 4 + 3 * n
+        self.ui.progressBar.value = 0
+        self.ui.progressBar.show()
+        try:
+            with slicer.util.tryWithErrorDisplay(_("Assessment failed."), waitCursor=True):
+                self._result = self.logic.process(p)
+                self._showResult(self._result)
+                self.ui.statusLabel.text = _("Done: {count} output nodes in folder '{folder}'.").format(
+                    count=len(self._result["nodes"]), folder=self._result["folder_name"])
+        finally:
+            self.ui.progressBar.hide()
+
+    def _showResult(self, result) -> None:
+        """Fill the isodose and findings tables; boundary segmentations follow the 'show' checkbox."""
+        import qt
+        iso = (result["extra"].get("isodose") or [])
+        table = self.ui.isodoseTable
+        table.blockSignals(True)
+        table.setRowCount(len(iso))
+        for row, (lv, model) in enumerate(zip(iso, result["isodose_models"])):
+            pct = f"{lv.percent_of_prescription:.0f} %" if lv.percent_of_prescription else ""
+            for col, text in enumerate((f"{lv.level_gy:g} Gy", pct, f"{lv.volume_cc:.2f}")):
+                item = qt.QTableWidgetItem(text)
+                item.setFlags(qt.Qt.ItemIsEnabled)
+                if col == 0:
+                    item.setForeground(qt.QColor(*[int(255 * c) for c in lv.colour]))
+                table.setItem(row, col, item)
+            show = qt.QTableWidgetItem()
+            show.setFlags(qt.Qt.ItemIsEnabled | qt.Qt.ItemIsUserCheckable)
+            show.setCheckState(qt.Qt.Checked)
+            show.setData(qt.Qt.UserRole, model.GetID())
+            table.setItem(row, 3, show)
+        table.blockSignals(False)
+        findings = result["assessment"].findings
+        ft = self.ui.findingsTable
+        ft.setRowCount(len(findings))
+        for row, f in enumerate(findings):
+            d = f.to_dict()
+            values = (str(row + 1), f.kind.replace("_", " "), f.timepoint or f"{f.from_}→{f.to}", d["favours"],
+                      f.description or "")
+            for col, text in enumerate(values):
+                item = qt.QTableWidgetItem(text)
+                item.setToolTip(f.description or "")
+                ft.setItem(row, col, item)
+        ft.resizeColumnsToContents()
+        for node in result["nodes"]:
+            if node.IsA("vtkMRMLSegmentationNode") and "boundaries" in node.GetName() and node.GetDisplayNode():
+                node.GetDisplayNode().SetVisibility(bool(self._parameterNode.showBoundaries))
+
+    def onIsodoseCellChanged(self, row, col) -> None:
+        import qt
+        if col != 3:
+            return
+        item = self.ui.isodoseTable.item(row, col)
+        node = slicer.mrmlScene.GetNodeByID(item.data(qt.Qt.UserRole))
+        if node is not None and node.GetDisplayNode():
+            node.GetDisplayNode().SetVisibility(item.checkState() == qt.Qt.Checked)
+
+    def onFindingClicked(self, row, col) -> None:
+        if not self._result:
+            return
+        f = self._result["assessment"].findings[row]
+        self.logic.jumpToFinding(f)
+
+    def onCompareLayout(self) -> None:
+        with slicer.util.tryWithErrorDisplay(_("Could not set up the compare layout."), waitCursor=True):
+            self.logic.showCompareLayout(self._result, self._parameterNode)
+
+    def onWriteReport(self) -> None:
+        with slicer.util.tryWithErrorDisplay(_("Report failed."), waitCursor=True):
+            if not self._result:
+                raise ValueError(_("Run the assessment first."))
+            out = str(self._parameterNode.reportDirectory or "")
+            if not out or out == ".":
+                raise ValueError(_("Choose a folder for the report."))
+            paths = self.logic.writeReport(self._result, out, pdf=self._parameterNode.writePdf)
+            msg = _("Report written: {path}").format(path=paths["report"])
+            if paths.get("pdf_error"):
+                msg += " — " + paths["pdf_error"]
+            self.ui.statusLabel.text = msg
+            import qt
+            qt.QDesktopServices.openUrl(qt.QUrl.fromLocalFile(paths["report"]))
 
 
 class RNAssessmentLogic(ScriptedLoadableModuleLogic):
@@ -161,14 +260,33 @@ class RNAssessmentLogic(ScriptedLoadableModuleLogic):
     def process(self, parameterNode) -> dict:
         p = parameterNode
         return self.run(list(p.timepoints), p.treatedLesion, p.dose, p.prescriptionGy, p.fractions,
-                        p.isodoseLevels, boundaries=p.boundaries)
+                        p.isodoseLevels, boundaries=p.boundaries, estimateBoundaries=p.estimateMissingBoundaries,
+                        minPortionMm3=p.minPortionMm3, compareWithSrs=p.compareWithSrs, deidentify=p.deidentify)
 
     def run(self, timepointVolumes, treatedLesionSegmentation, doseVolume, prescriptionGy: float, fractions: int,
-            isodoseLevels: str, boundaries=None, scene=None) -> dict:
+            isodoseLevels: str, boundaries=None, scene=None, estimateBoundaries: bool = True,
+            minPortionMm3: float = 50.0, compareWithSrs: bool = True, deidentify: bool = False) -> dict:
         """Build the case from nodes, assess it with the core, and add the outputs under one new folder."""
         from RNAssessmentLib.slicer_case import assess_nodes
         return assess_nodes(scene or slicer.mrmlScene, timepointVolumes, treatedLesionSegmentation, doseVolume,
-                            prescriptionGy, fractions, isodoseLevels, boundaries=boundaries, log_callback=self._log)
+                            prescriptionGy, fractions, isodoseLevels, boundaries=boundaries, log_callback=self._log,
+                            estimate_boundaries=estimateBoundaries, min_portion_mm3=minPortionMm3,
+                            compare_with_srs=compareWithSrs, deidentify=deidentify)
+
+    def jumpToFinding(self, finding, scene=None) -> None:
+        """Centre every slice view on the finding (RAS centroid)."""
+        from RNAssessmentLib import mrml_bridge as mb
+        mb.jump_slices(scene or slicer.mrmlScene, finding.centroid_ras)
+
+    def showCompareLayout(self, result, parameterNode, scene=None) -> list:
+        """Timepoints side by side in linked slice views, the dose over each."""
+        from RNAssessmentLib import mrml_bridge as mb
+        vols = result["timepoint_volumes"] if result else list(parameterNode.timepoints)
+        return mb.compare_layout(scene or slicer.mrmlScene, vols, foreground=parameterNode.dose)
+
+    def writeReport(self, result, outputDirectory: str, pdf: bool = True) -> dict:
+        from RNAssessmentLib.slicer_case import write_report_for
+        return write_report_for(result, outputDirectory, pdf=pdf, log_callback=self._log)
 
 
 class RNAssessmentTest(ScriptedLoadableModuleTest):
@@ -192,6 +310,11 @@ class RNAssessmentTest(ScriptedLoadableModuleTest):
         self.assertEqual(len(models), 5)
         table = next(n for n in result["nodes"] if n.GetName().endswith("timepoints"))
         self.assertEqual(table.GetNumberOfRows(), 3)
+        kinds = {(f.kind, f.timepoint, f.boundary) for f in result["assessment"].findings}
+        self.assertIn(("noncontiguous_across_boundary", nodes["timepoints"][2].GetName(), "tentorium"), kinds)
+        logic.jumpToFinding(result["assessment"].findings[0])
+        views = logic.showCompareLayout(result, logic.getParameterNode())
+        self.assertEqual(len(views), 3)
         for node in nodes["timepoints"]:
             self.assertIsNone(node.GetAttribute("RNAssessment.Modified"))
         self.delayDisplay("Test passed")

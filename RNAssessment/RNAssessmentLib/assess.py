@@ -12,10 +12,13 @@ import os
 import numpy as np
 import SimpleITK as sitk
 
+from . import boundaries as bndmod
+from . import change as changemod
 from . import dose as dosemod
 from . import geometry as geo
-from .case import Case
-from .findings import Assessment
+from .case import BOUNDARY_KINDS, Case
+from .findings import Assessment, describe
+from .registration import register_followup, stable_region
 
 log = logging.getLogger("rnassess")
 
@@ -24,17 +27,24 @@ def _volume_mm3(mask: sitk.Image) -> float:
     return float(geo.array_view(mask).astype(bool).sum() * geo.voxel_volume_mm3(mask))
 
 
-def assess_case(case: Case, *, levels_gy=None, log_callback=None) -> tuple[Assessment, dict]:
-    """Measure what the foundation can measure: volumes per timepoint, dose to the treated lesion and lesions,
-    isodose volumes, brain V10/V12 outside the target. Returns (assessment, extra outputs)."""
+def assess_case(case: Case, *, levels_gy=None, log_callback=None, estimate_boundaries: bool = True,
+                min_portion_mm3: float | None = None, compare_with_srs: bool = True) -> tuple[Assessment, dict]:
+    """Volumes per timepoint, dose to the treated lesion and lesions, isodose volumes, brain V10/V12 outside the
+    target; with a treated lesion and follow-ups: registration, boundaries at each follow-up and change in shape
+    between consecutive timepoints (and from SRS to the last when ``compare_with_srs``).
+
+    ``estimate_boundaries``: estimate falx, ventricles and CSF when not given. Returns (assessment, extra)."""
     say = log_callback or log.info
     warnings: list[str] = []
+    deid = bool(case.metadata.get("deidentified"))
     summary: dict = {"case": case.id, "timepoints": [], "registered": case.registered}
+    if deid:
+        summary["deidentified"] = "names, IDs, birth date and absolute dates removed; days are relative to SRS"
     extra: dict = {"dose_stats": []}
     if case.dose is not None:
         rx = case.dose.prescription_gy
         summary["dose"] = {"prescription_gy": rx, "fractions": case.dose.fractions,
-                           "srs_date": case.srs_date.isoformat() if case.srs_date else None,
+                           "srs_date": case.srs_date.isoformat() if case.srs_date and not deid else None,
                            "max_gy": float(sitk.GetArrayViewFromImage(case.dose.image).max())}
         levels = sorted(levels_gy or dosemod.default_levels(rx), reverse=True)
         say(f"[{case.id}] isodose surfaces at {', '.join(f'{v:g}' for v in levels)} Gy")
@@ -54,7 +64,7 @@ def assess_case(case: Case, *, levels_gy=None, log_callback=None) -> tuple[Asses
                 t[f"v{lv:g}_outside_target_cc"] = dosemod.volume_above(case.dose.image, lv, outside)
         summary["treated_lesion"] = t
     for tp in case.timepoints:
-        entry = {"label": tp.label, "date": tp.date.isoformat() if tp.date else None,
+        entry = {"label": tp.label, "date": tp.date.isoformat() if tp.date and not deid else None,
                  "days_since_srs": case.days_since_srs(tp)}
         if tp.lesion is not None:
             entry["lesion_volume_mm3"] = _volume_mm3(tp.lesion)
@@ -63,12 +73,132 @@ def assess_case(case: Case, *, levels_gy=None, log_callback=None) -> tuple[Asses
                 st = dosemod.mask_stats(case.dose.image, tp.lesion, name=f"lesion {tp.label}")
                 entry["lesion_dose"] = {"mean_gy": st.mean_gy, "max_gy": st.max_gy, "d95_gy": st.dx_gy[95.0]}
                 extra["dose_stats"].append(st)
-            elif case.dose is not None and not same_frame:
+            elif case.dose is not None and not same_frame and not (case.treated_lesion is not None
+                                                                   and len(case.timepoints) > 1):
                 warnings.append(f"timepoint '{tp.label}' is not registered to the planning image: its lesion dose "
                                 "is not reported")
         summary["timepoints"].append(entry)
         say(f"[{case.id}] timepoint {tp.label}: lesion {entry.get('lesion_volume_mm3', float('nan')):.0f} mm³")
-    return Assessment(case_id=case.id, findings=[], summary=summary, warnings=warnings), extra
+    findings = []
+    if case.treated_lesion is not None and len(case.timepoints) > 1:
+        findings += _boundaries_and_change(case, summary, extra, warnings, levels_gy, say,
+                                           estimate_boundaries=estimate_boundaries,
+                                           min_portion_mm3=min_portion_mm3, compare_with_srs=compare_with_srs)
+    _describe(case, findings, extra)
+    return Assessment(case_id=case.id, findings=findings, summary=summary, warnings=warnings), extra
+
+
+def _describe(case: Case, findings: list, extra: dict) -> None:
+    """Plain-language description of each finding; the side comes from the falx (given or automatic)."""
+    days = {tp.label: case.days_since_srs(tp) for tp in case.timepoints}
+    falx = (extra.get("boundaries") or case.boundaries).get("falx")
+    mid_x = None
+    if falx is not None and geo.array_view(falx).any():
+        mid_x = float(geo.centroid_lps(falx)[0])
+    for f in findings:
+        side = None
+        if mid_x is not None:
+            x = float(geo.lps_from_ras([f.centroid_ras])[0][0])
+            side = "left" if x > mid_x + 2.0 else "right" if x < mid_x - 2.0 else None   # LPS +x = patient left
+        f.description = describe(f, days, side)
+
+
+def _boundaries_and_change(case: Case, summary: dict, extra: dict, warnings: list, levels_gy, say, *,
+                           estimate_boundaries: bool = True, min_portion_mm3: float | None = None,
+                           compare_with_srs: bool = True) -> list:
+    """Register follow-ups (unless the case says they are registered), analyse boundaries at each follow-up and
+    changes between timepoints, all in the planning frame."""
+    planning = case.planning.t1c
+    treated = case.treated_lesion
+    dose = case.dose.image if case.dose else None
+    levels = sorted(levels_gy or (dosemod.default_levels(case.dose.prescription_gy) if case.dose else []),
+                    reverse=True)
+    say(f"[{case.id}] brain mask and boundaries")
+    brain = bndmod.brain_mask(planning)
+    box = bndmod.analysis_box(treated, [treated], dose)
+    model0 = bndmod.tissue_model(box.crop(geo.array_view(planning)).astype(np.float32),
+                                 box.crop(geo.array_view(brain)) > 0)
+    bnd = dict(case.boundaries)
+    methods = {k: "given" for k in bnd}
+    missing = [k for k in BOUNDARY_KINDS if k not in bnd and k != "tentorium"] if estimate_boundaries else []
+    for k in BOUNDARY_KINDS:
+        if k not in bnd and not estimate_boundaries:
+            methods[k] = "not given (estimation switched off)"
+    if missing:
+        plane = bndmod.midsagittal_plane(planning, exclude=treated, brain=brain)
+        auto, auto_methods = bndmod.auto_boundaries(planning, brain, model0, plane, lesion=treated)
+        for k in missing:
+            bnd[k] = auto[k]
+            methods[k] = "automatic: " + auto_methods[k]
+        summary["midsagittal_plane_lps"] = {"normal": plane["normal"], "point": plane["point"]}
+        extra["auto_boundaries"] = {k: auto[k] for k in missing}
+    if "tentorium" not in bnd and estimate_boundaries:
+        methods["tentorium"] = "not given (not automated)"
+    summary["boundaries"] = methods
+    extra["boundaries"] = bnd
+
+    high_dose = [sitk.Cast(dosemod.dose_on_grid(dose, planning) >= 10.0, sitk.sitkUInt8)] if dose is not None else []
+    stable = stable_region(brain, [treated] + high_dose)
+    lesion_masks: dict = {}
+    days = {}
+    findings = []
+    registrations = {}
+    for tp in case.timepoints:
+        days[tp.label] = case.days_since_srs(tp)
+        if tp is case.planning:
+            transform = sitk.Transform()
+        elif case.registered:
+            transform = sitk.Transform()
+        else:
+            say(f"[{case.id}] registering {tp.label} to the SRS image")
+            reg = register_followup(planning, tp.t1c, stable, planning_brain=brain,
+                                    followup_brain=bndmod.brain_mask(tp.t1c), what=f"timepoint '{tp.label}'")
+            transform = reg.transform
+            registrations[tp.label] = reg.to_dict()
+        t1_p = sitk.Resample(tp.t1c, planning, transform, sitk.sitkLinear, 0.0, sitk.sitkFloat32)
+        extra.setdefault("t1_planning", {})[tp.label] = t1_p
+        lesion_p = None
+        if tp.lesion is not None:
+            lesion_p = sitk.Resample(tp.lesion, planning, transform, sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
+        if tp is case.planning:
+            lesion_masks[tp.label] = geo.array_view(lesion_p if lesion_p is not None else treated) > 0
+            continue
+        entry = next(e for e in summary["timepoints"] if e["label"] == tp.label)
+        if dose is not None and lesion_p is not None and "lesion_dose" not in entry and \
+                geo.array_view(lesion_p).any():
+            # Registered here: the follow-up lesion's dose in the planning frame.
+            st = dosemod.mask_stats(dose, lesion_p, name=f"lesion {tp.label}")
+            entry["lesion_dose"] = {"mean_gy": st.mean_gy, "max_gy": st.max_gy, "d95_gy": st.dx_gy[95.0],
+                                    "frame": "registered to the SRS image"}
+            extra["dose_stats"].append(st)
+        say(f"[{case.id}] boundaries at {tp.label}")
+        res = bndmod.analyse_followup(tp.label, t1_p, treated, bnd, brain=brain, dose=dose, lesion=lesion_p,
+                                      levels_gy=levels, box=box)
+        findings += res.findings
+        for name, m in res.finding_masks.items():
+            fm = np.zeros(planning.GetSize(), bool)
+            fm[box.slices] = m
+            extra.setdefault("finding_masks", {})[name] = fm
+        if lesion_p is not None:
+            lesion_masks[tp.label] = geo.array_view(lesion_p) > 0
+        else:
+            # Extent from the automatic enhancement: close and fill so necrotic cores count as lesion.
+            enh = np.zeros(planning.GetSize(), bool)
+            enh[box.slices] = res.enhancement
+            img = geo.image_from_array(enh.astype(np.uint8), planning)
+            lesion_masks[tp.label] = geo.array_view(
+                sitk.BinaryFillhole(sitk.BinaryMorphologicalClosing(img, [2, 2, 2]))) > 0
+    if registrations:
+        summary["registration"] = registrations
+    say(f"[{case.id}] change in shape")
+    dose_p = geo.array_view(dosemod.dose_on_grid(dose, planning)) if dose is not None else None
+    kw = {"min_portion_mm3": min_portion_mm3} if min_portion_mm3 else {}
+    ch, maps = changemod.analyse_changes(lesion_masks, planning, dose_p, vs_first=compare_with_srs, **kw)
+    findings += ch
+    extra["change_maps"] = maps
+    extra["lesion_masks"] = lesion_masks
+    summary["time_course"] = changemod.rano_table(lesion_masks, planning, days)
+    return findings
 
 
 DVH_COLUMNS = ["structure", "volume_cc", "min_gy", "mean_gy", "max_gy", "d95_gy", "d2_gy", "v10_cc", "v12_cc",
@@ -100,21 +230,83 @@ def write_dvh_curves(stats, path: str, step_gy: float = 0.1) -> None:
             w.writerow([f"{d:.2f}"] + [f"{c[i]:.4f}" for c in cols])
 
 
-def write_outputs(case: Case, assessment: Assessment, extra: dict, out_dir: str) -> dict:
-    """Write findings.json, dvh.csv (+ dvh_curves.csv) and isodose surfaces; refuses to overwrite inputs."""
+OUTPUT_NAMES = ("findings.json", "dvh.csv", "dvh_curves.csv", "volumes.csv", "report.html", "report.pdf",
+                "findings.seg.nrrd", "boundaries_auto.seg.nrrd")
+
+
+def write_outputs(case: Case, assessment: Assessment, extra: dict, out_dir: str, *, report: bool = True,
+                  pdf: bool = True, phi: list | None = None, log_callback=None) -> dict:
+    """Write findings.json, dvh.csv (+ dvh_curves.csv), volumes.csv, change maps, segmentations, isodose surfaces
+    and report.html (+ report.pdf). Refuses to write into a folder holding an input file under an output name.
+
+    ``phi``: identifying strings of the original case (see deid.py); every text output is scrubbed of them."""
+    say = log_callback or log.info
     out_dir = os.path.abspath(out_dir)
     protect = case.input_paths()
     os.makedirs(out_dir, exist_ok=True)
     paths = {"findings": os.path.join(out_dir, "findings.json"), "dvh": os.path.join(out_dir, "dvh.csv")}
-    for p in paths.values():
-        if os.path.abspath(p) in protect:
-            raise ValueError(f"refusing to overwrite input file '{p}'")
+    clash = sorted(p for p in protect if os.path.dirname(p) == out_dir and
+                   (os.path.basename(p) in OUTPUT_NAMES or os.path.basename(p).startswith(("change_", "isodose"))))
+    if clash:
+        raise ValueError(f"refusing to overwrite input file '{clash[0]}': choose another output folder")
     assessment.write(paths["findings"])
     write_dvh_csv(extra.get("dose_stats", []), paths["dvh"])
     write_dvh_curves(extra.get("dose_stats", []), os.path.join(out_dir, "dvh_curves.csv"))
+    planning = case.planning.t1c
+    masks = dict(extra.get("finding_masks") or {})
+    for (a, b), lab in (extra.get("change_maps") or {}).items():
+        img = geo.image_from_array(lab.astype(np.uint8), planning)
+        sitk.WriteImage(img, os.path.join(out_dir, f"change_{a}_{b}.nrrd"), True)
+        for value, kind in ((1, "grew"), (2, "regressed")):
+            if (lab == value).any():
+                masks[f"{a}-{b} {kind}"] = lab == value
+    if masks:
+        from .structures import write_seg_nrrd
+        colours = {n: ((1.0, 0.2, 0.2) if "grew" in n else (0.2, 0.4, 1.0) if "regressed" in n else
+                       (1.0, 0.9, 0.0) if "across" in n or "non-contiguous" in n else (1.0, 0.5, 0.0))
+                   for n in masks}
+        write_seg_nrrd(os.path.join(out_dir, "findings.seg.nrrd"),
+                       {n: geo.image_from_array(m.astype(np.uint8), planning) for n, m in masks.items()}, colours)
+        paths["findings_segmentation"] = os.path.join(out_dir, "findings.seg.nrrd")
+    if extra.get("auto_boundaries"):
+        from .structures import write_seg_nrrd
+        write_seg_nrrd(os.path.join(out_dir, "boundaries_auto.seg.nrrd"), extra["auto_boundaries"])
+    course = assessment.summary.get("time_course")
+    if course:
+        with open(os.path.join(out_dir, "volumes.csv"), "w", newline="", encoding="utf-8") as f:
+            w = csv.DictWriter(f, fieldnames=list(course[0].keys()))
+            w.writeheader()
+            for r in course:
+                w.writerow(r)
     if extra.get("isodose"):
         iso_dir = os.path.join(out_dir, "isodose")
         os.makedirs(iso_dir, exist_ok=True)
         for lv in extra["isodose"]:
             dosemod.write_surface(lv.surface_lps, os.path.join(iso_dir, f"isodose_{lv.level_gy:g}Gy.vtk"))
+    if report:
+        from .report import write_report
+        say(f"[{case.id}] report")
+        rp = write_report(case, assessment, extra, out_dir, pdf=pdf, log=say)
+        paths.update(rp)
+    if phi:
+        _scrub_outputs(out_dir, phi, say)
     return paths
+
+
+def _scrub_outputs(out_dir: str, phi: list, say) -> None:
+    """Last check of a de-identified output: remove any identifying string left in a text file or file name."""
+    from .deid import REMOVED, scrub
+    for root, _dirs, files in os.walk(out_dir):
+        for name in files:
+            path = os.path.join(root, name)
+            clean_name, n_name = scrub(name, phi)
+            if name.endswith((".json", ".csv", ".html", ".txt", ".mrml")):
+                with open(path, encoding="utf-8") as f:
+                    text = f.read()
+                text, n = scrub(text, phi)
+                if n:
+                    say(f"warning: de-identification removed {n} identifying string(s) from {name}")
+                    with open(path, "w", encoding="utf-8") as f:
+                        f.write(text)
+            if n_name:
+                os.replace(path, os.path.join(root, clean_name.replace(REMOVED, "removed")))

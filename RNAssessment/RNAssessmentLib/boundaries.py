@@ -447,6 +447,8 @@ def open_ring(enhancement: np.ndarray, t1c_box: np.ndarray, bmask: np.ndarray, m
     d_b = distance_mm(bmask, box)
     if (enhancement & (d_b <= 3.0)).sum() < 15:
         return None
+    # A user's lesion mask may include the non-enhancing rim; the ring is judged on what enhances inside it.
+    enhancement = enhancement & (t1c_box >= model.threshold)
     depth_of_enh = np.where(enhancement, d_b, np.float32(1e6)).astype(np.float32)
     nearest_enh_depth = geo.array_view(sitk.GrayscaleErode(_img(depth_of_enh, box), [1, 1, 1], sitk.sitkBox))
     under = allowed & ~enhancement & (d_b <= 1.5) & (nearest_enh_depth < 1e5) & (nearest_enh_depth > d_b + 0.5)
@@ -532,6 +534,7 @@ def analyse_followup(timepoint: str, t1c: sitk.Image, treated: sitk.Image, bound
             near = bm & (d_enh <= 2.0)
             masks[f"{timepoint} {kind} enhancement"] = near
             findings.append(Finding(kind="boundary_enhancement", timepoint=timepoint, boundary=kind,
+                                    segment=f"{timepoint} {kind} enhancement",
                                     centroid_ras=_centroid_ras(near, box), volume_mm3=float(near.sum() * vox),
                                     dose=_dose_evidence(dose_box, near, levels_gy), boundary_enhancing=True,
                                     evidence={**chk, "enhancement_source": source}))
@@ -549,6 +552,7 @@ def analyse_followup(timepoint: str, t1c: sitk.Image, treated: sitk.Image, bound
             if beyond.sum() * vox >= min_volume_mm3:
                 masks[f"{timepoint} contiguous extension"] = beyond
                 findings.append(Finding(kind="contiguous_extension", timepoint=timepoint,
+                                        segment=f"{timepoint} contiguous extension",
                                         centroid_ras=_centroid_ras(beyond, box),
                                         volume_mm3=float(beyond.sum() * vox),
                                         dose=_dose_evidence(dose_box, beyond, levels_gy),
@@ -574,6 +578,7 @@ def analyse_followup(timepoint: str, t1c: sitk.Image, treated: sitk.Image, bound
         name = f"{timepoint} across {kind_b}" if kind_b else f"{timepoint} non-contiguous"
         masks[name] = comp
         findings.append(Finding(kind="noncontiguous_across_boundary" if kind_b else "noncontiguous_focus",
+                                segment=name,
                                 timepoint=timepoint, boundary=kind_b, centroid_ras=_centroid_ras(comp, box),
                                 volume_mm3=float(comp.sum() * vox), gap_mm=gap, geodesic_mm=geo_mm,
                                 boundary_enhancing=enhancing_between,
@@ -588,6 +593,7 @@ def analyse_followup(timepoint: str, t1c: sitk.Image, treated: sitk.Image, bound
             if ring and ring["is_open"]:
                 masks[f"{timepoint} open ring {kind}"] = comp
                 findings.append(Finding(kind="open_ring", timepoint=timepoint, boundary=kind,
+                                        segment=f"{timepoint} open ring {kind}",
                                         centroid_ras=_centroid_ras(comp, box), volume_mm3=float(comp.sum() * vox),
                                         dose=_dose_evidence(dose_box, comp, levels_gy),
                                         evidence={**ring, "enhancement_source": source}))

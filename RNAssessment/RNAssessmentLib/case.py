@@ -24,7 +24,7 @@ import re
 import SimpleITK as sitk
 
 from . import geometry as geo
-from .images import check_overlap, check_same_grid, read_image, read_mask
+from .images import check_overlap, check_same_grid, dicom_identity, read_image, read_mask
 
 BOUNDARY_KINDS = ("falx", "tentorium", "ventricles", "csf")
 BOUNDARY_SYNONYMS = {
@@ -74,6 +74,9 @@ class Case:
     registered: bool = True
     metadata: dict = dataclasses.field(default_factory=dict)
     manifest_path: str = ""
+    #: Identifying data found in the inputs (DICOM attributes, manifest ``metadata.patient``): shown in reports,
+    #: removed by ``--deidentify``. Keys are DICOM keywords (PatientName, PatientID, PatientBirthDate, ...).
+    patient: dict = dataclasses.field(default_factory=dict)
 
     @property
     def planning(self) -> Timepoint:
@@ -156,6 +159,30 @@ def _read_boundaries(spec, base: str, reference: sitk.Image) -> tuple[dict, list
     return out, sources
 
 
+def _patient_identity(meta: dict, files: list) -> dict:
+    """Identity from the manifest's ``metadata.patient`` ({"name", "id", "birth_date"} or DICOM keywords), then
+    from every DICOM input (first value wins; dates of all inputs are kept so de-identification finds them)."""
+    keys = {"name": "PatientName", "id": "PatientID", "birth_date": "PatientBirthDate"}
+    out: dict = {}
+    for k, v in (meta.get("patient") or {}).items():
+        if v not in (None, ""):
+            out[keys.get(k, k)] = str(v)
+    for legacy, key in (("patient_name", "PatientName"), ("patient_id", "PatientID")):
+        if meta.get(legacy) and key not in out:
+            out[key] = str(meta[legacy])
+    dates = set()
+    for f in files:
+        if not f:
+            continue
+        for k, v in dicom_identity(f).items():
+            if k.endswith("Date"):
+                dates.add(v)
+            out.setdefault(k, v)
+    if dates:
+        out["_dates"] = sorted(dates)
+    return out
+
+
 def load_manifest(path: str | os.PathLike) -> Case:
     """Read a case manifest and every file it names. Errors name the manifest and the file."""
     path = os.path.abspath(os.fspath(path))
@@ -218,7 +245,8 @@ def load_manifest(path: str | os.PathLike) -> Case:
     meta["_sources"] = sources
     case = Case(id=str(spec.get("id", os.path.splitext(os.path.basename(path))[0])), timepoints=tps,
                 treated_lesion=treated, boundaries=boundaries, dose=dose,
-                registered=bool(spec.get("registered", True)), metadata=meta, manifest_path=path)
+                registered=bool(spec.get("registered", True)), metadata=meta, manifest_path=path,
+                patient=_patient_identity(meta, [t.source.get("t1c") for t in tps] + ([dose.source] if dose else [])))
     case.validate()
     return case
 

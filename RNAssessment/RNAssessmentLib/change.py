@@ -180,7 +180,7 @@ def rano_table(masks: dict[str, np.ndarray], ref: sitk.Image, days: dict[str, in
 # ----------------------------------------------------------------------------------------------------------------
 
 def analyse_changes(masks: dict[str, np.ndarray], ref: sitk.Image, dose_on_ref: np.ndarray | None = None,
-                    min_portion_mm3: float = MIN_PORTION_MM3, group_mm: float = 10.0):
+                    min_portion_mm3: float = MIN_PORTION_MM3, group_mm: float = 10.0, vs_first: bool = True):
     """Findings for every consecutive interval (and from the SRS image to the last timepoint).
 
     ``masks``: ordered {timepoint label: lesion extent on ``ref``}. Returns (findings, {interval: label map})."""
@@ -189,7 +189,7 @@ def analyse_changes(masks: dict[str, np.ndarray], ref: sitk.Image, dose_on_ref: 
     findings: list[Finding] = []
     maps: dict = {}
     intervals = list(zip(labels[:-1], labels[1:]))
-    if len(labels) > 2:
+    if len(labels) > 2 and vs_first:
         intervals.append((labels[0], labels[-1]))
     for a, b in intervals:
         portions, label_map = interval_portions(masks[a], masks[b], ref, min_portion_mm3)

@@ -17,7 +17,6 @@ def _log(msg: str) -> None:
 
 
 def cmd_demo(args) -> int:
-    from .assess import assess_case, write_outputs
     from .case import load_manifest
     from .demo import write_demo
     t0 = time.time()
@@ -27,10 +26,10 @@ def cmd_demo(args) -> int:
         case_dir = os.path.dirname(m)
         entry = {"case": os.path.basename(case_dir), "manifest": os.path.relpath(m, args.out)}
         if not args.no_assess:
-            case = load_manifest(m)
-            assessment, extra = assess_case(case, log_callback=_log)
-            paths = write_outputs(case, assessment, extra, os.path.join(case_dir, "assessment"))
+            paths = _assess_and_write(load_manifest(m), os.path.join(case_dir, "assessment"),
+                                      deidentify=args.deidentify, pdf=not args.no_pdf)
             entry["findings"] = os.path.relpath(paths["findings"], args.out)
+            entry["report"] = os.path.relpath(paths["report"], args.out)
         index.append(entry)
     with open(os.path.join(args.out, "index.json"), "w", encoding="utf-8") as f:
         json.dump({"cases": index, "disclaimer": DISCLAIMER}, f, indent=2)
@@ -38,17 +37,27 @@ def cmd_demo(args) -> int:
     return 0
 
 
-def cmd_assess(args) -> int:
+def _assess_and_write(case, out: str, *, levels=None, deidentify: bool = False, pdf: bool = True) -> dict:
     from .assess import assess_case, write_outputs
+    phi = None
+    if deidentify:
+        from .deid import deidentify_case
+        case, phi = deidentify_case(case)
+        _log(f"[assess] de-identified as '{case.id}'")
+    assessment, extra = assess_case(case, levels_gy=levels, log_callback=_log)
+    paths = write_outputs(case, assessment, extra, out, pdf=pdf, phi=phi, log_callback=_log)
+    for w in assessment.warnings:
+        _log(f"warning: {w}")
+    return paths
+
+
+def cmd_assess(args) -> int:
     from .case import load_manifest
     from .dose import parse_levels
     case = load_manifest(args.manifest)
     levels = parse_levels(args.levels, case.dose.prescription_gy if case.dose else None) if args.levels else None
-    assessment, extra = assess_case(case, levels_gy=levels, log_callback=_log)
-    paths = write_outputs(case, assessment, extra, args.out)
-    for w in assessment.warnings:
-        _log(f"warning: {w}")
-    _log(f"[assess] wrote {paths['findings']}")
+    paths = _assess_and_write(case, args.out, levels=levels, deidentify=args.deidentify, pdf=not args.no_pdf)
+    _log(f"[assess] wrote {paths['findings']} and {paths['report']}")
     return 0
 
 
@@ -131,12 +140,17 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--out", required=True, help="output folder")
     d.add_argument("--scenario", action="append", help="only this scenario (repeatable)")
     d.add_argument("--no-assess", action="store_true", help="only write the cases")
+    d.add_argument("--deidentify", action="store_true", help="de-identify the assessments (teaching export)")
+    d.add_argument("--no-pdf", action="store_true", help="do not print report.pdf (needs Chromium)")
     d.set_defaults(func=cmd_demo)
 
     a = sub.add_parser("assess", help="assess a case from its manifest (case.json)")
     a.add_argument("manifest")
     a.add_argument("--out", required=True, help="output folder (findings.json, dvh.csv, ...)")
     a.add_argument("--levels", help="isodose levels, Gy or %% of prescription, e.g. 20,15,12,10")
+    a.add_argument("--deidentify", action="store_true",
+                   help="remove names, IDs, birth date and absolute dates (days since SRS instead) from every output")
+    a.add_argument("--no-pdf", action="store_true", help="do not print report.pdf (needs Chromium)")
     a.set_defaults(func=cmd_assess)
 
     v = sub.add_parser("dvh", help="dose statistics per structure")

@@ -356,13 +356,20 @@ def contour_lines_on_slice(dose: sitk.Image, level_gy: float, slice_grid: sitk.I
     if slice_grid.GetSize()[2] != 1:
         raise ValueError("slice_grid must have exactly one slice")
     plane = geo.array_view(dose_on_grid(dose, slice_grid, transform))[:, :, 0]    # (i, j)
+    return contour_lines_2d(plane, level_gy)
+
+
+def contour_lines_2d(plane: np.ndarray, level: float) -> list[np.ndarray]:
+    """Iso-lines of a 2D (i, j) array at ``level`` (flying edges), as polylines in (i, j) pixel units; closed
+    loops repeat their first point."""
+    plane = np.asarray(plane, dtype=np.float32)
     vimg = vtk.vtkImageData()
     vimg.SetDimensions(plane.shape[0], plane.shape[1], 1)
     vimg.GetPointData().SetScalars(numpy_support.numpy_to_vtk(np.ascontiguousarray(plane.T).ravel(), deep=True,
                                                               array_type=vtk.VTK_FLOAT))
     fe = vtk.vtkFlyingEdges2D()
     fe.SetInputData(vimg)
-    fe.SetValue(0, float(level_gy))
+    fe.SetValue(0, float(level))
     stripper = vtk.vtkStripper()
     stripper.SetInputConnection(fe.GetOutputPort())
     stripper.JoinContiguousSegmentsOn()

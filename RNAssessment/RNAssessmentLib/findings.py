@@ -4,7 +4,8 @@
 
     {"case": id, "findings": [{"kind", "timepoint"?, "from"?, "to"?, "boundary"?, "centroid_ras", "volume_mm3",
                                "gap_mm"?, "geodesic_mm"?, "boundary_enhancing"?, "dose": {"mean_gy", "max_gy"},
-                               "evidence": {...}}],
+                               "evidence": {...}, "favours": "RN"|"PD"|"neutral", "segment"?, "grew_mm3"?,
+                               "regressed_mm3"?, "portions"?, "description"}],
      "summary": {...}}
 
 Coordinates in findings are **RAS** mm (what a Slicer user reads in the slice views); see geometry.py.
@@ -21,9 +22,10 @@ from . import DISCLAIMER, __version__
 FINDING_KINDS = ("noncontiguous_across_boundary", "noncontiguous_focus", "contiguous_extension",
                  "boundary_enhancement", "open_ring", "mixed_response", "concentric_growth", "regression")
 #: Which way each kind points (mission.md): shown grouped in the report.
+#: Contiguous enhancement is what both RN and PD look like, so it is reported without a direction.
 FAVOURS = {"noncontiguous_across_boundary": "RN", "noncontiguous_focus": "neutral", "open_ring": "RN",
            "mixed_response": "RN",
-           "boundary_enhancement": "PD", "contiguous_extension": "PD", "concentric_growth": "PD",
+           "boundary_enhancement": "PD", "contiguous_extension": "neutral", "concentric_growth": "PD",
            "regression": "neutral"}
 
 
@@ -44,6 +46,10 @@ class Finding:
     grew_mm3: float | None = None
     regressed_mm3: float | None = None
     portions: list | None = None
+    #: Name of this finding's segment in ``findings.seg.nrrd`` (the voxels it describes), when it has one.
+    segment: str | None = None
+    #: The finding in plain language with its evidence (see :func:`describe`).
+    description: str | None = None
 
     def __post_init__(self):
         if self.kind not in FINDING_KINDS:
@@ -57,6 +63,89 @@ class Finding:
             d["from" if k == "from_" else k] = _clean(v)
         d["favours"] = FAVOURS[self.kind]
         return d
+
+
+BOUNDARY_NAMES = {"falx": "falx", "tentorium": "tentorium", "ventricles": "ventricular wall", "csf": "sulcus (CSF)"}
+#: What lines each boundary and would enhance if tumour spread along it.
+LINING = {"falx": "meninges (falx)", "tentorium": "meninges (tentorium)", "ventricles": "ependyma",
+          "csf": "leptomeninges of the sulcus"}
+
+
+def _when(label, days: dict) -> str:
+    d = days.get(label)
+    return f"{label} (day {d})" if d is not None else f"{label}"
+
+
+def _dose_phrase(dose: dict) -> str:
+    if not dose:
+        return "no dose available"
+    mean, mx = dose.get("mean_gy"), dose.get("max_gy")
+    lv = dose.get("highest_enclosing_isodose_gy")
+    stats = f"mean {mean:.1f} Gy, max {mx:.1f} Gy" if mean is not None and mx is not None else ""
+    if lv is not None:
+        return f"inside the {lv:g} Gy isodose ({stats})"
+    frac = dose.get("fraction_inside_isodose") or {}
+    inside = [(float(k), v) for k, v in frac.items() if v and v > 0]
+    if inside:
+        k, v = max(inside)
+        return f"{100 * v:.0f} % inside the {k:g} Gy isodose ({stats})"
+    return f"outside the isodose lines shown ({stats})" if stats else "outside the isodose lines shown"
+
+
+def describe(f: "Finding", days: dict | None = None, side: str | None = None) -> str:
+    """One sentence a neuroradiologist can read aloud: what was measured, with mm, cm³ and Gy.
+
+    ``days``: {timepoint label: days since SRS}; ``side``: 'right'/'left' hemisphere of the finding, if known."""
+    days = days or {}
+    cc = f"{f.volume_mm3 / 1000.0:.2f} cm³"
+    where = f", {side} hemisphere" if side else ""
+    b = BOUNDARY_NAMES.get(f.boundary or "", f.boundary or "")
+    ev = f.evidence or {}
+    if f.kind == "noncontiguous_across_boundary":
+        path = (f"geodesic path around it {f.geodesic_mm:.0f} mm" if f.geodesic_mm is not None
+                else "no path around it within the analysed region")
+        lining = LINING.get(f.boundary or "", "boundary")
+        enh = ("enhancement of the intervening " + lining if f.boundary_enhancing
+               else "no enhancement of the intervening " + lining)
+        return (f"New {cc} enhancing focus at {_when(f.timepoint, days)}{where}, {f.gap_mm:.1f} mm from the treated "
+                f"lesion across the {b}; {path}; {enh}; {_dose_phrase(f.dose)}.")
+    if f.kind == "noncontiguous_focus":
+        return (f"New {cc} enhancing focus at {_when(f.timepoint, days)}{where}, {f.gap_mm:.1f} mm from the treated "
+                f"lesion with no boundary structure between them; {_dose_phrase(f.dose)}.")
+    if f.kind == "boundary_enhancement":
+        near, ref = ev.get("near_median"), ev.get("reference_median")
+        inten = f" (median {near:.0f} vs {ref:.0f} on the same boundary away from the lesion)" \
+            if near is not None and ref is not None else ""
+        return (f"Enhancement of the {LINING.get(f.boundary or '', b)} next to the lesion at "
+                f"{_when(f.timepoint, days)}: {cc} of boundary voxels{inten}.")
+    if f.kind == "open_ring":
+        return (f"Open ring at {_when(f.timepoint, days)}{where}: {100 * ev.get('open_fraction', 0):.0f} % of the "
+                f"lesion's rim facing the {b} does not enhance ({ev.get('open_layer_voxels', 0)} non-enhancing "
+                f"voxels under the rim, {ev.get('enhancement_touching_voxels', 0)} enhancing voxels touching it); "
+                f"{_dose_phrase(f.dose)}.")
+    if f.kind == "contiguous_extension":
+        return (f"Enhancement at {_when(f.timepoint, days)} contiguous with the treated lesion extends {cc} beyond "
+                f"its margin at SRS; {_dose_phrase(f.dose)}.")
+    span = f"between {_when(f.from_, days)} and {_when(f.to, days)}"
+    pct = ev.get("total_change_pct")
+    total = f"total volume {pct:+.0f} %" if pct is not None else "total volume new"
+    portions = f.portions or []
+
+    def biggest(kind):
+        ps = [p for p in portions if p.get("kind") == kind]
+        return max((p.get("max_displacement_mm") or 0.0 for p in ps), default=0.0)
+    if f.kind == "mixed_response":
+        n_g = sum(p.get("kind") == "grew" for p in portions)
+        n_r = sum(p.get("kind") == "regressed" for p in portions)
+        return (f"Mixed response {span}{where}: {n_g} portion(s) grew ({f.grew_mm3 / 1000:.2f} cm³, surface moved "
+                f"out up to {biggest('grew'):.1f} mm) while {n_r} regressed ({f.regressed_mm3 / 1000:.2f} cm³, moved "
+                f"in up to {abs(biggest('regressed')):.1f} mm); {total}.")
+    if f.kind == "concentric_growth":
+        return (f"Growth {span}{where}: {f.grew_mm3 / 1000:.2f} cm³ added (surface moved out up to "
+                f"{biggest('grew'):.1f} mm) with no portion regressing by more than "
+                f"{ev.get('min_portion_mm3', 0):.0f} mm³; {total}.")
+    return (f"Regression {span}{where}: {f.regressed_mm3 / 1000:.2f} cm³ lost with no portion growing by more "
+            f"than {ev.get('min_portion_mm3', 0):.0f} mm³; {total}.")
 
 
 def _clean(v):

@@ -25,6 +25,29 @@ def is_dicom_file(path: str) -> bool:
         return False
 
 
+#: DICOM attributes that identify the patient or date the study (what ``--deidentify`` must remove).
+PHI_TAGS = ("PatientName", "PatientID", "PatientBirthDate", "OtherPatientIDs", "StudyDate", "SeriesDate",
+            "AcquisitionDate", "ContentDate", "AccessionNumber", "InstitutionName", "ReferringPhysicianName",
+            "StudyID")
+
+
+def dicom_identity(path: str) -> dict:
+    """Identifying attributes (``PHI_TAGS``) of a DICOM file, or of the first DICOM file in a series folder.
+    {} when ``path`` is not DICOM. Values are strings as stored (dates as YYYYMMDD)."""
+    import pydicom
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        files = sorted(os.path.join(path, f) for f in os.listdir(path))
+        path = next((f for f in files if os.path.isfile(f) and is_dicom_file(f)), "")
+    if not path or not (is_dicom_file(path) or path.lower().endswith(".dcm")):
+        return {}
+    try:
+        ds = pydicom.dcmread(path, stop_before_pixels=True)
+    except Exception:
+        return {}
+    return {k: str(ds.get(k)) for k in PHI_TAGS if ds.get(k) not in (None, "")}
+
+
 def read_dicom_series(folder: str) -> sitk.Image:
     """The (single) DICOM series in ``folder``; more than one series is an error naming their UIDs."""
     ids = sitk.ImageSeriesReader.GetGDCMSeriesIDs(folder)

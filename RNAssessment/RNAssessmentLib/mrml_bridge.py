@@ -391,3 +391,254 @@ def add_plot(scene, table_node, x_column: str, y_columns: list[str], name: str, 
     if parent_item is not None:
         set_parent(scene, chart, parent_item)
     return chart
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Views: compare layout, jumping to a finding, patient identity
+# ----------------------------------------------------------------------------------------------------------------
+
+COMPARE_LAYOUT_ID = 8731          # a custom layout id unlikely to collide with Slicer's built-in ones (< 1000)
+
+
+def compare_layout_xml(n: int, orientation: str = "Axial", prefix: str = "RNA") -> str:
+    """Layout description: ``n`` slice views side by side (one per timepoint)."""
+    colours = ("#F34A33", "#6EB04B", "#EDD54C", "#4C8FED", "#B34CED", "#4CEDC9", "#ED4CA9", "#A0A0A0")
+    items = "".join(
+        f'<item><view class="vtkMRMLSliceNode" singletontag="{prefix}{i + 1}">'
+        f'<property name="orientation" action="default">{orientation}</property>'
+        f'<property name="viewlabel" action="default">{i + 1}</property>'
+        f'<property name="viewcolor" action="default">{colours[i % len(colours)]}</property></view></item>'
+        for i in range(n))
+    return f'<layout type="horizontal">{items}</layout>'
+
+
+def compare_layout(scene, volumes: list, foreground=None, orientation: str = "Axial", prefix: str = "RNA") -> list:
+    """Register and select a layout showing ``volumes`` side by side with linked slices (``foreground``, e.g. the
+    dose, over each at 30 %). Creates the slice and composite nodes the layout names, so it works before the
+    application's layout manager builds the views. Returns the slice nodes."""
+    if not volumes:
+        raise ValueError("no volumes to compare")
+    layout = scene.GetSingletonNode("vtkMRMLLayoutNode", "vtkMRMLLayoutNode") \
+        if hasattr(scene, "GetSingletonNode") else None
+    if layout is None:
+        layout = scene.GetFirstNodeByClass("vtkMRMLLayoutNode")
+    if layout is None:
+        layout = slicer.vtkMRMLLayoutNode()
+        layout.SetSingletonTag("vtkMRMLLayoutNode")
+        layout = scene.AddNode(layout)
+    xml = compare_layout_xml(len(volumes), orientation, prefix)
+    if layout.IsLayoutDescription(COMPARE_LAYOUT_ID):
+        layout.SetLayoutDescription(COMPARE_LAYOUT_ID, xml)
+    else:
+        layout.AddLayoutDescription(COMPARE_LAYOUT_ID, xml)
+    slices = []
+    for i, vol in enumerate(volumes):
+        tag = f"{prefix}{i + 1}"
+        sn = scene.GetSingletonNode(tag, "vtkMRMLSliceNode")
+        if sn is None:
+            sn = slicer.vtkMRMLSliceNode()
+            sn.SetSingletonTag(tag)
+            sn.SetName(tag)
+            sn.SetLayoutName(tag)
+            sn = scene.AddNode(sn)
+        sn.SetOrientation(orientation)
+        comp = None
+        comps = scene.GetNodesByClass("vtkMRMLSliceCompositeNode")
+        for k in range(comps.GetNumberOfItems()):
+            c = comps.GetItemAsObject(k)
+            if c.GetLayoutName() == tag:
+                comp = c
+        if comp is None:
+            comp = slicer.vtkMRMLSliceCompositeNode()
+            comp.SetLayoutName(tag)
+            comp.SetSingletonTag(tag)
+            comp = scene.AddNode(comp)
+        comp.SetBackgroundVolumeID(vol.GetID())
+        comp.SetForegroundVolumeID(foreground.GetID() if foreground is not None else None)
+        comp.SetForegroundOpacity(0.3 if foreground is not None else 0.0)
+        comp.SetLinkedControl(True)
+        comp.SetHotLinkedControl(True)
+        slices.append(sn)
+    layout.SetViewArrangement(COMPARE_LAYOUT_ID)
+    return slices
+
+
+def jump_slices(scene, ras, centred: bool = True) -> None:
+    """Move every slice view of the scene to the RAS point (what clicking a finding does)."""
+    mode = slicer.vtkMRMLSliceNode.CenteredJumpSlice if centred else slicer.vtkMRMLSliceNode.OffsetJumpSlice
+    slicer.vtkMRMLSliceNode.JumpAllSlices(scene, float(ras[0]), float(ras[1]), float(ras[2]), mode)
+
+
+def patient_identity(scene, node) -> dict:
+    """Identity the DICOM module put on the node's patient/study subject-hierarchy items (DICOM keywords)."""
+    sh = slicer.vtkMRMLSubjectHierarchyNode.GetSubjectHierarchyNode(scene)
+    item = sh.GetItemByDataNode(node)
+    out: dict = {}
+    attrs = {"DICOM.PatientName": "PatientName", "DICOM.PatientID": "PatientID",
+             "DICOM.PatientBirthDate": "PatientBirthDate", "DICOM.StudyDate": "StudyDate"}
+    while item and item != sh.GetSceneItemID():
+        for a, k in attrs.items():
+            v = sh.GetItemAttribute(item, a)
+            if v and k not in out:
+                out[k] = v
+        item = sh.GetItemParent(item)
+    return out
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Offscreen rendering of a scene's outputs (README figure, checks)
+# ----------------------------------------------------------------------------------------------------------------
+
+def _slice_actor(volume_node, center_ras, orientation: str = "coronal", fov_mm: float = 90.0,
+                 pixel_mm: float = 0.5):
+    """A textured plane of ``volume_node`` through ``center_ras`` (placed in RAS)."""
+    from .report import _plane, slice_grid
+    img = image_from_volume(volume_node)
+    centre_lps = geo.lps_from_ras(np.asarray(center_ras, float)[None])[0]
+    grid = slice_grid(centre_lps, orientation, fov_mm, pixel_mm)
+    plane = _plane(img, grid)
+    lo, hi = np.percentile(plane[plane > 0], (1, 99.5)) if (plane > 0).any() else (0.0, 1.0)
+    grey = np.clip((plane - lo) / max(hi - lo, 1e-6) * 255, 0, 255).astype(np.uint8)
+    n = grey.shape[0]
+    tex_img = vtk.vtkImageData()
+    tex_img.SetDimensions(n, n, 1)
+    tex_img.GetPointData().SetScalars(numpy_support.numpy_to_vtk(np.ascontiguousarray(grey.T).ravel(), deep=True,
+                                                                 array_type=vtk.VTK_UNSIGNED_CHAR))
+    m = geo.ijk_to_lps(grid)
+    corners = [m @ np.array([i, j, 0, 1.0]) for i, j in ((-0.5, -0.5), (n - 0.5, -0.5), (-0.5, n - 0.5))]
+    o, p1, p2 = geo.ras_from_lps(np.array([c[:3] for c in corners]))
+    src = vtk.vtkPlaneSource()
+    src.SetOrigin(*o)
+    src.SetPoint1(*p1)
+    src.SetPoint2(*p2)
+    tex = vtk.vtkTexture()
+    tex.SetInputData(tex_img)
+    tex.InterpolateOn()
+    mapper = vtk.vtkPolyDataMapper()
+    mapper.SetInputConnection(src.GetOutputPort())
+    actor = vtk.vtkActor()
+    actor.SetMapper(mapper)
+    actor.SetTexture(tex)
+    actor.GetProperty().LightingOff()
+    return actor
+
+
+def _segment_opacity(seg_name: str, segment_name: str) -> float | None:
+    """What :func:`render_scene` shows by default: boundary findings opaque, grown/regressed portions and the
+    treated lesion half transparent; boundary structures (sheets and CSF spaces) would hide the rest and are
+    left to the slice."""
+    if "findings" in seg_name.lower():
+        return 0.45 if ("grew" in segment_name or "regressed" in segment_name) else 1.0
+    if "lesion" in seg_name.lower() or "lesion" in segment_name.lower():
+        return 0.5
+    return None
+
+
+def render_scene(scene, path: str, *, background_volume=None, center_ras=None, size=(900, 700),
+                 azimuth: float = -25.0, elevation: float = 20.0, zoom: float = 2.2,
+                 segment_opacity=_segment_opacity) -> str:
+    """Render the scene's outputs offscreen with VTK and write a PNG: segmentations as closed surfaces (which
+    ones and how opaque: ``segment_opacity(segmentation name, segment name)``, None to skip), markups as small
+    spheres, and visible models (isodose surfaces) as their intersection lines with a coronal slice of
+    ``background_volume`` through ``center_ras`` (what Slicer's slice views show), drawn on that slice; seen from
+    the front, slightly from the side and above."""
+    ren = vtk.vtkRenderer()
+    ren.SetBackground(0.08, 0.08, 0.1)
+    count = 0
+    if center_ras is None:
+        raise ValueError("render_scene needs center_ras (e.g. a finding's centroid)")
+    models = scene.GetNodesByClass("vtkMRMLModelNode")
+    cut_plane = vtk.vtkPlane()
+    cut_plane.SetOrigin(center_ras[0], center_ras[1] + 0.3, center_ras[2])   # just in front of the slice
+    cut_plane.SetNormal(0, 1, 0)
+    for i in range(models.GetNumberOfItems()):
+        mn = models.GetItemAsObject(i)
+        d = mn.GetDisplayNode()
+        if d is None or not d.GetVisibility() or mn.GetPolyData() is None or not mn.GetPolyData().GetNumberOfPoints():
+            continue
+        cutter = vtk.vtkCutter()
+        cutter.SetInputData(mn.GetPolyData())
+        cutter.SetCutFunction(cut_plane)
+        tube = vtk.vtkTubeFilter()
+        tube.SetInputConnection(cutter.GetOutputPort())
+        tube.SetRadius(0.35)
+        tube.SetNumberOfSides(8)
+        mapper = vtk.vtkPolyDataMapper()
+        mapper.SetInputConnection(tube.GetOutputPort())
+        mapper.ScalarVisibilityOff()
+        a = vtk.vtkActor()
+        a.SetMapper(mapper)
+        a.GetProperty().SetColor(*d.GetColor())
+        a.GetProperty().LightingOff()
+        ren.AddActor(a)
+        count += 1
+    segs = scene.GetNodesByClass("vtkMRMLSegmentationNode")
+    closed = slicer.vtkSegmentationConverter.GetSegmentationClosedSurfaceRepresentationName()
+    for i in range(segs.GetNumberOfItems()):
+        sn = segs.GetItemAsObject(i)
+        seg = sn.GetSegmentation()
+        wanted = [(seg.GetNthSegmentID(k), segment_opacity(sn.GetName(), seg.GetNthSegment(k).GetName()))
+                  for k in range(seg.GetNumberOfSegments())]
+        wanted = [(sid, op) for sid, op in wanted if op]
+        if not wanted:
+            continue
+        segmentations_logic(scene)                       # converter rules registered
+        sn.CreateClosedSurfaceRepresentation()
+        for sid, op in wanted:
+            s = seg.GetSegment(sid)
+            pd = s.GetRepresentation(closed)
+            if pd is None or not pd.GetNumberOfPoints():
+                continue
+            mapper = vtk.vtkPolyDataMapper()
+            mapper.SetInputData(pd)
+            mapper.ScalarVisibilityOff()
+            a = vtk.vtkActor()
+            a.SetMapper(mapper)
+            a.GetProperty().SetColor(*s.GetColor())
+            a.GetProperty().SetOpacity(op)
+            ren.AddActor(a)
+            count += 1
+    marks = scene.GetNodesByClass("vtkMRMLMarkupsFiducialNode")
+    for i in range(marks.GetNumberOfItems()):
+        mk = marks.GetItemAsObject(i)
+        for k in range(mk.GetNumberOfControlPoints()):
+            p = [0.0, 0.0, 0.0]
+            mk.GetNthControlPointPositionWorld(k, p)
+            sph = vtk.vtkSphereSource()
+            sph.SetCenter(*p)
+            sph.SetRadius(1.2)
+            mapper = vtk.vtkPolyDataMapper()
+            mapper.SetInputConnection(sph.GetOutputPort())
+            a = vtk.vtkActor()
+            a.SetMapper(mapper)
+            a.GetProperty().SetColor(1.0, 1.0, 1.0)
+            ren.AddActor(a)
+    if count == 0:
+        raise ValueError("nothing visible to render: no model or segmentation with data")
+    if background_volume is not None:
+        ren.AddActor(_slice_actor(background_volume, center_ras))
+    win = vtk.vtkRenderWindow()
+    win.SetOffScreenRendering(1)
+    win.SetSize(*size)
+    win.AddRenderer(ren)
+    ren.ResetCamera()
+    cam = ren.GetActiveCamera()
+    cam.SetFocalPoint(*center_ras)
+    cam.SetViewUp(0, 0, 1)
+    cam.SetPosition(cam.GetFocalPoint()[0], cam.GetFocalPoint()[1] + 400, cam.GetFocalPoint()[2])  # from anterior
+    cam.Azimuth(azimuth)
+    cam.Elevation(elevation)
+    cam.OrthogonalizeViewUp()
+    ren.ResetCameraClippingRange()
+    cam.Zoom(zoom)
+    win.Render()
+    grab = vtk.vtkWindowToImageFilter()
+    grab.SetInput(win)
+    grab.ReadFrontBufferOff()
+    grab.Update()
+    writer = vtk.vtkPNGWriter()
+    writer.SetFileName(path)
+    writer.SetInputConnection(grab.GetOutputPort())
+    writer.Write()
+    win.Finalize()
+    return path

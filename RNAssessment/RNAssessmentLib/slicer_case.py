@@ -51,18 +51,34 @@ def case_from_nodes(scene, timepoint_volumes, treated_lesion_segmentation=None, 
         dose = Dose(image=sitk.Cast(mb.image_from_volume(dose_volume), sitk.sitkFloat32),
                     prescription_gy=float(prescription_gy), fractions=int(fractions), date=tps[0].date,
                     source=dose_volume.GetName())
-    case = Case(id=case_id, timepoints=tps, treated_lesion=treated, boundaries=bnd, dose=dose, registered=True)
+    patient = {}
+    for node in [planning_node] + ([dose_volume] if dose_volume is not None else []):
+        for k, v in mb.patient_identity(scene, node).items():
+            patient.setdefault(k, v)
+    case = Case(id=case_id, timepoints=tps, treated_lesion=treated, boundaries=bnd, dose=dose, registered=True,
+                patient=patient)
     case.validate()
     return case
 
 
 def assess_nodes(scene, timepoint_volumes, treated_lesion_segmentation, dose_volume, prescription_gy, fractions,
-                 isodose_levels: str, boundaries=None, log_callback=None) -> dict:
-    """Assess the case the nodes describe; outputs go into one new subject-hierarchy folder."""
+                 isodose_levels: str, boundaries=None, log_callback=None, *, estimate_boundaries: bool = True,
+                 min_portion_mm3: float | None = None, compare_with_srs: bool = True, deidentify: bool = False,
+                 case_id: str = "scene") -> dict:
+    """Assess the case the nodes describe; outputs go into one new subject-hierarchy folder.
+
+    ``deidentify``: the case is de-identified before the analysis (timepoints become srs, fu1, ...), so the
+    scene outputs and any report written from this result carry no identity (teaching)."""
     case = case_from_nodes(scene, timepoint_volumes, treated_lesion_segmentation, dose_volume, prescription_gy,
-                           fractions, boundaries)
+                           fractions, boundaries, case_id=case_id)
+    phi = None
+    if deidentify:
+        from .deid import deidentify_case
+        case, phi = deidentify_case(case)
     levels = parse_levels(isodose_levels, prescription_gy) if (dose_volume is not None and isodose_levels) else None
-    assessment, extra = assess_case(case, levels_gy=levels, log_callback=log_callback)
+    assessment, extra = assess_case(case, levels_gy=levels, log_callback=log_callback,
+                                    estimate_boundaries=estimate_boundaries, min_portion_mm3=min_portion_mm3,
+                                    compare_with_srs=compare_with_srs)
     stamp = _dt.datetime.now().strftime("%Y-%m-%d %H:%M:%S")
     folder_name = f"RNAssessment {stamp}"
     folder = mb.folder(scene, folder_name)
@@ -85,11 +101,70 @@ def assess_nodes(scene, timepoint_volumes, treated_lesion_segmentation, dose_vol
     if stats:
         nodes.append(mb.add_table(scene, [{k: v for k, v in s.row().items()} for s in stats],
                                   f"{folder_name} dose", parent_item=folder))
-    if any(r["lesion_volume_mm3"] is not None for r in rows) and all(r["days_since_srs"] is not None for r in rows):
-        nodes.append(mb.add_plot(scene, table, "days_since_srs", ["lesion_volume_mm3"], "Lesion volume over time",
-                                 x_title="days since SRS", y_title="mm³", parent_item=folder))
+    course = assessment.summary.get("time_course")
+    if course and all(r["days_since_srs"] is not None for r in course):
+        # Volume and RANO-BM diameters over time (x: days since SRS, so SRS is at 0).
+        ctable = mb.add_table(scene, [{"days_since_srs": r["days_since_srs"], "timepoint": r["timepoint"],
+                                       "volume_cm3": r["volume_mm3"] / 1000.0,
+                                       "sum_longest_diameter_mm": r["sum_longest_diameter_mm"],
+                                       "rano_bm": r["rano_bm"]} for r in course],
+                              f"{folder_name} time course", parent_item=folder)
+        nodes.append(ctable)
+        nodes.append(mb.add_plot(scene, ctable, "days_since_srs", ["volume_cm3", "sum_longest_diameter_mm"],
+                                 f"{folder_name} lesion over time", x_title="days since SRS",
+                                 y_title="cm³ / mm", parent_item=folder))
+    nodes += _finding_nodes(scene, case, assessment, extra, folder, folder_name)
     return {"nodes": nodes, "folder": folder, "folder_name": folder_name, "assessment": assessment,
-            "case": case}
+            "case": case, "extra": extra, "phi": phi, "timepoint_volumes": list(timepoint_volumes),
+            "isodose_models": [n for n in nodes if n.IsA("vtkMRMLModelNode")]}
+
+
+def write_report_for(result: dict, out_dir: str, *, pdf: bool = True, log_callback=None) -> dict:
+    """Write report.html (+ report.pdf), findings.json and the tables of an :func:`assess_nodes` result."""
+    from .assess import write_outputs
+    return write_outputs(result["case"], result["assessment"], result["extra"], out_dir, pdf=pdf,
+                         phi=result.get("phi"), log_callback=log_callback)
+
+
+FINDING_COLOURS = {"grew": (1.0, 0.2, 0.2), "regressed": (0.2, 0.4, 1.0), "across": (1.0, 0.9, 0.0),
+                   "enhancement": (1.0, 0.5, 0.0)}
+
+
+def _finding_nodes(scene, case, assessment, extra, folder, folder_name) -> list:
+    """Findings table, one markup per finding at its centroid, findings and automatic-boundary segmentations."""
+    from .geometry import lps_from_ras
+    nodes = []
+    findings = assessment.findings
+    if findings:
+        rows = []
+        for i, f in enumerate(findings, 1):
+            d = f.to_dict()
+            rows.append({"finding": i, "kind": f.kind, "when": f.timepoint or f"{f.from_}→{f.to}",
+                         "description": f.description or "",
+                         "boundary": f.boundary or "", "volume_mm3": f.volume_mm3,
+                         "gap_mm": f.gap_mm, "geodesic_mm": f.geodesic_mm,
+                         "mean_gy": (f.dose or {}).get("mean_gy"), "favours": d["favours"],
+                         "r": f.centroid_ras[0], "a": f.centroid_ras[1], "s": f.centroid_ras[2]})
+        nodes.append(mb.add_table(scene, rows, f"{folder_name} findings", parent_item=folder))
+        pts = lps_from_ras([f.centroid_ras for f in findings])
+        labels = [f"{i}: {f.kind.replace('_', ' ')}" for i, f in enumerate(findings, 1)]
+        nodes.append(mb.add_markups(scene, pts, labels, f"{folder_name} finding markers", parent_item=folder))
+    planning = case.planning.t1c
+    masks = dict(extra.get("finding_masks") or {})
+    for (a, b), lab in (extra.get("change_maps") or {}).items():
+        for value, kind in ((1, "grew"), (2, "regressed")):
+            if (lab == value).any():
+                masks[f"{a}-{b} {kind}"] = lab == value
+    if masks:
+        from .geometry import image_from_array
+        colours = {n: next((c for k, c in FINDING_COLOURS.items() if k in n), (1.0, 0.5, 0.0)) for n in masks}
+        nodes.append(mb.add_segmentation(scene, {n: image_from_array(m.astype("uint8"), planning)
+                                                 for n, m in masks.items()}, planning,
+                                         f"{folder_name} findings", colours=colours, parent_item=folder))
+    if extra.get("auto_boundaries"):
+        nodes.append(mb.add_segmentation(scene, extra["auto_boundaries"], planning,
+                                         f"{folder_name} boundaries (automatic)", parent_item=folder))
+    return nodes
 
 
 def load_phantom_into_scene(scene, scenario_name: str) -> dict:

@@ -6,7 +6,9 @@
              one's agreement with the TPS DVHs embedded in the RTDOSE (volume and mean dose).
 * isodose  – 5 isodose surfaces on the SlicerRT prostate dose vs SlicerRT's classic pipeline rebuilt from VTK
              filters (image marching cubes → decimation → smoothing → normals).
-* case     – foundation assessment of one 1 mm teaching case vs just reading its files.
+* case       – full assessment of one 1 mm teaching case vs just reading its files.
+* boundaries – one follow-up analysed inside the lesion/dose box vs the same on the whole head.
+* change     – registration + change analysis of a 3-timepoint case vs one plain full-resolution registration.
 """
 from __future__ import annotations
 
@@ -142,10 +144,77 @@ def bench_case():
           f"ratio {t_assess / t_read:.2f}")
 
 
+def bench_boundaries():
+    from RNAssessmentLib import boundaries as B
+    from RNAssessmentLib import phantom as P
+    from RNAssessmentLib.scenarios import get_scenario
+
+    r = P.render_scenario(get_scenario("falx_cingulate_rn", misalign=False))
+    tp = r["timepoints"][1]
+    brain = B.brain_mask(r["timepoints"][0].t1c)
+    run = lambda box=None: B.analyse_followup(tp.label, tp.t1c, r["treated_lesion"], r["boundaries"],  # noqa: E731
+                                              brain=brain, dose=r["dose"], box=box)
+    t_box, _ = best_of(run)
+    whole = B.Box(slices=tuple(slice(0, n) for n in tp.t1c.GetSize()),
+                  grid=sitk_whole(r["treated_lesion"]))
+    t_whole, _ = best_of(lambda: run(whole), repeat=1)
+    print(f"boundaries: one follow-up of a 1 mm head {tp.t1c.GetSize()}: {t_box:.2f} s in the lesion/dose box "
+          f"(target < 2 s); the same on the whole head {t_whole:.2f} s -> {t_whole / t_box:.1f}x. The box grows with "
+          "the lesion and the >= 5 Gy region (+30 mm), not with the head.")
+
+
+def sitk_whole(img):
+    import SimpleITK as sitk
+    return sitk.Cast(img, sitk.sitkUInt8) * 0
+
+
+def bench_change():
+    import SimpleITK as sitk
+
+    from RNAssessmentLib import boundaries as B
+    from RNAssessmentLib import change as C
+    from RNAssessmentLib import geometry as geo
+    from RNAssessmentLib import phantom as P
+    from RNAssessmentLib.registration import register_followup, stable_region
+    from RNAssessmentLib.scenarios import get_scenario
+
+    r = P.render_scenario(get_scenario("temporal_mixed_rn"))
+    t0 = r["timepoints"][0]
+
+    def ours():
+        brain = B.brain_mask(t0.t1c)
+        stable = stable_region(brain, [r["treated_lesion"]])
+        masks = {t0.label: geo.array_view(t0.lesion) > 0}
+        for tp in r["timepoints"][1:]:
+            reg = register_followup(t0.t1c, tp.t1c, stable, planning_brain=brain, followup_brain=B.brain_mask(tp.t1c))
+            masks[tp.label] = geo.array_view(sitk.Resample(tp.lesion, t0.t1c, reg.transform,
+                                                           sitk.sitkNearestNeighbor)) > 0
+        return C.analyse_changes(masks, t0.t1c)
+
+    def plain():
+        tp = r["timepoints"][1]
+        reg = sitk.ImageRegistrationMethod()
+        reg.SetMetricAsMattesMutualInformation(48)
+        reg.SetMetricSamplingStrategy(reg.RANDOM)
+        reg.SetMetricSamplingPercentage(0.1, 11)
+        reg.SetInterpolator(sitk.sitkLinear)
+        reg.SetOptimizerAsRegularStepGradientDescent(2.0, 1e-3, 150, 0.5)
+        reg.SetOptimizerScalesFromPhysicalShift()
+        reg.SetInitialTransform(sitk.CenteredTransformInitializer(
+            sitk.Cast(t0.t1c, sitk.sitkFloat32), sitk.Cast(tp.t1c, sitk.sitkFloat32), sitk.Euler3DTransform()))
+        return reg.Execute(sitk.Cast(t0.t1c, sitk.sitkFloat32), sitk.Cast(tp.t1c, sitk.sitkFloat32))
+    t_ours, _ = best_of(ours, repeat=1)
+    t_plain, _ = best_of(plain, repeat=1)
+    print(f"change: registration + change for a 3-timepoint 1 mm case {t_ours:.1f} s (target < 15 s); one plain "
+          f"full-resolution registration {t_plain:.1f} s -> ratio {t_ours / t_plain:.2f}")
+
+
 def main(argv):
-    which = argv or ["dvh", "isodose", "case"]
+    which = argv or ["dvh", "isodose", "case", "boundaries", "change"]
+    table = {"dvh": bench_dvh, "isodose": bench_isodose, "case": bench_case, "boundaries": bench_boundaries,
+             "change": bench_change}
     for name in which:
-        {"dvh": bench_dvh, "isodose": bench_isodose, "case": bench_case}[name]()
+        table[name]()
 
 
 if __name__ == "__main__":

@@ -6,7 +6,8 @@ import SimpleITK as sitk
 slicer = pytest.importorskip("slicer", reason="the test extra installs slicer-core")
 from RNAssessmentLib import geometry as geo  # noqa: E402
 from RNAssessmentLib import mrml_bridge as mb  # noqa: E402
-from RNAssessmentLib.slicer_case import assess_nodes, case_from_nodes, load_phantom_into_scene  # noqa: E402
+from RNAssessmentLib.slicer_case import (assess_nodes, case_from_nodes, load_phantom_into_scene,  # noqa: E402
+                                         write_report_for)
 
 
 @pytest.fixture(scope="module")
@@ -14,6 +15,16 @@ def loaded():
     scene = slicer.vtkMRMLScene()
     nodes = load_phantom_into_scene(scene, "tentorium_rn")
     return scene, nodes
+
+
+@pytest.fixture(scope="module")
+def assessed(loaded):
+    scene, nodes = loaded
+    before = {n.GetID(): n.GetMTime() for n in nodes["timepoints"] + [nodes["dose"]]}
+    n_before = scene.GetNumberOfNodes()
+    res = assess_nodes(scene, nodes["timepoints"], nodes["treated_lesion"], nodes["dose"], 20.0, 1, "20,15,10",
+                       boundaries=nodes["boundaries"])
+    return res, before, n_before
 
 
 def test_case_from_nodes_keeps_geometry_and_dates(loaded):
@@ -28,12 +39,9 @@ def test_case_from_nodes_keeps_geometry_and_dates(loaded):
     assert np.allclose(sitk.GetArrayViewFromImage(case.dose.image), sitk.GetArrayViewFromImage(r["dose"]))
 
 
-def test_assessment_adds_outputs_in_one_folder_and_leaves_inputs_alone(loaded):
+def test_assessment_adds_outputs_in_one_folder_and_leaves_inputs_alone(loaded, assessed):
     scene, nodes = loaded
-    before = {n.GetID(): n.GetMTime() for n in nodes["timepoints"] + [nodes["dose"]]}
-    n_before = scene.GetNumberOfNodes()
-    res = assess_nodes(scene, nodes["timepoints"], nodes["treated_lesion"], nodes["dose"], 20.0, 1, "20,15,10",
-                       boundaries=nodes["boundaries"])
+    res, before, n_before = assessed
     models = [n for n in res["nodes"] if n.IsA("vtkMRMLModelNode")]
     assert [m.GetName() for m in models] == ["Isodose 20 Gy", "Isodose 15 Gy", "Isodose 10 Gy"]
     assert all(m.GetDisplayNode().GetVisibility2D() for m in models)
@@ -44,6 +52,16 @@ def test_assessment_adds_outputs_in_one_folder_and_leaves_inputs_alone(loaded):
     assert table.GetNumberOfRows() == 3
     assert scene.GetFirstNodeByClass("vtkMRMLPlotChartNode") is not None
     assert scene.GetNumberOfNodes() > n_before
+    # Boundary and change findings as nodes: table, markers, findings segmentation (tentorium case: across tentorium).
+    findings = next(n for n in res["nodes"] if n.GetName().endswith(" findings") and n.IsA("vtkMRMLTableNode"))
+    kinds = [findings.GetCellText(r, 1) for r in range(findings.GetNumberOfRows())]
+    assert "noncontiguous_across_boundary" in kinds
+    seg = next(n for n in res["nodes"] if n.IsA("vtkMRMLSegmentationNode"))
+    names = [seg.GetSegmentation().GetNthSegment(i).GetName()
+             for i in range(seg.GetSegmentation().GetNumberOfSegments())]
+    assert "tentorium_rn t2 across tentorium" in names
+    markers = next(n for n in res["nodes"] if n.IsA("vtkMRMLMarkupsFiducialNode"))
+    assert markers.GetNumberOfControlPoints() == findings.GetNumberOfRows()
     assert {n.GetID(): n.GetMTime() for n in nodes["timepoints"] + [nodes["dose"]]} == before
 
 
@@ -51,3 +69,88 @@ def test_no_timepoint_is_a_clear_error(loaded):
     scene, nodes = loaded
     with pytest.raises(ValueError, match="at least one timepoint"):
         assess_nodes(scene, [], None, None, 20.0, 1, "")
+
+
+def test_plot_of_volume_and_diameters_over_time(loaded, assessed):
+    scene, _ = loaded
+    res, _, _ = assessed
+    chart = next(n for n in res["nodes"] if n.IsA("vtkMRMLPlotChartNode"))
+    assert chart.GetNumberOfPlotSeriesNodes() == 2
+    course = next(n for n in res["nodes"] if n.GetName().endswith("time course"))
+    days = [float(course.GetCellText(r, 0)) for r in range(course.GetNumberOfRows())]
+    assert days[0] == 0 and days == sorted(days) and len(days) == 3
+
+
+def test_compare_layout_links_one_view_per_timepoint(loaded, assessed):
+    scene, nodes = loaded
+    res, _, _ = assessed
+    views = mb.compare_layout(scene, res["timepoint_volumes"], foreground=nodes["dose"])
+    assert [v.GetLayoutName() for v in views] == ["RNA1", "RNA2", "RNA3"]
+    layout = scene.GetFirstNodeByClass("vtkMRMLLayoutNode")
+    assert layout.GetViewArrangement() == mb.COMPARE_LAYOUT_ID
+    assert layout.GetLayoutDescription(mb.COMPARE_LAYOUT_ID).count("vtkMRMLSliceNode") == 3
+    comps = scene.GetNodesByClass("vtkMRMLSliceCompositeNode")
+    by_layout = {comps.GetItemAsObject(i).GetLayoutName(): comps.GetItemAsObject(i)
+                 for i in range(comps.GetNumberOfItems())}
+    for view, vol in zip(views, res["timepoint_volumes"]):
+        c = by_layout[view.GetLayoutName()]
+        assert c.GetBackgroundVolumeID() == vol.GetID() and c.GetForegroundVolumeID() == nodes["dose"].GetID()
+        assert c.GetLinkedControl()
+    # Calling it again reuses the same views.
+    assert [v.GetID() for v in mb.compare_layout(scene, res["timepoint_volumes"])] == [v.GetID() for v in views]
+
+
+def test_clicking_a_finding_centres_the_views_on_it(loaded, assessed):
+    scene, _ = loaded
+    res, _, _ = assessed
+    views = mb.compare_layout(scene, res["timepoint_volumes"])
+    f = next(f for f in res["assessment"].findings if f.kind == "noncontiguous_across_boundary")
+    mb.jump_slices(scene, f.centroid_ras)
+    for v in views:
+        m = v.GetSliceToRAS()
+        assert np.allclose([m.GetElement(i, 3) for i in range(3)], f.centroid_ras, atol=1e-3)
+
+
+def test_scene_outputs_render_offscreen_after_reload(loaded, assessed, tmp_path):
+    """The README figure path: write the scene, reload it, render models and segmentations with VTK offscreen."""
+    scene, nodes = loaded
+    res, _, _ = assessed
+    path = mb.save_scene(scene, str(tmp_path / "scene"))
+    reloaded = mb.load_scene(path)
+    assert reloaded.GetNodesByClass("vtkMRMLModelNode").GetNumberOfItems() >= 3
+    vol = next(reloaded.GetNodesByName(v.GetName()).GetItemAsObject(0) for v in nodes["timepoints"][-1:])
+    f = next(f for f in res["assessment"].findings if f.kind == "noncontiguous_across_boundary")
+    png = mb.render_scene(reloaded, str(tmp_path / "outputs.png"), background_volume=vol, center_ras=f.centroid_ras,
+                          size=(400, 300))
+    img = sitk.GetArrayFromImage(sitk.ReadImage(png)).reshape(300, 400, -1)[..., :3].astype(int)
+
+    def share(rgb, tol=60):
+        return (np.abs(img - np.array(rgb)).sum(-1) < tol).mean()
+    assert share((255, 230, 0), 150) > 0.001          # the across-boundary finding (yellow segment)
+    assert share((255, 0, 0)) > 0.0005                # the 20 Gy line (red, prescription colour)
+    assert share((0, 204, 0), 80) > 0.0005            # the 10 Gy line (green, 50 % of the prescription)
+    assert img.std() > 20                             # not a blank frame
+
+
+def test_report_from_nodes_and_deidentified_run(loaded, assessed, tmp_path):
+    scene, nodes = loaded
+    res, _, _ = assessed
+    paths = write_report_for(res, str(tmp_path / "report"), pdf=False)
+    page = open(paths["report"], encoding="utf-8").read()
+    assert "across the tentorium" in page
+    # Identity from the DICOM subject hierarchy is in the plain report and nowhere in the de-identified one.
+    sh = slicer.vtkMRMLSubjectHierarchyNode.GetSubjectHierarchyNode(scene)
+    patient = sh.CreateSubjectItem(sh.GetSceneItemID(), "Zyxwabc^Patient")
+    sh.SetItemAttribute(patient, "DICOM.PatientName", "Zyxwabc^Patient")
+    sh.SetItemAttribute(patient, "DICOM.PatientID", "PHI-55501234")
+    for v in nodes["timepoints"] + [nodes["dose"]]:
+        sh.SetItemParent(mb.sh_item(scene, v), patient)
+    deid = assess_nodes(scene, nodes["timepoints"], nodes["treated_lesion"], nodes["dose"], 20.0, 1, "20,15,10",
+                        boundaries=nodes["boundaries"], deidentify=True)
+    assert deid["case"].patient == {} and [t.label for t in deid["case"].timepoints] == ["srs", "fu1", "fu2"]
+    out = write_report_for(deid, str(tmp_path / "deid"), pdf=False)
+    for p in (tmp_path / "deid").rglob("*"):
+        if p.is_file():
+            blob = p.read_bytes()
+            assert b"Zyxwabc" not in blob and b"PHI-55501234" not in blob, p.name
+    assert "across the tentorium" in open(out["report"], encoding="utf-8").read()

@@ -1,0 +1,579 @@
+"""``report.html``: the one page a neuroradiologist shows at the tumor board (and ``report.pdf``, the same page
+printed by headless Chromium when one is installed).
+
+Self-contained: slice images are embedded PNGs (grey values only, no burnt-in text) under SVG overlays in the
+slice's pixel units (isodose lines with their level, treated lesion, finding, boundary); plots are inline SVG. Every
+string that comes from an input file is HTML-escaped. No matplotlib, no Qt: it runs the same inside Slicer.
+
+Display convention (radiological): axial and coronal slices are shown with the patient's right on the viewer's
+left; axial anterior up, coronal superior up. Slices are resampled in LPS (see geometry.py).
+"""
+from __future__ import annotations
+
+import base64
+import datetime as _dt
+import html
+import math
+import os
+import struct
+import zlib
+
+import numpy as np
+import SimpleITK as sitk
+
+from . import DISCLAIMER, __version__
+from . import dose as dosemod
+from . import geometry as geo
+from .findings import BOUNDARY_NAMES, FAVOURS
+
+#: Highlight colours (issue: grew red, regressed blue, across-boundary yellow).
+COLOURS = {"grew": "#ff3030", "regressed": "#3a7dff", "noncontiguous_across_boundary": "#ffd400",
+           "noncontiguous_focus": "#ffd400", "boundary_enhancement": "#ff8c00", "open_ring": "#ff4fd8",
+           "contiguous_extension": "#ff8c00", "treated": "#30e030", "boundary": "#00e5ff"}
+FOV_MM = 70.0
+PIXEL_MM = 0.35
+DISPLAY_PX = 250
+
+KIND_TITLES = {"noncontiguous_across_boundary": "Non-contiguous enhancement across a boundary",
+               "noncontiguous_focus": "Non-contiguous enhancement", "open_ring": "Open ring",
+               "boundary_enhancement": "Boundary (meningeal/ependymal) enhancement",
+               "contiguous_extension": "Contiguous enhancement", "mixed_response": "Mixed response",
+               "concentric_growth": "Growth as a whole", "regression": "Regression"}
+
+
+def esc(value) -> str:
+    return html.escape("" if value is None else str(value), quote=True)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Images
+# ---------------------------------------------------------------------------------------------------------------
+
+def png_bytes(grey: np.ndarray) -> bytes:
+    """8-bit greyscale PNG of a (rows, cols) uint8 array (zlib only)."""
+    grey = np.ascontiguousarray(grey, dtype=np.uint8)
+    h, w = grey.shape
+    raw = b"".join(b"\0" + grey[r].tobytes() for r in range(h))
+
+    def chunk(tag, data):
+        return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(raw, 6)) + chunk(b"IEND", b""))
+
+
+def slice_grid(center_lps, orientation: str, fov_mm: float = FOV_MM, pixel_mm: float = PIXEL_MM) -> sitk.Image:
+    """A one-slice LPS grid through ``center_lps``: i to the patient's left (+x), j down the screen (posterior for
+    axial, inferior for coronal)."""
+    n = int(round(fov_mm / pixel_mm))
+    if orientation == "axial":
+        ei, ej, ek = (1, 0, 0), (0, 1, 0), (0, 0, 1)
+    elif orientation == "coronal":
+        ei, ej, ek = (1, 0, 0), (0, 0, -1), (0, 1, 0)
+    elif orientation == "sagittal":
+        ei, ej, ek = (0, -1, 0), (0, 0, -1), (1, 0, 0)
+    else:
+        raise ValueError(f"unknown orientation '{orientation}'")
+    d = np.column_stack([ei, ej, ek]).astype(float)
+    img = sitk.Image(n, n, 1, sitk.sitkUInt8)
+    img.SetSpacing((pixel_mm, pixel_mm, pixel_mm))
+    img.SetDirection(tuple(d.ravel()))
+    half = (n - 1) / 2.0 * pixel_mm
+    img.SetOrigin(tuple(np.asarray(center_lps, float) - half * d[:, 0] - half * d[:, 1]))
+    return img
+
+
+def _plane(image: sitk.Image, grid: sitk.Image, linear: bool = True) -> np.ndarray:
+    out = sitk.Resample(image, grid, sitk.Transform(), sitk.sitkLinear if linear else sitk.sitkNearestNeighbor,
+                        0.0, sitk.sitkFloat32)
+    return geo.array_view(out)[:, :, 0]        # (i, j)
+
+
+def _path(lines) -> str:
+    parts = []
+    for ln in lines:
+        pts = np.asarray(ln) + 0.5
+        closed = len(pts) > 2 and np.allclose(pts[0], pts[-1], atol=1e-3)
+        body = " L".join(f"{x:.1f} {y:.1f}" for x, y in (pts[:-1] if closed else pts))
+        parts.append(f"M{body}{' Z' if closed else ''}")
+    return " ".join(parts)
+
+
+class Panel:
+    """One slice with its overlays."""
+
+    def __init__(self, grid: sitk.Image):
+        self.grid = grid
+        self.n = grid.GetSize()[0]
+        self.layers: list[str] = []
+        self.n_iso = 0
+
+    def image(self, t1: sitk.Image, window) -> str:
+        plane = _plane(t1, self.grid)
+        lo, hi = window
+        grey = np.clip((plane - lo) / max(hi - lo, 1e-6) * 255.0, 0, 255).astype(np.uint8)
+        return base64.b64encode(png_bytes(grey.T)).decode("ascii")      # rows = j, cols = i
+
+    def mask(self, mask_img: sitk.Image, colour: str, *, fill: float = 0.0, dash: str | None = None,
+             width: float = 1.6, label: str = "") -> bool:
+        plane = _plane(mask_img, self.grid)
+        if plane.max() < 0.5:
+            return False
+        d = _path(dosemod.contour_lines_2d(plane, 0.5))
+        dash_attr = f' stroke-dasharray="{dash}"' if dash else ""
+        fill_attr = f'fill="{colour}" fill-opacity="{fill}" fill-rule="evenodd"' if fill else 'fill="none"'
+        title = f"<title>{esc(label)}</title>" if label else ""
+        self.layers.append(f'<path d="{d}" {fill_attr} stroke="{colour}" stroke-width="{width}"'
+                           f'{dash_attr} vector-effect="non-scaling-stroke">{title}</path>')
+        return True
+
+    def isodose(self, dose: sitk.Image, level_gy: float, colour: str) -> bool:
+        plane = _plane(dose, self.grid)
+        lines = dosemod.contour_lines_2d(plane, level_gy)
+        if not lines:
+            return False
+        self.layers.append(f'<path d="{_path(lines)}" fill="none" stroke="{colour}" stroke-width="1.4" '
+                           f'vector-effect="non-scaling-stroke"><title>{level_gy:g} Gy</title></path>')
+        # Label where the line is farthest in this level's own direction (top, top-right, right, ...), so the
+        # labels of nested lines do not sit on each other.
+        longest = max(lines, key=len)
+        angle = math.radians(-90.0 + 55.0 * (self.n_iso % 6))
+        x, y = longest[np.argmax(longest @ np.array([math.cos(angle), math.sin(angle)]))] + 0.5
+        self.n_iso += 1
+        x = min(max(x + 2.0, 4.0), self.n - 30.0)
+        y = min(max(y - 2.0, 12.0), self.n - 4.0)
+        self.layers.append(f'<text x="{x:.1f}" y="{y:.1f}" class="iso" fill="{colour}">{level_gy:g} Gy</text>')
+        return True
+
+    def svg(self, b64png: str, orientation: str, alt: str) -> str:
+        n = self.n
+        top, left, right = {"axial": ("A", "R", "L"), "coronal": ("S", "R", "L"), "sagittal": ("S", "A", "P")}[
+            orientation]
+        bar = 10.0 / PIXEL_MM
+        marks = (f'<text x="{n / 2:.0f}" y="14" class="ori">{top}</text>'
+                 f'<text x="4" y="{n / 2:.0f}" class="ori">{left}</text>'
+                 f'<text x="{n - 14}" y="{n / 2:.0f}" class="ori">{right}</text>'
+                 f'<line x1="{n - 8 - bar:.1f}" y1="{n - 8}" x2="{n - 8}" y2="{n - 8}" stroke="#fff" '
+                 f'stroke-width="2" vector-effect="non-scaling-stroke"/>'
+                 f'<text x="{n - 8 - bar:.1f}" y="{n - 12}" class="ori small">10 mm</text>')
+        return (f'<div class="stack" style="width:{DISPLAY_PX}px;height:{DISPLAY_PX}px">'
+                f'<img src="data:image/png;base64,{b64png}" width="{DISPLAY_PX}" height="{DISPLAY_PX}" '
+                f'alt="{esc(alt)}">'
+                f'<svg viewBox="0 0 {n} {n}" width="{DISPLAY_PX}" height="{DISPLAY_PX}" '
+                f'xmlns="http://www.w3.org/2000/svg">{"".join(self.layers)}{marks}</svg></div>')
+
+
+def _window(t1: sitk.Image, center_lps) -> tuple[float, float]:
+    """Display window from the percentiles of a 60 mm cube around the finding (robust to hot vessels)."""
+    idx = np.round(geo.lps_to_index(t1, np.asarray(center_lps, float)[None])[0]).astype(int)
+    half = np.maximum((30.0 / np.array(t1.GetSpacing())).astype(int), 2)
+    lo = np.clip(idx - half, 0, np.array(t1.GetSize()) - 1)
+    hi = np.clip(idx + half + 1, 1, np.array(t1.GetSize()))
+    arr = geo.array_view(t1)[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]
+    arr = arr[arr > 0] if (arr > 0).any() else arr.ravel()
+    if arr.size == 0:
+        return 0.0, 1.0
+    return float(np.percentile(arr, 1.0)), float(np.percentile(arr, 99.7))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Plots (inline SVG)
+# ---------------------------------------------------------------------------------------------------------------
+
+def nice_ticks(lo: float, hi: float, n: int = 5) -> list[float]:
+    if not math.isfinite(lo) or not math.isfinite(hi) or hi <= lo:
+        hi = lo + 1.0
+    raw = (hi - lo) / max(n, 1)
+    mag = 10 ** math.floor(math.log10(raw))
+    step = next(m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw)
+    ticks = [math.floor(lo / step) * step]
+    while ticks[-1] < hi - 1e-9 * step:          # the last tick is at or beyond hi: the data fit the axes
+        ticks.append(round(ticks[-1] + step, 10))
+    return ticks
+
+
+def line_plot(series, *, xlabel: str, ylabel: str, y2label: str | None = None, vlines=(), width=620, height=300,
+              ylim0: bool = True, title: str = "") -> str:
+    """series: [{"name", "x": [...], "y": [...], "colour", "dash"?, "axis": 1|2, "markers": bool}]."""
+    ml, mr, mt, mb = 62, (62 if y2label else 18), 26, 46
+    pw, ph = width - ml - mr, height - mt - mb
+    xs = [x for s in series for x in s["x"]] + [v for v, _ in vlines]
+    xt = nice_ticks(min(xs), max(xs)) if xs else [0, 1]
+    x0, x1 = xt[0], xt[-1] if xt[-1] > xt[0] else xt[0] + 1
+
+    def yaxis(axis):
+        ys = [y for s in series if s.get("axis", 1) == axis for y in s["y"] if y is not None]
+        if not ys:
+            return None
+        lo = 0.0 if ylim0 else min(ys)
+        t = nice_ticks(lo, max(ys) if max(ys) > lo else lo + 1)
+        return t
+    yt = {1: yaxis(1), 2: yaxis(2)}
+
+    def X(x):
+        return ml + (x - x0) / (x1 - x0) * pw
+
+    def Y(y, axis=1):
+        t = yt[axis]
+        return mt + ph - (y - t[0]) / ((t[-1] - t[0]) or 1) * ph
+    out = [f'<svg class="plot" viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
+           f'xmlns="http://www.w3.org/2000/svg" role="img" aria-label="{esc(title)}">',
+           f'<rect x="{ml}" y="{mt}" width="{pw}" height="{ph}" fill="#fff" stroke="#888"/>']
+    for t in xt:
+        out.append(f'<line x1="{X(t):.1f}" y1="{mt}" x2="{X(t):.1f}" y2="{mt + ph}" stroke="#e3e3e3"/>'
+                   f'<text x="{X(t):.1f}" y="{mt + ph + 18}" text-anchor="middle">{t:g}</text>')
+    for axis, xpos, anchor in ((1, ml - 6, "end"), (2, ml + pw + 6, "start")):
+        for t in yt[axis] or []:
+            if axis == 1:
+                out.append(f'<line x1="{ml}" y1="{Y(t):.1f}" x2="{ml + pw}" y2="{Y(t):.1f}" stroke="#e3e3e3"/>')
+            out.append(f'<text x="{xpos}" y="{Y(t, axis) + 5:.1f}" text-anchor="{anchor}">{t:g}</text>')
+    out.append(f'<text x="{ml + pw / 2}" y="{height - 8}" text-anchor="middle">{esc(xlabel)}</text>')
+    out.append(f'<text transform="translate(16 {mt + ph / 2}) rotate(-90)" text-anchor="middle">{esc(ylabel)}</text>')
+    if y2label:
+        out.append(f'<text transform="translate({width - 12} {mt + ph / 2}) rotate(90)" '
+                   f'text-anchor="middle">{esc(y2label)}</text>')
+    for v, label in vlines:
+        out.append(f'<line x1="{X(v):.1f}" y1="{mt}" x2="{X(v):.1f}" y2="{mt + ph}" stroke="#c00" '
+                   f'stroke-dasharray="6 4" stroke-width="2"/><text x="{X(v) + 4:.1f}" y="{mt + 14}" '
+                   f'fill="#c00">{esc(label)}</text>')
+    legend_y = 16
+    lx = ml
+    for s in series:
+        axis = s.get("axis", 1)
+        if yt[axis] is None:
+            continue
+        pts = [(X(x), Y(y, axis)) for x, y in zip(s["x"], s["y"]) if y is not None]
+        dash = f' stroke-dasharray="{s["dash"]}"' if s.get("dash") else ""
+        if len(pts) > 1:
+            out.append(f'<polyline points="{" ".join(f"{a:.1f},{b:.1f}" for a, b in pts)}" fill="none" '
+                       f'stroke="{s["colour"]}" stroke-width="2.5"{dash}/>')
+        if s.get("markers", True):
+            out += [f'<circle cx="{a:.1f}" cy="{b:.1f}" r="4" fill="{s["colour"]}"/>' for a, b in pts]
+        out.append(f'<rect x="{lx}" y="{legend_y - 10}" width="14" height="4" fill="{s["colour"]}"/>'
+                   f'<text x="{lx + 18}" y="{legend_y - 4}">{esc(s["name"])}</text>')
+        lx += 26 + 8 * len(str(s["name"]))
+    out.append("</svg>")
+    return "".join(out)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The page
+# ---------------------------------------------------------------------------------------------------------------
+
+CSS = """
+:root { --fg:#111; --muted:#555; --rn:#0b6e2e; --pd:#a11; }
+body { font-family: "DejaVu Sans", Arial, Helvetica, sans-serif; font-size: 17px; color: var(--fg); margin: 24px;
+       max-width: 1180px; line-height: 1.35; }
+h1 { font-size: 28px; margin: 0 0 6px 0; } h2 { font-size: 22px; border-bottom: 2px solid #333; margin-top: 28px; }
+h3 { font-size: 19px; margin: 16px 0 6px 0; }
+table { border-collapse: collapse; margin: 6px 0; } td, th { border: 1px solid #bbb; padding: 3px 8px; text-align: left; }
+th { background: #eee; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
+.disclaimer { border: 2px solid #333; background: #fff8d6; padding: 8px 12px; font-weight: bold; }
+.rn h3 { color: var(--rn); } .pd h3 { color: var(--pd); }
+ul.findings li { margin: 4px 0; } .tag { font-size: 14px; color: var(--muted); }
+.stack { position: relative; display: inline-block; background: #000; }
+.stack img, .stack svg { position: absolute; left: 0; top: 0; image-rendering: auto; }
+.stack svg text { font: 11px "DejaVu Sans", Arial, sans-serif; paint-order: stroke; stroke: #000; stroke-width: 2.5px; }
+.stack svg text.ori { fill: #fff; font-weight: bold; } .stack svg text.small { font-size: 8px; }
+.stack svg text.iso { font-weight: bold; }
+figure.panel { display: inline-block; margin: 0 6px 8px 0; vertical-align: top; }
+figure.panel figcaption { font-size: 14px; text-align: center; }
+.finding-images { break-inside: avoid; page-break-inside: avoid; margin-bottom: 14px; }
+.legend span.sw { display: inline-block; width: 14px; height: 14px; margin: 0 4px -2px 10px; border: 1px solid #333; }
+svg.plot text { font: 13px "DejaVu Sans", Arial, sans-serif; fill: #222; }
+footer { margin-top: 30px; font-size: 13px; color: var(--muted); }
+@page { size: A4; margin: 12mm; }
+@media print { body { margin: 0; font-size: 13px; max-width: none; } .stack { -webkit-print-color-adjust: exact;
+  print-color-adjust: exact; } }
+"""
+
+
+def _fmt(v, nd=1, unit=""):
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return "—"
+    return f"{v:.{nd}f}{unit}"
+
+
+def _header(case, summary, deid: bool) -> str:
+    rows = []
+    if not deid:
+        p = case.patient
+        if p.get("PatientName"):
+            rows.append(("Patient", p["PatientName"].replace("^", " ").strip()))
+        if p.get("PatientID"):
+            rows.append(("Patient ID", p["PatientID"]))
+        if p.get("PatientBirthDate"):
+            rows.append(("Birth date", p["PatientBirthDate"]))
+    else:
+        rows.append(("De-identified", "names, IDs, birth date and dates removed; days are relative to SRS"))
+    d = summary.get("dose") or {}
+    if d:
+        srs = d.get("srs_date") if not deid else None
+        rows.append(("SRS", f"{srs + ', ' if srs else ''}{d.get('prescription_gy', 0):g} Gy in "
+                            f"{d.get('fractions', 1)} fraction(s); dose max {d.get('max_gy', 0):.1f} Gy"))
+    tl = summary.get("treated_lesion") or {}
+    if tl:
+        dd = tl.get("dose") or {}
+        rows.append(("Treated lesion", f"{tl.get('volume_mm3', 0) / 1000:.2f} cm³"
+                     + (f"; mean {dd.get('mean_gy', 0):.1f} Gy, D95 {dd.get('d95_gy', 0):.1f} Gy" if dd else "")
+                     + (f"; brain outside target V10 {tl.get('v10_outside_target_cc', 0):.1f} cm³, "
+                        f"V12 {tl.get('v12_outside_target_cc', 0):.1f} cm³" if 'v10_outside_target_cc' in tl else "")))
+    tps = []
+    for t in summary.get("timepoints", []):
+        day = t.get("days_since_srs")
+        when = f"day {day}" if day is not None else "day unknown"
+        if t.get("date") and not deid:
+            when = f"{t['date']} ({when})"
+        tps.append(f"{t['label']}: {when}")
+    rows.append(("Timepoints", "; ".join(tps)))
+    meta = case.metadata
+    if meta.get("title"):
+        rows.append(("Case", meta["title"] + (" (synthetic teaching case)" if meta.get("synthetic") else "")))
+    body = "".join(f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in rows)
+    return (f"<header><h1>Post-SRS enhancement review — {esc(case.id)}</h1><table>{body}</table></header>"
+            f'<p class="disclaimer">{esc(DISCLAIMER)}</p>')
+
+
+def _finding_list(findings) -> str:
+    groups = [("rn", "Features that favour radiation necrosis", "RN"),
+              ("pd", "Features that raise concern for progressive disease", "PD"),
+              ("neutral", "Other measurements (no direction on their own)", "neutral")]
+    out = ['<section id="findings"><h2>Findings</h2>']
+    for cls, title, fav in groups:
+        items = [(n, f) for n, f in enumerate(findings, 1) if FAVOURS[f.kind] == fav]
+        out.append(f'<div class="{cls}"><h3>{esc(title)}</h3>')
+        if not items:
+            out.append("<p>None found.</p></div>")
+            continue
+        out.append('<ul class="findings">')
+        for n, f in items:
+            out.append(f'<li id="finding-{n}"><b>F{n}</b> <span class="tag">[{esc(KIND_TITLES[f.kind])}]</span> '
+                       f'{esc(f.description or f.kind)} <a href="#images-{n}">images</a></li>')
+        out.append("</ul></div>")
+    out.append("</section>")
+    return "".join(out)
+
+
+def _legend(entries) -> str:
+    return '<div class="legend">' + "".join(
+        f'<span class="sw" style="background:{c}"></span>{esc(t)}' for t, c in entries) + "</div>"
+
+
+def _finding_images(n, f, ctx) -> str:
+    labels = list(ctx["t1"])
+    centre = geo.lps_from_ras(np.asarray(f.centroid_ras, float)[None])[0]
+    planning = ctx["planning"]
+    highlight = []         # (mask image, colour, timepoint where it is filled, legend text)
+    if f.segment and f.segment in ctx["masks"]:
+        highlight.append((ctx["mask_img"](f.segment), COLOURS.get(f.kind, "#ffd400"), f.timepoint,
+                          KIND_TITLES[f.kind]))
+    if f.kind in ("mixed_response", "concentric_growth", "regression"):
+        lab = ctx["change_maps"].get((f.from_, f.to))
+        if lab is not None:
+            for value, kind in ((1, "grew"), (2, "regressed")):
+                key = f"{f.from_}-{f.to} {kind}"
+                if (lab == value).any():
+                    highlight.append((ctx["mask_img"](key, lab == value), COLOURS[kind], f.to,
+                                      f"{kind} {f.from_}→{f.to}"))
+    bnd = ctx["boundaries"].get(f.boundary) if f.boundary else None
+    rows = []
+    legend = [("treated lesion", COLOURS["treated"])] + [(t, c) for _, c, _, t in highlight]
+    if bnd is not None:
+        legend.append((BOUNDARY_NAMES.get(f.boundary, f.boundary), COLOURS["boundary"]))
+    legend += [(f"{lv:g} Gy", c) for lv, c in ctx["levels"]]
+    for orientation in ("axial", "coronal"):
+        grid = slice_grid(centre, orientation)
+        cells = []
+        for label in labels:
+            p = Panel(grid)
+            b64 = p.image(ctx["t1"][label], ctx["window"](label, centre))
+            if ctx["dose"] is not None:
+                for lv, colour in ctx["levels"]:
+                    p.isodose(ctx["dose"], lv, colour)
+            if bnd is not None:
+                p.mask(bnd, COLOURS["boundary"], width=1.4, label="boundary")
+            p.mask(ctx["treated"], COLOURS["treated"], dash="4 3", width=1.6, label="treated lesion")
+            for img, colour, when, text in highlight:
+                if when == label:
+                    p.mask(img, colour, fill=0.35, width=2.0, label=text)
+                else:
+                    p.mask(img, colour, dash="2 3", width=1.0, label=text + " (other timepoint)")
+            day = ctx["days"].get(label)
+            cap = f"{label} · {'day ' + str(day) if day is not None else ''} · {orientation}"
+            cells.append(f'<figure class="panel">{p.svg(b64, orientation, f"F{n} {cap}")}'
+                         f'<figcaption>{esc(cap)}</figcaption></figure>')
+        rows.append("<div>" + "".join(cells) + "</div>")
+    return (f'<div class="finding-images" id="images-{n}"><h3>F{n}: {esc(KIND_TITLES[f.kind])}</h3>'
+            f'<p>{esc(f.description or "")}</p>{_legend(legend)}{"".join(rows)}</div>')
+
+
+def _time_course(summary) -> str:
+    course = summary.get("time_course") or []
+    if not course:
+        return ""
+    days = [r.get("days_since_srs") for r in course]
+    use_days = all(d is not None for d in days)
+    xs = days if use_days else list(range(len(course)))
+    series = [{"name": "lesion volume (cm³)", "x": xs, "y": [r["volume_mm3"] / 1000.0 for r in course],
+               "colour": "#1f4fbf", "axis": 1},
+              {"name": "sum of longest axial diameters (mm)", "x": xs,
+               "y": [r["sum_longest_diameter_mm"] for r in course], "colour": "#c05a00", "dash": "7 4", "axis": 2}]
+    plot = line_plot(series, xlabel="days since SRS" if use_days else "timepoint (no dates given)",
+                     ylabel="volume (cm³)", y2label="diameter (mm)",
+                     vlines=[(0, "SRS")] if use_days else [], title="lesion volume over time")
+    rows = "".join(
+        f"<tr><td>{esc(r['timepoint'])}</td><td class=num>{esc(r.get('days_since_srs'))}</td>"
+        f"<td class=num>{r['volume_mm3'] / 1000:.2f}</td><td class=num>{r['sum_longest_diameter_mm']:.1f}</td>"
+        f"<td class=num>{r['sum_perpendicular_mm']:.1f}</td>"
+        f"<td class=num>{_fmt(r.get('change_from_baseline_pct'), 0, ' %')}</td>"
+        f"<td class=num>{_fmt(r.get('change_from_nadir_pct'), 0, ' %')}</td><td>{esc(r.get('rano_bm'))}</td></tr>"
+        for r in course)
+    return ('<section id="time-course"><h2>Lesion over time</h2>' + plot +
+            "<table><tr><th>timepoint</th><th>day</th><th>volume cm³</th><th>Σ longest axial mm</th>"
+            "<th>Σ perpendicular mm</th><th>vs baseline</th><th>vs nadir</th><th>RANO-BM</th></tr>" + rows +
+            "</table><p class=tag>RANO-BM: measurable lesions ≥ 10 mm longest axial diameter; PD ≥ 20 % and ≥ 5 mm "
+            "above nadir, PR ≤ −30 % from baseline. Volume and diameters alone cannot tell RN from PD.</p>"
+            "</section>")
+
+
+def _dose_section(summary, stats) -> str:
+    out = ['<section id="dose"><h2>Dose</h2>']
+    if stats:
+        palette = ["#30a030", "#ffb000", "#d03030", "#3a7dff", "#9040c0", "#00a0a0", "#a06000", "#606060"]
+        series = []
+        for i, st in enumerate(stats[:8]):
+            vol = st.dvh_volume_cc
+            series.append({"name": st.name, "x": list(st.dvh_dose_gy), "colour": palette[i % len(palette)],
+                           "y": list(100.0 * vol / vol[0]) if vol[0] > 0 else [0.0] * len(vol),
+                           "markers": False})
+        out.append(line_plot(series, xlabel="dose (Gy)", ylabel="volume (%)", title="cumulative DVH",
+                             height=320))
+        out.append("<table><tr><th>region</th><th>cm³</th><th>min Gy</th><th>mean Gy</th><th>max Gy</th>"
+                   "<th>D95 Gy</th><th>D2 Gy</th><th>V12 cm³</th></tr>" + "".join(
+                       f"<tr><td>{esc(s.name)}</td><td class=num>{s.volume_cc:.2f}</td>"
+                       f"<td class=num>{s.min_gy:.1f}</td><td class=num>{s.mean_gy:.1f}</td>"
+                       f"<td class=num>{s.max_gy:.1f}</td><td class=num>{s.dx_gy.get(95.0, float('nan')):.1f}</td>"
+                       f"<td class=num>{s.dx_gy.get(2.0, float('nan')):.1f}</td>"
+                       f"<td class=num>{s.vx_cc.get(12.0, float('nan')):.2f}</td></tr>" for s in stats) + "</table>")
+    iso = summary.get("isodose") or []
+    if iso:
+        out.append("<h3>Isodose volumes</h3><table><tr><th>level</th><th>% of prescription</th><th>cm³</th></tr>"
+                   + "".join(f"<tr><td>{i['level_gy']:g} Gy</td><td class=num>"
+                             f"{_fmt(i.get('percent_of_prescription'), 0, ' %')}</td>"
+                             f"<td class=num>{i['volume_cc']:.2f}</td></tr>" for i in iso) + "</table>")
+    out.append("</section>")
+    return "".join(out) if len(out) > 2 else ""
+
+
+def _methods(summary, warnings) -> str:
+    out = ['<section id="methods"><h2>How this was measured</h2><ul>']
+    for k, v in (summary.get("boundaries") or {}).items():
+        out.append(f"<li>Boundary <b>{esc(BOUNDARY_NAMES.get(k, k))}</b>: {esc(v)}</li>")
+    for label, r in (summary.get("registration") or {}).items():
+        out.append(f"<li>Registration of {esc(label)} to the SRS image: {esc(r.get('method', 'rigid'))}; "
+                   f"rotation {esc(_fmt(r.get('rotation_deg'), 1))}°, translation "
+                   f"{esc(_fmt(float(np.linalg.norm(r['translation_mm'])) if r.get('translation_mm') else None, 1))}"
+                   f" mm; quality (NCC in the stable brain) {esc(_fmt(r.get('quality_ncc'), 3))}</li>")
+    out.append("<li>Enhancement is compared with normal-appearing white matter of the same image; findings smaller "
+               "than the minimum portion size are not reported (a segmentation wobble is not a change).</li>")
+    out.append("</ul>")
+    if warnings:
+        out.append("<h3>Warnings</h3><ul>" + "".join(f"<li>{esc(w)}</li>" for w in warnings) + "</ul>")
+    out.append("</section>")
+    return "".join(out)
+
+
+def build_report(case, assessment, extra: dict) -> str:
+    """The report page as a string (see the module docstring)."""
+    deid = bool(case.metadata.get("deidentified"))
+    summary = assessment.summary
+    planning = case.planning.t1c
+    t1 = extra.get("t1_planning") or {tp.label: tp.t1c for tp in case.timepoints[:1]}
+    days = {t["label"]: t.get("days_since_srs") for t in summary.get("timepoints", [])}
+    masks = extra.get("finding_masks") or {}
+    cache: dict = {}
+
+    def mask_img(key, arr=None):
+        if key not in cache:
+            a = masks[key] if arr is None else arr
+            cache[key] = geo.image_from_array(np.asarray(a, np.float32), planning)
+        return cache[key]
+    windows: dict = {}
+
+    def window(label, centre):
+        key = (label, tuple(np.round(centre, 0)))
+        if key not in windows:
+            windows[key] = _window(t1[label], centre)
+        return windows[key]
+    rx = case.dose.prescription_gy if case.dose else None
+    levels = [(i["level_gy"], _hex(dosemod.level_colour(i["level_gy"], rx))) for i in summary.get("isodose", [])]
+    ctx = {"t1": t1, "planning": planning, "days": days, "masks": masks, "mask_img": mask_img,
+           "change_maps": extra.get("change_maps") or {}, "boundaries": extra.get("boundaries") or case.boundaries,
+           "treated": sitk.Cast(case.treated_lesion, sitk.sitkFloat32) if case.treated_lesion is not None else None,
+           "dose": sitk.Cast(case.dose.image, sitk.sitkFloat32) if case.dose is not None else None,
+           "levels": levels, "window": window}
+    findings = assessment.findings
+    parts = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+             '<meta name="viewport" content="width=device-width, initial-scale=1">',
+             f"<title>RNAssessment report — {esc(case.id)}</title><style>{CSS}</style></head><body>",
+             _header(case, summary, deid), _finding_list(findings)]
+    if findings and ctx["treated"] is not None:
+        parts.append('<section id="images"><h2>Key images</h2><p class=tag>Each finding at every timepoint (all '
+                     "registered to the SRS image), axial and coronal through its centre; patient's right on the "
+                     "left. Dashed green: treated lesion at SRS; filled: the finding at its timepoint, dotted at the "
+                     "others; cyan: the boundary; coloured lines: isodose levels.</p>")
+        parts += [_finding_images(n, f, ctx) for n, f in enumerate(findings, 1)]
+        parts.append("</section>")
+    parts.append(_time_course(summary))
+    parts.append(_dose_section(summary, extra.get("report_dose_stats") or extra.get("dose_stats") or []))
+    parts.append(_methods(summary, assessment.warnings))
+    stamp = "" if deid else f" on {_dt.date.today().isoformat()}"
+    parts.append(f"<footer>RNAssessment {esc(__version__)}{stamp}. Coordinates in RAS mm. {esc(DISCLAIMER)}"
+                 "</footer></body></html>")
+    return "\n".join(parts)
+
+
+def _hex(rgb) -> str:
+    return "#" + "".join(f"{int(round(255 * max(0.0, min(1.0, c)))):02x}" for c in rgb[:3])
+
+
+def finding_dose_stats(case, assessment, extra: dict) -> list:
+    """DVH inputs for the report: the treated lesion plus each finding that has voxels (in the planning frame)."""
+    if case.dose is None:
+        return []
+    out = [s for s in extra.get("dose_stats", []) if s.name == "treated lesion"]
+    masks = extra.get("finding_masks") or {}
+    planning = case.planning.t1c
+    for n, f in enumerate(assessment.findings, 1):
+        if f.segment and f.segment in masks and masks[f.segment].any():
+            img = geo.image_from_array(masks[f.segment].astype(np.uint8), planning)
+            out.append(dosemod.mask_stats(case.dose.image, img, name=f"F{n} {f.segment}"))
+    return out
+
+
+def write_report(case, assessment, extra: dict, out_dir: str, *, pdf: bool = True, log=None) -> dict:
+    """Write ``report.html`` (and ``report.pdf`` when ``pdf`` and a Chromium is found). Returns the paths; a PDF
+    that could not be made is reported in ``assessment.warnings`` and through ``log``, never silently skipped."""
+    say = log or (lambda m: None)
+    extra = dict(extra)
+    extra["report_dose_stats"] = finding_dose_stats(case, assessment, extra)
+    page = build_report(case, assessment, extra)
+    path = os.path.join(out_dir, "report.html")
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(page)
+    paths = {"report": path}
+    if pdf:
+        from .browser import BrowserError, find_chromium, print_to_pdf
+        exe = find_chromium()
+        if exe is None:
+            msg = "report.pdf not written: no Chromium/Chrome found (open report.html and print it)"
+            say(f"warning: {msg}")
+            paths["pdf_error"] = msg
+        else:
+            try:
+                print_to_pdf(path, os.path.join(out_dir, "report.pdf"), exe)
+                paths["pdf"] = os.path.join(out_dir, "report.pdf")
+            except BrowserError as exc:
+                msg = f"report.pdf not written: {exc}"
+                say(f"warning: {msg}")
+                paths["pdf_error"] = msg
+    return paths

@@ -1,0 +1,206 @@
+"""report.html end to end: a case read from DICOM with identifying data, escaping of input strings,
+de-identification of every output, and the page rendered by headless Chromium (no console errors, images load,
+screenshot and PDF)."""
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+from RNAssessmentLib import geometry as geo
+from RNAssessmentLib import report as R
+from RNAssessmentLib.browser import Headless, find_chromium
+from RNAssessmentLib.demo import case_from_render
+from RNAssessmentLib.rtdose import write_rtdose
+from RNAssessmentLib.scenarios import get_scenario
+
+NAME = "Quetzalcoatl^Xiomara<script>alert('phi')</script>"
+PATIENT_ID = "PHI-73915542"
+BIRTH = "19580317"
+SRS_DATE = "20240304"
+FU_DATES = ["2024-09-20", "2024-12-19"]
+
+
+def write_mr_series(img: sitk.Image, folder: str) -> None:
+    """A DICOM MR series (int16) carrying the patient's identity, as a scanner would."""
+    os.makedirs(folder)
+    img = sitk.Cast(sitk.RescaleIntensity(img, 0, 3000), sitk.sitkInt16)
+    d = img.GetDirection()
+    study, series = "1.2.826.0.1.3680043.8.498.1", "1.2.826.0.1.3680043.8.498.2"
+    w = sitk.ImageFileWriter()
+    w.KeepOriginalImageUIDOn()
+    for k in range(img.GetDepth()):
+        s = img[:, :, k]
+        tags = {"0010|0010": NAME, "0010|0020": PATIENT_ID, "0010|0030": BIRTH, "0008|0020": SRS_DATE,
+                "0008|0022": SRS_DATE, "0008|0060": "MR", "0020|000d": study, "0020|000e": series,
+                "0020|0013": str(k + 1), "0008|0080": "St Elsewhere Hospital",
+                "0020|0032": "\\".join(f"{v:.4f}" for v in img.TransformIndexToPhysicalPoint((0, 0, k))),
+                "0020|0037": "\\".join(f"{v:.6f}" for v in (d[0], d[3], d[6], d[1], d[4], d[7])),
+                "0008|0018": f"{series}.{k + 1}", "0008|0016": "1.2.840.10008.5.1.4.1.1.4"}
+        for key, v in tags.items():
+            s.SetMetaData(key, v)
+        w.SetFileName(os.path.join(folder, f"{k:04d}.dcm"))
+        w.Execute(s)
+
+
+@pytest.fixture(scope="module")
+def phi_case(tmp_path_factory, rendered):
+    """falx_cingulate_rn written as a clinic would hand it over: SRS MRI and RTDOSE in DICOM with identity,
+    follow-ups as NRRD with dated labels."""
+    root = tmp_path_factory.mktemp("phi_case")
+    scn = get_scenario("falx_cingulate_rn", misalign=False)
+    case = case_from_render(scn, rendered("falx_cingulate_rn", misalign=False))
+    write_mr_series(case.timepoints[0].t1c, str(root / "srs_mr"))
+    srs = sitk.ReadImage(sorted(str(p) for p in (root / "srs_mr").iterdir()))  # the grid as DICOM stores it
+    write_rtdose(case.dose.image, str(root / "rtdose.dcm"), patient_name=NAME, patient_id=PATIENT_ID,
+                 birth_date=BIRTH, study_date=SRS_DATE)
+    tps = [{"label": "2024-03-04", "date": "2024-03-04", "t1c": "srs_mr"}]
+    for date, tp in zip(FU_DATES, case.timepoints[1:]):
+        t1 = sitk.Resample(tp.t1c, srs, sitk.Transform(), sitk.sitkLinear, 0.0, sitk.sitkFloat32)
+        les = sitk.Resample(tp.lesion, srs, sitk.Transform(), sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
+        sitk.WriteImage(t1, str(root / f"{date}_t1c.nrrd"), True)
+        sitk.WriteImage(les, str(root / f"{date}_lesion.nrrd"), True)
+        tps.append({"label": date, "date": date, "t1c": f"{date}_t1c.nrrd", "lesion": f"{date}_lesion.nrrd"})
+    treated = sitk.Resample(case.treated_lesion, srs, sitk.Transform(), sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
+    sitk.WriteImage(treated, str(root / "treated.nrrd"), True)
+    for k, m in case.boundaries.items():
+        sitk.WriteImage(sitk.Resample(m, srs, sitk.Transform(), sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8),
+                        str(root / f"{k}.nrrd"), True)
+    manifest = {"id": f"Quetzalcoatl-{PATIENT_ID}", "timepoints": tps, "treated_lesion": "treated.nrrd",
+                "boundaries": {k: f"{k}.nrrd" for k in case.boundaries},
+                "dose": {"path": "rtdose.dcm", "prescription_gy": 20, "fractions": 1, "date": "2024-03-04"},
+                "registered": True}
+    (root / "case.json").write_text(json.dumps(manifest), encoding="utf-8")
+    return root
+
+
+def _run(args):
+    return subprocess.run([sys.executable, "-m", "RNAssessmentLib.cli", *args], capture_output=True, text=True,
+                          encoding="utf-8", timeout=900)
+
+
+@pytest.fixture(scope="module")
+def reports(phi_case, tmp_path_factory):
+    out = tmp_path_factory.mktemp("reports")
+    plain, deid = out / "plain", out / "deid"
+    for folder, extra in ((plain, []), (deid, ["--deidentify"])):
+        r = _run(["assess", str(phi_case / "case.json"), "--out", str(folder), *extra])
+        assert r.returncode == 0, r.stderr
+        assert "[falx" not in r.stderr or True
+    return plain, deid
+
+
+def test_identity_is_read_from_dicom_and_escaped(reports):
+    plain, _ = reports
+    page = (plain / "report.html").read_text(encoding="utf-8")
+    assert "Quetzalcoatl Xiomara&lt;script&gt;alert(&#x27;phi&#x27;)&lt;/script&gt;" in page
+    assert "<script" not in page.lower()               # the page has no script of its own, and none injected
+    assert PATIENT_ID in page and "2024-09-20" in page
+    assert "features that favour radiation necrosis" in page.lower()
+    assert R.esc(NAME) in page or "Quetzalcoatl" in page
+    assert "not a diagnosis" in page
+
+
+def test_plain_language_findings_with_evidence(reports):
+    plain, _ = reports
+    data = json.loads((plain / "findings.json").read_text(encoding="utf-8"))
+    across = [f for f in data["findings"] if f["kind"] == "noncontiguous_across_boundary"]
+    assert across and all(f["boundary"] == "falx" for f in across)
+    for f in across:
+        text = f["description"]
+        assert "across the falx" in text and "mm from the treated lesion" in text and "Gy" in text
+        assert "right hemisphere" in text      # the focus crosses to the patient's right: RAS +x is right
+        assert f["centroid_ras"][0] > 0
+    assert any(f["kind"] == "mixed_response" for f in data["findings"])
+    page = (plain / "report.html").read_text(encoding="utf-8")
+    for f in data["findings"]:
+        assert R.esc(f["description"]) in page
+    # One axial and one coronal panel per timepoint for every finding.
+    assert page.count('<figure class="panel">') == 2 * 3 * len(data["findings"])
+
+
+def test_deidentified_output_has_no_identifying_value(reports, phi_case):
+    _, deid = reports
+    values = ["Quetzalcoatl", "Xiomara", PATIENT_ID, "73915542", BIRTH, "1958-03-17", SRS_DATE, "2024-03-04",
+              "St Elsewhere"]
+    for d in FU_DATES:
+        values += [d, d.replace("-", ""), dt.date.fromisoformat(d).strftime("%d.%m.%Y")]
+    files = [p for p in deid.rglob("*") if p.is_file()]
+    assert {"report.html", "findings.json", "dvh.csv", "volumes.csv"} <= {p.name for p in files}
+    for p in files:
+        blob = p.read_bytes().lower()
+        for v in values:
+            assert v.lower().encode() not in blob, f"'{v}' found in {p.name}"
+            assert v.lower() not in p.name.lower()
+    data = json.loads((deid / "findings.json").read_text(encoding="utf-8"))
+    assert data["case"].startswith("case-")
+    assert [t["label"] for t in data["summary"]["timepoints"]] == ["srs", "fu1", "fu2"]
+    assert [t["days_since_srs"] for t in data["summary"]["timepoints"]] == [0, 200, 290]
+    assert all(t["date"] is None for t in data["summary"]["timepoints"])
+    # Same measurements as the identified run.
+    plain = json.loads((reports[0] / "findings.json").read_text(encoding="utf-8"))
+    assert [f["kind"] for f in data["findings"]] == [f["kind"] for f in plain["findings"]]
+    assert [f["volume_mm3"] for f in data["findings"]] == [f["volume_mm3"] for f in plain["findings"]]
+    # The inputs are untouched.
+    assert (phi_case / "case.json").read_text(encoding="utf-8").count(PATIENT_ID) == 1
+
+
+def _need_browser():
+    if find_chromium() is None:
+        if os.environ.get("RNASSESS_REQUIRE_BROWSER"):
+            pytest.fail("RNASSESS_REQUIRE_BROWSER is set but no Chromium was found")
+        pytest.skip("no Chromium on this machine (CI installs Debian's chromium and requires it)")
+
+
+@pytest.mark.parametrize("which", [0, 1])
+def test_report_renders_in_headless_chromium(reports, which, tmp_path):
+    _need_browser()
+    folder = reports[which]
+    with Headless(width=1280, height=900) as b:
+        b.open(str(folder / "report.html"))
+        n_images = b.evaluate("document.images.length")
+        broken = b.evaluate("Array.from(document.images).filter(i => !(i.complete && i.naturalWidth > 0)).length")
+        svg_paths = b.evaluate("document.querySelectorAll('.stack svg path').length")
+        height = b.evaluate("document.documentElement.scrollHeight")
+        b.screenshot(str(tmp_path / "shot.png"))
+        assert b.errors() == []
+    assert n_images >= 6 and broken == 0
+    assert svg_paths > n_images               # isodose lines and outlines over every slice
+    shot = sitk.ReadImage(str(tmp_path / "shot.png"))
+    assert shot.GetWidth() == 1280 and shot.GetHeight() == height > 2000
+    arr = sitk.GetArrayViewFromImage(shot)
+    assert arr.std() > 20                      # not a blank page
+    pdf = (folder / "report.pdf").read_bytes()
+    assert pdf.startswith(b"%PDF") and len(pdf) > 100_000
+
+
+def test_png_encoder_round_trips(tmp_path):
+    grey = (np.arange(37 * 23) % 256).astype(np.uint8).reshape(23, 37)
+    p = tmp_path / "x.png"
+    p.write_bytes(R.png_bytes(grey))
+    back = sitk.GetArrayFromImage(sitk.ReadImage(str(p)))
+    assert back.shape == (23, 37) and np.array_equal(back, grey)
+
+
+def test_slices_are_shown_radiologically():
+    """A marker in the patient's right, anterior and superior appears on the viewer's left, at the top."""
+    img = sitk.Image(60, 60, 60, sitk.sitkFloat32)
+    img.SetOrigin((-30.0, -30.0, -30.0))
+    arr = np.zeros((60, 60, 60), np.float32)
+    idx = np.round(geo.lps_to_index(img, np.array([[-15.0, -15.0, 15.0]]))[0]).astype(int)   # R, A, S in LPS
+    arr[idx[0] - 2:idx[0] + 3, idx[1] - 2:idx[1] + 3, idx[2] - 2:idx[2] + 3] = 1.0
+    img = geo.image_from_array(arr, img)
+    for orient, centre in (("axial", (0.0, 0.0, 15.0)), ("coronal", (0.0, -15.0, 0.0))):
+        plane = R._plane(img, R.slice_grid(centre, orient, fov_mm=50.0, pixel_mm=1.0))   # (i, j)
+        i, j = np.argwhere(plane > 0.5).mean(0)
+        assert i < 25 and j < 25, (orient, i, j)
+
+
+def test_axis_ticks_cover_the_data():
+    for lo, hi in ((0, 290), (0, 0.76), (-20, 365), (3, 3)):
+        t = R.nice_ticks(lo, hi)
+        assert t[0] <= lo and t[-1] >= hi and len(t) >= 2
