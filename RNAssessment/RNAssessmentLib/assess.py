@@ -103,6 +103,30 @@ def _describe(case: Case, findings: list, extra: dict) -> None:
         f.description = describe(f, days, side)
 
 
+def _not_explained_by_new_foci(change_findings: list, boundary_findings: list, maps: dict, masks: dict,
+                               planning: sitk.Image, summary: dict) -> list:
+    """Growth 'as a whole' whose new voxels are (≥ 80 %) a non-contiguous focus already reported at the same
+    timepoint is that focus, not growth of the lesion: it is dropped and the reason kept in the summary."""
+    vox = geo.voxel_volume_mm3(planning)
+    kept = []
+    for f in change_findings:
+        foci = [masks[b.segment] for b in boundary_findings
+                if b.kind in ("noncontiguous_across_boundary", "noncontiguous_focus") and b.timepoint == f.to
+                and b.segment in masks]
+        if f.kind == "concentric_growth" and foci and f.grew_mm3:
+            union = np.any(np.stack(foci), axis=0)
+            near = geo.array_view(sitk.BinaryDilate(geo.image_from_array(union.astype(np.uint8), planning),
+                                                    [1, 1, 1])) > 0
+            explained = float(((maps[(f.from_, f.to)] == 1) & near).sum() * vox)
+            if explained >= 0.8 * f.grew_mm3:
+                summary.setdefault("notes", []).append(
+                    f"growth {f.from_}→{f.to} ({f.grew_mm3:.0f} mm³) is the new non-contiguous focus at {f.to} "
+                    f"({explained:.0f} mm³ of it), reported as such rather than as growth of the lesion")
+                continue
+        kept.append(f)
+    return kept
+
+
 def _boundaries_and_change(case: Case, summary: dict, extra: dict, warnings: list, levels_gy, say, *,
                            estimate_boundaries: bool = True, min_portion_mm3: float | None = None,
                            compare_with_srs: bool = True) -> list:
@@ -194,7 +218,7 @@ def _boundaries_and_change(case: Case, summary: dict, extra: dict, warnings: lis
     dose_p = geo.array_view(dosemod.dose_on_grid(dose, planning)) if dose is not None else None
     kw = {"min_portion_mm3": min_portion_mm3} if min_portion_mm3 else {}
     ch, maps = changemod.analyse_changes(lesion_masks, planning, dose_p, vs_first=compare_with_srs, **kw)
-    findings += ch
+    findings += _not_explained_by_new_foci(ch, findings, maps, extra.get("finding_masks") or {}, planning, summary)
     extra["change_maps"] = maps
     extra["lesion_masks"] = lesion_masks
     summary["time_course"] = changemod.rano_table(lesion_masks, planning, days)

@@ -476,6 +476,8 @@ def _methods(summary, warnings) -> str:
     out.append("<li>Enhancement is compared with normal-appearing white matter of the same image; findings smaller "
                "than the minimum portion size are not reported (a segmentation wobble is not a change).</li>")
     out.append("</ul>")
+    for note in summary.get("notes") or []:
+        out.append(f"<p class=tag>Note: {esc(note)}</p>")
     if warnings:
         out.append("<h3>Warnings</h3><ul>" + "".join(f"<li>{esc(w)}</li>" for w in warnings) + "</ul>")
     out.append("</section>")
