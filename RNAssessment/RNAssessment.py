@@ -4,7 +4,6 @@ GUI and glue only: the computations live in RNAssessmentLib (pure Python on nump
 RNAssessmentLib.mrml_bridge converts between MRML nodes and the core's images.
 """
 import logging
-import os
 import pathlib
 from typing import Annotated
 
@@ -50,6 +49,7 @@ class RNAssessmentParameterNode:
     showBoundaries: bool = True
     minPortionMm3: Annotated[float, WithinRange(10.0, 2000.0)] = 50.0
     compareWithSrs: bool = True
+    registerFollowups: bool = True
     reportDirectory: pathlib.Path
     deidentify: bool = False
     writePdf: bool = True
@@ -261,17 +261,20 @@ class RNAssessmentLogic(ScriptedLoadableModuleLogic):
         p = parameterNode
         return self.run(list(p.timepoints), p.treatedLesion, p.dose, p.prescriptionGy, p.fractions,
                         p.isodoseLevels, boundaries=p.boundaries, estimateBoundaries=p.estimateMissingBoundaries,
-                        minPortionMm3=p.minPortionMm3, compareWithSrs=p.compareWithSrs, deidentify=p.deidentify)
+                        minPortionMm3=p.minPortionMm3, compareWithSrs=p.compareWithSrs, deidentify=p.deidentify,
+                        registerFollowups=p.registerFollowups)
 
     def run(self, timepointVolumes, treatedLesionSegmentation, doseVolume, prescriptionGy: float, fractions: int,
             isodoseLevels: str, boundaries=None, scene=None, estimateBoundaries: bool = True,
-            minPortionMm3: float = 50.0, compareWithSrs: bool = True, deidentify: bool = False) -> dict:
-        """Build the case from nodes, assess it with the core, and add the outputs under one new folder."""
+            minPortionMm3: float = 50.0, compareWithSrs: bool = True, deidentify: bool = False,
+            registerFollowups: bool = False) -> dict:
+        """Build the case from nodes, assess it with the core, and add the outputs under one new folder.
+        Follow-ups under a linear transform node use it; the others are registered when ``registerFollowups``."""
         from RNAssessmentLib.slicer_case import assess_nodes
         return assess_nodes(scene or slicer.mrmlScene, timepointVolumes, treatedLesionSegmentation, doseVolume,
                             prescriptionGy, fractions, isodoseLevels, boundaries=boundaries, log_callback=self._log,
                             estimate_boundaries=estimateBoundaries, min_portion_mm3=minPortionMm3,
-                            compare_with_srs=compareWithSrs, deidentify=deidentify)
+                            compare_with_srs=compareWithSrs, deidentify=deidentify, register=registerFollowups)
 
     def jumpToFinding(self, finding, scene=None) -> None:
         """Centre every slice view on the finding (RAS centroid)."""

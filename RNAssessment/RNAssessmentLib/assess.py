@@ -150,7 +150,9 @@ def _boundaries_and_change(case: Case, summary: dict, extra: dict, warnings: lis
             methods[k] = "not given (estimation switched off)"
     if missing:
         plane = bndmod.midsagittal_plane(planning, exclude=treated, brain=brain)
-        auto, auto_methods = bndmod.auto_boundaries(planning, brain, model0, plane, lesion=treated)
+        extra_seq = {k.lower(): v for k, v in case.planning.extra.items()}
+        auto, auto_methods = bndmod.auto_boundaries(planning, brain, model0, plane, lesion=treated,
+                                                    t2=extra_seq.get("t2"), flair=extra_seq.get("flair"))
         for k in missing:
             bnd[k] = auto[k]
             methods[k] = "automatic: " + auto_methods[k]
@@ -171,6 +173,10 @@ def _boundaries_and_change(case: Case, summary: dict, extra: dict, warnings: lis
         days[tp.label] = case.days_since_srs(tp)
         if tp is case.planning:
             transform = sitk.Transform()
+        elif tp.transform is not None:
+            transform = tp.transform
+            registrations[tp.label] = {"method": "given transform (not registered here)",
+                                       "source": os.path.basename(tp.source.get("transform", "")) or "scene"}
         elif case.registered:
             transform = sitk.Transform()
         else:

@@ -237,11 +237,27 @@ def plane_angle_and_distance(p1: dict, p2: dict, at_lps) -> tuple[float, float]:
     return ang, float(dist)
 
 
+def csf_like(sequence: sitk.Image, reference: sitk.Image, brain: np.ndarray, bright: bool) -> np.ndarray:
+    """Voxels whose intensity on another sequence of the same session says CSF: the brightest of three intensity
+    classes in the brain on T2, the darkest on FLAIR (CSF is suppressed; oedema, T1-dark too, stays bright)."""
+    img = sequence if geo.same_grid(sequence, reference) else \
+        sitk.Resample(sequence, reference, sitk.Transform(), sitk.sitkLinear, 0.0, sitk.sitkFloat32)
+    arr = geo.array_view(img).astype(np.float32)
+    vals = arr[brain]
+    if vals.size < 1000:
+        raise ValueError("the T2/FLAIR image hardly overlaps the brain of the post-contrast T1")
+    centres, _ = _kmeans_1d(vals[:: max(1, vals.size // 200000)], 3)
+    c = np.sort(centres)
+    return (arr > 0.5 * (c[1] + c[2])) if bright else (arr < 0.5 * (c[0] + c[1]))
+
+
 def auto_boundaries(t1c: sitk.Image, brain: sitk.Image, model: TissueModel, plane: dict,
-                    lesion: sitk.Image | None = None) -> tuple[dict, dict]:
+                    lesion: sitk.Image | None = None, t2: sitk.Image | None = None,
+                    flair: sitk.Image | None = None) -> tuple[dict, dict]:
     """Automatic falx, ventricles and CSF masks on ``t1c``'s grid (tentorium is not automated: it must be given).
     ``lesion`` (e.g. the treated lesion, holes filled) is left out: a necrotic core is dark like CSF but is no
-    boundary. Returns (masks, methods)."""
+    boundary. A T2 and/or FLAIR of the same session (any grid in the same frame) refines the CSF: T1-dark voxels
+    must also be T2-bright / FLAIR-dark, which removes oedema. Returns (masks, methods)."""
     arr = geo.array_view(t1c).astype(np.float32)
     br = geo.array_view(brain) > 0
     if lesion is not None:
@@ -249,6 +265,13 @@ def auto_boundaries(t1c: sitk.Image, brain: sitk.Image, model: TissueModel, plan
     # CSF-dark: below half-way between CSF and the darker of grey/white matter (GM ≈ 0.7 NAWM on post-contrast T1).
     dark_thr = model.csf + 0.5 * (0.7 * model.nawm - model.csf)
     dark = br & (arr < dark_thr)
+    refined = []
+    if t2 is not None:
+        dark &= csf_like(t2, t1c, br, bright=True)
+        refined.append("T2-bright")
+    if flair is not None:
+        dark &= csf_like(flair, t1c, br, bright=False)
+        refined.append("FLAIR-dark")
     img_dark = geo.image_from_array(dark.astype(np.uint8), t1c)
     # Distance from the outer brain surface: ventricles are deep, large, dark components.
     depth = geo.array_view(sitk.SignedMaurerDistanceMap(brain, insideIsPositive=True, squaredDistance=False,
@@ -301,7 +324,8 @@ def auto_boundaries(t1c: sitk.Image, brain: sitk.Image, model: TissueModel, plan
     methods = {"falx": f"mid-sagittal plane ({plane.get('method', '')}), dark voxels within 1 mm of it above the "
                        "corpus callosum",
                "ventricles": "dark (CSF) components deeper than 18 mm from the brain surface, >= 500 mm3",
-               "csf": "dark (CSF) voxels inside the brain mask, ventricles excluded",
+               "csf": "dark (CSF) voxels inside the brain mask, ventricles excluded"
+                      + (f"; refined: also {' and '.join(refined)}" if refined else ""),
                "tentorium": "not automated: give it as a segment named 'tentorium'"}
     return masks, methods
 

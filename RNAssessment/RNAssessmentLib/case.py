@@ -3,7 +3,8 @@
 A manifest names files relative to itself::
 
     {"id": "case-001",
-     "timepoints": [{"label": "srs", "date": "2024-03-04", "t1c": "t0_t1c.nrrd", "lesion": "t0_lesion.nrrd"}, ...],
+     "timepoints": [{"label": "srs", "date": "2024-03-04", "t1c": "t0_t1c.nrrd", "lesion": "t0_lesion.nrrd"},
+                    {"label": "fu1", ..., "transform": "fu1_to_srs.tfm"}, ...],   # transform: optional
      "treated_lesion": "t0_lesion.nrrd",
      "boundaries": {"falx": "falx.nrrd", ...}        # or one .seg.nrrd whose segment names say the kind
      "dose": {"path": "dose.dcm", "prescription_gy": 20, "fractions": 1, "date": "2024-03-04"},
@@ -53,6 +54,10 @@ class Timepoint:
     lesion: sitk.Image | None = None
     extra: dict = dataclasses.field(default_factory=dict)
     source: dict = dataclasses.field(default_factory=dict)    # what file each image came from
+    #: Rigid/affine transform mapping SRS-image (planning) points, LPS mm, to this image's points — the
+    #: SimpleITK/ITK resampling convention, what a Slicer transform file of a follow-up → SRS registration holds.
+    #: Given, it replaces the automatic registration.
+    transform: sitk.Transform | None = None
 
 
 @dataclasses.dataclass
@@ -159,6 +164,22 @@ def _read_boundaries(spec, base: str, reference: sitk.Image) -> tuple[dict, list
     return out, sources
 
 
+def read_transform(path: str, what: str = "transform") -> sitk.Transform:
+    """A linear transform file (.tfm, .txt, .h5, .mat) in the ITK convention; clear errors otherwise."""
+    if not os.path.exists(path):
+        raise ValueError(f"{what} '{path}': file not found")
+    try:
+        tf = sitk.ReadTransform(path)
+    except RuntimeError as exc:
+        msg = str(exc).strip().splitlines()[-1] if str(exc).strip() else "unknown error"
+        raise ValueError(f"{what} '{path}': unreadable ({msg})") from None
+    if tf.GetDimension() != 3:
+        raise ValueError(f"{what} '{path}': expected a 3D transform, got {tf.GetDimension()}D")
+    if not tf.IsLinear():
+        raise ValueError(f"{what} '{path}': only linear (rigid or affine) transforms are supported")
+    return tf
+
+
 def _patient_identity(meta: dict, files: list) -> dict:
     """Identity from the manifest's ``metadata.patient`` ({"name", "id", "birth_date"} or DICOM keywords), then
     from every DICOM input (first value wins; dates of all inputs are kept so de-identification finds them)."""
@@ -212,8 +233,12 @@ def load_manifest(path: str | os.PathLike) -> Case:
         for name, rel in (t.get("extra") or {}).items():
             src[name] = os.path.join(base, rel)
             extra[name] = read_image(src[name])
+        transform = None
+        if t.get("transform"):
+            src["transform"] = os.path.join(base, t["transform"])
+            transform = read_transform(src["transform"], f"transform of timepoint '{label}'")
         tps.append(Timepoint(label=label, date=_parse_date(t.get("date"), f"manifest '{path}' timepoint '{label}'"),
-                             t1c=img, lesion=lesion, extra=extra, source=src))
+                             t1c=img, lesion=lesion, extra=extra, source=src, transform=transform))
     if all(t.date is not None for t in tps):
         tps.sort(key=lambda t: t.date)
     ref = tps[0].t1c
@@ -274,6 +299,12 @@ def save_case(case: Case, out_dir: str | os.PathLike, *, ext: str = ".nrrd", dos
                  "t1c": write(tp.t1c, f"{tp.label}_t1c{ext}")}
         if tp.lesion is not None:
             entry["lesion"] = write(tp.lesion, f"{tp.label}_lesion{ext}")
+        if tp.transform is not None:
+            name = f"{tp.label}_to_srs.tfm"
+            if os.path.join(out_dir, name) in protect:
+                raise ValueError(f"refusing to overwrite input file '{os.path.join(out_dir, name)}'")
+            sitk.WriteTransform(tp.transform, os.path.join(out_dir, name))
+            entry["transform"] = name
         tps.append(entry)
     spec = {"id": case.id, "timepoints": tps, "registered": case.registered}
     if case.treated_lesion is not None:

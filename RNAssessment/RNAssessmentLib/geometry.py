@@ -39,6 +39,13 @@ def lps_from_ras_matrix(matrix_ras: np.ndarray) -> np.ndarray:
     return ras_from_lps_matrix(matrix_ras)
 
 
+def lps_transform_from_ras(matrix_ras: np.ndarray) -> np.ndarray:
+    """A 4×4 point transform RAS → RAS (a Slicer transform) as the same transform LPS → LPS."""
+    flip = np.eye(4)
+    flip[:3, :3] = LPS_RAS_FLIP
+    return flip @ np.asarray(matrix_ras, dtype=float) @ flip
+
+
 def ijk_to_lps(image: sitk.Image) -> np.ndarray:
     """4×4 homogeneous matrix mapping voxel index (i, j, k) to LPS mm."""
     direction = np.array(image.GetDirection(), dtype=float).reshape(3, 3)

@@ -119,6 +119,25 @@ def add_volume(scene, image: sitk.Image, name: str, *, labelmap: bool = False, p
     return node
 
 
+def planning_to_node_transform(planning_node, node) -> sitk.Transform | None:
+    """The transform from the planning node's space to ``node``'s own space (LPS, ITK resampling convention), from
+    the nodes' parent transforms; None when neither is transformed. Non-linear transforms are refused."""
+    tp, tn = planning_node.GetParentTransformNode(), node.GetParentTransformNode()
+    if tp is None and tn is None:
+        return None
+    for t in (tp, tn):
+        if t is not None and not t.IsTransformToWorldLinear():
+            raise ValueError(f"transform '{t.GetName()}' is not linear: harden it or use a linear registration")
+    # planning local → world (P), node local → world (T): planning local x ↦ node local T⁻¹ P x (RAS).
+    m = vtk.vtkMatrix4x4()
+    slicer.vtkMRMLTransformNode.GetMatrixTransformBetweenNodes(tp, tn, m)
+    lps = geo.lps_transform_from_ras(_matrix_to_numpy(m))
+    tf = sitk.AffineTransform(3)
+    tf.SetMatrix(tuple(lps[:3, :3].ravel()))
+    tf.SetTranslation(tuple(lps[:3, 3]))
+    return tf
+
+
 def acquisition_date(scene, node):
     """Date of a volume: attribute ``RNAssessment.Date`` (ISO), else the DICOM series/study date on its subject
     hierarchy items; None when unknown."""

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import datetime as _dt
 
+import numpy as np
 import SimpleITK as sitk
 
+from . import geometry as geo
 from . import mrml_bridge as mb
 from .assess import assess_case
 from .case import Case, Dose, Timepoint, boundary_kind
@@ -17,9 +19,10 @@ from .dose import parse_levels
 
 def case_from_nodes(scene, timepoint_volumes, treated_lesion_segmentation=None, dose_volume=None,
                     prescription_gy: float = 20.0, fractions: int = 1, boundaries=None,
-                    case_id: str = "scene") -> Case:
+                    case_id: str = "scene", register: bool = False) -> Case:
     """Read images out of the nodes (copies) into a validated Case. Timepoints keep the given order unless all
-    have dates, then they are sorted by date."""
+    have dates, then they are sorted by date. Follow-ups under a linear transform node use it; the others are
+    registered automatically when ``register``, else taken as already aligned with the SRS image."""
     if not timepoint_volumes:
         raise ValueError("select at least one timepoint volume (the image at the time of SRS first)")
     tps = []
@@ -31,6 +34,9 @@ def case_from_nodes(scene, timepoint_volumes, treated_lesion_segmentation=None, 
         tps = [tps[i] for i in order]
         timepoint_volumes = [timepoint_volumes[i] for i in order]
     planning_node = timepoint_volumes[0]
+    # A follow-up under a (linear) transform node is placed by it: that replaces the automatic registration.
+    for tp, node in zip(tps, timepoint_volumes):
+        tp.transform = mb.planning_to_node_transform(planning_node, node) if node is not planning_node else None
     treated = None
     if treated_lesion_segmentation is not None:
         masks = mb.masks_from_segmentation(scene, treated_lesion_segmentation, planning_node)
@@ -48,15 +54,24 @@ def case_from_nodes(scene, timepoint_volumes, treated_lesion_segmentation=None, 
                 bnd[kind] = m if kind not in bnd else sitk.Or(bnd[kind], m)
     dose = None
     if dose_volume is not None:
-        dose = Dose(image=sitk.Cast(mb.image_from_volume(dose_volume), sitk.sitkFloat32),
+        dose_img = sitk.Cast(mb.image_from_volume(dose_volume), sitk.sitkFloat32)
+        to_dose = mb.planning_to_node_transform(planning_node, dose_volume)
+        if to_dose is not None:
+            # The dose follows the planning image: place its grid in the planning frame (exact, no resampling).
+            m = np.eye(4)
+            m[:3, :3] = np.array(to_dose.GetMatrix()).reshape(3, 3)
+            m[:3, 3] = to_dose.GetTranslation()
+            dose_img = geo.image_from_array(geo.array_view(dose_img),
+                                            ijk_to_lps_matrix=np.linalg.inv(m) @ geo.ijk_to_lps(dose_img))
+        dose = Dose(image=dose_img,
                     prescription_gy=float(prescription_gy), fractions=int(fractions), date=tps[0].date,
                     source=dose_volume.GetName())
     patient = {}
     for node in [planning_node] + ([dose_volume] if dose_volume is not None else []):
         for k, v in mb.patient_identity(scene, node).items():
             patient.setdefault(k, v)
-    case = Case(id=case_id, timepoints=tps, treated_lesion=treated, boundaries=bnd, dose=dose, registered=True,
-                patient=patient)
+    case = Case(id=case_id, timepoints=tps, treated_lesion=treated, boundaries=bnd, dose=dose,
+                registered=not register, patient=patient)
     case.validate()
     return case
 
@@ -64,13 +79,13 @@ def case_from_nodes(scene, timepoint_volumes, treated_lesion_segmentation=None, 
 def assess_nodes(scene, timepoint_volumes, treated_lesion_segmentation, dose_volume, prescription_gy, fractions,
                  isodose_levels: str, boundaries=None, log_callback=None, *, estimate_boundaries: bool = True,
                  min_portion_mm3: float | None = None, compare_with_srs: bool = True, deidentify: bool = False,
-                 case_id: str = "scene") -> dict:
+                 case_id: str = "scene", register: bool = False) -> dict:
     """Assess the case the nodes describe; outputs go into one new subject-hierarchy folder.
 
     ``deidentify``: the case is de-identified before the analysis (timepoints become srs, fu1, ...), so the
     scene outputs and any report written from this result carry no identity (teaching)."""
     case = case_from_nodes(scene, timepoint_volumes, treated_lesion_segmentation, dose_volume, prescription_gy,
-                           fractions, boundaries, case_id=case_id)
+                           fractions, boundaries, case_id=case_id, register=register)
     phi = None
     if deidentify:
         from .deid import deidentify_case

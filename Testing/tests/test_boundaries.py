@@ -120,3 +120,50 @@ def test_contiguity_tolerates_one_voxel_only():
     lab[10:12] = 2        # two voxels (8, 9) from component 1: not contiguous
     groups = B.contiguity_groups(lab, treated)
     assert groups[1] == 0 and groups[2] != 0
+
+
+def test_flair_or_t2_removes_oedema_from_the_automatic_csf(rendered):
+    """Vasogenic oedema is dark on post-contrast T1 like CSF; on FLAIR it is bright (CSF dark), on T2 both are
+    bright. A T1-dark oedema blob is called CSF from the T1 alone, not once the FLAIR refines it; a T2 keeps
+    true CSF."""
+    r = rendered("falx_cingulate_rn", misalign=False)
+    t1 = r["timepoints"][0].t1c
+    labels = geo.array_view(r["labels_planning"])
+    arr = geo.array_view(t1).astype(np.float32)
+    wm = labels == P.WM
+    # A 7 mm oedema ball deep in white matter, far from the treated lesion.
+    treated = geo.array_view(r["treated_lesion"]) > 0
+    far = geo.array_view(sitk.SignedMaurerDistanceMap(r["treated_lesion"], squaredDistance=False,
+                                                      useImageSpacing=True)) > 30
+    deep = geo.array_view(sitk.SignedMaurerDistanceMap(geo.image_from_array((~wm).astype(np.uint8), t1),
+                                                       squaredDistance=False, useImageSpacing=True)) > 6
+    c = np.argwhere(wm & far & deep)[0]
+    ii, jj, kk = np.indices(arr.shape)
+    oedema = ((ii - c[0]) ** 2 + (jj - c[1]) ** 2 + (kk - c[2]) ** 2) <= 7 ** 2
+    arr[oedema] = P.T1C[P.CSF] + 30.0
+    t1_oed = geo.image_from_array(arr, t1)
+    rng = np.random.default_rng(3)
+    flair_vals = {P.CSF: 90.0, P.VENTRICLE: 80.0, P.GM: 520.0, P.WM: 420.0}
+    flair = np.vectorize(lambda v: flair_vals.get(v, 300.0))(labels).astype(np.float32)
+    flair[oedema] = 900.0
+    flair += rng.normal(0, 15, flair.shape).astype(np.float32)
+    t2_vals = {P.CSF: 1500.0, P.VENTRICLE: 1500.0, P.GM: 700.0, P.WM: 550.0}
+    t2 = np.vectorize(lambda v: t2_vals.get(v, 400.0))(labels).astype(np.float32)
+    t2[oedema] = 1100.0
+    brain = B.brain_mask(t1_oed)
+    box = B.analysis_box(r["treated_lesion"], [r["treated_lesion"]])
+    model = B.tissue_model(box.crop(arr), box.crop(geo.array_view(brain)) > 0)
+    plane = B.midsagittal_plane(t1_oed, exclude=r["treated_lesion"], brain=brain)
+    true_csf = np.isin(labels, (P.CSF,)) & (geo.array_view(brain) > 0) & ~treated
+
+    def csf(**kw):
+        masks, methods = B.auto_boundaries(t1_oed, brain, model, plane, lesion=r["treated_lesion"], **kw)
+        return geo.array_view(masks["csf"]) > 0, methods["csf"]
+    plain, _ = csf()
+    with_flair, how = csf(flair=geo.image_from_array(flair, t1))
+    assert (plain & oedema).sum() > 0.5 * oedema.sum()
+    assert (with_flair & oedema).sum() < 0.05 * oedema.sum() and "FLAIR-dark" in how
+    # True CSF is kept (the refinement only removes).
+    assert (with_flair & true_csf).sum() > 0.9 * (plain & true_csf).sum()
+    with_t2, how = csf(t2=geo.image_from_array(t2, t1))
+    assert (with_t2 & true_csf).sum() > 0.9 * (plain & true_csf).sum() and "T2-bright" in how

@@ -136,3 +136,38 @@ def test_unreadable_image_names_the_file(tmp_path):
     p.write_text("NRRD0004\nnonsense")
     with pytest.raises(ValueError, match="junk.nrrd.*unreadable"):
         read_image(str(p))
+
+
+def test_given_transforms_replace_registration(tmp_path):
+    """This demo case's follow-ups are misaligned; with the true transforms named in the manifest the assessment
+    uses them (no registration) and finds the focus across the falx at both follow-ups."""
+    from RNAssessmentLib.assess import assess_case
+    dst, spec = _copy_case(write_scenario(get_scenario("falx_cingulate_rn"), str(tmp_path / "src")), tmp_path)
+    for tp in spec["timepoints"][1:]:
+        tp["transform"] = f"truth/transform_{tp['label']}.tfm"
+    spec["registered"] = False
+    case = load_manifest(_write(dst, spec))
+    truth = sitk.ReadTransform(str(dst / "truth" / "transform_t2.tfm"))
+    p = (10.0, -40.0, 20.0)
+    assert np.allclose(case.timepoints[2].transform.TransformPoint(p), truth.TransformPoint(p))
+    assert np.linalg.norm(np.subtract(truth.TransformPoint(p), p)) > 2.0      # really misaligned
+    assessment, _ = assess_case(case)
+    reg = assessment.summary["registration"]
+    assert set(reg) == {"t1", "t2"} and all(r["method"].startswith("given transform") for r in reg.values())
+    found = {(f.kind, f.timepoint, f.boundary) for f in assessment.findings}
+    assert {("noncontiguous_across_boundary", t, "falx") for t in ("t1", "t2")} <= found
+
+
+def test_bad_transform_files_are_named(demo_case, tmp_path):
+    dst, spec = _copy_case(demo_case, tmp_path)
+    spec["timepoints"][1]["transform"] = "missing.tfm"
+    with pytest.raises(ValueError, match=r"transform of timepoint 't1'.*missing\.tfm.*not found"):
+        load_manifest(_write(dst, spec))
+    (dst / "garbage.tfm").write_text("not a transform", encoding="utf-8")
+    spec["timepoints"][1]["transform"] = "garbage.tfm"
+    with pytest.raises(ValueError, match=r"garbage\.tfm.*unreadable"):
+        load_manifest(_write(dst, spec))
+    sitk.WriteTransform(sitk.BSplineTransform(3), str(dst / "bspline.tfm"))
+    spec["timepoints"][1]["transform"] = "bspline.tfm"
+    with pytest.raises(ValueError, match=r"bspline\.tfm.*only linear"):
+        load_manifest(_write(dst, spec))

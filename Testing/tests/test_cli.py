@@ -1,7 +1,6 @@
 """The rnassess command: its arguments and output files are contracts."""
 import csv
 import json
-import os
 
 import pytest
 

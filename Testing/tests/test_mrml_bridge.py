@@ -100,7 +100,7 @@ def test_scene_with_outputs_writes_and_reloads(tmp_path):
     scene = slicer.vtkMRMLScene()
     ref = oblique()
     run = mb.folder(scene, "RNAssessment run 1")
-    vol = mb.add_volume(scene, ref, "t1c", parent_item=run)
+    mb.add_volume(scene, ref, "t1c", parent_item=run)
     table = mb.add_table(scene, [{"timepoint": "t0", "days": 0, "volume_mm3": 812.0},
                                  {"timepoint": "t1", "days": 180, "volume_mm3": 150.5}], "volumes", parent_item=run)
     mb.add_plot(scene, table, "days", ["volume_mm3"], "Lesion volume", parent_item=run)

@@ -117,7 +117,25 @@ def test_scene_outputs_render_offscreen_after_reload(loaded, assessed, tmp_path)
     res, _, _ = assessed
     path = mb.save_scene(scene, str(tmp_path / "scene"))
     reloaded = mb.load_scene(path)
-    assert reloaded.GetNodesByClass("vtkMRMLModelNode").GetNumberOfItems() >= 3
+    # The run's outputs come back with the same counts and geometry.
+    for node in res["nodes"]:
+        again = reloaded.GetNodeByID(node.GetID())
+        assert again is not None and again.GetClassName() == node.GetClassName(), node.GetName()
+        if node.IsA("vtkMRMLModelNode"):
+            b1, b2 = [0.0] * 6, [0.0] * 6
+            node.GetRASBounds(b1)
+            again.GetRASBounds(b2)
+            assert np.allclose(b1, b2, atol=1e-3)
+            assert again.GetPolyData().GetNumberOfPoints() == node.GetPolyData().GetNumberOfPoints()
+        elif node.IsA("vtkMRMLSegmentationNode"):
+            names = [again.GetSegmentation().GetNthSegment(i).GetName()
+                     for i in range(again.GetSegmentation().GetNumberOfSegments())]
+            assert names == [node.GetSegmentation().GetNthSegment(i).GetName()
+                             for i in range(node.GetSegmentation().GetNumberOfSegments())]
+        elif node.IsA("vtkMRMLTableNode"):
+            assert again.GetNumberOfRows() == node.GetNumberOfRows()
+        elif node.IsA("vtkMRMLPlotChartNode"):
+            assert again.GetNumberOfPlotSeriesNodes() == node.GetNumberOfPlotSeriesNodes()
     vol = next(reloaded.GetNodesByName(v.GetName()).GetItemAsObject(0) for v in nodes["timepoints"][-1:])
     f = next(f for f in res["assessment"].findings if f.kind == "noncontiguous_across_boundary")
     png = mb.render_scene(reloaded, str(tmp_path / "outputs.png"), background_volume=vol, center_ras=f.centroid_ras,
@@ -154,3 +172,36 @@ def test_report_from_nodes_and_deidentified_run(loaded, assessed, tmp_path):
             blob = p.read_bytes()
             assert b"Zyxwabc" not in blob and b"PHI-55501234" not in blob, p.name
     assert "across the tentorium" in open(out["report"], encoding="utf-8").read()
+
+
+def test_transform_nodes_place_follow_ups_and_dose(loaded):
+    """A follow-up under a linear transform node is placed by it (no registration); a dose under its own
+    transform is put in the planning frame without resampling."""
+    import vtk
+    scene, nodes = loaded
+    fu, dose = nodes["timepoints"][1], nodes["dose"]
+    shift_r = scene.AddNewNodeByClass("vtkMRMLLinearTransformNode", "fu shift")
+    m = vtk.vtkMatrix4x4()
+    m.SetElement(0, 3, 10.0)                            # the follow-up sits 10 mm to the right (RAS +x) in world
+    shift_r.SetMatrixTransformToParent(m)
+    shift_a = scene.AddNewNodeByClass("vtkMRMLLinearTransformNode", "dose shift")
+    m2 = vtk.vtkMatrix4x4()
+    m2.SetElement(1, 3, 5.0)                            # the dose 5 mm anterior
+    shift_a.SetMatrixTransformToParent(m2)
+    origin = np.array(mb.image_from_volume(dose).GetOrigin())
+    fu.SetAndObserveTransformNodeID(shift_r.GetID())
+    dose.SetAndObserveTransformNodeID(shift_a.GetID())
+    try:
+        case = case_from_nodes(scene, nodes["timepoints"], nodes["treated_lesion"], dose, 20.0, 1)
+        tf = case.timepoints[1].transform
+        # Planning point (LPS) → follow-up local point: world R+10 is local R+0, i.e. LPS x + 10.
+        assert np.allclose(tf.TransformPoint((1.0, 2.0, 3.0)), (11.0, 2.0, 3.0))
+        assert case.timepoints[2].transform is None and case.registered
+        assert np.allclose(case.dose.image.GetOrigin(), origin + (0.0, -5.0, 0.0))   # anterior = LPS −y
+        with pytest.raises(ValueError, match="not linear"):
+            grid = scene.AddNewNodeByClass("vtkMRMLGridTransformNode", "warp")
+            fu.SetAndObserveTransformNodeID(grid.GetID())
+            case_from_nodes(scene, nodes["timepoints"], None, None)
+    finally:
+        fu.SetAndObserveTransformNodeID(None)
+        dose.SetAndObserveTransformNodeID(None)
