@@ -97,6 +97,9 @@ class RNAssessmentWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def onSceneStartClose(self, caller, event) -> None:
         self.setParameterNode(None)
+        self._result = None          # its nodes go with the scene
+        self.ui.findingsTable.setRowCount(0)
+        self.ui.isodoseTable.setRowCount(0)
 
     def onSceneEndClose(self, caller, event) -> None:
         if self.parent.isEntered:
