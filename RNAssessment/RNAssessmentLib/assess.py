@@ -17,7 +17,7 @@ from . import change as changemod
 from . import dose as dosemod
 from . import geometry as geo
 from .case import BOUNDARY_KINDS, Case
-from .findings import Assessment, describe
+from .findings import Assessment, describe, finding_segments, segment_colour
 from .registration import register_followup, stable_region
 
 log = logging.getLogger("rnassess")
@@ -63,6 +63,8 @@ def assess_case(case: Case, *, levels_gy=None, log_callback=None, estimate_bound
             for lv in (10.0, 12.0):
                 t[f"v{lv:g}_outside_target_cc"] = dosemod.volume_above(case.dose.image, lv, outside)
         summary["treated_lesion"] = t
+    # With a treated lesion and follow-ups, every follow-up is brought into the planning frame below.
+    analysed = case.treated_lesion is not None and len(case.timepoints) > 1
     for tp in case.timepoints:
         entry = {"label": tp.label, "date": tp.date.isoformat() if tp.date and not deid else None,
                  "days_since_srs": case.days_since_srs(tp)}
@@ -73,14 +75,13 @@ def assess_case(case: Case, *, levels_gy=None, log_callback=None, estimate_bound
                 st = dosemod.mask_stats(case.dose.image, tp.lesion, name=f"lesion {tp.label}")
                 entry["lesion_dose"] = {"mean_gy": st.mean_gy, "max_gy": st.max_gy, "d95_gy": st.dx_gy[95.0]}
                 extra["dose_stats"].append(st)
-            elif case.dose is not None and not same_frame and not (case.treated_lesion is not None
-                                                                   and len(case.timepoints) > 1):
+            elif case.dose is not None and not same_frame and not analysed:
                 warnings.append(f"timepoint '{tp.label}' is not registered to the planning image: its lesion dose "
                                 "is not reported")
         summary["timepoints"].append(entry)
         say(f"[{case.id}] timepoint {tp.label}: lesion {entry.get('lesion_volume_mm3', float('nan')):.0f} mm³")
     findings = []
-    if case.treated_lesion is not None and len(case.timepoints) > 1:
+    if analysed:
         findings += _boundaries_and_change(case, summary, extra, warnings, levels_gy, say,
                                            estimate_boundaries=estimate_boundaries,
                                            min_portion_mm3=min_portion_mm3, compare_with_srs=compare_with_srs)
@@ -163,7 +164,9 @@ def _boundaries_and_change(case: Case, summary: dict, extra: dict, warnings: lis
     summary["boundaries"] = methods
     extra["boundaries"] = bnd
 
-    high_dose = [sitk.Cast(dosemod.dose_on_grid(dose, planning) >= 10.0, sitk.sitkUInt8)] if dose is not None else []
+    # The dose on the planning grid, once: masks for registration, each follow-up's boundaries, the changes.
+    dose_planning = dosemod.dose_on_grid(dose, planning) if dose is not None else None
+    high_dose = [sitk.Cast(dose_planning >= 10.0, sitk.sitkUInt8)] if dose is not None else []
     stable = stable_region(brain, [treated] + high_dose)
     lesion_masks: dict = {}
     days = {}
@@ -202,7 +205,7 @@ def _boundaries_and_change(case: Case, summary: dict, extra: dict, warnings: lis
                                     "frame": "registered to the SRS image"}
             extra["dose_stats"].append(st)
         say(f"[{case.id}] boundaries at {tp.label}")
-        res = bndmod.analyse_followup(tp.label, t1_p, treated, bnd, brain=brain, dose=dose, lesion=lesion_p,
+        res = bndmod.analyse_followup(tp.label, t1_p, treated, bnd, brain=brain, dose=dose_planning, lesion=lesion_p,
                                       levels_gy=levels, box=box)
         findings += res.findings
         for name, m in res.finding_masks.items():
@@ -221,7 +224,7 @@ def _boundaries_and_change(case: Case, summary: dict, extra: dict, warnings: lis
     if registrations:
         summary["registration"] = registrations
     say(f"[{case.id}] change in shape")
-    dose_p = geo.array_view(dosemod.dose_on_grid(dose, planning)) if dose is not None else None
+    dose_p = geo.array_view(dose_planning) if dose is not None else None
     kw = {"min_portion_mm3": min_portion_mm3} if min_portion_mm3 else {}
     ch, maps = changemod.analyse_changes(lesion_masks, planning, dose_p, vs_first=compare_with_srs, **kw)
     findings += _not_explained_by_new_foci(ch, findings, maps, extra.get("finding_masks") or {}, planning, summary)
@@ -283,20 +286,15 @@ def write_outputs(case: Case, assessment: Assessment, extra: dict, out_dir: str,
     write_dvh_csv(extra.get("dose_stats", []), paths["dvh"])
     write_dvh_curves(extra.get("dose_stats", []), os.path.join(out_dir, "dvh_curves.csv"))
     planning = case.planning.t1c
-    masks = dict(extra.get("finding_masks") or {})
     for (a, b), lab in (extra.get("change_maps") or {}).items():
         img = geo.image_from_array(lab.astype(np.uint8), planning)
         sitk.WriteImage(img, os.path.join(out_dir, f"change_{a}_{b}.nrrd"), True)
-        for value, kind in ((1, "grew"), (2, "regressed")):
-            if (lab == value).any():
-                masks[f"{a}-{b} {kind}"] = lab == value
+    masks = finding_segments(extra)
     if masks:
         from .structures import write_seg_nrrd
-        colours = {n: ((1.0, 0.2, 0.2) if "grew" in n else (0.2, 0.4, 1.0) if "regressed" in n else
-                       (1.0, 0.9, 0.0) if "across" in n or "non-contiguous" in n else (1.0, 0.5, 0.0))
-                   for n in masks}
         write_seg_nrrd(os.path.join(out_dir, "findings.seg.nrrd"),
-                       {n: geo.image_from_array(m.astype(np.uint8), planning) for n, m in masks.items()}, colours)
+                       {n: geo.image_from_array(m.astype(np.uint8), planning) for n, m in masks.items()},
+                       {n: segment_colour(n) for n in masks})
         paths["findings_segmentation"] = os.path.join(out_dir, "findings.seg.nrrd")
     if extra.get("auto_boundaries"):
         from .structures import write_seg_nrrd

@@ -30,6 +30,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from . import geometry as geo
+from .dose import dose_on_grid
 from .findings import Finding
 
 KINDS = ("falx", "tentorium", "ventricles", "csf")
@@ -525,8 +526,9 @@ def analyse_followup(timepoint: str, t1c: sitk.Image, treated: sitk.Image, bound
     tr = box.crop(geo.array_view(treated)) > 0
     br = box.crop(geo.array_view(brain)) > 0
     bnd = {k: box.crop(geo.array_view(v)) > 0 for k, v in boundaries.items() if k in KINDS}
-    dose_box = box.crop(geo.array_view(sitk.Resample(dose, treated, sitk.Transform(), sitk.sitkLinear, 0.0))) \
-        if dose is not None else None
+    if dose is not None and not geo.same_grid(dose, treated):
+        dose = dose_on_grid(dose, treated)
+    dose_box = box.crop(geo.array_view(dose)) if dose is not None else None
     model = tissue_model(t1, br, exclude=distance_mm(tr, box) <= 5.0)
     if lesion is not None:
         enh = box.crop(geo.array_view(lesion)) > 0

@@ -24,8 +24,8 @@ import re
 
 import SimpleITK as sitk
 
-from . import geometry as geo
 from .images import check_overlap, check_same_grid, dicom_identity, read_image, read_mask
+from .registration import read_transform
 
 BOUNDARY_KINDS = ("falx", "tentorium", "ventricles", "csf")
 BOUNDARY_SYNONYMS = {
@@ -162,22 +162,6 @@ def _read_boundaries(spec, base: str, reference: sitk.Image) -> tuple[dict, list
         sources.append(path)
         out[k] = read_mask(path, reference, what=f"boundary '{k}'")
     return out, sources
-
-
-def read_transform(path: str, what: str = "transform") -> sitk.Transform:
-    """A linear transform file (.tfm, .txt, .h5, .mat) in the ITK convention; clear errors otherwise."""
-    if not os.path.exists(path):
-        raise ValueError(f"{what} '{path}': file not found")
-    try:
-        tf = sitk.ReadTransform(path)
-    except RuntimeError as exc:
-        msg = str(exc).strip().splitlines()[-1] if str(exc).strip() else "unknown error"
-        raise ValueError(f"{what} '{path}': unreadable ({msg})") from None
-    if tf.GetDimension() != 3:
-        raise ValueError(f"{what} '{path}': expected a 3D transform, got {tf.GetDimension()}D")
-    if not tf.IsLinear():
-        raise ValueError(f"{what} '{path}': only linear (rigid or affine) transforms are supported")
-    return tf
 
 
 def _patient_identity(meta: dict, files: list) -> dict:
@@ -324,7 +308,3 @@ def save_case(case: Case, out_dir: str | os.PathLike, *, ext: str = ".nrrd", dos
         json.dump(spec, f, indent=2)
     return manifest
 
-
-def srs_frame_geometry(case: Case) -> str:
-    """One-line description of the planning frame (for logs and reports)."""
-    return geo.describe_grid(case.planning.t1c)

@@ -224,12 +224,18 @@ def _vtk_image_index_space(image: sitk.Image, pad: int = 1) -> vtk.vtkImageData:
     return vimg
 
 
-def _matrix_to_vtk(m: np.ndarray) -> vtk.vtkMatrix4x4:
+def to_vtk_matrix(m: np.ndarray) -> vtk.vtkMatrix4x4:
+    """4×4 numpy array → vtkMatrix4x4."""
     vm = vtk.vtkMatrix4x4()
     for r in range(4):
         for c in range(4):
             vm.SetElement(r, c, float(m[r, c]))
     return vm
+
+
+def from_vtk_matrix(vm: vtk.vtkMatrix4x4) -> np.ndarray:
+    """vtkMatrix4x4 → 4×4 numpy array."""
+    return np.array([[vm.GetElement(r, c) for c in range(4)] for r in range(4)])
 
 
 def isodose_surface(dose: sitk.Image, level_gy: float, *, smoothing_iterations: int = 2,
@@ -259,7 +265,7 @@ def isodose_surface(dose: sitk.Image, level_gy: float, *, smoothing_iterations: 
         sm.NormalizeCoordinatesOn()
         last = sm
     tf = vtk.vtkTransform()
-    tf.SetMatrix(_matrix_to_vtk(geo.ijk_to_lps(dose)))
+    tf.SetMatrix(to_vtk_matrix(geo.ijk_to_lps(dose)))
     tpd = vtk.vtkTransformPolyDataFilter()
     tpd.SetInputConnection(last.GetOutputPort())
     tpd.SetTransform(tf)

@@ -65,6 +65,28 @@ class Finding:
         return d
 
 
+#: Colours of finding segments by what their name says (grew red, regressed blue, across-boundary yellow);
+#: anything else (boundary enhancement, contiguous extension, open ring) orange.
+SEGMENT_COLOURS = (("grew", (1.0, 0.2, 0.2)), ("regressed", (0.2, 0.4, 1.0)), ("across", (1.0, 0.85, 0.0)),
+                   ("non-contiguous", (1.0, 0.85, 0.0)))
+OTHER_SEGMENT_COLOUR = (1.0, 0.55, 0.0)
+
+
+def segment_colour(name: str) -> tuple:
+    return next((c for key, c in SEGMENT_COLOURS if key in name), OTHER_SEGMENT_COLOUR)
+
+
+def finding_segments(extra: dict) -> dict:
+    """Every finding's voxels on the planning grid by segment name: the boundary findings' masks and, for each
+    interval a→b, 'a-b grew' and 'a-b regressed' (the findings segmentation, in files, scenes and reports)."""
+    masks = dict(extra.get("finding_masks") or {})
+    for (a, b), lab in (extra.get("change_maps") or {}).items():
+        for value, kind in ((1, "grew"), (2, "regressed")):
+            if (lab == value).any():
+                masks[f"{a}-{b} {kind}"] = lab == value
+    return masks
+
+
 BOUNDARY_NAMES = {"falx": "falx", "tentorium": "tentorium", "ventricles": "ventricular wall", "csf": "sulcus (CSF)"}
 #: What lines each boundary and would enhance if tumour spread along it.
 LINING = {"falx": "meninges (falx)", "tentorium": "meninges (tentorium)", "ventricles": "ependyma",

@@ -13,7 +13,10 @@ import SimpleITK as sitk
 from . import geometry as geo
 from .rtdose import read_rtdose
 
-IMAGE_SUFFIXES = (".nrrd", ".nhdr", ".nii", ".nii.gz", ".mha", ".mhd")
+def itk_message(exc: Exception) -> str:
+    """The informative last line of an ITK/SimpleITK exception."""
+    text = str(exc).strip()
+    return text.splitlines()[-1] if text else "unknown error"
 
 
 def is_dicom_file(path: str) -> bool:
@@ -64,7 +67,7 @@ def read_dicom_series(folder: str) -> sitk.Image:
     try:
         img = reader.Execute()
     except RuntimeError as exc:
-        raise ValueError(f"image '{folder}': DICOM series unreadable ({str(exc).strip().splitlines()[-1]})") from None
+        raise ValueError(f"image '{folder}': DICOM series unreadable ({itk_message(exc)})") from None
     return img
 
 
@@ -86,28 +89,18 @@ def read_image(path: str | os.PathLike, *, prescription_gy: float | None = None)
         try:
             img = sitk.ReadImage(path)
         except RuntimeError as exc:
-            raise ValueError(f"image '{path}': unreadable DICOM ({str(exc).strip().splitlines()[-1]})") from None
+            raise ValueError(f"image '{path}': unreadable DICOM ({itk_message(exc)})") from None
     else:
         try:
             img = sitk.ReadImage(path)
         except RuntimeError as exc:
-            msg = str(exc).strip().splitlines()[-1] if str(exc).strip() else "unknown error"
-            raise ValueError(f"image '{path}': unreadable ({msg})") from None
+            raise ValueError(f"image '{path}': unreadable ({itk_message(exc)})") from None
     if img.GetDimension() != 3:
         raise ValueError(f"image '{path}': expected a 3D image, got {img.GetDimension()}D")
     if img.GetNumberOfComponentsPerPixel() != 1:
         raise ValueError(f"image '{path}': expected a scalar image, got "
                          f"{img.GetNumberOfComponentsPerPixel()} components per voxel")
     return img
-
-
-def write_image(image: sitk.Image, path: str | os.PathLike, *, protect: tuple = ()) -> None:
-    """Write an image, refusing to overwrite any path in ``protect`` (the user's inputs)."""
-    path = os.fspath(path)
-    if any(os.path.exists(p) and os.path.samefile(path, p) for p in protect if os.path.exists(path)):
-        raise ValueError(f"refusing to overwrite input file '{path}'")
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    sitk.WriteImage(image, path, useCompression=True)
 
 
 def read_mask(path: str | os.PathLike, reference: sitk.Image, *, what: str = "mask") -> sitk.Image:

@@ -15,6 +15,7 @@ import vtk
 from vtk.util import numpy_support
 
 from . import geometry as geo
+from .dose import from_vtk_matrix, to_vtk_matrix
 
 DOSE_VOLUME_ATTRIBUTE = "DicomRtImport.DoseVolume"      # SlicerRT marks dose volumes with this (value "1")
 DOSE_UNIT_NAME = "DicomRtImport.DoseUnitName"           # on the study subject-hierarchy item
@@ -22,18 +23,6 @@ DOSE_UNIT_VALUE = "DicomRtImport.DoseUnitValue"
 ISODOSE_COLOUR_TABLE_NAME = "RNAssessment isodose colours"
 
 _logic_cache: dict = {}
-
-
-def _matrix_to_numpy(m: vtk.vtkMatrix4x4) -> np.ndarray:
-    return np.array([[m.GetElement(r, c) for c in range(4)] for r in range(4)])
-
-
-def _numpy_to_matrix(a: np.ndarray) -> vtk.vtkMatrix4x4:
-    m = vtk.vtkMatrix4x4()
-    for r in range(4):
-        for c in range(4):
-            m.SetElement(r, c, float(a[r, c]))
-    return m
 
 
 def ensure_node_classes(scene) -> None:
@@ -93,7 +82,7 @@ def image_from_volume(node) -> sitk.Image:
     img = sitk.GetImageFromArray(np.array(arr))
     ijk_to_ras = vtk.vtkMatrix4x4()
     node.GetIJKToRASMatrix(ijk_to_ras)
-    geo.set_geometry_from_ijk_to_lps(img, geo.lps_from_ras_matrix(_matrix_to_numpy(ijk_to_ras)))
+    geo.set_geometry_from_ijk_to_lps(img, geo.lps_from_ras_matrix(from_vtk_matrix(ijk_to_ras)))
     return img
 
 
@@ -104,7 +93,7 @@ def set_volume_from_image(node, image: sitk.Image) -> None:
     vimg.SetDimensions(arr.shape[2], arr.shape[1], arr.shape[0])
     vtk_arr = numpy_support.numpy_to_vtk(np.ascontiguousarray(arr).ravel(), deep=True)
     vimg.GetPointData().SetScalars(vtk_arr)
-    node.SetIJKToRASMatrix(_numpy_to_matrix(geo.ijk_to_ras(image)))
+    node.SetIJKToRASMatrix(to_vtk_matrix(geo.ijk_to_ras(image)))
     node.SetAndObserveImageData(vimg)
 
 
@@ -131,7 +120,7 @@ def planning_to_node_transform(planning_node, node) -> sitk.Transform | None:
     # planning local → world (P), node local → world (T): planning local x ↦ node local T⁻¹ P x (RAS).
     m = vtk.vtkMatrix4x4()
     slicer.vtkMRMLTransformNode.GetMatrixTransformBetweenNodes(tp, tn, m)
-    lps = geo.lps_transform_from_ras(_matrix_to_numpy(m))
+    lps = geo.lps_transform_from_ras(from_vtk_matrix(m))
     tf = sitk.AffineTransform(3)
     tf.SetMatrix(tuple(lps[:3, :3].ravel()))
     tf.SetTranslation(tuple(lps[:3, 3]))
@@ -437,10 +426,7 @@ def compare_layout(scene, volumes: list, foreground=None, orientation: str = "Ax
     application's layout manager builds the views. Returns the slice nodes."""
     if not volumes:
         raise ValueError("no volumes to compare")
-    layout = scene.GetSingletonNode("vtkMRMLLayoutNode", "vtkMRMLLayoutNode") \
-        if hasattr(scene, "GetSingletonNode") else None
-    if layout is None:
-        layout = scene.GetFirstNodeByClass("vtkMRMLLayoutNode")
+    layout = scene.GetFirstNodeByClass("vtkMRMLLayoutNode")      # the application's singleton, if any
     if layout is None:
         layout = slicer.vtkMRMLLayoutNode()
         layout.SetSingletonTag("vtkMRMLLayoutNode")

@@ -18,6 +18,8 @@ import os
 import numpy as np
 import SimpleITK as sitk
 
+from .images import itk_message
+
 MIN_QUALITY = 0.6
 
 
@@ -87,7 +89,7 @@ def register_followup(planning: sitk.Image, followup: sitk.Image, stable_mask: s
     try:
         out = reg.Execute(fixed, moving)
     except RuntimeError as exc:
-        raise ValueError(f"registration of {what} failed: {str(exc).strip().splitlines()[-1]}") from None
+        raise ValueError(f"registration of {what} failed: {itk_message(exc)}") from None
     tf = out.GetNthTransform(0) if isinstance(out, sitk.CompositeTransform) else out
     tf = sitk.Euler3DTransform(tf)
     resampled = sitk.Resample(moving, fixed, tf, sitk.sitkLinear, 0.0, sitk.sitkFloat32)
@@ -105,9 +107,17 @@ def register_followup(planning: sitk.Image, followup: sitk.Image, stable_mask: s
 
 
 def read_transform(path: str | os.PathLike, what: str = "transform") -> sitk.Transform:
-    """A user-supplied transform file (ITK .tfm/.h5, as Slicer saves them), planning point → follow-up point."""
+    """A user-supplied linear transform file (ITK .tfm/.txt/.h5/.mat, as Slicer saves them), planning point →
+    follow-up point; clear errors for a missing, unreadable, non-3D or non-linear transform."""
     path = os.fspath(path)
+    if not os.path.exists(path):
+        raise ValueError(f"{what} '{path}': file not found")
     try:
-        return sitk.ReadTransform(path)
+        tf = sitk.ReadTransform(path)
     except RuntimeError as exc:
-        raise ValueError(f"{what} '{path}': unreadable ({str(exc).strip().splitlines()[-1]})") from None
+        raise ValueError(f"{what} '{path}': unreadable ({itk_message(exc)})") from None
+    if tf.GetDimension() != 3:
+        raise ValueError(f"{what} '{path}': expected a 3D transform, got {tf.GetDimension()}D")
+    if not tf.IsLinear():
+        raise ValueError(f"{what} '{path}': only linear (rigid or affine) transforms are supported")
+    return tf

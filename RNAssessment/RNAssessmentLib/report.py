@@ -24,12 +24,17 @@ import SimpleITK as sitk
 from . import DISCLAIMER, __version__
 from . import dose as dosemod
 from . import geometry as geo
-from .findings import BOUNDARY_NAMES, FAVOURS
+from .findings import BOUNDARY_NAMES, FAVOURS, OTHER_SEGMENT_COLOUR, finding_segments, segment_colour
 
-#: Highlight colours (issue: grew red, regressed blue, across-boundary yellow).
-COLOURS = {"grew": "#ff3030", "regressed": "#3a7dff", "noncontiguous_across_boundary": "#ffd400",
-           "noncontiguous_focus": "#ffd400", "boundary_enhancement": "#ff8c00", "open_ring": "#ff4fd8",
-           "contiguous_extension": "#ff8c00", "treated": "#30e030", "boundary": "#00e5ff"}
+def _hex(rgb) -> str:
+    return "#" + "".join(f"{int(round(255 * max(0.0, min(1.0, c)))):02x}" for c in rgb[:3])
+
+
+#: Highlight colours, those of the findings segmentation (grew red, regressed blue, across-boundary yellow).
+COLOURS = {"grew": _hex(segment_colour("grew")), "regressed": _hex(segment_colour("regressed")),
+           "noncontiguous_across_boundary": _hex(segment_colour("across")),
+           "noncontiguous_focus": _hex(segment_colour("non-contiguous")), "open_ring": "#ff4fd8",
+           "other": _hex(OTHER_SEGMENT_COLOUR), "treated": "#30e030", "boundary": "#00e5ff"}
 FOV_MM = 70.0
 PIXEL_MM = 0.35
 DISPLAY_PX = 250
@@ -98,14 +103,23 @@ def _path(lines) -> str:
     return " ".join(parts)
 
 
+def _mask_layer(d: str, colour: str, *, fill: float = 0.0, dash: str | None = None, width: float = 1.6,
+                label: str = "") -> str:
+    dash_attr = f' stroke-dasharray="{dash}"' if dash else ""
+    fill_attr = f'fill="{colour}" fill-opacity="{fill}" fill-rule="evenodd"' if fill else 'fill="none"'
+    title = f"<title>{esc(label)}</title>" if label else ""
+    return (f'<path d="{d}" {fill_attr} stroke="{colour}" stroke-width="{width}"{dash_attr} '
+            f'vector-effect="non-scaling-stroke">{title}</path>')
+
+
 class Panel:
-    """One slice with its overlays."""
+    """One slice plane: its overlays are computed once (``layers``, shared by every timepoint) and drawn over
+    each timepoint's image with that timepoint's own layers."""
 
     def __init__(self, grid: sitk.Image):
         self.grid = grid
         self.n = grid.GetSize()[0]
         self.layers: list[str] = []
-        self.n_iso = 0
 
     def image(self, t1: sitk.Image, window) -> str:
         plane = _plane(t1, self.grid)
@@ -113,38 +127,34 @@ class Panel:
         grey = np.clip((plane - lo) / max(hi - lo, 1e-6) * 255.0, 0, 255).astype(np.uint8)
         return base64.b64encode(png_bytes(grey.T)).decode("ascii")      # rows = j, cols = i
 
-    def mask(self, mask_img: sitk.Image, colour: str, *, fill: float = 0.0, dash: str | None = None,
-             width: float = 1.6, label: str = "") -> bool:
+    def contour(self, mask_img: sitk.Image) -> str | None:
+        """SVG path of the mask's outline on this plane, None when the plane misses it."""
         plane = _plane(mask_img, self.grid)
-        if plane.max() < 0.5:
-            return False
-        d = _path(dosemod.contour_lines_2d(plane, 0.5))
-        dash_attr = f' stroke-dasharray="{dash}"' if dash else ""
-        fill_attr = f'fill="{colour}" fill-opacity="{fill}" fill-rule="evenodd"' if fill else 'fill="none"'
-        title = f"<title>{esc(label)}</title>" if label else ""
-        self.layers.append(f'<path d="{d}" {fill_attr} stroke="{colour}" stroke-width="{width}"'
-                           f'{dash_attr} vector-effect="non-scaling-stroke">{title}</path>')
-        return True
+        return _path(dosemod.contour_lines_2d(plane, 0.5)) if plane.max() >= 0.5 else None
 
-    def isodose(self, dose: sitk.Image, level_gy: float, colour: str) -> bool:
+    def outline(self, mask_img: sitk.Image, colour: str, **style) -> None:
+        d = self.contour(mask_img)
+        if d:
+            self.layers.append(_mask_layer(d, colour, **style))
+
+    def isodose(self, dose: sitk.Image, levels) -> None:
+        """Lines of every (level, colour), each labelled where it is farthest in its own direction (top,
+        top-right, right, ...) so the labels of nested lines do not sit on each other."""
         plane = _plane(dose, self.grid)
-        lines = dosemod.contour_lines_2d(plane, level_gy)
-        if not lines:
-            return False
-        self.layers.append(f'<path d="{_path(lines)}" fill="none" stroke="{colour}" stroke-width="1.4" '
-                           f'vector-effect="non-scaling-stroke"><title>{level_gy:g} Gy</title></path>')
-        # Label where the line is farthest in this level's own direction (top, top-right, right, ...), so the
-        # labels of nested lines do not sit on each other.
-        longest = max(lines, key=len)
-        angle = math.radians(-90.0 + 55.0 * (self.n_iso % 6))
-        x, y = longest[np.argmax(longest @ np.array([math.cos(angle), math.sin(angle)]))] + 0.5
-        self.n_iso += 1
-        x = min(max(x + 2.0, 4.0), self.n - 30.0)
-        y = min(max(y - 2.0, 12.0), self.n - 4.0)
-        self.layers.append(f'<text x="{x:.1f}" y="{y:.1f}" class="iso" fill="{colour}">{level_gy:g} Gy</text>')
-        return True
+        for k, (level_gy, colour) in enumerate(levels):
+            lines = dosemod.contour_lines_2d(plane, level_gy)
+            if not lines:
+                continue
+            self.layers.append(f'<path d="{_path(lines)}" fill="none" stroke="{colour}" stroke-width="1.4" '
+                               f'vector-effect="non-scaling-stroke"><title>{level_gy:g} Gy</title></path>')
+            longest = max(lines, key=len)
+            angle = math.radians(-90.0 + 55.0 * (k % 6))
+            x, y = longest[np.argmax(longest @ np.array([math.cos(angle), math.sin(angle)]))] + 0.5
+            x = min(max(x + 2.0, 4.0), self.n - 30.0)
+            y = min(max(y - 2.0, 12.0), self.n - 4.0)
+            self.layers.append(f'<text x="{x:.1f}" y="{y:.1f}" class="iso" fill="{colour}">{level_gy:g} Gy</text>')
 
-    def svg(self, b64png: str, orientation: str, alt: str) -> str:
+    def svg(self, b64png: str, orientation: str, alt: str, own_layers=()) -> str:
         n = self.n
         top, left, right = {"axial": ("A", "R", "L"), "coronal": ("S", "R", "L"), "sagittal": ("S", "A", "P")}[
             orientation]
@@ -159,7 +169,7 @@ class Panel:
                 f'<img src="data:image/png;base64,{b64png}" width="{DISPLAY_PX}" height="{DISPLAY_PX}" '
                 f'alt="{esc(alt)}">'
                 f'<svg viewBox="0 0 {n} {n}" width="{DISPLAY_PX}" height="{DISPLAY_PX}" '
-                f'xmlns="http://www.w3.org/2000/svg">{"".join(self.layers)}{marks}</svg></div>')
+                f'xmlns="http://www.w3.org/2000/svg">{"".join(self.layers)}{"".join(own_layers)}{marks}</svg></div>')
 
 
 def _window(t1: sitk.Image, center_lps) -> tuple[float, float]:
@@ -361,19 +371,14 @@ def _legend(entries) -> str:
 def _finding_images(n, f, ctx) -> str:
     labels = list(ctx["t1"])
     centre = geo.lps_from_ras(np.asarray(f.centroid_ras, float)[None])[0]
-    planning = ctx["planning"]
-    highlight = []         # (mask image, colour, timepoint where it is filled, legend text)
+    highlight = []         # (segment name, colour, timepoint where it is filled, legend text)
     if f.segment and f.segment in ctx["masks"]:
-        highlight.append((ctx["mask_img"](f.segment), COLOURS.get(f.kind, "#ffd400"), f.timepoint,
-                          KIND_TITLES[f.kind]))
+        highlight.append((f.segment, COLOURS.get(f.kind, COLOURS["other"]), f.timepoint, KIND_TITLES[f.kind]))
     if f.kind in ("mixed_response", "concentric_growth", "regression"):
-        lab = ctx["change_maps"].get((f.from_, f.to))
-        if lab is not None:
-            for value, kind in ((1, "grew"), (2, "regressed")):
-                key = f"{f.from_}-{f.to} {kind}"
-                if (lab == value).any():
-                    highlight.append((ctx["mask_img"](key, lab == value), COLOURS[kind], f.to,
-                                      f"{kind} {f.from_}→{f.to}"))
+        for kind in ("grew", "regressed"):
+            key = f"{f.from_}-{f.to} {kind}"
+            if key in ctx["masks"]:
+                highlight.append((key, COLOURS[kind], f.to, f"{kind} {f.from_}→{f.to}"))
     bnd = ctx["boundaries"].get(f.boundary) if f.boundary else None
     rows = []
     legend = [("treated lesion", COLOURS["treated"])] + [(t, c) for _, c, _, t in highlight]
@@ -381,25 +386,22 @@ def _finding_images(n, f, ctx) -> str:
         legend.append((BOUNDARY_NAMES.get(f.boundary, f.boundary), COLOURS["boundary"]))
     legend += [(f"{lv:g} Gy", c) for lv, c in ctx["levels"]]
     for orientation in ("axial", "coronal"):
-        grid = slice_grid(centre, orientation)
+        p = Panel(slice_grid(centre, orientation))
+        if ctx["dose"] is not None:
+            p.isodose(ctx["dose"], ctx["levels"])
+        if bnd is not None:
+            p.outline(bnd, COLOURS["boundary"], width=1.4, label="boundary")
+        p.outline(ctx["treated"], COLOURS["treated"], dash="4 3", width=1.6, label="treated lesion")
+        outlines = [(p.contour(ctx["mask_img"](key)), colour, when, text) for key, colour, when, text in highlight]
         cells = []
         for label in labels:
-            p = Panel(grid)
-            b64 = p.image(ctx["t1"][label], ctx["window"](label, centre))
-            if ctx["dose"] is not None:
-                for lv, colour in ctx["levels"]:
-                    p.isodose(ctx["dose"], lv, colour)
-            if bnd is not None:
-                p.mask(bnd, COLOURS["boundary"], width=1.4, label="boundary")
-            p.mask(ctx["treated"], COLOURS["treated"], dash="4 3", width=1.6, label="treated lesion")
-            for img, colour, when, text in highlight:
-                if when == label:
-                    p.mask(img, colour, fill=0.35, width=2.0, label=text)
-                else:
-                    p.mask(img, colour, dash="2 3", width=1.0, label=text + " (other timepoint)")
+            own = [_mask_layer(d, colour, fill=0.35, width=2.0, label=text) if when == label else
+                   _mask_layer(d, colour, dash="2 3", width=1.0, label=text + " (other timepoint)")
+                   for d, colour, when, text in outlines if d]
             day = ctx["days"].get(label)
             cap = f"{label} · {'day ' + str(day) if day is not None else ''} · {orientation}"
-            cells.append(f'<figure class="panel">{p.svg(b64, orientation, f"F{n} {cap}")}'
+            b64 = p.image(ctx["t1"][label], ctx["window"](label, centre))
+            cells.append(f'<figure class="panel">{p.svg(b64, orientation, f"F{n} {cap}", own)}'
                          f'<figcaption>{esc(cap)}</figcaption></figure>')
         rows.append("<div>" + "".join(cells) + "</div>")
     return (f'<div class="finding-images" id="images-{n}"><h3>F{n}: {esc(KIND_TITLES[f.kind])}</h3>'
@@ -491,13 +493,12 @@ def build_report(case, assessment, extra: dict) -> str:
     planning = case.planning.t1c
     t1 = extra.get("t1_planning") or {tp.label: tp.t1c for tp in case.timepoints[:1]}
     days = {t["label"]: t.get("days_since_srs") for t in summary.get("timepoints", [])}
-    masks = extra.get("finding_masks") or {}
+    masks = finding_segments(extra)
     cache: dict = {}
 
-    def mask_img(key, arr=None):
+    def mask_img(key):
         if key not in cache:
-            a = masks[key] if arr is None else arr
-            cache[key] = geo.image_from_array(np.asarray(a, np.float32), planning)
+            cache[key] = geo.image_from_array(masks[key].astype(np.float32), planning)
         return cache[key]
     windows: dict = {}
 
@@ -508,8 +509,8 @@ def build_report(case, assessment, extra: dict) -> str:
         return windows[key]
     rx = case.dose.prescription_gy if case.dose else None
     levels = [(i["level_gy"], _hex(dosemod.level_colour(i["level_gy"], rx))) for i in summary.get("isodose", [])]
-    ctx = {"t1": t1, "planning": planning, "days": days, "masks": masks, "mask_img": mask_img,
-           "change_maps": extra.get("change_maps") or {}, "boundaries": extra.get("boundaries") or case.boundaries,
+    ctx = {"t1": t1, "days": days, "masks": masks, "mask_img": mask_img,
+           "boundaries": extra.get("boundaries") or case.boundaries,
            "treated": sitk.Cast(case.treated_lesion, sitk.sitkFloat32) if case.treated_lesion is not None else None,
            "dose": sitk.Cast(case.dose.image, sitk.sitkFloat32) if case.dose is not None else None,
            "levels": levels, "window": window}
@@ -532,10 +533,6 @@ def build_report(case, assessment, extra: dict) -> str:
     parts.append(f"<footer>RNAssessment {esc(__version__)}{stamp}. Coordinates in RAS mm. {esc(DISCLAIMER)}"
                  "</footer></body></html>")
     return "\n".join(parts)
-
-
-def _hex(rgb) -> str:
-    return "#" + "".join(f"{int(round(255 * max(0.0, min(1.0, c)))):02x}" for c in rgb[:3])
 
 
 def finding_dose_stats(case, assessment, extra: dict) -> list:

@@ -15,6 +15,7 @@ from . import mrml_bridge as mb
 from .assess import assess_case
 from .case import Case, Dose, Timepoint, boundary_kind
 from .dose import parse_levels
+from .findings import finding_segments, segment_colour
 
 
 def case_from_nodes(scene, timepoint_volumes, treated_lesion_segmentation=None, dose_volume=None,
@@ -141,13 +142,8 @@ def write_report_for(result: dict, out_dir: str, *, pdf: bool = True, log_callba
                          phi=result.get("phi"), log_callback=log_callback)
 
 
-FINDING_COLOURS = {"grew": (1.0, 0.2, 0.2), "regressed": (0.2, 0.4, 1.0), "across": (1.0, 0.9, 0.0),
-                   "enhancement": (1.0, 0.5, 0.0)}
-
-
 def _finding_nodes(scene, case, assessment, extra, folder, folder_name) -> list:
     """Findings table, one markup per finding at its centroid, findings and automatic-boundary segmentations."""
-    from .geometry import lps_from_ras
     nodes = []
     findings = assessment.findings
     if findings:
@@ -161,21 +157,15 @@ def _finding_nodes(scene, case, assessment, extra, folder, folder_name) -> list:
                          "mean_gy": (f.dose or {}).get("mean_gy"), "favours": d["favours"],
                          "r": f.centroid_ras[0], "a": f.centroid_ras[1], "s": f.centroid_ras[2]})
         nodes.append(mb.add_table(scene, rows, f"{folder_name} findings", parent_item=folder))
-        pts = lps_from_ras([f.centroid_ras for f in findings])
+        pts = geo.lps_from_ras([f.centroid_ras for f in findings])
         labels = [f"{i}: {f.kind.replace('_', ' ')}" for i, f in enumerate(findings, 1)]
         nodes.append(mb.add_markups(scene, pts, labels, f"{folder_name} finding markers", parent_item=folder))
     planning = case.planning.t1c
-    masks = dict(extra.get("finding_masks") or {})
-    for (a, b), lab in (extra.get("change_maps") or {}).items():
-        for value, kind in ((1, "grew"), (2, "regressed")):
-            if (lab == value).any():
-                masks[f"{a}-{b} {kind}"] = lab == value
+    masks = finding_segments(extra)
     if masks:
-        from .geometry import image_from_array
-        colours = {n: next((c for k, c in FINDING_COLOURS.items() if k in n), (1.0, 0.5, 0.0)) for n in masks}
-        nodes.append(mb.add_segmentation(scene, {n: image_from_array(m.astype("uint8"), planning)
-                                                 for n, m in masks.items()}, planning,
-                                         f"{folder_name} findings", colours=colours, parent_item=folder))
+        nodes.append(mb.add_segmentation(scene, {n: geo.image_from_array(m.astype("uint8"), planning)
+                                                 for n, m in masks.items()}, planning, f"{folder_name} findings",
+                                         colours={n: segment_colour(n) for n in masks}, parent_item=folder))
     if extra.get("auto_boundaries"):
         nodes.append(mb.add_segmentation(scene, extra["auto_boundaries"], planning,
                                          f"{folder_name} boundaries (automatic)", parent_item=folder))

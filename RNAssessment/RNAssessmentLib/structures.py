@@ -23,6 +23,7 @@ import vtk
 from vtk.util import numpy_support
 
 from . import geometry as geo
+from .images import itk_message
 
 
 @dataclasses.dataclass
@@ -174,7 +175,7 @@ def read_seg_nrrd(path: str | os.PathLike) -> list[Structure]:
     try:
         img = sitk.ReadImage(path)
     except RuntimeError as exc:
-        raise ValueError(f"segmentation '{path}': unreadable ({str(exc).strip().splitlines()[-1]})") from None
+        raise ValueError(f"segmentation '{path}': unreadable ({itk_message(exc)})") from None
     keys = set(img.GetMetaDataKeys())
     seg_ids = sorted({int(m.group(1)) for k in keys if (m := re.match(r"Segment(\d+)_Name$", k))})
     if not seg_ids:

@@ -90,7 +90,7 @@ def bench_isodose():
     import SimpleITK as sitk
     import vtk
 
-    from RNAssessmentLib.dose import _matrix_to_vtk, _vtk_image_index_space, isodose_set
+    from RNAssessmentLib.dose import to_vtk_matrix, _vtk_image_index_space, isodose_set
     from RNAssessmentLib import geometry as geo
     from RNAssessmentLib.images import read_image
 
@@ -113,7 +113,7 @@ def bench_isodose():
             sm.SetNumberOfIterations(2)
             sm.SetPassBand(0.1)
             tf = vtk.vtkTransform()
-            tf.SetMatrix(_matrix_to_vtk(geo.ijk_to_lps(dose)))
+            tf.SetMatrix(to_vtk_matrix(geo.ijk_to_lps(dose)))
             tp = vtk.vtkTransformPolyDataFilter()
             tp.SetInputConnection(sm.GetOutputPort())
             tp.SetTransform(tf)
