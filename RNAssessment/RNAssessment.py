@@ -1,7 +1,7 @@
 """RNAssessment: radiation necrosis vs progression after stereotactic radiosurgery (3D Slicer scripted module).
 
 GUI and glue only: the computations live in RNAssessmentLib (pure Python on numpy, SimpleITK, VTK, pydicom);
-RNAssessmentLib.mrml_bridge converts between MRML nodes and the core's images.
+RNAssessmentLib.mrml.bridge converts between MRML nodes and the core's images.
 """
 import logging
 import pathlib
@@ -13,8 +13,12 @@ from slicer import vtkMRMLScalarVolumeNode, vtkMRMLSegmentationNode
 from slicer.i18n import tr as _
 from slicer.i18n import translate
 from slicer.parameterNodeWrapper import WithinRange, parameterNodeWrapper
-from slicer.ScriptedLoadableModule import (ScriptedLoadableModule, ScriptedLoadableModuleLogic,
-                                           ScriptedLoadableModuleTest, ScriptedLoadableModuleWidget)
+from slicer.ScriptedLoadableModule import (
+    ScriptedLoadableModule,
+    ScriptedLoadableModuleLogic,
+    ScriptedLoadableModuleTest,
+    ScriptedLoadableModuleWidget,
+)
 from slicer.util import VTKObservationMixin
 
 
@@ -239,8 +243,8 @@ class RNAssessmentLogic(ScriptedLoadableModuleLogic):
 
     def autoFill(self, parameterNode) -> None:
         """Volumes with dates (ordered), the SlicerRT dose volume, segmentations named like lesions/boundaries."""
-        from RNAssessmentLib import mrml_bridge as mb
-        from RNAssessmentLib.case import boundary_kind
+        from RNAssessmentLib.io.case import boundary_kind
+        from RNAssessmentLib.mrml import bridge as mb
         scene = slicer.mrmlScene
         doses = mb.dose_volumes(scene)
         if doses and not parameterNode.dose:
@@ -281,12 +285,12 @@ class RNAssessmentLogic(ScriptedLoadableModuleLogic):
 
     def jumpToFinding(self, finding, scene=None) -> None:
         """Centre every slice view on the finding (RAS centroid)."""
-        from RNAssessmentLib import mrml_bridge as mb
+        from RNAssessmentLib.mrml import bridge as mb
         mb.jump_slices(scene or slicer.mrmlScene, finding.centroid_ras)
 
     def showCompareLayout(self, result, parameterNode, scene=None) -> list:
         """Timepoints side by side in linked slice views, the dose over each."""
-        from RNAssessmentLib import mrml_bridge as mb
+        from RNAssessmentLib.mrml import bridge as mb
         vols = result["timepoint_volumes"] if result else list(parameterNode.timepoints)
         return mb.compare_layout(scene or slicer.mrmlScene, vols, foreground=parameterNode.dose)
 

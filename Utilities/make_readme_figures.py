@@ -14,7 +14,7 @@ import tempfile
 
 def scene_figure(out_png: str) -> None:
     import slicer
-    from RNAssessmentLib import mrml_bridge as mb
+    from RNAssessmentLib.mrml import bridge as mb
     from RNAssessmentLib.slicer_case import assess_nodes, load_phantom_into_scene
     scene = slicer.vtkMRMLScene()
     nodes = load_phantom_into_scene(scene, "tentorium_rn")
@@ -30,8 +30,8 @@ def scene_figure(out_png: str) -> None:
 
 def report_figure(out_png: str) -> None:
     import SimpleITK as sitk
-    from RNAssessmentLib.browser import Headless
     from RNAssessmentLib.cli import main
+    from RNAssessmentLib.output.browser import Headless
     with tempfile.TemporaryDirectory() as tmp:
         main(["demo", "--out", tmp, "--scenario", "falx_cingulate_rn", "--no-pdf"])
         with Headless(width=1100, height=1500) as b:

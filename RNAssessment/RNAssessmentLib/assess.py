@@ -12,13 +12,18 @@ import os
 import numpy as np
 import SimpleITK as sitk
 
-from . import boundaries as bndmod
-from . import change as changemod
-from . import dose as dosemod
-from . import geometry as geo
-from .case import BOUNDARY_KINDS, Case
-from .findings import Assessment, describe, finding_segments, segment_colour
-from .registration import register_followup, stable_region
+from .analysis import boundaries as bndmod
+from .analysis import change as changemod
+from .analysis import dose as dosemod
+from .analysis.enhancement import lesion_extent
+from .analysis.findings import Assessment, describe, finding_segments, segment_colour
+from .analysis.registration import register_followup, stable_region
+from .anatomy import atlas
+from .anatomy import barriers as anat_barriers
+from .anatomy import brain as anat_brain
+from .anatomy import midline as anat_midline
+from .io import geometry as geo
+from .io.case import BOUNDARY_KINDS, Case
 
 log = logging.getLogger("rnassess")
 
@@ -104,28 +109,9 @@ def _describe(case: Case, findings: list, extra: dict) -> None:
         f.description = describe(f, days, side)
 
 
-def _not_explained_by_new_foci(change_findings: list, boundary_findings: list, maps: dict, masks: dict,
-                               planning: sitk.Image, summary: dict) -> list:
-    """Growth 'as a whole' whose new voxels are (≥ 80 %) a non-contiguous focus already reported at the same
-    timepoint is that focus, not growth of the lesion: it is dropped and the reason kept in the summary."""
-    vox = geo.voxel_volume_mm3(planning)
-    kept = []
-    for f in change_findings:
-        foci = [masks[b.segment] for b in boundary_findings
-                if b.kind in ("noncontiguous_across_boundary", "noncontiguous_focus") and b.timepoint == f.to
-                and b.segment in masks]
-        if f.kind == "concentric_growth" and foci and f.grew_mm3:
-            union = np.any(np.stack(foci), axis=0)
-            near = geo.array_view(sitk.BinaryDilate(geo.image_from_array(union.astype(np.uint8), planning),
-                                                    [1, 1, 1])) > 0
-            explained = float(((maps[(f.from_, f.to)] == 1) & near).sum() * vox)
-            if explained >= 0.8 * f.grew_mm3:
-                summary.setdefault("notes", []).append(
-                    f"growth {f.from_}→{f.to} ({f.grew_mm3:.0f} mm³) is the new non-contiguous focus at {f.to} "
-                    f"({explained:.0f} mm³ of it), reported as such rather than as growth of the lesion")
-                continue
-        kept.append(f)
-    return kept
+BOUNDARY_SOURCES = {"falx": "atlas prior refined on the image", "tentorium": "atlas prior refined on the image",
+                    "ventricles": "atlas ventricles refined on the image (CSF-dark)",
+                    "csf": "image (CSF-dark voxels in the brain)"}
 
 
 def _boundaries_and_change(case: Case, summary: dict, extra: dict, warnings: list, levels_gy, say, *,
@@ -138,61 +124,82 @@ def _boundaries_and_change(case: Case, summary: dict, extra: dict, warnings: lis
     dose = case.dose.image if case.dose else None
     levels = sorted(levels_gy or (dosemod.default_levels(case.dose.prescription_gy) if case.dose else []),
                     reverse=True)
-    say(f"[{case.id}] brain mask and boundaries")
-    brain = bndmod.brain_mask(planning)
+    # The dose on the planning grid, once: atlas and registration masks, each follow-up's boundaries, the changes.
+    dose_planning = dosemod.dose_on_grid(dose, planning) if dose is not None else None
+    high_dose = [sitk.Cast(dose_planning >= 10.0, sitk.sitkUInt8)] if dose is not None else []
+    changing = treated if not high_dose else sitk.Or(sitk.Cast(treated > 0, sitk.sitkUInt8), high_dose[0])
+    say(f"[{case.id}] atlas, brain and boundaries")
+    fit = atlas.fit_atlas(planning, exclude=changing)
+    summary["atlas"] = fit.summary()
+    if fit.quality_ncc < 0.1:
+        warnings.append(f"the brain atlas fits the SRS image poorly (correlation {fit.quality_ncc:.2f}): check the "
+                        "automatic boundaries, or give them")
+    brain = fit.brain
     box = bndmod.analysis_box(treated, [treated], dose)
-    model0 = bndmod.tissue_model(box.crop(geo.array_view(planning)).astype(np.float32),
-                                 box.crop(geo.array_view(brain)) > 0)
+    model0 = anat_brain.tissue_model(box.crop(geo.array_view(planning)).astype(np.float32),
+                                     box.crop(geo.array_view(brain)) > 0)
     bnd = dict(case.boundaries)
-    methods = {k: "given" for k in bnd}
-    missing = [k for k in BOUNDARY_KINDS if k not in bnd and k != "tentorium"] if estimate_boundaries else []
+    sources = {k: "user" for k in bnd}
+    methods = {k: "given (user mask)" for k in bnd}
+    missing = [k for k in BOUNDARY_KINDS if k not in bnd] if estimate_boundaries else []
     for k in BOUNDARY_KINDS:
         if k not in bnd and not estimate_boundaries:
             methods[k] = "not given (estimation switched off)"
+    compartments = None
     if missing:
-        plane = bndmod.midsagittal_plane(planning, exclude=treated, brain=brain)
+        plane = anat_midline.midsagittal_plane(planning, exclude=treated, brain=brain)
         extra_seq = {k.lower(): v for k, v in case.planning.extra.items()}
-        auto, auto_methods = bndmod.auto_boundaries(planning, brain, model0, plane, lesion=treated,
-                                                    t2=extra_seq.get("t2"), flair=extra_seq.get("flair"))
+        anatomy = anat_barriers.automatic_boundaries(planning, fit, model0, plane, lesion=treated,
+                                                     t2=extra_seq.get("t2"), flair=extra_seq.get("flair"),
+                                                     kinds=tuple(missing))
         for k in missing:
-            bnd[k] = auto[k]
-            methods[k] = "automatic: " + auto_methods[k]
+            bnd[k] = anatomy.masks[k]
+            sources[k] = BOUNDARY_SOURCES[k]
+            methods[k] = "automatic: " + anatomy.methods[k]
         summary["midsagittal_plane_lps"] = {"normal": plane["normal"], "point": plane["point"]}
-        extra["auto_boundaries"] = {k: auto[k] for k in missing}
-    if "tentorium" not in bnd and estimate_boundaries:
-        methods["tentorium"] = "not given (not automated)"
+        extra["auto_boundaries"] = {k: anatomy.masks[k] for k in missing}
+        compartments = anatomy.compartments
+        extra["compartments"] = compartments
     summary["boundaries"] = methods
     extra["boundaries"] = bnd
+    context = bndmod.BoundaryContext(masks=bnd, sources=sources, compartments=compartments)
 
-    # The dose on the planning grid, once: masks for registration, each follow-up's boundaries, the changes.
-    dose_planning = dosemod.dose_on_grid(dose, planning) if dose is not None else None
-    high_dose = [sitk.Cast(dose_planning >= 10.0, sitk.sitkUInt8)] if dose is not None else []
     stable = stable_region(brain, [treated] + high_dose)
+    planning_fg = atlas.foreground_mask(planning) if not case.registered else None
     lesion_masks: dict = {}
+    foci: dict = {}
+    slice_mm: dict = {}
+    registration_mm: dict = {}
     days = {}
     findings = []
     registrations = {}
     for tp in case.timepoints:
         days[tp.label] = case.days_since_srs(tp)
+        slice_mm[tp.label] = float(max(tp.t1c.GetSpacing()))
+        registration_mm[tp.label] = 0.0
         if tp is case.planning:
             transform = sitk.Transform()
         elif tp.transform is not None:
             transform = tp.transform
+            registration_mm[tp.label] = changemod.REGISTRATION_UNCERTAINTY_MM
             registrations[tp.label] = {"method": "given transform (not registered here)",
                                        "source": os.path.basename(tp.source.get("transform", "")) or "scene"}
         elif case.registered:
             transform = sitk.Transform()
         else:
             say(f"[{case.id}] registering {tp.label} to the SRS image")
-            reg = register_followup(planning, tp.t1c, stable, planning_brain=brain,
-                                    followup_brain=bndmod.brain_mask(tp.t1c), what=f"timepoint '{tp.label}'")
+            # Centres of mass of the same kind of mask (head, or brain when skull-stripped) initialise it.
+            reg = register_followup(planning, tp.t1c, stable, planning_brain=planning_fg,
+                                    followup_brain=atlas.foreground_mask(tp.t1c), what=f"timepoint '{tp.label}'")
             transform = reg.transform
+            registration_mm[tp.label] = changemod.REGISTRATION_UNCERTAINTY_MM
             registrations[tp.label] = reg.to_dict()
         t1_p = sitk.Resample(tp.t1c, planning, transform, sitk.sitkLinear, 0.0, sitk.sitkFloat32)
         extra.setdefault("t1_planning", {})[tp.label] = t1_p
         lesion_p = None
         if tp.lesion is not None:
-            lesion_p = sitk.Resample(tp.lesion, planning, transform, sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
+            lesion_p = changemod.resample_mask(tp.lesion, planning, transform) if tp is not case.planning else \
+                sitk.Cast(tp.lesion > 0, sitk.sitkUInt8)
         if tp is case.planning:
             lesion_masks[tp.label] = geo.array_view(lesion_p if lesion_p is not None else treated) > 0
             continue
@@ -205,29 +212,37 @@ def _boundaries_and_change(case: Case, summary: dict, extra: dict, warnings: lis
                                     "frame": "registered to the SRS image"}
             extra["dose_stats"].append(st)
         say(f"[{case.id}] boundaries at {tp.label}")
-        res = bndmod.analyse_followup(tp.label, t1_p, treated, bnd, brain=brain, dose=dose_planning, lesion=lesion_p,
-                                      levels_gy=levels, box=box)
+        res = bndmod.analyse_followup(tp.label, t1_p, treated, context, brain=brain, dose=dose_planning,
+                                      lesion=lesion_p, levels_gy=levels, box=box)
         findings += res.findings
+        if res.left_out:
+            extra.setdefault("left_out", {})[tp.label] = res.left_out
         for name, m in res.finding_masks.items():
             fm = np.zeros(planning.GetSize(), bool)
             fm[box.slices] = m
             extra.setdefault("finding_masks", {})[name] = fm
+        fo = np.zeros(planning.GetSize(), bool)
+        fo[box.slices] = res.foci
+        foci[tp.label] = fo
         if lesion_p is not None:
             lesion_masks[tp.label] = geo.array_view(lesion_p) > 0
         else:
-            # Extent from the automatic enhancement: close and fill so necrotic cores count as lesion.
-            enh = np.zeros(planning.GetSize(), bool)
-            enh[box.slices] = res.enhancement
-            img = geo.image_from_array(enh.astype(np.uint8), planning)
-            lesion_masks[tp.label] = geo.array_view(
-                sitk.BinaryFillhole(sitk.BinaryMorphologicalClosing(img, [2, 2, 2]))) > 0
+            # Extent from the automatic enhancement, necrotic cores included (see enhancement.lesion_extent).
+            ext = np.zeros(planning.GetSize(), bool)
+            ext[box.slices] = lesion_extent(res.enhancement, box)
+            lesion_masks[tp.label] = ext
     if registrations:
         summary["registration"] = registrations
     say(f"[{case.id}] change in shape")
     dose_p = geo.array_view(dose_planning) if dose is not None else None
     kw = {"min_portion_mm3": min_portion_mm3} if min_portion_mm3 else {}
-    ch, maps = changemod.analyse_changes(lesion_masks, planning, dose_p, vs_first=compare_with_srs, **kw)
-    findings += _not_explained_by_new_foci(ch, findings, maps, extra.get("finding_masks") or {}, planning, summary)
+    all_bnd = np.zeros(planning.GetSize(), bool)
+    for m in bnd.values():
+        all_bnd |= geo.array_view(m) > 0
+    ch, maps = changemod.analyse_changes(lesion_masks, planning, dose_p, vs_first=compare_with_srs,
+                                         slice_mm=slice_mm, registration_mm=registration_mm, foci=foci,
+                                         boundaries=all_bnd, **kw)
+    findings += ch
     extra["change_maps"] = maps
     extra["lesion_masks"] = lesion_masks
     summary["time_course"] = changemod.rano_table(lesion_masks, planning, days)
@@ -291,13 +306,13 @@ def write_outputs(case: Case, assessment: Assessment, extra: dict, out_dir: str,
         sitk.WriteImage(img, os.path.join(out_dir, f"change_{a}_{b}.nrrd"), True)
     masks = finding_segments(extra)
     if masks:
-        from .structures import write_seg_nrrd
+        from .io.structures import write_seg_nrrd
         write_seg_nrrd(os.path.join(out_dir, "findings.seg.nrrd"),
                        {n: geo.image_from_array(m.astype(np.uint8), planning) for n, m in masks.items()},
                        {n: segment_colour(n) for n in masks})
         paths["findings_segmentation"] = os.path.join(out_dir, "findings.seg.nrrd")
     if extra.get("auto_boundaries"):
-        from .structures import write_seg_nrrd
+        from .io.structures import write_seg_nrrd
         write_seg_nrrd(os.path.join(out_dir, "boundaries_auto.seg.nrrd"), extra["auto_boundaries"])
     course = assessment.summary.get("time_course")
     if course:
@@ -312,7 +327,7 @@ def write_outputs(case: Case, assessment: Assessment, extra: dict, out_dir: str,
         for lv in extra["isodose"]:
             dosemod.write_surface(lv.surface_lps, os.path.join(iso_dir, f"isodose_{lv.level_gy:g}Gy.vtk"))
     if report:
-        from .report import write_report
+        from .output.report import write_report
         say(f"[{case.id}] report")
         rp = write_report(case, assessment, extra, out_dir, pdf=pdf, log=say)
         paths.update(rp)
@@ -323,7 +338,7 @@ def write_outputs(case: Case, assessment: Assessment, extra: dict, out_dir: str,
 
 def _scrub_outputs(out_dir: str, phi: list, say) -> None:
     """Last check of a de-identified output: remove any identifying string left in a text file or file name."""
-    from .deid import REMOVED, scrub
+    from .output.deid import REMOVED, scrub
     for root, _dirs, files in os.walk(out_dir):
         for name in files:
             path = os.path.join(root, name)

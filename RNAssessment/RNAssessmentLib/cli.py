@@ -17,8 +17,8 @@ def _log(msg: str) -> None:
 
 
 def cmd_demo(args) -> int:
-    from .case import load_manifest
-    from .demo import write_demo
+    from .io.case import load_manifest
+    from .teaching.demo import write_demo
     t0 = time.time()
     manifests = write_demo(args.out, args.scenario or None, log=_log)
     index = []
@@ -41,7 +41,7 @@ def _assess_and_write(case, out: str, *, levels=None, deidentify: bool = False, 
     from .assess import assess_case, write_outputs
     phi = None
     if deidentify:
-        from .deid import deidentify_case
+        from .output.deid import deidentify_case
         case, phi = deidentify_case(case)
         _log(f"[assess] de-identified as '{case.id}'")
     assessment, extra = assess_case(case, levels_gy=levels, log_callback=_log)
@@ -52,8 +52,8 @@ def _assess_and_write(case, out: str, *, levels=None, deidentify: bool = False, 
 
 
 def cmd_assess(args) -> int:
-    from .case import load_manifest
-    from .dose import parse_levels
+    from .analysis.dose import parse_levels
+    from .io.case import load_manifest
     case = load_manifest(args.manifest)
     levels = parse_levels(args.levels, case.dose.prescription_gy if case.dose else None) if args.levels else None
     paths = _assess_and_write(case, args.out, levels=levels, deidentify=args.deidentify, pdf=not args.no_pdf)
@@ -62,8 +62,8 @@ def cmd_assess(args) -> int:
 
 
 def _load_dose(path: str, prescription):
-    from .images import read_image
-    from .rtdose import read_rtdose
+    from .io.images import read_image
+    from .io.rtdose import read_rtdose
     if path.lower().endswith(".dcm"):
         img, info = read_rtdose(path, prescription)
         return img, info
@@ -71,10 +71,10 @@ def _load_dose(path: str, prescription):
 
 
 def cmd_dvh(args) -> int:
+    from .analysis.dose import structure_stats, validate_dose
     from .assess import write_dvh_csv, write_dvh_curves
-    from .dose import structure_stats, validate_dose
-    from .images import read_image
-    from .structures import read_structures
+    from .io.images import read_image
+    from .io.structures import read_structures
     dose, info = _load_dose(args.dose, args.prescription)
     validate_dose(dose, f"dose '{args.dose}'")
     reference = read_image(args.reference) if args.reference else None
@@ -112,7 +112,7 @@ def cmd_dvh(args) -> int:
 
 
 def cmd_isodose(args) -> int:
-    from .dose import isodose_set, parse_levels, volume_above, write_surface
+    from .analysis.dose import isodose_set, parse_levels, volume_above, write_surface
     dose, info = _load_dose(args.dose, args.prescription)
     levels = parse_levels(args.levels, args.prescription)
     iso = isodose_set(dose, levels, args.prescription)

@@ -10,12 +10,12 @@ import datetime as _dt
 import numpy as np
 import SimpleITK as sitk
 
-from . import geometry as geo
-from . import mrml_bridge as mb
+from .analysis.dose import parse_levels
+from .analysis.findings import finding_segments, segment_colour
 from .assess import assess_case
-from .case import Case, Dose, Timepoint, boundary_kind
-from .dose import parse_levels
-from .findings import finding_segments, segment_colour
+from .io import geometry as geo
+from .io.case import Case, Dose, Timepoint, boundary_kind
+from .mrml import bridge as mb
 
 
 def case_from_nodes(scene, timepoint_volumes, treated_lesion_segmentation=None, dose_volume=None,
@@ -89,7 +89,7 @@ def assess_nodes(scene, timepoint_volumes, treated_lesion_segmentation, dose_vol
                            fractions, boundaries, case_id=case_id, register=register)
     phi = None
     if deidentify:
-        from .deid import deidentify_case
+        from .output.deid import deidentify_case
         case, phi = deidentify_case(case)
     levels = parse_levels(isodose_levels, prescription_gy) if (dose_volume is not None and isodose_levels) else None
     assessment, extra = assess_case(case, levels_gy=levels, log_callback=log_callback,
@@ -174,8 +174,8 @@ def _finding_nodes(scene, case, assessment, extra, folder, folder_name) -> list:
 
 def load_phantom_into_scene(scene, scenario_name: str) -> dict:
     """Render a teaching scenario and add it to the scene as a user would have it loaded (for tests and demos)."""
-    from .phantom import render_scenario
-    from .scenarios import get_scenario
+    from .teaching.phantom import render_scenario
+    from .teaching.scenarios import get_scenario
     scn = get_scenario(scenario_name, misalign=False)
     r = render_scenario(scn)
     vols = []

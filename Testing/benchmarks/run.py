@@ -40,10 +40,9 @@ def bench_dvh():
     if not hasattr(pydicom.dicomio, "read_file"):
         pydicom.dicomio.read_file = pydicom.dcmread
     from dicompylercore import dvhcalc
-
-    from RNAssessmentLib.dose import structure_stats
-    from RNAssessmentLib.rtdose import embedded_dvhs, read_rtdose
-    from RNAssessmentLib.structures import read_rtstruct
+    from RNAssessmentLib.analysis.dose import structure_stats
+    from RNAssessmentLib.io.rtdose import embedded_dvhs, read_rtdose
+    from RNAssessmentLib.io.structures import read_rtstruct
 
     rtdose = os.path.join(SHARED, "dicompyler-example", "rtdose.dcm")
     rtss = os.path.join(SHARED, "dicompyler-example", "rtss.dcm")
@@ -89,10 +88,10 @@ def bench_dvh():
 def bench_isodose():
     import SimpleITK as sitk
     import vtk
-
-    from RNAssessmentLib.dose import to_vtk_matrix, _vtk_image_index_space, isodose_set
-    from RNAssessmentLib import geometry as geo
-    from RNAssessmentLib.images import read_image
+    from RNAssessmentLib.analysis.dose import _vtk_image_index_space, isodose_set
+    from RNAssessmentLib.io import geometry as geo
+    from RNAssessmentLib.io.geometry import to_vtk_matrix
+    from RNAssessmentLib.io.images import read_image
 
     dose = read_image(os.path.join(SHARED, "slicerrt-eclipse-prostate", "EclipseProstate_Dose.nrrd"))
     levels = [45.0, 40.0, 30.0, 20.0, 5.0]
@@ -132,9 +131,9 @@ def bench_case():
     import tempfile
 
     from RNAssessmentLib.assess import assess_case
-    from RNAssessmentLib.case import load_manifest
-    from RNAssessmentLib.demo import write_scenario
-    from RNAssessmentLib.scenarios import get_scenario
+    from RNAssessmentLib.io.case import load_manifest
+    from RNAssessmentLib.teaching.demo import write_scenario
+    from RNAssessmentLib.teaching.scenarios import get_scenario
 
     with tempfile.TemporaryDirectory() as d:
         manifest = write_scenario(get_scenario("falx_cingulate_rn"), d)
@@ -145,13 +144,14 @@ def bench_case():
 
 
 def bench_boundaries():
-    from RNAssessmentLib import boundaries as B
-    from RNAssessmentLib import phantom as P
-    from RNAssessmentLib.scenarios import get_scenario
+    from RNAssessmentLib.analysis import boundaries as B
+    from RNAssessmentLib.anatomy import brain as anat_brain
+    from RNAssessmentLib.teaching import phantom as P
+    from RNAssessmentLib.teaching.scenarios import get_scenario
 
     r = P.render_scenario(get_scenario("falx_cingulate_rn", misalign=False))
     tp = r["timepoints"][1]
-    brain = B.brain_mask(r["timepoints"][0].t1c)
+    brain = anat_brain.brain_mask(r["timepoints"][0].t1c)
     run = lambda box=None: B.analyse_followup(tp.label, tp.t1c, r["treated_lesion"], r["boundaries"],  # noqa: E731
                                               brain=brain, dose=r["dose"], box=box)
     t_box, _ = best_of(run)
@@ -170,23 +170,22 @@ def sitk_whole(img):
 
 def bench_change():
     import SimpleITK as sitk
-
-    from RNAssessmentLib import boundaries as B
-    from RNAssessmentLib import change as C
-    from RNAssessmentLib import geometry as geo
-    from RNAssessmentLib import phantom as P
-    from RNAssessmentLib.registration import register_followup, stable_region
-    from RNAssessmentLib.scenarios import get_scenario
+    from RNAssessmentLib.analysis import change as C
+    from RNAssessmentLib.analysis.registration import register_followup, stable_region
+    from RNAssessmentLib.anatomy import brain as anat_brain
+    from RNAssessmentLib.io import geometry as geo
+    from RNAssessmentLib.teaching import phantom as P
+    from RNAssessmentLib.teaching.scenarios import get_scenario
 
     r = P.render_scenario(get_scenario("temporal_mixed_rn"))
     t0 = r["timepoints"][0]
 
     def ours():
-        brain = B.brain_mask(t0.t1c)
+        brain = anat_brain.brain_mask(t0.t1c)
         stable = stable_region(brain, [r["treated_lesion"]])
         masks = {t0.label: geo.array_view(t0.lesion) > 0}
         for tp in r["timepoints"][1:]:
-            reg = register_followup(t0.t1c, tp.t1c, stable, planning_brain=brain, followup_brain=B.brain_mask(tp.t1c))
+            reg = register_followup(t0.t1c, tp.t1c, stable, planning_brain=brain, followup_brain=anat_brain.brain_mask(tp.t1c))
             masks[tp.label] = geo.array_view(sitk.Resample(tp.lesion, t0.t1c, reg.transform,
                                                            sitk.sitkNearestNeighbor)) > 0
         return C.analyse_changes(masks, t0.t1c)

@@ -19,7 +19,7 @@ def shared(*parts):
 @pytest.fixture(scope="session")
 def rendered():
     """Rendered scenarios, cached per session (rendering one costs a few seconds)."""
-    from RNAssessmentLib import phantom, scenarios
+    from RNAssessmentLib.teaching import phantom, scenarios
     cache = {}
 
     def get(name, misalign=True):

@@ -5,11 +5,14 @@ import dataclasses
 import numpy as np
 import pytest
 import SimpleITK as sitk
-
-from RNAssessmentLib import boundaries as B
-from RNAssessmentLib import geometry as geo
-from RNAssessmentLib import phantom as P
-from RNAssessmentLib.scenarios import get_scenario, scenario_list
+from RNAssessmentLib.analysis import boundaries as B
+from RNAssessmentLib.anatomy import atlas as anat_atlas
+from RNAssessmentLib.anatomy import barriers as anat_barriers
+from RNAssessmentLib.anatomy import brain as anat_brain
+from RNAssessmentLib.anatomy import midline as anat_midline
+from RNAssessmentLib.io import geometry as geo
+from RNAssessmentLib.teaching import phantom as P
+from RNAssessmentLib.teaching.scenarios import get_scenario, scenario_list
 
 CHECKED = ("noncontiguous_across_boundary", "boundary_enhancement", "open_ring")
 NAMES = [s.name for s in scenario_list()]
@@ -36,7 +39,7 @@ def brains(rendered):
 
     def get(name):
         if name not in cache:
-            cache[name] = B.brain_mask(rendered(name, misalign=False)["timepoints"][0].t1c)
+            cache[name] = anat_brain.brain_mask(rendered(name, misalign=False)["timepoints"][0].t1c)
         return cache[name]
     return get
 
@@ -78,24 +81,56 @@ def test_findings_match_truth_with_jittered_user_masks(name, rendered, brains):
     assert found == _expected(scn)
 
 
+@pytest.fixture(scope="module")
+def automatic(rendered):
+    """Automatic boundaries of each scenario's SRS image: atlas fit, mid-sagittal plane, refined folds."""
+    cache = {}
+
+    def get(name):
+        if name not in cache:
+            r = rendered(name, misalign=False)
+            t0 = r["timepoints"][0]
+            fit = anat_atlas.fit_atlas(t0.t1c, exclude=r["treated_lesion"])
+            box = B.analysis_box(r["treated_lesion"], [r["treated_lesion"]], r["dose"])
+            model = anat_brain.tissue_model(box.crop(geo.array_view(t0.t1c)).astype(np.float32),
+                                            box.crop(geo.array_view(fit.brain)) > 0)
+            plane = anat_midline.midsagittal_plane(t0.t1c, exclude=r["treated_lesion"], brain=fit.brain)
+            anatomy = anat_barriers.automatic_boundaries(t0.t1c, fit, model, plane, lesion=r["treated_lesion"])
+            cache[name] = (fit, anatomy)
+        return cache[name]
+    return get
+
+
 @pytest.mark.parametrize("name", NAMES)
-def test_findings_match_truth_with_automatic_boundaries(name, rendered, brains):
+def test_findings_match_truth_with_automatic_boundaries(name, rendered, automatic):
+    """Every boundary estimated but the tentorium: atlas brain mask, falx refined on the image, ventricles, CSF.
+    The phantom's posterior fossa is a flat-roofed box, not the sloping tent the atlas knows, so its tentorium is
+    given here; the automatic tentorium is validated on the real MRIs (test_real_mri.py)."""
     scn = get_scenario(name, misalign=False)
     r = rendered(name, misalign=False)
-    t0 = r["timepoints"][0]
-    brain = brains(name)
-    box = B.analysis_box(r["treated_lesion"], [r["treated_lesion"]], r["dose"])
-    model = B.tissue_model(box.crop(geo.array_view(t0.t1c)).astype(np.float32), box.crop(geo.array_view(brain)) > 0)
-    plane = B.midsagittal_plane(t0.t1c, exclude=r["treated_lesion"], brain=brain)
-    auto, methods = B.auto_boundaries(t0.t1c, brain, model, plane, lesion=r["treated_lesion"])
-    assert "not automated" in methods["tentorium"]
-    bnd = dict(auto, tentorium=r["boundaries"]["tentorium"])    # the tentorium is given, as documented
-    found, _ = _run(r, bnd, brain)
+    fit, anatomy = automatic(name)
+    masks = dict(anatomy.masks, tentorium=r["boundaries"]["tentorium"])
+    ctx = B.BoundaryContext(masks=masks, sources={k: "user" if k == "tentorium" else "automatic" for k in masks},
+                            compartments=anatomy.compartments)
+    found, _ = _run(r, ctx, fit.brain)
     assert found == _expected(scn)
+    assert "refined on the image" in anatomy.methods["falx"]
     # The automatic structures overlap the true ones (Dice; CSF is the loosest: partial volume at every sulcus).
-    for k, minimum in (("ventricles", 0.9), ("falx", 0.7), ("csf", 0.4)):
-        a, t = geo.array_view(auto[k]) > 0, geo.array_view(r["boundaries"][k]) > 0
-        assert 2 * (a & t).sum() / (a.sum() + t.sum()) > minimum, k
+    # Falx and tentorium: the sheets are 2 mm thick around a 1 mm true sheet, so the test is distance, not Dice.
+    a, t = geo.array_view(anatomy.masks["csf"]) > 0, geo.array_view(r["boundaries"]["csf"]) > 0
+    assert 2 * (a & t).sum() / (a.sum() + t.sum()) > 0.4
+    # Ventricles: the true ones covered; what is added is CSF too (the phantom's third ventricle and basal
+    # cisterns, which the atlas counts with the ventricular system), never parenchyma.
+    a, t = geo.array_view(anatomy.masks["ventricles"]) > 0, geo.array_view(r["boundaries"]["ventricles"]) > 0
+    any_csf = t | (geo.array_view(r["boundaries"]["csf"]) > 0)
+    assert (a & t).sum() / t.sum() > 0.9
+    assert (a & ~any_csf).sum() / a.sum() < 0.1, (a & ~any_csf).sum() / a.sum()
+    for k in ("falx",):
+        a = geo.array_view(anatomy.masks[k]) > 0
+        d = geo.array_view(sitk.SignedMaurerDistanceMap(r["boundaries"][k], insideIsPositive=False,
+                                                        squaredDistance=False, useImageSpacing=True))
+        # 90 % of the automatic sheet within 2 mm of the true fold (one voxel of sheet thickness + one of error).
+        assert np.percentile(d[a], 90) <= 2.0, (k, np.percentile(d[a], 90))
 
 
 @pytest.mark.parametrize("name,tilt", [("falx_cingulate_rn", (3.0, -2.0, 5.0, 4.0, -3.0, 2.0)),
@@ -105,10 +140,10 @@ def test_midsagittal_plane_within_2mm_and_2deg_with_lesion_and_tilt(name, tilt):
     scn = dataclasses.replace(get_scenario(name, misalign=False), head_tilt=tilt)
     r = P.render_scenario(scn)
     t0 = r["timepoints"][0]
-    brain = B.brain_mask(t0.t1c)
-    plane = B.midsagittal_plane(t0.t1c, exclude=r["treated_lesion"], brain=brain)
+    brain = anat_brain.brain_mask(t0.t1c)
+    plane = anat_midline.midsagittal_plane(t0.t1c, exclude=r["treated_lesion"], brain=brain)
     for at in (geo.centroid_lps(r["treated_lesion"]), geo.centroid_lps(brain)):
-        ang, dist = B.plane_angle_and_distance(plane, r["midsagittal_plane_lps"], at)
+        ang, dist = anat_midline.plane_angle_and_distance(plane, r["midsagittal_plane_lps"], at)
         assert ang < 2.0 and dist < 2.0
 
 
@@ -150,15 +185,17 @@ def test_flair_or_t2_removes_oedema_from_the_automatic_csf(rendered):
     t2_vals = {P.CSF: 1500.0, P.VENTRICLE: 1500.0, P.GM: 700.0, P.WM: 550.0}
     t2 = np.vectorize(lambda v: t2_vals.get(v, 400.0))(labels).astype(np.float32)
     t2[oedema] = 1100.0
-    brain = B.brain_mask(t1_oed)
+    fit = anat_atlas.fit_atlas(t1_oed, exclude=r["treated_lesion"])
+    brain = fit.brain
     box = B.analysis_box(r["treated_lesion"], [r["treated_lesion"]])
-    model = B.tissue_model(box.crop(arr), box.crop(geo.array_view(brain)) > 0)
-    plane = B.midsagittal_plane(t1_oed, exclude=r["treated_lesion"], brain=brain)
+    model = anat_brain.tissue_model(box.crop(arr), box.crop(geo.array_view(brain)) > 0)
+    plane = anat_midline.midsagittal_plane(t1_oed, exclude=r["treated_lesion"], brain=brain)
     true_csf = np.isin(labels, (P.CSF,)) & (geo.array_view(brain) > 0) & ~treated
 
     def csf(**kw):
-        masks, methods = B.auto_boundaries(t1_oed, brain, model, plane, lesion=r["treated_lesion"], **kw)
-        return geo.array_view(masks["csf"]) > 0, methods["csf"]
+        anatomy = anat_barriers.automatic_boundaries(t1_oed, fit, model, plane, lesion=r["treated_lesion"],
+                                                     kinds=("ventricles", "csf"), **kw)
+        return geo.array_view(anatomy.masks["csf"]) > 0, anatomy.methods["csf"]
     plain, _ = csf()
     with_flair, how = csf(flair=geo.image_from_array(flair, t1))
     assert (plain & oedema).sum() > 0.5 * oedema.sum()

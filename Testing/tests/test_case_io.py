@@ -6,12 +6,11 @@ import shutil
 import numpy as np
 import pytest
 import SimpleITK as sitk
-
-from RNAssessmentLib import geometry as geo
-from RNAssessmentLib.case import boundary_kind, load_manifest, save_case
-from RNAssessmentLib.demo import write_scenario
-from RNAssessmentLib.images import read_image
-from RNAssessmentLib.scenarios import get_scenario
+from RNAssessmentLib.io import geometry as geo
+from RNAssessmentLib.io.case import boundary_kind, load_manifest, save_case
+from RNAssessmentLib.io.images import read_image
+from RNAssessmentLib.teaching.demo import write_scenario
+from RNAssessmentLib.teaching.scenarios import get_scenario
 
 
 @pytest.fixture(scope="module")

@@ -5,13 +5,12 @@ import dataclasses
 import numpy as np
 import pytest
 import SimpleITK as sitk
-
-from RNAssessmentLib import boundaries as B
-from RNAssessmentLib import change as C
-from RNAssessmentLib import geometry as geo
-from RNAssessmentLib import phantom as P
-from RNAssessmentLib.registration import register_followup, stable_region
-from RNAssessmentLib.scenarios import get_scenario, scenario_list
+from RNAssessmentLib.analysis import change as C
+from RNAssessmentLib.analysis.registration import register_followup, stable_region
+from RNAssessmentLib.anatomy import brain as anat_brain
+from RNAssessmentLib.io import geometry as geo
+from RNAssessmentLib.teaching import phantom as P
+from RNAssessmentLib.teaching.scenarios import get_scenario, scenario_list
 
 NAMES = [s.name for s in scenario_list()]
 
@@ -25,8 +24,8 @@ def jitter(mask, ref, seed=0):
     return C._sdf(mask, ref) < np.clip(sm, -1.0, 1.0)
 
 
-def _mixed(masks, ref):
-    f, maps = C.analyse_changes(masks, ref)
+def _mixed(masks, ref, boundaries=None):
+    f, maps = C.analyse_changes(masks, ref, boundaries=boundaries)
     labels = list(masks)
     consecutive = set(zip(labels[:-1], labels[1:]))
     return {(x.from_, x.to) for x in f if x.kind == "mixed_response" and (x.from_, x.to) in consecutive}, f, maps
@@ -46,8 +45,11 @@ def test_mixed_response_at_the_right_intervals(name, rendered):
     assert got == _truth_mixed(scn)
     # Grew / regressed regions vs truth: Dice >= 0.9 for truth portions of >= 100 mm3 that are real changes by the
     # documented definition (a core >= 20 mm3 lying >= 2.5 mm beyond the other surface; thinner shells are wobble).
+    # Enhancing meninges in a PD twin's mask are boundary enhancement, one voxel thin: no part of the lesion's growth.
+    meninges = np.any(np.stack([geo.array_view(m) > 0 for m in r["boundaries"].values()]), axis=0)
     for a, b in zip(list(masks)[:-1], list(masks)[1:]):
         truth = _truth_change(masks[a], masks[b])
+        truth[meninges] = 0
         for value, other in ((1, masks[a]), (2, masks[b])):
             comps = C._components(truth == value, ref)
             depth = C._sdf(other, ref)
@@ -55,9 +57,9 @@ def test_mixed_response_at_the_right_intervals(name, rendered):
                 part = comps == lab
                 if part.sum() < 100 or (depth[part] >= C.MIN_DEPTH_MM).sum() < C.MIN_CORE_MM3:
                     continue
-                ours = (maps[(a, b)] == value) & _near(part, ref)
+                ours = (maps[(a, b)] == value) & _near(part, ref) & ~meninges
                 dice = 2 * (ours & part).sum() / (ours.sum() + part.sum())
-                assert dice >= 0.9, (a, b, value, dice)
+                assert dice >= 0.9, (a, b, value, dice, int(part.sum()), int(ours.sum()), int((maps[(a, b)] == value).sum()), int((part & meninges).sum()))
 
 
 def _truth_change(before, after):
@@ -80,7 +82,9 @@ def test_mixed_response_survives_segmentation_jitter(name, rendered):
     r = rendered(name, misalign=False)
     ref = r["treated_lesion"]
     masks = {t.label: jitter(geo.array_view(t.lesion) > 0, ref, seed=i) for i, t in enumerate(r["timepoints"])}
-    got, _, _ = _mixed(masks, ref)
+    # As the pipeline does: the boundary structures tell meningeal enhancement that comes and goes from lesion.
+    bnd = np.any(np.stack([geo.array_view(m) > 0 for m in r["boundaries"].values()]), axis=0)
+    got, _, _ = _mixed(masks, ref, bnd)
     assert got == _truth_mixed(scn)
 
 
@@ -88,8 +92,8 @@ def test_wobble_alone_is_never_growth_or_regression(rendered):
     r = rendered("callosal_pd", misalign=False)
     ref = r["treated_lesion"]
     m = geo.array_view(r["timepoints"][1].lesion) > 0
-    portions, _ = C.interval_portions(jitter(m, ref, seed=1), jitter(m, ref, seed=2), ref)
-    assert portions == []
+    portions, _, below = C.interval_portions(jitter(m, ref, seed=1), jitter(m, ref, seed=2), ref)
+    assert portions == [] and below == []
 
 
 @pytest.mark.parametrize("pose", [(10.0, -6.0, 8.0, 20.0, -12.0, 8.0), (-8.0, 10.0, -6.0, -15.0, 14.0, -10.0)])
@@ -98,9 +102,9 @@ def test_registration_tre_below_1mm_at_the_lesion(pose):
     scn = dataclasses.replace(scn, timepoints=[scn.timepoints[0], dataclasses.replace(scn.timepoints[1], pose=pose)])
     r = P.render_scenario(scn)
     t0, t1 = r["timepoints"]
-    brain = B.brain_mask(t0.t1c)
+    brain = anat_brain.brain_mask(t0.t1c)
     reg = register_followup(t0.t1c, t1.t1c, stable_region(brain, [r["treated_lesion"]]), planning_brain=brain,
-                            followup_brain=B.brain_mask(t1.t1c))
+                            followup_brain=anat_brain.brain_mask(t1.t1c))
     c = tuple(geo.centroid_lps(r["treated_lesion"]))
     tre = np.linalg.norm(np.subtract(reg.transform.TransformPoint(c), t1.transform_to_planning.TransformPoint(c)))
     assert tre < 1.0
@@ -110,7 +114,7 @@ def test_registration_tre_below_1mm_at_the_lesion(pose):
 def test_registration_refuses_a_different_image(rendered):
     r = rendered("callosal_rn", misalign=False)
     t0 = r["timepoints"][0]
-    brain = B.brain_mask(t0.t1c)
+    brain = anat_brain.brain_mask(t0.t1c)
     noise = geo.image_from_array(np.random.default_rng(0).normal(500, 200, t0.t1c.GetSize()).astype(np.float32),
                                  t0.t1c)
     with pytest.raises(ValueError, match="registration of noise.*failed"):

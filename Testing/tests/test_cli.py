@@ -3,9 +3,8 @@ import csv
 import json
 
 import pytest
-
-from RNAssessmentLib.cli import main
 from conftest import shared
+from RNAssessmentLib.cli import main
 
 
 def test_demo_writes_cases_truth_and_assessment(tmp_path):

@@ -6,13 +6,12 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 import vtk
-
-from RNAssessmentLib import dose as D
-from RNAssessmentLib import geometry as geo
-from RNAssessmentLib.images import read_image
-from RNAssessmentLib.rtdose import embedded_dvhs, read_rtdose
-from RNAssessmentLib.structures import Structure, read_rtstruct, read_seg_vtm
 from conftest import shared
+from RNAssessmentLib.analysis import dose as D
+from RNAssessmentLib.io import geometry as geo
+from RNAssessmentLib.io.images import read_image
+from RNAssessmentLib.io.rtdose import embedded_dvhs, read_rtdose
+from RNAssessmentLib.io.structures import Structure, read_rtstruct, read_seg_vtm
 
 
 @pytest.fixture(scope="module")

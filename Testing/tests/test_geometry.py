@@ -1,7 +1,6 @@
 import numpy as np
 import SimpleITK as sitk
-
-from RNAssessmentLib import geometry as geo
+from RNAssessmentLib.io import geometry as geo
 
 
 def oblique_image():

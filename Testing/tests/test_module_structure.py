@@ -58,14 +58,21 @@ def test_every_python_file_is_listed_in_cmake():
     listed = {p.replace("${MODULE_NAME}", "RNAssessment") for p in listed}
     present = {os.path.relpath(p, MODULE) for p in glob.glob(os.path.join(MODULE, "**", "*.py"), recursive=True)}
     assert present == listed, f"not listed: {sorted(present - listed)}; listed but absent: {sorted(listed - present)}"
-    for res in re.findall(r"^\s+(Resources/\S+)\s*$", cmake, re.M):
+    resources = re.findall(r"^\s+((?:RNAssessmentLib/)?Resources/\S+)\s*$", cmake, re.M)
+    for res in resources:
         assert os.path.exists(os.path.join(MODULE, res.replace("${MODULE_NAME}", "RNAssessment"))), res
+    # Every data file the core reads at run time is installed by Slicer's build and by the wheel.
+    core_data = {os.path.relpath(p, MODULE) for p in glob.glob(os.path.join(MODULE, "RNAssessmentLib", "Resources", "**", "*"),
+                                                              recursive=True) if os.path.isfile(p)}
+    assert core_data and core_data <= set(resources), f"not in MODULE_PYTHON_RESOURCES: {sorted(core_data - set(resources))}"
+    pyproject = open(os.path.join(ROOT, "pyproject.toml"), encoding="utf-8").read()
+    assert '"Resources/Atlas/*"' in pyproject
     assert "slicer_add_python_unittest(SCRIPT ${MODULE_NAME}.py)" in cmake
 
 
 def test_core_imports_only_bundled_packages():
     allowed = {"numpy", "SimpleITK", "vtk", "pydicom", "__future__"} | set(__import__("sys").stdlib_module_names)
-    for path in glob.glob(os.path.join(MODULE, "RNAssessmentLib", "*.py")):
+    for path in glob.glob(os.path.join(MODULE, "RNAssessmentLib", "**", "*.py"), recursive=True):
         tree = ast.parse(open(path, encoding="utf-8").read())
         for node in ast.walk(tree):
             names = []
@@ -75,6 +82,35 @@ def test_core_imports_only_bundled_packages():
                 names = [node.module.split(".")[0]]
             for n in names:
                 if n == "slicer":
-                    assert os.path.basename(path) == "mrml_bridge.py", f"{path} imports slicer"
+                    assert os.path.relpath(path, MODULE) == os.path.join("RNAssessmentLib", "mrml", "bridge.py"), \
+                        f"{path} imports slicer"
                     continue
-                assert n in allowed, f"{os.path.basename(path)} imports {n}"
+                assert n in allowed, f"{os.path.relpath(path, MODULE)} imports {n}"
+
+
+LAYERS = {"io": 0, "anatomy": 1, "analysis": 2, "output": 3, "teaching": 3, "mrml": 1}
+
+
+def test_every_import_points_down_the_stages():
+    """io ← anatomy ← analysis ← output/teaching; mrml (the bridge) sits on io; the pipeline modules at the top
+    level (assess, cli, slicer_case ...) may import anything, the stages never import the pipeline."""
+    lib = os.path.join(MODULE, "RNAssessmentLib")
+    for path in glob.glob(os.path.join(lib, "*", "*.py")):
+        stage = os.path.basename(os.path.dirname(path))
+        tree = ast.parse(open(path, encoding="utf-8").read())
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.ImportFrom) or node.level == 0:
+                continue
+            if node.level == 1:
+                continue                                   # same stage
+            parts = (node.module or "").split(".")
+            target = parts[0] if parts[0] else None
+            if target is None:                             # "from .. import X": package-level names
+                names = [a.name for a in node.names]
+                assert set(names) <= {"DISCLAIMER", "__version__"} | set(LAYERS), (path, names)
+                targets = [n for n in names if n in LAYERS]
+            else:
+                targets = [target]
+            for tgt in targets:
+                assert tgt in LAYERS, f"{os.path.relpath(path, lib)} imports the pipeline module '{tgt}'"
+                assert LAYERS[tgt] < LAYERS[stage], f"{os.path.relpath(path, lib)} ({stage}) imports {tgt}: arrows must point down"

@@ -6,9 +6,9 @@ import pytest
 import SimpleITK as sitk
 
 slicer = pytest.importorskip("slicer", reason="the test extra installs slicer-core")  # noqa: F811
-from RNAssessmentLib import geometry as geo  # noqa: E402
-from RNAssessmentLib import mrml_bridge as mb  # noqa: E402
-from RNAssessmentLib.dose import isodose_surface, surface_volume_cc  # noqa: E402
+from RNAssessmentLib.analysis.dose import isodose_surface, surface_volume_cc  # noqa: E402
+from RNAssessmentLib.io import geometry as geo  # noqa: E402
+from RNAssessmentLib.mrml import bridge as mb  # noqa: E402
 
 
 def oblique(size=(24, 20, 16), spacing=(0.9, 1.2, 2.0)):

@@ -3,10 +3,9 @@ so their own properties are checked here."""
 import numpy as np
 import pytest
 import SimpleITK as sitk
-
-from RNAssessmentLib import geometry as geo
-from RNAssessmentLib import phantom as P
-from RNAssessmentLib.scenarios import scenario_list
+from RNAssessmentLib.io import geometry as geo
+from RNAssessmentLib.teaching import phantom as P
+from RNAssessmentLib.teaching.scenarios import scenario_list
 
 
 def test_atlas_has_every_structure_and_barriers_separate_hemispheres():

@@ -10,13 +10,12 @@ import sys
 import numpy as np
 import pytest
 import SimpleITK as sitk
-
-from RNAssessmentLib import geometry as geo
-from RNAssessmentLib import report as R
-from RNAssessmentLib.browser import Headless, find_chromium
-from RNAssessmentLib.demo import case_from_render
-from RNAssessmentLib.rtdose import write_rtdose
-from RNAssessmentLib.scenarios import get_scenario
+from RNAssessmentLib.io import geometry as geo
+from RNAssessmentLib.io.rtdose import write_rtdose
+from RNAssessmentLib.output import report as R
+from RNAssessmentLib.output.browser import Headless, find_chromium
+from RNAssessmentLib.teaching.demo import case_from_render
+from RNAssessmentLib.teaching.scenarios import get_scenario
 
 NAME = "Quetzalcoatl^Xiomara<script>alert('phi')</script>"
 PATIENT_ID = "PHI-73915542"
@@ -195,7 +194,7 @@ def test_slices_are_shown_radiologically():
     arr[idx[0] - 2:idx[0] + 3, idx[1] - 2:idx[1] + 3, idx[2] - 2:idx[2] + 3] = 1.0
     img = geo.image_from_array(arr, img)
     for orient, centre in (("axial", (0.0, 0.0, 15.0)), ("coronal", (0.0, -15.0, 0.0))):
-        plane = R._plane(img, R.slice_grid(centre, orient, fov_mm=50.0, pixel_mm=1.0))   # (i, j)
+        plane = geo.sample_plane(img, geo.slice_grid(centre, orient, fov_mm=50.0, pixel_mm=1.0))   # (i, j)
         i, j = np.argwhere(plane > 0.5).mean(0)
         assert i < 25 and j < 25, (orient, i, j)
 

@@ -3,11 +3,10 @@ import numpy as np
 import pydicom
 import pytest
 import SimpleITK as sitk
-from pydicom.data import get_testdata_file
-
-from RNAssessmentLib import geometry as geo
-from RNAssessmentLib.rtdose import embedded_dvhs, read_rtdose, write_rtdose
 from conftest import shared
+from pydicom.data import get_testdata_file
+from RNAssessmentLib.io import geometry as geo
+from RNAssessmentLib.io.rtdose import embedded_dvhs, read_rtdose, write_rtdose
 
 
 def test_dicompyler_rtdose_applies_grid_scaling_and_geometry():

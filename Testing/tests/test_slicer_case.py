@@ -4,10 +4,14 @@ import pytest
 import SimpleITK as sitk
 
 slicer = pytest.importorskip("slicer", reason="the test extra installs slicer-core")
-from RNAssessmentLib import geometry as geo  # noqa: E402
-from RNAssessmentLib import mrml_bridge as mb  # noqa: E402
-from RNAssessmentLib.slicer_case import (assess_nodes, case_from_nodes, load_phantom_into_scene,  # noqa: E402
-                                         write_report_for)
+from RNAssessmentLib.io import geometry as geo  # noqa: E402
+from RNAssessmentLib.mrml import bridge as mb  # noqa: E402
+from RNAssessmentLib.slicer_case import (  # noqa: E402
+    assess_nodes,
+    case_from_nodes,
+    load_phantom_into_scene,
+    write_report_for,
+)
 
 
 @pytest.fixture(scope="module")

@@ -2,12 +2,20 @@
 import numpy as np
 import pytest
 import SimpleITK as sitk
-
-from RNAssessmentLib import geometry as geo
-from RNAssessmentLib.images import read_image
-from RNAssessmentLib.structures import (Structure, fraction_on_grid, mask_on_grid, rasterize, read_rtstruct,
-                                        read_seg_nrrd, read_seg_vtm, read_structures, write_seg_nrrd)
 from conftest import shared
+from RNAssessmentLib.io import geometry as geo
+from RNAssessmentLib.io.images import read_image
+from RNAssessmentLib.io.structures import (
+    Structure,
+    fraction_on_grid,
+    mask_on_grid,
+    rasterize,
+    read_rtstruct,
+    read_seg_nrrd,
+    read_seg_vtm,
+    read_structures,
+    write_seg_nrrd,
+)
 
 
 def test_rtstruct_rois_of_the_dicompyler_plan():

@@ -17,16 +17,17 @@ import json
 import math
 import os
 
-from . import DISCLAIMER, __version__
+from .. import DISCLAIMER, __version__
 
 FINDING_KINDS = ("noncontiguous_across_boundary", "noncontiguous_focus", "contiguous_extension",
-                 "boundary_enhancement", "open_ring", "mixed_response", "concentric_growth", "regression")
+                 "boundary_enhancement", "open_ring", "mixed_response", "concentric_growth", "regression",
+                 "change_indeterminate")
 #: Which way each kind points (mission.md): shown grouped in the report.
 #: Contiguous enhancement is what both RN and PD look like, so it is reported without a direction.
 FAVOURS = {"noncontiguous_across_boundary": "RN", "noncontiguous_focus": "neutral", "open_ring": "RN",
            "mixed_response": "RN",
            "boundary_enhancement": "PD", "contiguous_extension": "neutral", "concentric_growth": "PD",
-           "regression": "neutral"}
+           "regression": "neutral", "change_indeterminate": "neutral"}
 
 
 @dataclasses.dataclass
@@ -162,6 +163,16 @@ def describe(f: "Finding", days: dict | None = None, side: str | None = None) ->
         return (f"Mixed response {span}{where}: {n_g} portion(s) grew ({f.grew_mm3 / 1000:.2f} cm³, surface moved "
                 f"out up to {biggest('grew'):.1f} mm) while {n_r} regressed ({f.regressed_mm3 / 1000:.2f} cm³, moved "
                 f"in up to {abs(biggest('regressed')):.1f} mm); {total}.")
+    if f.kind == "change_indeterminate":
+        res = ev.get("resolution") or {}
+        low = ev.get("sub_resolution_portions") or []
+        deepest = max((p.get("max_depth_mm") or 0.0 for p in low), default=0.0)
+        kinds = sorted({p.get("kind") for p in low})
+        thick = max((res.get("slice_thickness_mm") or {}).values(), default=None)
+        return (f"Change {span}{where} is indeterminate at this resolution: {' and '.join(kinds) or 'changed'} "
+                f"portions reach {deepest:.1f} mm beyond the other surface, less than the "
+                f"{ev.get('min_depth_mm', 0):.1f} mm that {thick:g} mm slices and the registration can produce; "
+                f"{total}." if thick else f"Change {span}{where} is indeterminate at this resolution; {total}.")
     if f.kind == "concentric_growth":
         return (f"Growth {span}{where}: {f.grew_mm3 / 1000:.2f} cm³ added (surface moved out up to "
                 f"{biggest('grew'):.1f} mm) with no portion regressing by more than "

@@ -15,8 +15,8 @@ import SimpleITK as sitk
 import vtk
 from vtk.util import numpy_support
 
-from . import geometry as geo
-from .structures import Structure, rasterize, subgrid_around
+from ..io import geometry as geo
+from ..io.structures import Structure, rasterize, subgrid_around
 
 DEFAULT_VX_GY = (5.0, 10.0, 12.0, 20.0)
 DEFAULT_DX_PCT = (2.0, 50.0, 95.0, 98.0)
@@ -224,20 +224,6 @@ def _vtk_image_index_space(image: sitk.Image, pad: int = 1) -> vtk.vtkImageData:
     return vimg
 
 
-def to_vtk_matrix(m: np.ndarray) -> vtk.vtkMatrix4x4:
-    """4×4 numpy array → vtkMatrix4x4."""
-    vm = vtk.vtkMatrix4x4()
-    for r in range(4):
-        for c in range(4):
-            vm.SetElement(r, c, float(m[r, c]))
-    return vm
-
-
-def from_vtk_matrix(vm: vtk.vtkMatrix4x4) -> np.ndarray:
-    """vtkMatrix4x4 → 4×4 numpy array."""
-    return np.array([[vm.GetElement(r, c) for c in range(4)] for r in range(4)])
-
-
 def isodose_surface(dose: sitk.Image, level_gy: float, *, smoothing_iterations: int = 2,
                     pass_band: float = 0.1, close_at_border: bool = True) -> vtk.vtkPolyData:
     """Surface of dose = ``level_gy`` in LPS mm (empty polydata when the level is never reached).
@@ -265,7 +251,7 @@ def isodose_surface(dose: sitk.Image, level_gy: float, *, smoothing_iterations: 
         sm.NormalizeCoordinatesOn()
         last = sm
     tf = vtk.vtkTransform()
-    tf.SetMatrix(to_vtk_matrix(geo.ijk_to_lps(dose)))
+    tf.SetMatrix(geo.to_vtk_matrix(geo.ijk_to_lps(dose)))
     tpd = vtk.vtkTransformPolyDataFilter()
     tpd.SetInputConnection(last.GetOutputPort())
     tpd.SetTransform(tf)

@@ -21,10 +21,17 @@ import zlib
 import numpy as np
 import SimpleITK as sitk
 
-from . import DISCLAIMER, __version__
-from . import dose as dosemod
-from . import geometry as geo
-from .findings import BOUNDARY_NAMES, FAVOURS, OTHER_SEGMENT_COLOUR, finding_segments, segment_colour
+from .. import DISCLAIMER, __version__
+from ..analysis import dose as dosemod
+from ..analysis.findings import (
+    BOUNDARY_NAMES,
+    FAVOURS,
+    OTHER_SEGMENT_COLOUR,
+    finding_segments,
+    segment_colour,
+)
+from ..io import geometry as geo
+
 
 def _hex(rgb) -> str:
     return "#" + "".join(f"{int(round(255 * max(0.0, min(1.0, c)))):02x}" for c in rgb[:3])
@@ -43,7 +50,8 @@ KIND_TITLES = {"noncontiguous_across_boundary": "Non-contiguous enhancement acro
                "noncontiguous_focus": "Non-contiguous enhancement", "open_ring": "Open ring",
                "boundary_enhancement": "Boundary (meningeal/ependymal) enhancement",
                "contiguous_extension": "Contiguous enhancement", "mixed_response": "Mixed response",
-               "concentric_growth": "Growth as a whole", "regression": "Regression"}
+               "concentric_growth": "Growth as a whole", "regression": "Regression",
+               "change_indeterminate": "Change indeterminate at this resolution"}
 
 
 def esc(value) -> str:
@@ -64,33 +72,6 @@ def png_bytes(grey: np.ndarray) -> bytes:
         return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF)
     return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 0))
             + chunk(b"IDAT", zlib.compress(raw, 6)) + chunk(b"IEND", b""))
-
-
-def slice_grid(center_lps, orientation: str, fov_mm: float = FOV_MM, pixel_mm: float = PIXEL_MM) -> sitk.Image:
-    """A one-slice LPS grid through ``center_lps``: i to the patient's left (+x), j down the screen (posterior for
-    axial, inferior for coronal)."""
-    n = int(round(fov_mm / pixel_mm))
-    if orientation == "axial":
-        ei, ej, ek = (1, 0, 0), (0, 1, 0), (0, 0, 1)
-    elif orientation == "coronal":
-        ei, ej, ek = (1, 0, 0), (0, 0, -1), (0, 1, 0)
-    elif orientation == "sagittal":
-        ei, ej, ek = (0, -1, 0), (0, 0, -1), (1, 0, 0)
-    else:
-        raise ValueError(f"unknown orientation '{orientation}'")
-    d = np.column_stack([ei, ej, ek]).astype(float)
-    img = sitk.Image(n, n, 1, sitk.sitkUInt8)
-    img.SetSpacing((pixel_mm, pixel_mm, pixel_mm))
-    img.SetDirection(tuple(d.ravel()))
-    half = (n - 1) / 2.0 * pixel_mm
-    img.SetOrigin(tuple(np.asarray(center_lps, float) - half * d[:, 0] - half * d[:, 1]))
-    return img
-
-
-def _plane(image: sitk.Image, grid: sitk.Image, linear: bool = True) -> np.ndarray:
-    out = sitk.Resample(image, grid, sitk.Transform(), sitk.sitkLinear if linear else sitk.sitkNearestNeighbor,
-                        0.0, sitk.sitkFloat32)
-    return geo.array_view(out)[:, :, 0]        # (i, j)
 
 
 def _path(lines) -> str:
@@ -122,14 +103,14 @@ class Panel:
         self.layers: list[str] = []
 
     def image(self, t1: sitk.Image, window) -> str:
-        plane = _plane(t1, self.grid)
+        plane = geo.sample_plane(t1, self.grid)
         lo, hi = window
         grey = np.clip((plane - lo) / max(hi - lo, 1e-6) * 255.0, 0, 255).astype(np.uint8)
         return base64.b64encode(png_bytes(grey.T)).decode("ascii")      # rows = j, cols = i
 
     def contour(self, mask_img: sitk.Image) -> str | None:
         """SVG path of the mask's outline on this plane, None when the plane misses it."""
-        plane = _plane(mask_img, self.grid)
+        plane = geo.sample_plane(mask_img, self.grid)
         return _path(dosemod.contour_lines_2d(plane, 0.5)) if plane.max() >= 0.5 else None
 
     def outline(self, mask_img: sitk.Image, colour: str, **style) -> None:
@@ -140,7 +121,7 @@ class Panel:
     def isodose(self, dose: sitk.Image, levels) -> None:
         """Lines of every (level, colour), each labelled where it is farthest in its own direction (top,
         top-right, right, ...) so the labels of nested lines do not sit on each other."""
-        plane = _plane(dose, self.grid)
+        plane = geo.sample_plane(dose, self.grid)
         for k, (level_gy, colour) in enumerate(levels):
             lines = dosemod.contour_lines_2d(plane, level_gy)
             if not lines:
@@ -386,7 +367,7 @@ def _finding_images(n, f, ctx) -> str:
         legend.append((BOUNDARY_NAMES.get(f.boundary, f.boundary), COLOURS["boundary"]))
     legend += [(f"{lv:g} Gy", c) for lv, c in ctx["levels"]]
     for orientation in ("axial", "coronal"):
-        p = Panel(slice_grid(centre, orientation))
+        p = Panel(geo.slice_grid(centre, orientation))
         if ctx["dose"] is not None:
             p.isodose(ctx["dose"], ctx["levels"])
         if bnd is not None:

@@ -26,7 +26,7 @@ import functools
 import numpy as np
 import SimpleITK as sitk
 
-from . import geometry as geo
+from ..io import geometry as geo
 
 # Tissue labels of the atlas.
 BACKGROUND, SCALP, SKULL, CSF, GM, WM, VENTRICLE, FALX, TENTORIUM, CC, CAUDATE, CEREBELLUM_GM, CEREBELLUM_WM, \
@@ -357,6 +357,7 @@ def render_scenario(scn: Scenario, seed: int = 0) -> dict:
         labels_atlas[cav] = CSF
     bnd_atlas = boundary_masks(labels_atlas, atlas_img)
     dist_bnd = {k: _dist_outside(v, atlas_img) for k, v in bnd_atlas.items()}
+    dist_wall = _dist_outside(~bnd_atlas["ventricles"], atlas_img)      # depth inside the ventricles
 
     comp_cache: dict = {}
 
@@ -399,6 +400,9 @@ def render_scenario(scn: Scenario, seed: int = 0) -> dict:
         for kind, comp_name, mm in tp.enhancing_boundaries:
             near = _dist_outside(comp_mask(tp.components[comp_name]), atlas_img) <= mm
             b = bnd_atlas[kind] & near
+            if kind == "ventricles":
+                # Ependymal enhancement lines the wall; the ventricle's lumen stays CSF.
+                b &= dist_wall <= 1.5
             enh |= b
             extent |= b
             enhancing_bnd[kind] = True

@@ -13,7 +13,7 @@ import datetime as _dt
 import hashlib
 import re
 
-from .case import Case
+from ..io.case import Case
 
 REMOVED = "[removed]"
 #: Metadata worth keeping in a teaching case (descriptive, never identifying).

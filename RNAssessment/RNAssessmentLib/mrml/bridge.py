@@ -14,8 +14,7 @@ import slicer
 import vtk
 from vtk.util import numpy_support
 
-from . import geometry as geo
-from .dose import from_vtk_matrix, to_vtk_matrix
+from ..io import geometry as geo
 
 DOSE_VOLUME_ATTRIBUTE = "DicomRtImport.DoseVolume"      # SlicerRT marks dose volumes with this (value "1")
 DOSE_UNIT_NAME = "DicomRtImport.DoseUnitName"           # on the study subject-hierarchy item
@@ -82,7 +81,7 @@ def image_from_volume(node) -> sitk.Image:
     img = sitk.GetImageFromArray(np.array(arr))
     ijk_to_ras = vtk.vtkMatrix4x4()
     node.GetIJKToRASMatrix(ijk_to_ras)
-    geo.set_geometry_from_ijk_to_lps(img, geo.lps_from_ras_matrix(from_vtk_matrix(ijk_to_ras)))
+    geo.set_geometry_from_ijk_to_lps(img, geo.lps_from_ras_matrix(geo.from_vtk_matrix(ijk_to_ras)))
     return img
 
 
@@ -93,7 +92,7 @@ def set_volume_from_image(node, image: sitk.Image) -> None:
     vimg.SetDimensions(arr.shape[2], arr.shape[1], arr.shape[0])
     vtk_arr = numpy_support.numpy_to_vtk(np.ascontiguousarray(arr).ravel(), deep=True)
     vimg.GetPointData().SetScalars(vtk_arr)
-    node.SetIJKToRASMatrix(to_vtk_matrix(geo.ijk_to_ras(image)))
+    node.SetIJKToRASMatrix(geo.to_vtk_matrix(geo.ijk_to_ras(image)))
     node.SetAndObserveImageData(vimg)
 
 
@@ -120,7 +119,7 @@ def planning_to_node_transform(planning_node, node) -> sitk.Transform | None:
     # planning local → world (P), node local → world (T): planning local x ↦ node local T⁻¹ P x (RAS).
     m = vtk.vtkMatrix4x4()
     slicer.vtkMRMLTransformNode.GetMatrixTransformBetweenNodes(tp, tn, m)
-    lps = geo.lps_transform_from_ras(from_vtk_matrix(m))
+    lps = geo.lps_transform_from_ras(geo.from_vtk_matrix(m))
     tf = sitk.AffineTransform(3)
     tf.SetMatrix(tuple(lps[:3, :3].ravel()))
     tf.SetTranslation(tuple(lps[:3, 3]))
@@ -497,11 +496,10 @@ def patient_identity(scene, node) -> dict:
 def _slice_actor(volume_node, center_ras, orientation: str = "coronal", fov_mm: float = 90.0,
                  pixel_mm: float = 0.5):
     """A textured plane of ``volume_node`` through ``center_ras`` (placed in RAS)."""
-    from .report import _plane, slice_grid
     img = image_from_volume(volume_node)
     centre_lps = geo.lps_from_ras(np.asarray(center_ras, float)[None])[0]
-    grid = slice_grid(centre_lps, orientation, fov_mm, pixel_mm)
-    plane = _plane(img, grid)
+    grid = geo.slice_grid(centre_lps, orientation, fov_mm, pixel_mm)
+    plane = geo.sample_plane(img, grid)
     lo, hi = np.percentile(plane[plane > 0], (1, 99.5)) if (plane > 0).any() else (0.0, 1.0)
     grey = np.clip((plane - lo) / max(hi - lo, 1e-6) * 255, 0, 255).astype(np.uint8)
     n = grey.shape[0]

@@ -24,8 +24,14 @@ import re
 
 import SimpleITK as sitk
 
-from .images import check_overlap, check_same_grid, dicom_identity, read_image, read_mask
-from .registration import read_transform
+from .images import (
+    check_overlap,
+    check_same_grid,
+    dicom_identity,
+    read_image,
+    read_mask,
+    read_transform,
+)
 
 BOUNDARY_KINDS = ("falx", "tentorium", "ventricles", "csf")
 BOUNDARY_SYNONYMS = {
@@ -289,6 +295,8 @@ def save_case(case: Case, out_dir: str | os.PathLike, *, ext: str = ".nrrd", dos
                 raise ValueError(f"refusing to overwrite input file '{os.path.join(out_dir, name)}'")
             sitk.WriteTransform(tp.transform, os.path.join(out_dir, name))
             entry["transform"] = name
+        if tp.extra:
+            entry["extra"] = {k: write(v, f"{tp.label}_{k}{ext}") for k, v in tp.extra.items()}
         tps.append(entry)
     spec = {"id": case.id, "timepoints": tps, "registered": case.registered}
     if case.treated_lesion is not None:

@@ -13,12 +13,12 @@ normalised cross-correlation of the two images over that same region after regis
 from __future__ import annotations
 
 import dataclasses
-import os
 
 import numpy as np
 import SimpleITK as sitk
 
-from .images import itk_message
+from ..io import geometry as geo
+from ..io.images import itk_message
 
 MIN_QUALITY = 0.6
 
@@ -61,8 +61,15 @@ def ncc(a: np.ndarray, b: np.ndarray) -> float:
 def register_followup(planning: sitk.Image, followup: sitk.Image, stable_mask: sitk.Image, *,
                       planning_brain: sitk.Image | None = None, followup_brain: sitk.Image | None = None,
                       seed: int = 11, what: str = "follow-up") -> Registration:
-    """Rigidly register ``followup`` to ``planning``; raises ValueError when the result is clearly wrong."""
-    fixed = sitk.Cast(planning, sitk.sitkFloat32)
+    """Rigidly register ``followup`` to ``planning``; raises ValueError when the result is clearly wrong.
+
+    The planning image is sampled on an isotropic 1.5 mm grid of its own orientation (smoothed by 0.75 mm): the
+    finest level a rigid transform needs, whatever the planning image's own voxels (1 mm, or 5.5 mm slices)."""
+    grid = geo.isotropic_grid(planning, 1.5)
+    fixed = sitk.Resample(sitk.SmoothingRecursiveGaussian(sitk.Cast(planning, sitk.sitkFloat32), 0.75), grid,
+                          sitk.Transform(), sitk.sitkLinear, 0.0, sitk.sitkFloat32)
+    stable_mask = sitk.Resample(sitk.Cast(stable_mask > 0, sitk.sitkUInt8), grid, sitk.Transform(),
+                                sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
     moving = sitk.Cast(followup, sitk.sitkFloat32)
     if planning_brain is not None and followup_brain is not None:
         # Brain masks' centres of mass give the translation even for a 20 mm shift.
@@ -83,7 +90,7 @@ def register_followup(planning: sitk.Image, followup: sitk.Image, stable_mask: s
                                                  relaxationFactor=0.5, gradientMagnitudeTolerance=1e-6)
     reg.SetOptimizerScalesFromPhysicalShift()
     reg.SetShrinkFactorsPerLevel([4, 2, 1])
-    reg.SetSmoothingSigmasPerLevel([2.0, 1.0, 0.0])
+    reg.SetSmoothingSigmasPerLevel([3.0, 1.5, 0.0])
     reg.SmoothingSigmasAreSpecifiedInPhysicalUnitsOn()
     reg.SetInitialTransform(init, inPlace=False)
     try:
@@ -97,27 +104,10 @@ def register_followup(planning: sitk.Image, followup: sitk.Image, stable_mask: s
     q = ncc(sitk.GetArrayViewFromImage(fixed)[mask].astype(np.float64),
             sitk.GetArrayViewFromImage(resampled)[mask].astype(np.float64))
     result = Registration(transform=tf, quality_ncc=q, metric=float(reg.GetMetricValue()),
-                          method="rigid, Mattes MI, 3 levels, lesion region masked out",
+                          method="rigid, Mattes MI, 3 levels (6, 3, 1.5 mm), lesion region masked out",
                           iterations=int(reg.GetOptimizerIteration()))
     if q < MIN_QUALITY:
         raise ValueError(f"registration of {what} to the SRS image failed (correlation {q:.2f} over the stable "
                          f"brain, need ≥ {MIN_QUALITY}); check that both are post-contrast T1 of the same patient, "
                          "or supply a transform")
     return result
-
-
-def read_transform(path: str | os.PathLike, what: str = "transform") -> sitk.Transform:
-    """A user-supplied linear transform file (ITK .tfm/.txt/.h5/.mat, as Slicer saves them), planning point →
-    follow-up point; clear errors for a missing, unreadable, non-3D or non-linear transform."""
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        raise ValueError(f"{what} '{path}': file not found")
-    try:
-        tf = sitk.ReadTransform(path)
-    except RuntimeError as exc:
-        raise ValueError(f"{what} '{path}': unreadable ({itk_message(exc)})") from None
-    if tf.GetDimension() != 3:
-        raise ValueError(f"{what} '{path}': expected a 3D transform, got {tf.GetDimension()}D")
-    if not tf.IsLinear():
-        raise ValueError(f"{what} '{path}': only linear (rigid or affine) transforms are supported")
-    return tf

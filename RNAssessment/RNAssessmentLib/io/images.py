@@ -13,6 +13,7 @@ import SimpleITK as sitk
 from . import geometry as geo
 from .rtdose import read_rtdose
 
+
 def itk_message(exc: Exception) -> str:
     """The informative last line of an ITK/SimpleITK exception."""
     text = str(exc).strip()
@@ -138,3 +139,20 @@ def check_overlap(dose: sitk.Image, image: sitk.Image, what: str, minimum: float
                          f"{np.round(c0, 1).tolist()}–{np.round(c1, 1).tolist()} mm); "
                          "check the registration or the frame of reference")
     return frac
+
+
+def read_transform(path: str | os.PathLike, what: str = "transform") -> sitk.Transform:
+    """A user-supplied linear transform file (ITK .tfm/.txt/.h5/.mat, as Slicer saves them), planning point →
+    follow-up point; clear errors for a missing, unreadable, non-3D or non-linear transform."""
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise ValueError(f"{what} '{path}': file not found")
+    try:
+        tf = sitk.ReadTransform(path)
+    except RuntimeError as exc:
+        raise ValueError(f"{what} '{path}': unreadable ({itk_message(exc)})") from None
+    if tf.GetDimension() != 3:
+        raise ValueError(f"{what} '{path}': expected a 3D transform, got {tf.GetDimension()}D")
+    if not tf.IsLinear():
+        raise ValueError(f"{what} '{path}': only linear (rigid or affine) transforms are supported")
+    return tf

@@ -4,7 +4,8 @@ Coordinates are atlas-frame LPS mm (+x = patient Left). Each scenario lists its 
 
 * ``noncontiguous_across_boundary`` — timepoint, boundary kind, component name;
 * ``contiguous_extension`` — a component that is new but connected to the treated lesion;
-* ``boundary_enhancement`` — timepoint, boundary kind (enhancing falx/tentorium/pia/ependyma: a PD warning);
+* ``boundary_enhancement`` — timepoint, boundary kind (enhancing falx/tentorium/pia/ependyma: a PD warning); the
+  enhancement of the boundary reaches 7 mm along it beyond the lesion's margin, as meningeal spread does;
 * ``open_ring`` — timepoint, boundary kind the non-enhancing side of the rim faces;
 * ``mixed_response`` — interval (from, to) where one portion grew ≥ the minimum while another regressed.
 
@@ -63,10 +64,10 @@ def scenario_list(misalign: bool = True) -> list[Scenario]:
         counterpart="PD", prescription_gy=20, fractions=1,
         timepoints=[_tp("t0", 0, {"treated": t}),
                     _tp("t1", 200, {"treated": _b((7, 0, Z_CING), (8.5, 9, 7.5), ring=2, within=LC, seed=11)},
-                        enh=[("falx", "treated", 2.0)]),
+                        enh=[("falx", "treated", 7.0)]),
                     _tp("t2", 290, {"treated": _b((7, 0, Z_CING), (10, 10.5, 9), ring=2, within=LC, seed=11),
                                     "across": _b((-5, 2, Z_CING), (3.5, 4, 3.5), within=RC, seed=12)},
-                        enh=[("falx", "treated", 2.0), ("falx", "across", 2.0)])],
+                        enh=[("falx", "treated", 7.0), ("falx", "across", 7.0)])],
         expected=[{"kind": "boundary_enhancement", "timepoint": "t1", "boundary": "falx"},
                   {"kind": "boundary_enhancement", "timepoint": "t2", "boundary": "falx"},
                   {"kind": "contiguous_extension", "timepoint": "t2", "component": "across"}],
@@ -126,11 +127,11 @@ def scenario_list(misalign: bool = True) -> list[Scenario]:
         counterpart="PD", prescription_gy=20, fractions=1,
         timepoints=[_tp("t0", 0, {"treated": t3}),
                     _tp("t1", 180, {"treated": _b(occ, (9, 9, 8.5), ring=2, within=R + ("supratentorial",),
-                                                  seed=31)}, enh=[("tentorium", "treated", 2.0)]),
+                                                  seed=31)}, enh=[("tentorium", "treated", 7.0)]),
                     _tp("t2", 300, {"treated": _b(occ, (12, 12, 11), ring=2, within=R + ("supratentorial",),
                                                   seed=31),
                                     "cerebellar": _b((-20, 52, -21), (6, 5, 3), within=("cerebellum",), seed=32)},
-                        enh=[("tentorium", "treated", 2.0), ("tentorium", "cerebellar", 2.0)])],
+                        enh=[("tentorium", "treated", 7.0), ("tentorium", "cerebellar", 7.0)])],
         expected=[{"kind": "boundary_enhancement", "timepoint": "t1", "boundary": "tentorium"},
                   {"kind": "boundary_enhancement", "timepoint": "t2", "boundary": "tentorium"},
                   {"kind": "contiguous_extension", "timepoint": "t2", "component": "cerebellar"}],
@@ -165,7 +166,7 @@ def scenario_list(misalign: bool = True) -> list[Scenario]:
                     _tp("t1", 240, {"treated": _b(pre, 9, ring=2, within=L + ("anterior_to_central",),
                                                   seed=41)}),
                     _tp("t2", 330, {"treated": _b(pre, (12, 11, 12), ring=2, within=L + ("anterior_to_central",),
-                                                  seed=41)}, enh=[("csf", "treated", 2.0)])],
+                                                  seed=41)}, enh=[("csf", "treated", 7.0)])],
         expected=[{"kind": "boundary_enhancement", "timepoint": "t2", "boundary": "csf"}],
         description="Concentric growth of the pre-central metastasis, then enhancement of the pia lining the "
                     "central sulcus."))
@@ -223,9 +224,9 @@ def scenario_list(misalign: bool = True) -> list[Scenario]:
         counterpart="PD", prescription_gy=24, fractions=3,
         timepoints=[_tp("t0", 0, {"treated": t6}),
                     _tp("t1", 240, {"treated": _b(cau, 8, ring=2, within=L, seed=61)},
-                        enh=[("ventricles", "treated", 2.5)]),
+                        enh=[("ventricles", "treated", 7.0)]),
                     _tp("t2", 330, {"treated": _b(cau, 11, ring=2, within=L, seed=61)},
-                        enh=[("ventricles", "treated", 2.5)])],
+                        enh=[("ventricles", "treated", 7.0)])],
         expected=[{"kind": "boundary_enhancement", "timepoint": "t1", "boundary": "ventricles"},
                   {"kind": "boundary_enhancement", "timepoint": "t2", "boundary": "ventricles"}],
         description="Growth of the caudate metastasis along the ventricle with enhancement of the ependyma."))

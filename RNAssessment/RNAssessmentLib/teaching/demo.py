@@ -21,12 +21,12 @@ import os
 import numpy as np
 import SimpleITK as sitk
 
-from . import geometry as geo
+from ..io import geometry as geo
+from ..io.case import Case, Dose, Timepoint, save_case
+from ..io.rtdose import write_rtdose
+from ..io.structures import write_seg_nrrd
 from . import phantom
-from .case import Case, Dose, Timepoint, save_case
-from .rtdose import write_rtdose
 from .scenarios import Scenario, scenario_list
-from .structures import write_seg_nrrd
 
 #: The case written with a DICOM RTDOSE instead of an image.
 RTDOSE_CASE = "tentorium_rn"

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 import SimpleITK as sitk
+import vtk
 
 #: diag(-1, -1, 1): maps LPS to RAS and back (it is its own inverse).
 LPS_RAS_FLIP = np.diag([-1.0, -1.0, 1.0])
@@ -205,3 +206,58 @@ def centroid_lps(mask: sitk.Image) -> np.ndarray:
     if idx.size == 0:
         raise ValueError("empty mask has no centroid")
     return index_to_lps(mask, idx.mean(axis=0, keepdims=True))[0]
+
+
+def to_vtk_matrix(m: np.ndarray) -> vtk.vtkMatrix4x4:
+    """4×4 numpy array → vtkMatrix4x4."""
+    vm = vtk.vtkMatrix4x4()
+    for r in range(4):
+        for c in range(4):
+            vm.SetElement(r, c, float(m[r, c]))
+    return vm
+
+
+def from_vtk_matrix(vm: vtk.vtkMatrix4x4) -> np.ndarray:
+    """vtkMatrix4x4 → 4×4 numpy array."""
+    return np.array([[vm.GetElement(r, c) for c in range(4)] for r in range(4)])
+
+
+def slice_grid(center_lps, orientation: str, fov_mm: float = 70.0, pixel_mm: float = 0.35) -> sitk.Image:
+    """A one-slice LPS grid through ``center_lps``: i to the patient's left (+x), j down the screen (posterior for
+    axial, inferior for coronal)."""
+    n = int(round(fov_mm / pixel_mm))
+    if orientation == "axial":
+        ei, ej, ek = (1, 0, 0), (0, 1, 0), (0, 0, 1)
+    elif orientation == "coronal":
+        ei, ej, ek = (1, 0, 0), (0, 0, -1), (0, 1, 0)
+    elif orientation == "sagittal":
+        ei, ej, ek = (0, -1, 0), (0, 0, -1), (1, 0, 0)
+    else:
+        raise ValueError(f"unknown orientation '{orientation}'")
+    d = np.column_stack([ei, ej, ek]).astype(float)
+    img = sitk.Image(n, n, 1, sitk.sitkUInt8)
+    img.SetSpacing((pixel_mm, pixel_mm, pixel_mm))
+    img.SetDirection(tuple(d.ravel()))
+    half = (n - 1) / 2.0 * pixel_mm
+    img.SetOrigin(tuple(np.asarray(center_lps, float) - half * d[:, 0] - half * d[:, 1]))
+    return img
+
+
+def sample_plane(image: sitk.Image, grid: sitk.Image, linear: bool = True) -> np.ndarray:
+    """``image`` sampled on a one-slice grid (see :func:`slice_grid`), as an (i, j) float array."""
+    out = sitk.Resample(image, grid, sitk.Transform(), sitk.sitkLinear if linear else sitk.sitkNearestNeighbor,
+                        0.0, sitk.sitkFloat32)
+    return array_view(out)[:, :, 0]        # (i, j)
+
+
+def isotropic_grid(image: sitk.Image, spacing_mm: float) -> sitk.Image:
+    """An empty isotropic grid with ``image``'s orientation covering its extent (float32)."""
+    size = np.array(image.GetSize()) * np.array(image.GetSpacing())
+    n = np.maximum(np.ceil(size / spacing_mm).astype(int), 1)
+    g = sitk.Image([int(v) for v in n], sitk.sitkFloat32)
+    g.SetSpacing((spacing_mm,) * 3)
+    g.SetDirection(image.GetDirection())
+    first = index_to_lps(image, [[-0.5, -0.5, -0.5]])[0]
+    d = np.array(image.GetDirection()).reshape(3, 3)
+    g.SetOrigin(tuple(first + d @ np.full(3, spacing_mm / 2.0)))
+    return g

@@ -1,0 +1,1 @@
+"""The measurements: dose statistics and isodose, registration, boundary findings, change in shape, typed findings."""

@@ -1,0 +1,545 @@
+"""Boundaries: new enhancement that is non-contiguous with the treated lesion across the falx, the tentorium, a
+sulcus (CSF) or a ventricle; enhancement of the boundary itself; open rings.
+
+Everything here works in the **planning frame** (the SRS-time image's grid, LPS): follow-up images and masks are
+resampled onto it first (see registration.py). Work is restricted to a box around the treated lesion and the dose
+region, so the cost does not grow with the head.
+
+Methods (stated in outputs so a reader can judge them):
+
+* enhancement: see enhancement.py (threshold against normal-appearing white matter; vessels, choroid plexus and
+  normal dura left out, each reported);
+* components: 26-connected; two components (or a component and the treated lesion) are contiguous when at most
+  one voxel separates them, transitively (enhancing meninges can bridge a lesion and a focus);
+* separating boundary: straight segments from component voxels to their nearest treated-lesion voxels; the specific
+  barrier (falx, tentorium, ventricles) crossed by ≥ 30 % of segments, else CSF when ≥ 30 % cross it. A dural fold
+  that was found automatically separates only when the component also lies in another compartment (left / right
+  cerebral hemisphere, infratentorial) than the treated lesion;
+* geodesic distance: fast marching through brain that excludes every boundary structure;
+* boundary enhancement (meningeal / ependymal, a sign of progression) must be enhancement *of the boundary*:
+  enhancing voxels inside the boundary (the sulcal CSF as seen on the SRS image, the fold, the 2 mm of the
+  ventricle next to its wall), vessels (tubular voxels) removed, that extend along the boundary beyond the
+  partial-volume reach of the lesion's own edge (2 mm, or half the slice thickness + 0.5 mm on thick slices) by
+  at least 2 mm over ≥ 15 mm³; for the falx and tentorium, whose normal dura enhances, they must also be
+  brighter than the same fold ≥ 15 mm away (≥ 15 % of NAWM above it);
+* open ring (toward the ventricles): next to the ventricle, non-enhancing tissue lying under the enhancement
+  outweighs enhancement touching the ependyma (≥ 50 %).
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import SimpleITK as sitk
+
+from ..anatomy.barriers import COMPARTMENT_NAMES
+from ..anatomy.brain import TissueModel, tissue_model
+from ..io import geometry as geo
+from .dose import dose_on_grid
+from .enhancement import (
+    MIN_COMPONENT_MM3,
+    Box,
+    box_image,
+    centroid_ras,
+    components,
+    distance_mm,
+    leave_out_normal,
+    remove_small,
+    segment_enhancement,
+    tubular,
+)
+from .findings import Finding
+
+KINDS = ("falx", "tentorium", "ventricles", "csf")
+SPECIFIC = ("falx", "tentorium", "ventricles")
+FOLDS = ("falx", "tentorium")
+
+__all__ = ["Box", "analysis_box", "analyse_followup", "contiguity_groups", "open_ring", "boundary_enhancement",
+           "BoundaryContext", "FollowupResult", "distance_mm", "components", "remove_small", "segment_enhancement"]
+
+
+def analysis_box(reference: sitk.Image, masks, dose: sitk.Image | None = None, dose_floor_gy: float = 5.0,
+                 margin_mm: float = 30.0) -> Box:
+    """Box around the given masks (and the dose ≥ ``dose_floor_gy`` region) plus ``margin_mm``."""
+    union = np.zeros(reference.GetSize(), bool)
+    for m in masks:
+        if m is not None:
+            union |= geo.array_view(m) > 0
+    if dose is not None:
+        union |= geo.array_view(sitk.Resample(dose, reference, sitk.Transform(), sitk.sitkLinear, 0.0)) >= \
+            dose_floor_gy
+    margin = [int(np.ceil(margin_mm / s)) for s in reference.GetSpacing()]
+    nz = np.nonzero(union)
+    if len(nz[0]) == 0:
+        slices = tuple(slice(0, s) for s in reference.GetSize())
+    else:
+        slices = tuple(slice(max(int(a.min()) - mg, 0), min(int(a.max()) + mg + 1, s))
+                       for a, mg, s in zip(nz, margin, reference.GetSize()))
+    start = [sl.start for sl in slices]
+    size = [sl.stop - sl.start for sl in slices]
+    grid = sitk.RegionOfInterest(sitk.Cast(reference, sitk.sitkUInt8) * 0, size, start)
+    return Box(slices=slices, grid=grid)
+
+
+@dataclasses.dataclass
+class BoundaryContext:
+    """The boundaries of one case on the planning grid: masks by kind, how each was obtained ("user",
+    "atlas prior refined on the image", "image (CSF-dark voxels)" ...), and the compartments the automatic dural
+    folds separate (1 left, 2 right cerebral hemisphere, 3 infratentorial; None when unknown)."""
+    masks: dict
+    sources: dict = dataclasses.field(default_factory=dict)
+    compartments: sitk.Image | None = None
+
+    def source(self, kind: str) -> str:
+        return self.sources.get(kind, "given")
+
+    def automatic(self, kind: str) -> bool:
+        return self.source(kind) not in ("given", "user")
+
+
+def partial_volume_mm(grid: sitk.Image) -> float:
+    """How far a lesion's own edge can smear into its surroundings: 2 mm, or half the slice thickness + 0.5 mm."""
+    return max(2.0, 0.5 * max(grid.GetSpacing()) + 0.5)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Contiguity, separating boundary, geodesic distance
+# ----------------------------------------------------------------------------------------------------------------
+
+def contiguity_groups(labels: np.ndarray, treated: np.ndarray) -> dict[int, int]:
+    """Union-find over components that touch after a 1-voxel tolerance (at most one voxel between them),
+    transitively; the treated lesion is node 0. Returns component label → group id (0 = with the treated lesion)."""
+    n = int(labels.max())
+    parent = list(range(n + 1))
+
+    def find(a):
+        while parent[a] != a:
+            parent[a] = parent[parent[a]]
+            a = parent[a]
+        return a
+
+    def union(a, b):
+        ra, rb = find(a), find(b)
+        if ra != rb:
+            parent[max(ra, rb)] = min(ra, rb)
+
+    # Treated lesion voxels get label -1 in a combined map; neighbours up to 2 voxels away (one voxel between)
+    # are looked up from the labelled voxels only, so the cost follows the enhancement, not the box.
+    combined = labels.copy()
+    combined[(combined == 0) & treated] = -1
+    pad = np.pad(combined, 2)
+    idx = np.argwhere(labels > 0)
+    own = labels[tuple(idx.T)]
+    for a in range(-2, 3):
+        for b in range(-2, 3):
+            for c in range(-2, 3):
+                if a == b == c == 0:
+                    continue
+                nb = pad[idx[:, 0] + 2 + a, idx[:, 1] + 2 + b, idx[:, 2] + 2 + c]
+                sel = (nb != 0) & (nb != own)
+                if not sel.any():
+                    continue
+                for x, y in np.unique(np.stack([own[sel], nb[sel]], axis=1), axis=0):
+                    union(int(x), 0 if y == -1 else int(y))
+    for a in np.unique(labels[(labels > 0) & treated]):
+        union(0, int(a))
+    return {lab: find(lab) for lab in range(1, n + 1)}
+
+
+def _segments_crossing(comp: np.ndarray, treated: np.ndarray, bnd: dict, box: Box, max_lines: int = 300):
+    """Fractions of straight segments (component voxel → nearest treated voxel) that cross each boundary kind,
+    plus the boundary voxels those segments cross (the intervening boundary)."""
+    ci = np.argwhere(comp)
+    rng = np.random.default_rng(0)
+    if len(ci) > max_lines:
+        ci = ci[rng.choice(len(ci), max_lines, replace=False)]
+    er = geo.array_view(sitk.BinaryErode(box_image(treated, box), [1, 1, 1])) > 0
+    surf = np.argwhere(treated & ~er)
+    if len(surf) == 0:
+        surf = np.argwhere(treated)
+    if len(surf) > 4000:
+        surf = surf[rng.choice(len(surf), 4000, replace=False)]
+    m = geo.ijk_to_lps(box.grid)[:3, :3]
+    cip, sip = ci @ m.T, surf @ m.T
+    nearest = surf[np.argmin(((cip[:, None, :] - sip[None, :, :]) ** 2).sum(-1), axis=1)]
+    crosses = {k: np.zeros(len(ci), bool) for k in bnd}
+    crossed_voxels = {k: set() for k in bnd}
+    sp = np.array(box.grid.GetSpacing())
+    for n, (a, b) in enumerate(zip(ci, nearest)):
+        length = np.linalg.norm((b - a) * sp)
+        steps = max(int(np.ceil(length / (0.25 * sp.min()))), 2)
+        t = np.linspace(0, 1, steps)[:, None]
+        pts = np.unique(np.round(a + t * (b - a)).astype(int), axis=0)
+        for k, msk in bnd.items():
+            hit = msk[tuple(pts.T)]
+            if hit.any():
+                crosses[k][n] = True
+                crossed_voxels[k].update(map(tuple, pts[hit]))
+    frac = {k: float(v.mean()) if len(v) else 0.0 for k, v in crosses.items()}
+    return frac, crossed_voxels
+
+
+def separating_boundary(frac: dict, minimum: float = 0.3, exclude=()) -> str | None:
+    best = max((k for k in SPECIFIC if k in frac and k not in exclude), key=lambda k: frac[k], default=None)
+    if best is not None and frac[best] >= minimum:
+        return best
+    if frac.get("csf", 0.0) >= minimum:
+        return "csf"
+    return None
+
+
+def geodesic_mm(treated: np.ndarray, comp: np.ndarray, passable: np.ndarray, box: Box,
+                stop_mm: float = 250.0) -> float | None:
+    """Shortest path length (mm) from the treated lesion to the component through ``passable`` voxels."""
+    speed = np.where(passable | treated | comp, 1.0, 1e-6).astype(np.float32)
+    seeds = np.argwhere(treated & ~(geo.array_view(sitk.BinaryErode(box_image(treated, box), [1, 1, 1])) > 0))
+    if len(seeds) == 0:
+        return None
+    fm = sitk.FastMarchingImageFilter()
+    fm.SetTrialPoints([(int(i), int(j), int(k)) for i, j, k in seeds])
+    fm.SetStoppingValue(stop_mm)
+    arrival = geo.array_view(fm.Execute(box_image(speed, box)))
+    vals = arrival[comp]
+    best = float(vals.min()) if vals.size else np.inf
+    return best if best < stop_mm else None
+
+
+def _lesion_mass(extent: np.ndarray, box: Box, radius_mm: float = 2.5) -> np.ndarray:
+    """``extent`` opened by a ball of ``radius_mm``. A component that vanishes entirely is kept when it is a
+    nodule (somewhere ≥ 3 mm thick), not when it is a thin sheet or a vessel."""
+    if not extent.any():
+        return extent
+    radius = [max(int(round(radius_mm / s)), 0) for s in box.grid.GetSpacing()]
+    opened = geo.array_view(sitk.BinaryMorphologicalOpening(box_image(extent, box), radius)) > 0
+    labels = components(extent, box)
+    lost = np.setdiff1d(np.unique(labels[extent]), np.unique(labels[opened]))
+    lost = lost[lost > 0]
+    if lost.size:
+        depth = distance_mm(~extent, box)                 # distance to the outside, inside the extent
+        thick = [lab for lab in lost if depth[labels == lab].max() >= 1.5]
+        opened |= np.isin(labels, thick)
+    return opened
+
+
+def _mode(values: np.ndarray) -> int:
+    values = values[values > 0]
+    return int(np.bincount(values).argmax()) if values.size else 0
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Boundary enhancement, open ring
+# ----------------------------------------------------------------------------------------------------------------
+
+def boundary_enhancement(t1c_box: np.ndarray, bmask: np.ndarray, enh_raw: np.ndarray, body: np.ndarray,
+                         tube: np.ndarray, model: TissueModel, box: Box, *, fold: bool, wall_only: bool = False,
+                         within: np.ndarray | None = None) -> dict:
+    """Is the boundary itself enhancing next to the lesion ``body`` (see the module docstring)?
+
+    Only voxels *of the boundary* count (CSF of the sulcus, the fold, the ventricular wall — ``wall_only``: the
+    2 mm next to the wall, not the choroid plexus deeper in): a lesion lying against a boundary spills into it by
+    partial volume only. ``enh_raw``: every voxel above the enhancement threshold; ``body``: the lesion's own
+    enhancement outside the boundaries; ``tube``: tubular (vessel) voxels; ``within``: where to look (e.g. the
+    intervening part of the boundary). Returns the evidence and ``mask`` (box) of the enhancing boundary voxels."""
+    vox = geo.voxel_volume_mm3(box.grid)
+    pv = partial_volume_mm(box.grid)
+    region = bmask.copy()
+    if wall_only:
+        region &= distance_mm(~bmask, box) <= 2.0
+    if within is not None:
+        region &= within
+    candidates = enh_raw & region
+    vessels = candidates & tube
+    e = candidates & ~tube
+    out = {"partial_volume_mm": pv, "vessel_voxels_left_out": int(vessels.sum()), "enhancing": False,
+           "mask": np.zeros_like(e)}
+    if not e.any() or not body.any():
+        return out
+    d_body = distance_mm(body, box)
+    lab = components(e, box)
+    touching = np.unique(lab[e & (d_body <= pv + max(box.grid.GetSpacing()))])
+    touching = touching[touching > 0]
+    attached = np.isin(lab, touching)
+    beyond = attached & (d_body > pv) & (d_body <= 25.0)
+    extent = float(d_body[beyond].max() - pv) if beyond.any() else 0.0
+    vol_beyond = float(beyond.sum() * vox)
+    out.update({"extent_beyond_edge_mm": extent, "volume_beyond_edge_mm3": vol_beyond,
+                "enhancing_boundary_mm3": float(attached.sum() * vox)})
+    ok = vol_beyond >= 15.0 and extent >= 2.0
+    if ok and fold:
+        near = attached & (d_body <= 10.0)
+        far_ref = bmask & (d_body >= 15.0) & (d_body <= 40.0)
+        near_med = float(np.median(t1c_box[near])) if near.any() else float("nan")
+        ref_med = float(np.median(t1c_box[far_ref])) if far_ref.sum() >= 30 else float("nan")
+        out.update({"near_median": near_med, "reference_median": ref_med})
+        if np.isfinite(ref_med):
+            ok = near_med - ref_med >= 0.15 * model.nawm
+    out["enhancing"] = bool(ok)
+    out["mask"] = attached if ok else np.zeros_like(e)
+    return out
+
+
+OPEN_RING_KINDS = ("ventricles",)
+
+
+def open_ring(enhancement: np.ndarray, t1c_box: np.ndarray, bmask: np.ndarray, model: TissueModel, box: Box,
+              allowed: np.ndarray) -> dict | None:
+    """Does the enhancement stop short of the boundary it lies against (an open ring)?
+
+    Two layers next to the boundary (≤ 1.5 mm) are compared: enhancement touching it (the ring closed along the
+    boundary) and non-enhancing ``allowed`` tissue lying *under* the enhancement, i.e. every enhancing voxel
+    within one voxel of it is farther from the boundary (the ring left open). Open when the second is ≥ 50 %.
+    None when fewer than 15 voxels of the enhancement come within 3 mm of the boundary (nothing to judge)."""
+    d_b = distance_mm(bmask, box)
+    if (enhancement & (d_b <= 3.0)).sum() < 15:
+        return None
+    # A user's lesion mask may include the non-enhancing rim; the ring is judged on what enhances inside it.
+    enhancement = enhancement & (t1c_box >= model.threshold)
+    depth_of_enh = np.where(enhancement, d_b, np.float32(1e6)).astype(np.float32)
+    nearest_enh_depth = geo.array_view(sitk.GrayscaleErode(box_image(depth_of_enh, box), [1, 1, 1], sitk.sitkBox))
+    under = allowed & ~enhancement & (d_b <= 1.5) & (nearest_enh_depth < 1e5) & (nearest_enh_depth > d_b + 0.5)
+    under &= t1c_box < model.threshold
+    touching = enhancement & (d_b <= 1.5)
+    total = int(under.sum() + touching.sum())
+    if total < 15:
+        return None
+    open_frac = float(under.sum()) / total
+    return {"open_fraction": open_frac, "open_layer_voxels": int(under.sum()),
+            "enhancement_touching_voxels": int(touching.sum()), "is_open": bool(open_frac >= 0.5)}
+
+
+def _dose_evidence(dose_box: np.ndarray | None, mask: np.ndarray, levels) -> dict:
+    if dose_box is None or not mask.any():
+        return {}
+    d = dose_box[mask]
+    inside = [lv for lv in sorted(levels or [], reverse=True) if d.min() >= lv]
+    frac = {f"{lv:g}": float((d >= lv).mean()) for lv in sorted(levels or [], reverse=True)}
+    return {"mean_gy": float(d.mean()), "max_gy": float(d.max()), "min_gy": float(d.min()),
+            "highest_enclosing_isodose_gy": inside[0] if inside else None, "fraction_inside_isodose": frac}
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# One follow-up
+# ----------------------------------------------------------------------------------------------------------------
+
+@dataclasses.dataclass
+class FollowupResult:
+    findings: list
+    enhancement: np.ndarray            # box-sized: the enhancement analysed (normal anatomy left out)
+    finding_masks: dict                # name → box-sized mask
+    model: TissueModel
+    box: Box
+    foci: np.ndarray                   # box-sized: enhancement non-contiguous with the treated lesion
+    left_out: list                     # normal anatomy left out of the enhancement (enhancement.py)
+
+
+def _as_context(boundaries) -> BoundaryContext:
+    return boundaries if isinstance(boundaries, BoundaryContext) else BoundaryContext(masks=dict(boundaries or {}))
+
+
+def analyse_followup(timepoint: str, t1c: sitk.Image, treated: sitk.Image, boundaries, *,
+                     brain: sitk.Image, dose: sitk.Image | None = None, lesion: sitk.Image | None = None,
+                     levels_gy=(20.0, 15.0, 12.0, 10.0, 5.0), roi_dose_gy: float = 5.0,
+                     roi_margin_mm: float = 12.0, min_volume_mm3: float = MIN_COMPONENT_MM3,
+                     box: Box | None = None) -> FollowupResult:
+    """Boundary findings for one follow-up, everything on the planning grid.
+
+    ``boundaries``: a :class:`BoundaryContext` or a plain {kind: mask} dict (taken as given by the user).
+    ``lesion``: the user's enhancement/lesion mask at this follow-up (planning grid); otherwise enhancement is
+    segmented automatically inside (treated lesion + ``roi_margin_mm``) ∪ (dose ≥ ``roi_dose_gy``)."""
+    ctx = _as_context(boundaries)
+    box = box or analysis_box(treated, [treated, lesion], dose)
+    t1 = box.crop(geo.array_view(t1c)).astype(np.float32)
+    tr = box.crop(geo.array_view(treated)) > 0
+    br = box.crop(geo.array_view(brain)) > 0
+    bnd = {k: box.crop(geo.array_view(v)) > 0 for k, v in ctx.masks.items() if k in KINDS}
+    comp_map = box.crop(geo.array_view(ctx.compartments)) if ctx.compartments is not None else None
+    if dose is not None and not geo.same_grid(dose, treated):
+        dose = dose_on_grid(dose, treated)
+    dose_box = box.crop(geo.array_view(dose)) if dose is not None else None
+    d_tr = distance_mm(tr, box)
+    model = tissue_model(t1, br, exclude=d_tr <= 5.0)
+    vox = geo.voxel_volume_mm3(box.grid)
+    enh_raw = (t1 >= model.threshold) & br & (d_tr <= 40.0)
+    folds = np.zeros_like(tr)
+    for k in FOLDS:
+        if k in bnd and ctx.automatic(k):
+            folds |= bnd[k]
+    if lesion is not None:
+        user = box.crop(geo.array_view(lesion)) > 0
+        filt = leave_out_normal(user, t1, model, box, protect=user, min_volume_mm3=0.0)
+        enh = user
+        source = "user mask"
+        left_out = []
+    else:
+        roi = br & (d_tr <= roi_margin_mm)
+        if dose_box is not None:
+            roi |= br & (dose_box >= roi_dose_gy)
+        raw = segment_enhancement(t1, roi, model, box, min_volume_mm3)
+        # Vessels and choroid plexus now; normal dura once pathological dural enhancement has been looked for.
+        filt = leave_out_normal(raw, t1, model, box, ventricles=bnd.get("ventricles"), protect=tr, brain=br,
+                                min_volume_mm3=min_volume_mm3)
+        enh = filt.kept
+        source = "automatic"
+        left_out = filt.left_out
+    enh = remove_small(enh, box, min_volume_mm3)
+    tube = tubular(t1, enh_raw, model, box)
+    # What the enhancement encloses (a necrotic core) is lesion, not boundary, whatever its intensity.
+    interior = (geo.array_view(sitk.BinaryFillhole(box_image(enh, box))) > 0) & ~enh
+    bnd = {k: v & ~interior for k, v in bnd.items()}
+    if "csf" in bnd:
+        # The falx, tentorium and ventricles are CSF-dark too; each voxel belongs to its most specific kind.
+        for k in SPECIFIC:
+            if k in bnd:
+                bnd["csf"] &= ~bnd[k]
+    findings: list[Finding] = []
+    masks: dict = {}
+    all_bnd = np.any(np.stack([bnd[k] for k in bnd]), axis=0) if bnd else np.zeros_like(tr)
+    # The lesion's own enhancement outside every boundary (with its edge as the image shows it, also beyond a
+    # user's mask): boundary enhancement has to reach beyond its partial-volume spill.
+    # Closed and filled (a ring lesion whose rim is open somewhere still has its core), then opened by 3 mm: a
+    # thickened dura or a sheet of meningeal enhancement spreading from the lesion is not part
+    # of its mass, while the lesion's face lying against the boundary is.
+    filled = geo.array_view(sitk.BinaryFillhole(sitk.BinaryMorphologicalClosing(
+        box_image(enh, box), [max(int(round(2.0 / s)), 1) for s in box.grid.GetSpacing()]))) > 0
+    body = _lesion_mass((filled | (enh_raw & (distance_mm(enh, box) <= 2.0))) & ~all_bnd, box, radius_mm=3.0)
+
+    def how(kind):
+        return {"boundary_source": ctx.source(kind)}
+
+    # Boundary (meningeal / ependymal) enhancement next to the enhancement; the specific boundaries first, so that
+    # an enhancing falx is not also reported as enhancing CSF (the fissure that holds it).
+    claimed = np.zeros_like(tr)
+    near_enh = distance_mm(enh, box) <= 25.0
+    found_b: dict = {}
+    for kind in [k for k in SPECIFIC if k in bnd] + (["csf"] if "csf" in bnd else []):
+        bm = bnd[kind]
+        within = near_enh
+        if kind == "csf":
+            within = near_enh & ~(distance_mm(claimed, box) <= 3.0) & ~(all_bnd & ~bnd["csf"])
+        chk = boundary_enhancement(t1, bm, enh_raw, body, tube, model, box, fold=kind in FOLDS,
+                                   wall_only=kind == "ventricles", within=within)
+        if not chk["enhancing"]:
+            continue
+        m = chk.pop("mask")
+        target = kind
+        if kind == "csf":
+            # Enhancing CSF hugging a dural fold (the fissure around the falx, the CSF over the tentorium) is
+            # enhancement of that fold's meninges.
+            for fk in FOLDS:
+                if fk in bnd and (distance_mm(bnd[fk], box)[m] <= 4.0).mean() >= 0.5:
+                    target = fk
+                    chk["note"] = f"enhancing CSF within 4 mm of the {fk}: counted as enhancement of the {fk}"
+                    break
+        claimed |= m
+        if target in found_b:
+            prev = found_b[target]
+            merged = masks[prev.segment] | m
+            masks[prev.segment] = merged
+            prev.volume_mm3 = float(merged.sum() * vox)
+            prev.centroid_ras = centroid_ras(merged, box)
+            prev.evidence.setdefault("also", []).append({k: v for k, v in chk.items()})
+            continue
+        name = f"{timepoint} {target} enhancement"
+        masks[name] = m
+        found_b[target] = Finding(kind="boundary_enhancement", timepoint=timepoint, boundary=target, segment=name,
+                                  centroid_ras=centroid_ras(m, box), volume_mm3=float(m.sum() * vox),
+                                  dose=_dose_evidence(dose_box, m, levels_gy), boundary_enhancing=True,
+                                  evidence={**chk, "enhancement_source": source, **how(target)})
+        findings.append(found_b[target])
+
+    if source == "automatic" and folds.any():
+        # Normal dura and sinuses in the automatic folds are not lesion; dura found enhancing above is, and stays
+        # (it may bridge the lesion and a focus across the fold: contiguous, as progression is).
+        dura = enh & folds & ~(distance_mm(claimed, box) <= 1.0)
+        if dura.any():
+            enh = remove_small(enh & ~dura, box, min_volume_mm3)
+            left_out.append({"reason": "dura or venous sinus (in the falx/tentorium)",
+                             "volume_mm3": float(dura.sum() * vox), "components": int(components(dura, box).max()),
+                             "centroid_ras": centroid_ras(dura, box)})
+    labels = components(enh, box)
+    groups = contiguity_groups(labels, tr)
+    passable = br & ~all_bnd
+    by_group: dict[int, list[int]] = {}
+    for lab, g in groups.items():
+        by_group.setdefault(g, []).append(lab)
+    foci = np.zeros_like(tr)
+    group0 = np.isin(labels, by_group.get(0, []))
+    treated_comp = _mode(comp_map[tr]) if comp_map is not None and tr.any() else 0
+    for g, labs in sorted(by_group.items()):
+        comp = np.isin(labels, labs)
+        if g == 0:
+            beyond = comp & ~(d_tr <= 1.0)
+            if beyond.sum() * vox >= min_volume_mm3:
+                masks[f"{timepoint} contiguous extension"] = beyond
+                findings.append(Finding(kind="contiguous_extension", timepoint=timepoint,
+                                        segment=f"{timepoint} contiguous extension",
+                                        centroid_ras=centroid_ras(beyond, box),
+                                        volume_mm3=float(beyond.sum() * vox),
+                                        dose=_dose_evidence(dose_box, beyond, levels_gy),
+                                        evidence={"components": len(labs), "enhancement_source": source}))
+            continue
+        if claimed.any() and ((geo.array_view(sitk.BinaryDilate(box_image(claimed, box), [1, 1, 1]))[comp] > 0)
+                              | all_bnd[comp]).mean() >= 0.5:
+            continue          # enhancement lying in the boundaries found enhancing above: that finding, not a focus
+        foci |= comp
+        gap = float(d_tr[comp].min())
+        frac, crossed = _segments_crossing(comp, tr, bnd, box)
+        # An automatic dural fold separates only components in another compartment than the treated lesion.
+        same_side = []
+        comp_info = {}
+        if comp_map is not None and treated_comp:
+            here = _mode(comp_map[comp])
+            comp_info = {"treated_compartment": COMPARTMENT_NAMES.get(treated_comp),
+                         "component_compartment": COMPARTMENT_NAMES.get(here)}
+            for k in FOLDS:
+                if k in bnd and ctx.automatic(k) and here == treated_comp:
+                    same_side.append(k)
+        kind_b = separating_boundary(frac, exclude=same_side)
+        geo_mm = geodesic_mm(tr, comp, passable, box)
+        evidence = {"segment_crossing_fraction": frac, "enhancement_source": source,
+                    "euclidean_gap_mm": gap, "geodesic_mm": geo_mm, **comp_info}
+        if same_side:
+            evidence["folds_not_separating"] = {k: "component in the same compartment as the treated lesion"
+                                                for k in same_side}
+        enhancing_between = None
+        if kind_b is not None:
+            evidence.update(how(kind_b))
+            inter = np.zeros_like(comp)
+            if crossed[kind_b]:
+                inter[tuple(np.array(sorted(crossed[kind_b])).T)] = True
+            chk = boundary_enhancement(t1, bnd[kind_b], enh_raw, body & (distance_mm(comp | group0, box) <= 2.0),
+                                       tube, model, box,
+                                       fold=kind_b in FOLDS, wall_only=kind_b == "ventricles",
+                                       within=distance_mm(inter, box) <= 3.0)
+            chk.pop("mask")
+            enhancing_between = chk["enhancing"]
+            evidence["intervening_boundary"] = chk
+        name = f"{timepoint} across {kind_b}" if kind_b else f"{timepoint} non-contiguous"
+        if name in masks:
+            masks[name] = masks[name] | comp
+            name = f"{name} {g}"
+        masks[name] = comp
+        findings.append(Finding(kind="noncontiguous_across_boundary" if kind_b else "noncontiguous_focus",
+                                segment=name,
+                                timepoint=timepoint, boundary=kind_b, centroid_ras=centroid_ras(comp, box),
+                                volume_mm3=float(comp.sum() * vox), gap_mm=gap, geodesic_mm=geo_mm,
+                                boundary_enhancing=enhancing_between,
+                                dose=_dose_evidence(dose_box, comp, levels_gy), evidence=evidence))
+
+    # Open rings: each lesion group's rim facing a boundary.
+    for g, labs in sorted(by_group.items()):
+        comp = np.isin(labels, labs)
+        for kind in (k for k in OPEN_RING_KINDS if k in bnd):
+            ring = open_ring(comp, t1, bnd[kind], model, box, passable)
+            if ring and ring["is_open"]:
+                masks[f"{timepoint} open ring {kind}"] = comp
+                findings.append(Finding(kind="open_ring", timepoint=timepoint, boundary=kind,
+                                        segment=f"{timepoint} open ring {kind}",
+                                        centroid_ras=centroid_ras(comp, box), volume_mm3=float(comp.sum() * vox),
+                                        dose=_dose_evidence(dose_box, comp, levels_gy),
+                                        evidence={**ring, "enhancement_source": source, **how(kind)}))
+    if left_out:
+        for f in findings:
+            f.evidence.setdefault("left_out_as_normal_anatomy", left_out)
+    return FollowupResult(findings=findings, enhancement=enh, finding_masks=masks, model=model, box=box, foci=foci,
+                          left_out=left_out)

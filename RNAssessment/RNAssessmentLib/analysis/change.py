@@ -1,0 +1,352 @@
+"""Change in shape between timepoints: portions of one lesion that grew and portions that regressed.
+
+All masks are lesion extents (enhancement + what it encloses) on the **planning grid** (LPS), i.e. after
+registration. Method:
+
+* local surface displacement Δ = SDF_before − SDF_after (signed distances, mm, negative inside), smoothed with a
+  Gaussian of σ = 2 mm: positive where the boundary moved outwards, negative where it moved inwards. Smoothing
+  averages out a segmentation's 1–2 voxel wobble, which moves the boundary both ways within a few mm, while a real
+  change moves a whole portion one way;
+* grew = after ∖ before where Δ ≥ 0.75 mm; regressed = before ∖ after where Δ ≤ −0.75 mm; 26-connected portions
+  smaller than ``min_portion_mm3`` (50 mm³), or whose part lying beyond the other surface by the interval's
+  minimum depth is under 20 mm³, are dropped, so a 1–2 voxel wobble of the segmentation is never called growth or
+  regression;
+* the minimum depth knows the resolution: max(2.5 mm, u) with the uncertainty u = the coarser slice thickness of
+  the two timepoints (each surface may be off by half a slice) + their registration uncertainties added in
+  quadrature (0 in the planning frame, 0.5 mm for a registration). Portions that reach 2.5 mm but not that depth are *sub-resolution*: an
+  interval with nothing else is reported as ``change_indeterminate`` (e.g. 3 mm of growth on 6.5 mm slices), never
+  as a mixed response;
+* a new non-contiguous focus (enhancement at the later timepoint that the boundary analysis reported as
+  non-contiguous and that does not overlap the earlier lesion) is that focus, not a grown portion of the lesion, in
+  every interval; a focus that already existed and grows is a grown portion;
+* one lesion = the timepoints' lesion voxels grouped within ``group_mm`` (10 mm) of each other: foci across a
+  barrier inside the dose region belong to the lesion they arose from;
+* ``mixed_response`` when a lesion has, in the same interval, at least one portion that grew and one that regressed;
+  ``concentric_growth`` / ``regression`` when all its portions went one way.
+
+RANO-BM per timepoint: longest axial diameter and its perpendicular (planning image's axial planes), sum over
+lesion components ≥ 10 mm, % change from baseline and from nadir, category (CR / PR ≥ 30 % decrease from baseline
+/ PD ≥ 20 % and ≥ 5 mm increase from nadir / SD).
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import SimpleITK as sitk
+
+from ..io import geometry as geo
+from .findings import Finding
+
+MIN_PORTION_MM3 = 50.0
+MIN_DEPTH_MM = 2.5        # a portion's core must reach this far beyond the other surface: more than a wobble
+MIN_CORE_MM3 = 20.0       # ... over at least this volume
+REGISTRATION_UNCERTAINTY_MM = 0.5   # a rigid registration (TRE 0.1-0.2 mm on the phantoms, < 1 mm on real MRI)
+
+
+def min_depth_mm(slice_a_mm: float, slice_b_mm: float, registration_a_mm: float = 0.0,
+                 registration_b_mm: float = 0.0) -> tuple[float, float]:
+    """(uncertainty, minimum depth) in mm for an interval (see the module docstring)."""
+    u = max(slice_a_mm, slice_b_mm) + float(np.hypot(registration_a_mm, registration_b_mm))
+    return u, max(MIN_DEPTH_MM, u)
+DISPLACEMENT_MM = 0.75
+SMOOTH_SIGMA_MM = 2.0
+
+
+def _sdf(mask: np.ndarray, ref: sitk.Image) -> np.ndarray:
+    if not mask.any():
+        return np.full(mask.shape, 1e3, np.float32)
+    d = sitk.SignedMaurerDistanceMap(geo.image_from_array(mask.astype(np.uint8), ref), insideIsPositive=False,
+                                     squaredDistance=False, useImageSpacing=True)
+    return geo.array_view(d).astype(np.float32)
+
+
+def displacement_mm(before: np.ndarray, after: np.ndarray, ref: sitk.Image, sigma_mm: float = SMOOTH_SIGMA_MM):
+    """Smoothed local boundary displacement (mm, + outward) between two masks on ``ref``'s grid."""
+    a = np.clip(_sdf(before, ref), -20, 20)
+    b = np.clip(_sdf(after, ref), -20, 20)
+    diff = geo.image_from_array((a - b).astype(np.float32), ref)
+    return geo.array_view(sitk.SmoothingRecursiveGaussian(diff, sigma_mm)), a, b
+
+
+def _components(mask: np.ndarray, ref: sitk.Image) -> np.ndarray:
+    return geo.array_view(sitk.ConnectedComponent(geo.image_from_array(mask.astype(np.uint8), ref), True))
+
+
+def lesion_groups(masks: list[np.ndarray], ref: sitk.Image, group_mm: float = 10.0) -> np.ndarray:
+    """Label map of lesions: all timepoints' voxels, grouped when within ``group_mm`` of each other."""
+    union = np.zeros(masks[0].shape, bool)
+    for m in masks:
+        union |= m
+    if not union.any():
+        return np.zeros(union.shape, np.int32)
+    d = _sdf(union, ref)
+    grown = _components(d <= group_mm / 2.0, ref)
+    return np.where(union, grown, 0).astype(np.int32)
+
+
+@dataclasses.dataclass
+class Portion:
+    kind: str                 # "grew" or "regressed"
+    volume_mm3: float
+    max_displacement_mm: float
+    mean_displacement_mm: float
+    centroid_ras: list
+    mask: np.ndarray
+    max_depth_mm: float = 0.0     # how far the portion reaches beyond the other timepoint's surface
+
+
+def _has_core(mask: np.ndarray, ref: sitk.Image) -> bool:
+    """True when the mask survives an erosion by one voxel (in-plane only on thick slices)."""
+    radius = [1 if s <= 2.0 else 0 for s in ref.GetSpacing()]
+    box = geo.crop_box(mask, 2)
+    sub = mask[box]
+    img = sitk.GetImageFromArray(np.ascontiguousarray(sub.transpose(2, 1, 0).astype(np.uint8)))
+    return bool(sitk.GetArrayViewFromImage(sitk.BinaryErode(img, radius)).any())
+
+
+def interval_portions(before: np.ndarray, after: np.ndarray, ref: sitk.Image,
+                      min_portion_mm3: float = MIN_PORTION_MM3, *, min_depth: float = MIN_DEPTH_MM,
+                      not_grown: np.ndarray | None = None,
+                      boundaries: np.ndarray | None = None) -> tuple[list[Portion], np.ndarray, list[Portion]]:
+    """Grew/regressed portions between two masks, the label map (1 grew, 2 regressed, 3 stable) and the
+    sub-resolution candidates (reaching ``MIN_DEPTH_MM`` but not ``min_depth``). ``not_grown``: voxels that are no
+    grown portion whatever they look like (new non-contiguous foci); ``boundaries``: CSF spaces, folds and
+    ventricles — a portion lying mostly in them is meningeal or ependymal enhancement coming and going (reported as
+    boundary enhancement), not lesion."""
+    disp, sdf_a, sdf_b = displacement_mm(before, after, ref)
+    vox = geo.voxel_volume_mm3(ref)
+    out: list[Portion] = []
+    below: list[Portion] = []
+    label = np.zeros(before.shape, np.uint8)
+    label[before & after] = 3
+    for kind, raw, sign in (("grew", after & ~before, 1.0), ("regressed", before & ~after, -1.0)):
+        cand = raw & (sign * disp >= DISPLACEMENT_MM)
+        if kind == "grew" and not_grown is not None:
+            cand &= ~not_grown
+        if not cand.any():
+            continue
+        comps = _components(cand, ref)
+        counts = np.bincount(comps.ravel())
+        for lab in np.nonzero(counts * vox >= min_portion_mm3)[0]:
+            if lab == 0:
+                continue
+            m = comps == lab
+            if not _has_core(m, ref):
+                continue                # a sheet one voxel thin (meninges, a wobbling rim) is no portion
+            if boundaries is not None and boundaries[m].mean() >= 0.5:
+                continue
+            depth = sdf_a[m] if kind == "grew" else sdf_b[m]
+            if (depth >= MIN_DEPTH_MM).sum() * vox < MIN_CORE_MM3:
+                continue
+            idx = np.argwhere(m).mean(0, keepdims=True)
+            p = Portion(kind=kind, volume_mm3=float(m.sum() * vox),
+                        max_displacement_mm=float(sign * np.max(sign * disp[m])),
+                        mean_displacement_mm=float(disp[m].mean()),
+                        centroid_ras=geo.ras_from_lps(geo.index_to_lps(ref, idx))[0].tolist(), mask=m,
+                        max_depth_mm=float(depth.max()))
+            if (depth >= min_depth).sum() * vox < MIN_CORE_MM3:
+                below.append(p)
+                continue
+            out.append(p)
+            label[m] = 1 if kind == "grew" else 2
+    return out, label, below
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# RANO-BM
+# ----------------------------------------------------------------------------------------------------------------
+
+def axial_diameters(mask: np.ndarray, ref: sitk.Image) -> tuple[float, float]:
+    """Longest diameter on any axial slice (mm) and the longest extent perpendicular to it on that slice."""
+    sp = np.array(ref.GetSpacing())
+    best = (0.0, 0.0)
+    for k in np.nonzero(mask.any(axis=(0, 1)))[0]:
+        sl = mask[:, :, k]
+        pts = np.argwhere(sl)
+        if len(pts) > 400:
+            # Boundary pixels carry the extremes.
+            inner = sl[1:-1, 1:-1] & sl[:-2, 1:-1] & sl[2:, 1:-1] & sl[1:-1, :-2] & sl[1:-1, 2:]
+            edge = sl.copy()
+            edge[1:-1, 1:-1] &= ~inner
+            pts = np.argwhere(edge)
+        xy = pts * sp[:2]
+        d2 = ((xy[:, None, :] - xy[None, :, :]) ** 2).sum(-1)
+        i, j = np.unravel_index(np.argmax(d2), d2.shape)
+        longest = float(np.sqrt(d2[i, j])) + float(sp[0])     # centre-to-centre + one pixel: edge to edge
+        if longest > best[0]:
+            u = (xy[j] - xy[i]) / max(np.linalg.norm(xy[j] - xy[i]), 1e-9)
+            perp = np.array([-u[1], u[0]])
+            proj = xy @ perp
+            best = (longest, float(proj.max() - proj.min()) + float(sp[0]))
+    return best
+
+
+def rano_table(masks: dict[str, np.ndarray], ref: sitk.Image, days: dict[str, int | None]) -> list[dict]:
+    """Per timepoint: volume, sum of longest axial diameters of measurable components, % changes, category."""
+    rows = []
+    vox = geo.voxel_volume_mm3(ref)
+    for label, m in masks.items():
+        comps = _components(m, ref)
+        sld, perp_sum, n_meas = 0.0, 0.0, 0
+        for lab in range(1, int(comps.max()) + 1):
+            ld, pd = axial_diameters(comps == lab, ref)
+            if ld >= 10.0:
+                sld += ld
+                perp_sum += pd
+                n_meas += 1
+        rows.append({"timepoint": label, "days_since_srs": days.get(label), "volume_mm3": float(m.sum() * vox),
+                     "sum_longest_diameter_mm": sld, "sum_perpendicular_mm": perp_sum,
+                     "measurable_lesions": n_meas})
+    base = rows[0]["sum_longest_diameter_mm"] if rows else 0.0
+    nadir = None
+    for r in rows:
+        s = r["sum_longest_diameter_mm"]
+        r["change_from_baseline_pct"] = 100.0 * (s - base) / base if base > 0 else None
+        r["change_from_nadir_pct"] = 100.0 * (s - nadir) / nadir if nadir not in (None, 0) else None
+        if r is rows[0]:
+            r["rano_bm"] = "baseline"
+        elif r["volume_mm3"] == 0:
+            r["rano_bm"] = "CR"
+        elif nadir is not None and nadir > 0 and s >= 1.2 * nadir and s - nadir >= 5.0:
+            r["rano_bm"] = "PD"
+        elif base > 0 and s <= 0.7 * base:
+            r["rano_bm"] = "PR"
+        else:
+            r["rano_bm"] = "SD"
+        nadir = s if nadir is None else min(nadir, s)
+    return rows
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Findings
+# ----------------------------------------------------------------------------------------------------------------
+
+def new_foci(foci_after: np.ndarray | None, before: np.ndarray, ref: sitk.Image) -> np.ndarray | None:
+    """The components of ``foci_after`` that do not touch the earlier lesion: new foci, never grown portions."""
+    if foci_after is None or not foci_after.any():
+        return None
+    comps = _components(foci_after, ref)
+    # Touching = within one voxel (26-neighbourhood), the contiguity tolerance, whatever the slice thickness.
+    near = (geo.array_view(sitk.BinaryDilate(geo.image_from_array(before.astype(np.uint8), ref), [1, 1, 1])) > 0) \
+        if before.any() else np.zeros(before.shape, bool)
+    touching = np.unique(comps[near & (comps > 0)])
+    return (comps > 0) & ~np.isin(comps, touching)
+
+
+def analyse_changes(masks: dict[str, np.ndarray], ref: sitk.Image, dose_on_ref: np.ndarray | None = None,
+                    min_portion_mm3: float = MIN_PORTION_MM3, group_mm: float = 10.0, vs_first: bool = True, *,
+                    slice_mm: dict | None = None, registration_mm: dict | None = None, foci: dict | None = None,
+                    boundaries: np.ndarray | None = None):
+    """Findings for every consecutive interval (and from the SRS image to the last timepoint).
+
+    ``masks``: ordered {timepoint label: lesion extent on ``ref``}; ``slice_mm`` / ``registration_mm``: per
+    timepoint, the coarsest spacing of its acquisition and its registration uncertainty (mm); ``foci``: per
+    timepoint, the enhancement reported as non-contiguous with the treated lesion. Returns (findings,
+    {interval: label map})."""
+    # Work in a box around every timepoint's lesion (+ 25 mm): distance maps of a whole head cost seconds each.
+    union = np.zeros(next(iter(masks.values())).shape, bool)
+    for m in masks.values():
+        union |= m
+    box = geo.crop_box(union, int(np.ceil(25.0 / min(ref.GetSpacing())))) if union.any() else None
+    if box is not None and any((sl.stop - sl.start) < s for sl, s in zip(box, union.shape)):
+        sub = sitk.RegionOfInterest(sitk.Image(ref.GetSize(), sitk.sitkUInt8), [sl.stop - sl.start for sl in box],
+                                    [sl.start for sl in box])
+        sub.SetOrigin(ref.TransformIndexToPhysicalPoint([sl.start for sl in box]))
+        sub.SetSpacing(ref.GetSpacing())
+        sub.SetDirection(ref.GetDirection())
+        f, maps_c = analyse_changes({k: v[box] for k, v in masks.items()}, sub,
+                                    dose_on_ref[box] if dose_on_ref is not None else None, min_portion_mm3,
+                                    group_mm, vs_first, slice_mm=slice_mm, registration_mm=registration_mm,
+                                    foci={k: v[box] for k, v in (foci or {}).items()},
+                                    boundaries=boundaries[box] if boundaries is not None else None)
+        maps = {}
+        for key, lab in maps_c.items():
+            full = np.zeros(union.shape, lab.dtype)
+            full[box] = lab
+            maps[key] = full
+        return f, maps
+    labels = list(masks)
+    base = max(ref.GetSpacing())
+    slice_mm = {k: (slice_mm or {}).get(k, base) for k in labels}
+    registration_mm = {k: (registration_mm or {}).get(k, 0.0) for k in labels}
+    groups = lesion_groups(list(masks.values()), ref, group_mm)
+    findings: list[Finding] = []
+    maps: dict = {}
+    intervals = list(zip(labels[:-1], labels[1:]))
+    if len(labels) > 2 and vs_first:
+        intervals.append((labels[0], labels[-1]))
+    vox = geo.voxel_volume_mm3(ref)
+    for a, b in intervals:
+        unc, depth_min = min_depth_mm(slice_mm[a], slice_mm[b], registration_mm[a], registration_mm[b])
+        excluded = new_foci((foci or {}).get(b), masks[a], ref)
+        portions, label_map, below = interval_portions(masks[a], masks[b], ref, min_portion_mm3,
+                                                       min_depth=depth_min, not_grown=excluded,
+                                                       boundaries=boundaries)
+        maps[(a, b)] = label_map
+        resolution = {"slice_thickness_mm": {a: slice_mm[a], b: slice_mm[b]},
+                      "registration_uncertainty_mm": {a: registration_mm[a], b: registration_mm[b]},
+                      "uncertainty_mm": unc, "min_depth_mm": depth_min}
+        for g in range(1, int(groups.max()) + 1):
+            gm = groups == g
+            mine = [p for p in portions if (p.mask & gm).any()]
+            low = [p for p in below if (p.mask & gm).any()]
+            vol_a = float((masks[a] & gm).sum() * vox)
+            vol_b = float((masks[b] & gm).sum() * vox)
+            idx = np.argwhere(gm & (masks[a] | masks[b])).mean(0, keepdims=True)
+            centroid = geo.ras_from_lps(geo.index_to_lps(ref, idx))[0].tolist()
+            evidence = {"lesion_volume_before_mm3": vol_a, "lesion_volume_after_mm3": vol_b,
+                        "total_change_pct": 100.0 * (vol_b - vol_a) / vol_a if vol_a > 0 else None,
+                        "min_portion_mm3": min_portion_mm3, "min_depth_mm": depth_min, "min_core_mm3": MIN_CORE_MM3,
+                        "displacement_threshold_mm": DISPLACEMENT_MM, "smoothing_sigma_mm": SMOOTH_SIGMA_MM,
+                        "resolution": resolution}
+            if excluded is not None and (excluded & gm).any():
+                evidence["new_foci_not_counted_mm3"] = float((excluded & gm).sum() * vox)
+            if low:
+                evidence["sub_resolution_portions"] = [
+                    {"kind": p.kind, "volume_mm3": p.volume_mm3, "max_depth_mm": p.max_depth_mm,
+                     "centroid_ras": p.centroid_ras} for p in low]
+            if not mine:
+                if low:
+                    findings.append(Finding(kind="change_indeterminate", from_=a, to=b, centroid_ras=centroid,
+                                            volume_mm3=vol_b, dose={}, evidence=evidence))
+                continue
+            grew = [p for p in mine if p.kind == "grew"]
+            reg = [p for p in mine if p.kind == "regressed"]
+            kind = "mixed_response" if grew and reg else ("concentric_growth" if grew else "regression")
+            union = np.zeros(gm.shape, bool)
+            for p in mine:
+                union |= p.mask
+            dose = {}
+            if dose_on_ref is not None:
+                dose = {"mean_gy": float(dose_on_ref[union].mean()), "max_gy": float(dose_on_ref[union].max())}
+            findings.append(Finding(
+                kind=kind, from_=a, to=b, centroid_ras=centroid, volume_mm3=vol_b, dose=dose,
+                grew_mm3=float(sum(p.volume_mm3 for p in grew)),
+                regressed_mm3=float(sum(p.volume_mm3 for p in reg)),
+                portions=[{"kind": p.kind, "volume_mm3": p.volume_mm3,
+                           "max_displacement_mm": p.max_displacement_mm, "max_depth_mm": p.max_depth_mm,
+                           "mean_displacement_mm": p.mean_displacement_mm, "centroid_ras": p.centroid_ras,
+                           **({"mean_gy": float(dose_on_ref[p.mask].mean())} if dose_on_ref is not None else {})}
+                          for p in mine],
+                evidence=evidence))
+    return findings, maps
+
+
+def resample_mask(mask: sitk.Image, reference: sitk.Image, transform: sitk.Transform | None = None) -> sitk.Image:
+    """A binary mask onto another grid through its signed distance map (linear), not its labels: a thick-slice
+    mask comes back with a smooth surface instead of a staircase. ``transform``: reference point → mask point."""
+    m = sitk.Cast(mask > 0, sitk.sitkUInt8)
+    if not sitk.GetArrayViewFromImage(m).any():
+        out = sitk.Image(reference.GetSize(), sitk.sitkUInt8)
+        out.CopyInformation(reference)
+        return out
+    # Distance to the mask minus distance to its outside: −(distance to the outside) inside, +(distance to the mask)
+    # outside, so the zero level sits half-way between the last voxel in and the first voxel out (in mm, whatever
+    # the slice thickness).
+    def unsigned(x):
+        return sitk.Abs(sitk.SignedMaurerDistanceMap(x, insideIsPositive=False, squaredDistance=False,
+                                                     useImageSpacing=True)) * sitk.Cast(x == 0, sitk.sitkFloat32)
+    sdf = unsigned(m) - unsigned(sitk.Cast(m == 0, sitk.sitkUInt8))
+    r = sitk.Resample(sdf, reference, transform or sitk.Transform(), sitk.sitkLinear, 1e4, sitk.sitkFloat32)
+    return sitk.Cast(r < 0, sitk.sitkUInt8)

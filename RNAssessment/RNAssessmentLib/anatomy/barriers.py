@@ -1,0 +1,490 @@
+"""Automatic boundary structures on the SRS-time post-contrast T1 (its grid, LPS): falx, tentorium, ventricles,
+CSF spaces, and the compartments the dural folds separate.
+
+Methods (each output says how it was obtained):
+
+* **falx** and **tentorium**: the atlas prior (:mod:`.atlas`, warped onto the image) gives where each fold is and
+  how far it reaches (the falx only above the corpus callosum); each is then refined locally on the image as a
+  height field over a plane — the mid-sagittal plane for the falx, the axial plane for the tentorium. In cells of
+  2 × 2 mm the intensity profile across the fold is searched (± ``search_mm``) for the strongest line, bright (dura,
+  venous sinus) or dark (a CSF cleft), whichever the image shows, with a small pull towards the prior; the offsets
+  are median-filtered and smoothed over neighbouring cells, so a vessel crossing one cell cannot bend the sheet.
+  The sheet is as thick as the image's sampling across it (≥ 2 mm), so that no straight line crosses it unseen.
+* **ventricles**: CSF-dark voxels connected to the warped atlas ventricles (kept within 8 mm of them), holes filled
+  so the choroid plexus lies inside;
+* **CSF** (sulci, cisterns, fissures): CSF-dark voxels inside the brain, ventricles and folds excluded, optionally
+  refined by a T2 (CSF bright) and/or FLAIR (CSF dark, oedema bright) of the same session;
+* **compartments**: left and right cerebral hemispheres and the infratentorial compartment from the atlas labels,
+  re-assigned near the folds by the side of the refined sheet a voxel lies on.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import SimpleITK as sitk
+
+from ..io import geometry as geo
+from . import atlas as atl
+from .brain import TissueModel, _kmeans_1d
+
+LEFT, RIGHT, INFRA = 1, 2, 3
+COMPARTMENT_NAMES = {LEFT: "left cerebral hemisphere", RIGHT: "right cerebral hemisphere",
+                     INFRA: "infratentorial compartment"}
+
+
+def csf_like(sequence: sitk.Image, reference: sitk.Image, brain: np.ndarray, bright: bool) -> np.ndarray:
+    """Voxels whose intensity on another sequence of the same session says CSF: the brightest of three intensity
+    classes in the brain on T2, the darkest on FLAIR (CSF is suppressed; oedema, T1-dark too, stays bright)."""
+    img = sequence if geo.same_grid(sequence, reference) else \
+        sitk.Resample(sequence, reference, sitk.Transform(), sitk.sitkLinear, 0.0, sitk.sitkFloat32)
+    arr = geo.array_view(img).astype(np.float32)
+    vals = arr[brain]
+    if vals.size < 1000:
+        raise ValueError("the T2/FLAIR image hardly overlaps the brain of the post-contrast T1")
+    centres, _ = _kmeans_1d(vals[:: max(1, vals.size // 200000)], 3)
+    c = np.sort(centres)
+    return (arr > 0.5 * (c[1] + c[2])) if bright else (arr < 0.5 * (c[0] + c[1]))
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Dural folds as refined height fields
+# ----------------------------------------------------------------------------------------------------------------
+
+@dataclasses.dataclass
+class Sheet:
+    """A fold as a height field ``s = surface[a, b]`` along ``normal`` over cells of a plane (LPS mm)."""
+    mask: np.ndarray                 # (i, j, k) bool on the image grid
+    normal: np.ndarray               # unit vector, LPS
+    u: np.ndarray
+    v: np.ndarray
+    cell_mm: float
+    a0: float                        # coordinate of cell 0 along u
+    b0: float
+    surface: np.ndarray              # (na, nb) height along normal, NaN where the fold is absent
+    prior: np.ndarray                # (na, nb) the prior's height
+    confident: np.ndarray            # (na, nb) bool: a clear line was found in this cell
+    thickness_mm: float
+    polarity: dict                   # {"bright": cells, "dark": cells}
+
+    def height_at(self, pts_lps: np.ndarray) -> np.ndarray:
+        """The sheet's height under each point (NaN outside its extent)."""
+        ia = np.floor((pts_lps @ self.u - self.a0) / self.cell_mm).astype(int)
+        ib = np.floor((pts_lps @ self.v - self.b0) / self.cell_mm).astype(int)
+        ok = (ia >= 0) & (ia < self.surface.shape[0]) & (ib >= 0) & (ib < self.surface.shape[1])
+        out = np.full(len(pts_lps), np.nan)
+        out[ok] = self.surface[ia[ok], ib[ok]]
+        return out
+
+    def side(self, pts_lps: np.ndarray) -> np.ndarray:
+        """+1 / -1 for points on the positive / negative side of the sheet along ``normal``, 0 outside its extent."""
+        h = self.height_at(pts_lps)
+        s = pts_lps @ self.normal
+        out = np.sign(s - h)
+        out[np.isnan(h)] = 0
+        return out
+
+
+def _basis(normal) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    n = np.asarray(normal, float)
+    n = n / np.linalg.norm(n)
+    helper = np.array([0.0, 0.0, 1.0]) if abs(n[2]) < 0.8 else np.array([0.0, 1.0, 0.0])
+    v = helper - (helper @ n) * n
+    v /= np.linalg.norm(v)
+    u = np.cross(v, n)                       # (u, v, n) right-handed
+    return u, v, n
+
+
+def _median_filter2d(a: np.ndarray, valid: np.ndarray, r: int) -> np.ndarray:
+    """Median of the valid values in a (2r+1)² window (NaN where none)."""
+    na, nb = a.shape
+    out = np.full(a.shape, np.nan)
+    pad = np.pad(np.where(valid, a, np.nan), r, constant_values=np.nan)
+    stack = np.stack([pad[i:i + na, j:j + nb] for i in range(2 * r + 1) for j in range(2 * r + 1)])
+    ok = np.isfinite(stack).any(axis=0)
+    if ok.any():
+        out[ok] = np.nanmedian(stack[:, ok], axis=0)
+    return out
+
+
+def _close2d(mask: np.ndarray, r: int) -> np.ndarray:
+    """Binary closing of a 2D mask with a (2r+1)² square."""
+    img = sitk.GetImageFromArray(mask.astype(np.uint8).T.copy())
+    return sitk.GetArrayFromImage(sitk.BinaryMorphologicalClosing(img, [r, r])).T > 0
+
+
+def _nanmean2d(a: np.ndarray, r: int) -> np.ndarray:
+    """Mean of the finite values in a (2r+1)² window (NaN where none)."""
+    na, nb = a.shape
+    pad = np.pad(a, r, constant_values=np.nan)
+    stack = np.stack([pad[i:i + na, j:j + nb] for i in range(2 * r + 1) for j in range(2 * r + 1)])
+    ok = np.isfinite(stack)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(ok.any(0), np.where(ok, stack, 0).sum(0) / np.maximum(ok.sum(0), 1), np.nan)
+
+
+def _smooth_cells(vol: np.ndarray, cell_mm: float, sigma_cells: float = 2.0) -> np.ndarray:
+    """Gaussian average of a (cells, cells, profile) volume over the two cell axes only; NaN counts as absent."""
+    ok = np.isfinite(vol)
+    out = np.zeros(vol.shape, np.float32)
+    w = np.zeros(vol.shape, np.float32)
+    for arr, dst in ((np.where(ok, vol, 0.0), out), (ok.astype(np.float32), w)):
+        img = sitk.GetImageFromArray(np.ascontiguousarray(arr.astype(np.float32).transpose(2, 1, 0)))
+        img.SetSpacing((cell_mm, cell_mm, 1.0))
+        for d in (0, 1):
+            if img.GetSize()[d] >= 4:
+                img = sitk.RecursiveGaussian(img, sigma_cells * cell_mm, False, sitk.RecursiveGaussianImageFilter.ZeroOrder, d)
+        dst[...] = sitk.GetArrayFromImage(img).transpose(2, 1, 0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(w > 0.2, out / np.maximum(w, 1e-6), np.nan)
+
+
+def _smooth2d(a: np.ndarray, sigma_cells: float) -> np.ndarray:
+    """Separable Gaussian smoothing of a small 2D field (edges replicated)."""
+    r = max(int(np.ceil(3 * sigma_cells)), 1)
+    k = np.exp(-0.5 * (np.arange(-r, r + 1) / sigma_cells) ** 2)
+    k /= k.sum()
+    out = a.astype(float)
+    for axis in (0, 1):
+        pad = [(0, 0), (0, 0)]
+        pad[axis] = (r, r)
+        p = np.pad(out, pad, mode="edge")
+        out = sum(k[i] * np.take(p, np.arange(i, i + out.shape[axis]), axis=axis) for i in range(2 * r + 1))
+    return out
+
+
+def fit_sheet(t1c: sitk.Image, prior: np.ndarray, normal, brain: np.ndarray, model: TissueModel, *,
+              search_mm: float = 8.0, cell_mm: float = 2.0, flank_mm: float = 2.5,
+              pull_per_mm: float = 0.015, exclude: np.ndarray | None = None, stop_at_bridge: bool = False,
+              not_between: np.ndarray | None = None) -> Sheet | None:
+    """Refine a fold given as a prior mask (see the module docstring). None when the prior is empty.
+
+    ``stop_at_bridge`` (the falx): going down each column of cells, the fold ends where white matter bridges the
+    two sides without any line for 6 mm (the corpus callosum). ``not_between``: cells whose two flanks (± 2.5 or ± 4 mm)
+    both lie in this mask are dropped (the septum pellucidum between the lateral ventricles is no falx)."""
+    idx = np.argwhere(prior)
+    if len(idx) < 20:
+        return None
+    u, v, n = _basis(normal)
+    pts = geo.index_to_lps(t1c, idx)
+    a, b, s = pts @ u, pts @ v, pts @ n
+    a0, b0 = float(a.min()), float(b.min())
+    ia = np.floor((a - a0) / cell_mm).astype(int)
+    ib = np.floor((b - b0) / cell_mm).astype(int)
+    na, nb = int(ia.max()) + 1, int(ib.max()) + 1
+    sums = np.zeros((na, nb))
+    counts = np.zeros((na, nb))
+    np.add.at(sums, (ia, ib), s)
+    np.add.at(counts, (ia, ib), 1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        s0 = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+    # Thick slices sample the prior only every few millimetres along the sheet: close the footprint so the sheet
+    # is continuous between slices (new cells take the mean height of their neighbours).
+    dd = np.array(t1c.GetDirection()).reshape(3, 3) * np.array(t1c.GetSpacing())[None, :]
+    gap = float(max(np.max(np.abs(u @ dd)), np.max(np.abs(v @ dd))))
+    r = int(np.ceil(gap / cell_mm))
+    if r >= 2:
+        occ = counts > 0
+        closed = _close2d(occ, r)
+        for _ in range(2 * r):
+            todo = closed & ~np.isfinite(s0)
+            if not todo.any():
+                break
+            s0 = np.where(todo, _nanmean2d(s0, 1), s0)
+        counts = np.where(closed & np.isfinite(s0) & (counts == 0), 0.5, counts)
+    # Sampling grid aligned with (u, v, n): cells × profiles across the fold, 0.5 mm apart.
+    step = 0.5
+    s_lo = float(np.nanmin(s0)) - search_mm - flank_mm - 1.0
+    s_hi = float(np.nanmax(s0)) + search_mm + flank_mm + 1.0
+    ns = int(np.ceil((s_hi - s_lo) / step)) + 1
+    grid = sitk.Image([na, nb, ns], sitk.sitkFloat32)
+    grid.SetSpacing((cell_mm, cell_mm, step))
+    grid.SetDirection(tuple(np.column_stack([u, v, n]).ravel()))
+    origin = u * (a0 + cell_mm / 2) + v * (b0 + cell_mm / 2) + n * s_lo
+    grid.SetOrigin(tuple(origin))
+    prof = geo.array_view(sitk.Resample(sitk.Cast(t1c, sitk.sitkFloat32), grid, sitk.Transform(), sitk.sitkLinear,
+                                        np.nan, sitk.sitkFloat32))
+    inside = geo.array_view(sitk.Resample(geo.image_from_array(brain.astype(np.uint8), t1c), grid,
+                                          sitk.Transform(), sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)) > 0
+    if exclude is not None and exclude.any():
+        ex = geo.array_view(sitk.Resample(geo.image_from_array(exclude.astype(np.uint8), t1c), grid,
+                                          sitk.Transform(), sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)) > 0
+        prof = np.where(ex, np.nan, prof)
+    prof = np.where(inside, prof, np.nan)
+    w = int(round(flank_mm / step))
+    s_axis = s_lo + step * np.arange(ns)
+    # A line is brighter (darker) than *both* of its flanks: an edge between CSF and cortex is neither.
+    left, right = np.roll(prof, w, axis=2), np.roll(prof, -w, axis=2)
+    left[:, :, :w] = np.nan
+    right[:, :, -w:] = np.nan
+    bright = np.fmin(prof - left, prof - right)
+    dark = np.fmin(left - prof, right - prof)
+    # Within ± search of the prior's own height, with a gentle pull towards it. A bright line (the dura itself,
+    # a sinus) is preferred; a dark cleft (CSF) is used where no bright line stands out.
+    dist = np.abs(s_axis[None, None, :] - s0[:, :, None])
+    window = dist <= search_mm
+    nawm = max(model.nawm, 1e-6)
+
+    def pick(resp):
+        score = np.where(window, resp / nawm - pull_per_mm * dist, np.nan)
+        ok = np.isfinite(score).any(axis=2) & (counts > 0)
+        idx = np.zeros((na, nb), int)
+        idx[ok] = np.nanargmax(np.where(np.isfinite(score[ok]), score[ok], -np.inf), axis=1)
+        val = np.where(ok, np.take_along_axis(np.nan_to_num(resp / nawm, nan=-1.0), idx[..., None], axis=2)[..., 0],
+                       -1.0)
+        return idx, val
+    # A fold is a continuous sheet: responses are averaged over neighbouring cells (σ = 2 cells) before picking,
+    # so an isolated vessel or sulcus cannot win over the line that runs through many cells.
+    bright_s, dark_s = _smooth_cells(bright, cell_mm), _smooth_cells(dark, cell_mm)
+    ib_best, b_val = pick(bright_s)
+    id_best, d_val = pick(dark_s)
+    use_bright = b_val >= 0.08
+    use_dark = ~use_bright & (d_val >= 0.08)
+    confident = (use_bright | use_dark) & (counts > 0)
+    best = np.where(use_bright, ib_best, id_best)
+    offset = np.where(confident, s_axis[best] - s0, np.nan)
+    # Robust surface: a wide median (9 × 9 cells) first, then the line is searched again within ± 2.5 mm of it
+    # with the cell's own (lightly smoothed) response, and the result median-filtered and smoothed.
+    coarse = _median_filter2d(offset, confident, 4)
+    coarse = np.where(np.isnan(coarse), np.nanmedian(offset) if np.isfinite(offset).any() else 0.0, coarse)
+    coarse = _smooth2d(coarse, 2.0)
+    near = np.abs(s_axis[None, None, :] - (s0 + coarse)[:, :, None]) <= 2.5
+    fine_b = np.where(near, _smooth_cells(bright, cell_mm, 1.0), np.nan)
+    fine_d = np.where(near, _smooth_cells(dark, cell_mm, 1.0), np.nan)
+    ib2, b2 = pick(fine_b)
+    id2, d2 = pick(fine_d)
+    ub, ud = b2 >= 0.08, (b2 < 0.08) & (d2 >= 0.08)
+    conf2 = (ub | ud) & (counts > 0)
+    off2 = np.where(conf2, s_axis[np.where(ub, ib2, id2)] - s0, np.nan)
+    med = _median_filter2d(off2, conf2, 2)
+    med = np.where(np.isnan(med), coarse, med)
+    sm = _smooth2d(med, 1.0)
+    surface = np.where(counts > 0, s0 + sm, np.nan)
+    confident, use_bright, use_dark = conf2, ub, ud
+    if stop_at_bridge or not_between is not None:
+        si = np.clip(np.round((np.nan_to_num(surface, nan=s_lo) - s_lo) / step).astype(int), 0, ns - 1)
+        if stop_at_bridge:
+            take = lambda vol: np.take_along_axis(np.nan_to_num(vol, nan=0.0), si[..., None], axis=2)[..., 0]
+            i_surf = take(prof)
+            r_surf = np.fmax(take(_smooth_cells(bright, cell_mm, 1.0)), take(_smooth_cells(dark, cell_mm, 1.0))) / nawm
+            bridged = (r_surf < 0.06) & (i_surf >= 0.8 * nawm) & (counts > 0)
+            for ia_ in range(na):
+                run = 0
+                for ib_ in range(nb - 1, -1, -1):           # from superior down
+                    run = run + 1 if bridged[ia_, ib_] else 0
+                    if run >= 3:
+                        surface[ia_, :ib_ + 3] = np.nan
+                        break
+        if not_between is not None and not_between.any():
+            nb_img = sitk.Resample(geo.image_from_array(not_between.astype(np.uint8), t1c), grid, sitk.Transform(),
+                                   sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
+            nbv = geo.array_view(nb_img) > 0
+            both = np.zeros(si.shape, bool)
+            for mm in (2.5, 4.0):
+                kk = int(round(mm / step))
+                lo_i, hi_i = np.clip(si - kk, 0, ns - 1), np.clip(si + kk, 0, ns - 1)
+                both |= np.take_along_axis(nbv, lo_i[..., None], axis=2)[..., 0] & \
+                    np.take_along_axis(nbv, hi_i[..., None], axis=2)[..., 0]
+            surface[both] = np.nan
+    pol = {"bright": int(use_bright.sum()), "dark": int(use_dark.sum())}
+    # Thickness: at least the image's sampling across the sheet (thick slices) and 2 mm.
+    d = np.array(t1c.GetDirection()).reshape(3, 3) * np.array(t1c.GetSpacing())[None, :]
+    across = float(np.max(np.abs(n @ d)))
+    thickness = max(2.0, across + 0.5)
+    sheet = Sheet(mask=np.zeros(t1c.GetSize(), bool), normal=n, u=u, v=v, cell_mm=cell_mm, a0=a0, b0=b0,
+                  surface=surface, prior=s0, confident=confident, thickness_mm=thickness, polarity=pol)
+    # Voxels near the sheet: candidates are the prior dilated across the fold by the search distance.
+    reach = [max(int(np.ceil((search_mm + thickness) / sp)), 1) for sp in t1c.GetSpacing()]
+    cand = geo.array_view(sitk.BinaryDilate(geo.image_from_array(prior.astype(np.uint8), t1c), reach)) > 0
+    cand &= brain
+    cidx = np.argwhere(cand)
+    cpts = geo.index_to_lps(t1c, cidx)
+    h = sheet.height_at(cpts)
+    on = np.isfinite(h) & (np.abs(cpts @ n - h) <= thickness / 2.0)
+    sheet.mask[tuple(cidx[on].T)] = True
+    return sheet
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# All boundaries
+# ----------------------------------------------------------------------------------------------------------------
+
+@dataclasses.dataclass
+class Anatomy:
+    """Boundary masks (sitk, on the SRS image grid), how each was obtained, compartments and the fitted folds."""
+    masks: dict
+    methods: dict
+    compartments: sitk.Image          # 1 left, 2 right cerebral hemisphere, 3 infratentorial, 0 elsewhere
+    sheets: dict                      # "falx"/"tentorium" → Sheet
+    atlas: atl.AtlasFit | None = None
+
+
+def _superior_axis(fit: atl.AtlasFit | None, t1c: sitk.Image) -> np.ndarray:
+    """The patient's superior direction (LPS) from the atlas transform's linear part, else the image's."""
+    if fit is not None:
+        tf = fit.transform
+        aff = tf.GetNthTransform(0) if isinstance(tf, sitk.CompositeTransform) else tf
+        if hasattr(aff, "GetMatrix"):
+            m = np.array(aff.GetMatrix()).reshape(3, 3)        # patient → atlas
+            z = np.linalg.solve(m, np.array([0.0, 0.0, 1.0]))   # atlas +z in patient coordinates
+            return z / np.linalg.norm(z)
+    return np.array([0.0, 0.0, 1.0])
+
+
+def automatic_boundaries(t1c: sitk.Image, fit: atl.AtlasFit, model: TissueModel, plane: dict | None = None, *,
+                         lesion: sitk.Image | None = None, t2: sitk.Image | None = None,
+                         flair: sitk.Image | None = None, kinds=("falx", "tentorium", "ventricles", "csf")) -> Anatomy:
+    """Falx, tentorium, ventricles and CSF on ``t1c``'s grid from the atlas fit refined on the image.
+
+    ``plane``: the mid-sagittal plane (:func:`midline.midsagittal_plane`); its normal orients the falx search.
+    ``lesion`` (the treated lesion) is neither CSF nor a fold: a necrotic core is dark like CSF."""
+    arr = geo.array_view(t1c).astype(np.float32)
+    brain = geo.array_view(fit.brain) > 0
+    codes = fit.codes()
+    dura = geo.array_view(fit.dura)
+    les = np.zeros(brain.shape, bool)
+    if lesion is not None:
+        les = geo.array_view(sitk.BinaryFillhole(sitk.Cast(lesion > 0, sitk.sitkUInt8))) > 0
+    br = brain & ~les
+    dark_thr = model.csf + 0.5 * (0.7 * model.nawm - model.csf)
+    dark = br & (arr < dark_thr)
+    refined = []
+    t2_bright = csf_like(t2, t1c, br, bright=True) if t2 is not None else None
+    if t2 is not None:
+        dark &= t2_bright
+        refined.append("T2-bright")
+    if flair is not None:
+        dark &= csf_like(flair, t1c, br, bright=False)
+        refined.append("FLAIR-dark")
+    if t2_bright is not None:
+        # Thin sulci, partial-volumed on T1, are plain on T2: T2-bright voxels darker than grey matter on T1 are CSF
+        # too, unless the FLAIR calls them oedema (bright).
+        thin = br & t2_bright & (arr < 0.85 * model.nawm)
+        if flair is not None:
+            thin &= ~csf_like(flair, t1c, br, bright=True)
+        dark |= thin
+        refined.append("thin sulci from T2")
+    masks: dict = {}
+    methods: dict = {}
+    sheets: dict = {}
+    atlas_note = "atlas " + ("(affine + B-spline)" if fit.deformable else "(affine)")
+
+    # Ventricles: dark voxels connected to the warped atlas ventricles.
+    if "ventricles" in kinds:
+        prior_v = np.isin(codes, atl.LATERAL_THIRD_VENTRICLES + (34,))
+        pv = geo.image_from_array(prior_v.astype(np.uint8), t1c)
+        near3 = geo.array_view(sitk.BinaryDilate(pv, _vox(t1c, 3.0))) > 0
+        near8 = geo.array_view(sitk.BinaryDilate(pv, _vox(t1c, 8.0))) > 0
+        img_dark = geo.image_from_array((dark & near8).astype(np.uint8), t1c)
+        cc = geo.array_view(sitk.ConnectedComponent(img_dark, False))
+        vent = np.zeros(brain.shape, bool)
+        if cc.max() > 0:
+            total = np.bincount(cc.ravel())
+            hit = np.bincount(cc[near3].ravel(), minlength=len(total))
+            vox = geo.voxel_volume_mm3(t1c)
+            keep = [lab for lab in range(1, len(total)) if hit[lab] * vox >= 30.0 and hit[lab] >= 0.3 * total[lab]]
+            vent = np.isin(cc, keep)
+        if vent.any():
+            vent = _fill_holes_2d(vent, t1c) & near8 & ~les
+        masks["ventricles"] = vent
+        methods["ventricles"] = (f"{atlas_note} ventricles refined on the image: CSF-dark voxels connected to them "
+                                 "(within 8 mm), holes filled (choroid plexus inside)")
+    # Folds.
+    falx_normal = np.array(plane["normal"], float) if plane else \
+        np.linalg.solve(np.array((fit.transform.GetNthTransform(0) if isinstance(
+            fit.transform, sitk.CompositeTransform) else fit.transform).GetMatrix()).reshape(3, 3).T,
+            np.array([1.0, 0.0, 0.0]))
+    up = _superior_axis(fit, t1c)
+    for kind, code, normal in (("falx", 1, falx_normal), ("tentorium", 2, up)):
+        if kind not in kinds:
+            continue
+        sheet = fit_sheet(t1c, (dura == code) & brain, normal, brain, model, exclude=les,
+                          search_mm=8.0 if kind == "falx" else 10.0, stop_at_bridge=kind == "falx",
+                          not_between=masks.get("ventricles") if kind == "falx" else None)
+        if sheet is None:
+            masks[kind] = np.zeros(brain.shape, bool)
+            methods[kind] = f"{atlas_note}: no {kind} in the imaged brain"
+            continue
+        sheets[kind] = sheet
+        masks[kind] = sheet.mask & ~les
+        n_cells = int(np.isfinite(sheet.surface).sum())
+        conf = int(sheet.confident.sum())
+        methods[kind] = (f"{atlas_note} prior refined on the image: {conf} of {n_cells} cells of 2 mm with a clear "
+                         f"line ({sheet.polarity['bright']} bright dura/sinus, {sheet.polarity['dark']} dark CSF), "
+                         f"sheet {sheet.thickness_mm:.1f} mm thick"
+                         + (", oriented by the mid-sagittal plane" if kind == "falx" and plane else ""))
+
+    # CSF.
+    if "csf" in kinds:
+        csf = dark.copy()
+        for k in ("ventricles", "falx", "tentorium"):
+            if k in masks:
+                csf &= ~masks[k]
+        masks["csf"] = csf
+        methods["csf"] = "CSF-dark voxels inside the brain, ventricles and dural folds excluded" + \
+            (f"; refined: also {' and '.join(refined)}" if refined else "")
+    compartments = _compartments(t1c, fit, sheets)
+    out = {k: geo.image_from_array(v.astype(np.uint8), t1c) for k, v in masks.items()}
+    return Anatomy(masks=out, methods=methods, compartments=compartments, sheets=sheets, atlas=fit)
+
+
+def _vox(image: sitk.Image, mm: float) -> list[int]:
+    return [max(int(round(mm / s)), 0) for s in image.GetSpacing()]
+
+
+def _fill_holes_2d(mask: np.ndarray, ref: sitk.Image) -> np.ndarray:
+    """3D hole filling (the choroid plexus is enclosed by ventricular CSF)."""
+    return geo.array_view(sitk.BinaryFillhole(geo.image_from_array(mask.astype(np.uint8), ref))) > 0
+
+
+def _compartments(t1c: sitk.Image, fit: atl.AtlasFit, sheets: dict) -> sitk.Image:
+    """Left / right cerebral hemisphere and infratentorial compartment of every brain voxel: the atlas labels,
+    re-assigned by the side of the refined falx and tentorium where those sheets reach."""
+    codes = fit.codes()
+    brain = geo.array_view(fit.brain) > 0
+    comp = np.zeros(codes.shape, np.uint8)
+    comp[np.isin(codes, atl.LEFT_CEREBRAL + (31,))] = LEFT
+    comp[np.isin(codes, atl.RIGHT_CEREBRAL + (32,))] = RIGHT
+    comp[np.isin(codes, atl.INFRATENTORIAL)] = INFRA
+    # Brain voxels the atlas calls CSF (fissures, sulci) or third ventricle: nearest compartment.
+    unl = brain & (comp == 0)
+    if unl.any() and comp.any():
+        best = np.full(codes.shape, np.inf, np.float32)
+        fill = np.zeros(codes.shape, np.uint8)
+        for c in (LEFT, RIGHT, INFRA):
+            if not (comp == c).any():
+                continue
+            d = geo.array_view(sitk.SignedMaurerDistanceMap(geo.image_from_array((comp == c).astype(np.uint8), t1c),
+                                                            insideIsPositive=False, squaredDistance=False,
+                                                            useImageSpacing=True))
+            better = unl & (d < best)
+            best[better] = d[better]
+            fill[better] = c
+        comp[unl] = fill[unl]
+    idx = np.argwhere(brain)
+    pts = geo.index_to_lps(t1c, idx)
+    vals = comp[tuple(idx.T)]
+    tent = sheets.get("tentorium")
+    if tent is not None:
+        side = tent.side(pts)
+        near = np.isfinite(tent.height_at(pts)) & (np.abs(pts @ tent.normal - np.nan_to_num(tent.height_at(pts))) <= 12)
+        below = near & (side < 0)
+        above = near & (side > 0)
+        # Above the tentorium: cerebral (keep the atlas side when it was cerebral, else by the falx/MSP below).
+        vals = np.where(below, INFRA, vals)
+        vals = np.where(above & (vals == INFRA), 0, vals)
+    falx = sheets.get("falx")
+    if falx is not None:
+        side = falx.side(pts)
+        cerebral = (vals == LEFT) | (vals == RIGHT) | (vals == 0)
+        # The normal points to patient left (+x) when it comes from the MSP; otherwise compare with LPS x.
+        left_sign = 1.0 if falx.normal[0] >= 0 else -1.0
+        in_extent = side != 0
+        vals = np.where(cerebral & in_extent & (side * left_sign > 0), LEFT, vals)
+        vals = np.where(cerebral & in_extent & (side * left_sign < 0), RIGHT, vals)
+    if (vals == 0).any():
+        x = pts[:, 0]
+        mid = float(np.median(x))
+        vals = np.where(vals == 0, np.where(x > mid, LEFT, RIGHT), vals)
+    comp[tuple(idx.T)] = vals
+    return geo.image_from_array(comp, t1c)

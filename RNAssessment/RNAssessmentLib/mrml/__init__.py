@@ -1,0 +1,1 @@
+"""The MRML bridge (the only module importing ``slicer``; never ``qt``)."""

@@ -1,0 +1,1 @@
+"""What users read: report.html/.pdf (headless Chromium), de-identification."""

@@ -1,0 +1,835 @@
+"""Teaching cases on real MRI: the paper's eight scenarios and their PD twins implanted into real post-contrast T1.
+
+The phantoms are kinder than patients; these cases are not. A real SRS-time image (``../shared/data/real-mri``,
+or the cropped case bundled in ``Resources/TeachingData``) receives implanted lesions, new foci, growth and
+regression, meningeal/ependymal enhancement, head motion between timepoints and an SRS dose — with ground truth.
+
+Frames and anatomy
+------------------
+Every scenario is written in a local frame (e1, e2, e3; mm, origin O) attached to an **anchor** of the real
+anatomy, chosen by hand on each image and described by its kind:
+
+* ``falx``: O on the falx above the corpus callosum; e1 = the falx normal towards the patient's right (the
+  falx plane was traced on the image: the bright dural line, fitted by a plane);
+* ``tentorium``: O on the tentorium; e1 = its normal pointing down (towards the cerebellum);
+* ``sulcus``: O in a sulcus; e1 = the sulcus normal (principal axes of the CSF-dark voxels within 5 mm),
+  oriented along a given hint;
+* ``ventricle``: O on the lateral wall of a lateral ventricle; e1 = into the ventricle.
+
+Which side of a boundary a component lies on is the sign of its e1 coordinate (and CSF voxels of the real image
+are never lesion). The anatomy used for that is the image's own (CSF-dark voxels, a flood-filled ventricle, the
+traced falx), never the atlas that the analysis uses, so the analysis is not graded against itself.
+
+Rendering
+---------
+Each timepoint is an acquisition on the real image's grid, moved by a rigid pose (head motion). Lesions are
+evaluated at sub-voxel points of that grid (2 × 2 × 2 for 1 mm images; along the slice for thick slices, so a
+5.5 mm slice averages what lies across it), blurred by σ = 0.8 mm (real edges are soft) and blended into the real
+intensities: enhancing rim 1.75 × the local normal white matter, necrotic core 0.45 ×, a vasogenic oedema rim
+darkened by 12 %, and the image's own noise level added back where the anatomy was interpolated.
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import json
+import os
+
+import numpy as np
+import SimpleITK as sitk
+
+from ..anatomy.atlas import fit_atlas, is_skull_stripped
+from ..anatomy.brain import _kmeans_1d
+from ..io import geometry as geo
+from ..io.case import Case, Dose, Timepoint, save_case
+from .phantom import (
+    SRS_DATE,
+    Blob,
+    _blob_extent,
+    image_to_image_transform,
+    pose_transform,
+    srs_dose,
+)
+
+RIM_FACTOR = 1.75
+CORE_FACTOR = 0.45
+OEDEMA_FACTOR = 0.88
+BLUR_MM = 0.8
+
+# ----------------------------------------------------------------------------------------------------------------
+# Real images and their anchors
+# ----------------------------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Anchor:
+    kind: str                       # falx | tentorium | sulcus | ventricle
+    ijk: tuple                      # a voxel of the real T1c near which the scenario is placed
+    hint: tuple = (1.0, 0.0, 0.0)   # LPS direction e1 should roughly follow (sulcus: which side is "other")
+    note: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class BaseMRI:
+    name: str
+    folder: str                     # relative to the real-MRI data folder
+    t1c: str
+    extra: dict                     # other sequences of the same session (same frame)
+    falx_plane: tuple               # (normal LPS, point LPS): the falx traced on the image, fitted by a plane
+    anchors: dict
+    thick: bool                     # thick-slice acquisition (follow-up masks are drawn on it)
+    licence: str
+    motion: tuple = ((0, 0, 0, 0, 0, 0), (3.0, -2.0, 4.0, 5.0, -4.0, 3.0), (-2.0, 2.5, -3.0, -4.0, 5.0, -2.0))
+
+
+BASES = {
+    "brats": BaseMRI(
+        name="brats", folder="brats-glioma", t1c="t1c.nii.gz", extra={"t2": "t2w.nii.gz", "flair": "t2f.nii.gz"},
+        falx_plane=((0.9991, 0.0399, 0.0148), (121.99, -107.16, 116.03)),
+        anchors={"falx": Anchor("falx", (122, 130, 108), note="falx above the body of the corpus callosum"),
+                 "falx_posterior": Anchor("falx", (122, 160, 100), note="falx above the splenium"),
+                 "tentorium": Anchor("tentorium", (158, 176, 45), hint=(0.0, 0.25, -1.0),
+                                     note="left tentorium between occipital lobe and cerebellum"),
+                 "convexity": Anchor("sulcus", (172, 148, 76), hint=(0.0, -1.0, 0.0),
+                                     note="left lateral convexity sulcus"),
+                 "sylvian": Anchor("sulcus", (160, 110, 64), hint=(1.0, 0.0, 0.0),
+                                   note="left Sylvian fissure / insular cistern"),
+                 "ventricle": Anchor("ventricle", (141, 112, 84), hint=(-1.0, 0.0, 0.0),
+                                     note="lateral wall of the left frontal horn, caudate head"),
+                 "temporal": Anchor("sulcus", (174, 129, 59), hint=(1.0, 0.0, 0.0),
+                                    note="left temporal sulcus")},
+        thick=False,
+        licence="BraTS example case shipped by BrainLesion/BraTS toolkit (Apache-2.0); see LICENSE-Apache-2.0.txt",
+        motion=((0, 0, 0, 0, 0, 0), (4.0, -3.0, 5.0, 6.0, -5.0, 4.0), (-3.0, 4.0, -4.0, -5.0, 6.0, -3.0))),
+    "tcga": BaseMRI(
+        name="tcga", folder="tcga-fg-6692", t1c="t1c.nii.gz", extra={"t2": "t2.nii.gz", "flair": "flair.nii.gz"},
+        falx_plane=((0.9981, -0.0396, -0.0462), (4.48, -20.41, 53.01)),
+        anchors={"falx": Anchor("falx", (124, 98, 19), note="falx above the body of the corpus callosum"),
+                 "falx_posterior": Anchor("falx", (126, 70, 16), note="falx above the splenium"),
+                 "tentorium": Anchor("tentorium", (150, 55, 5), hint=(0.0, 0.2, -1.0),
+                                     note="left tentorium between occipital lobe and cerebellum"),
+                 "convexity": Anchor("sulcus", (166, 72, 20), hint=(0.0, -1.0, 0.0),
+                                     note="left convexity sulcus near the central sulcus"),
+                 "sylvian": Anchor("sulcus", (168, 118, 13), hint=(0.0, 0.0, 1.0), note="left Sylvian fissure"),
+                 "ventricle": Anchor("ventricle", (140, 123, 15), hint=(-1.0, 0.0, 0.0),
+                                     note="lateral wall of the left frontal horn, caudate head"),
+                 "temporal": Anchor("sulcus", (184, 97, 10), hint=(1.0, 0.0, 0.0), note="left temporal sulcus")},
+        thick=True,
+        licence="TCGA-LGG (The Cancer Imaging Archive, CC BY 3.0), shipped by BrainLesion/preprocessing (Apache-2.0)",
+        motion=((0, 0, 0, 0, 0, 0), (1.5, -1.0, 2.0, 3.0, -2.0, 1.0), (-1.0, 1.5, -2.0, -2.5, 3.0, -1.5))),
+}
+
+
+@dataclasses.dataclass
+class BaseImages:
+    t1c: sitk.Image                  # float32, LPS
+    extra: dict                      # name → sitk.Image
+    csf: np.ndarray                  # (i, j, k) CSF-dark voxels of the brain (the image's own)
+    brain: np.ndarray                # (i, j, k) head/brain foreground (not CSF outside)
+    noise_sigma: float
+
+
+def load_base(base: BaseMRI, data_dir: str) -> BaseImages:
+    folder = os.path.join(data_dir, base.folder)
+    t1c = sitk.Cast(sitk.ReadImage(os.path.join(folder, base.t1c)), sitk.sitkFloat32)
+    extra = {k: sitk.ReadImage(os.path.join(folder, v)) for k, v in base.extra.items()
+             if os.path.exists(os.path.join(folder, v))}
+    arr = geo.array_view(t1c)
+    fg = arr > 0.1 * np.percentile(arr[arr > 0], 99)
+    if not is_skull_stripped(t1c):
+        # A raw head: scalp, skull and orbit are dark or bright too; the brain comes from the atlas fit (lesions
+        # are only ever placed well inside it, so its exact edge does not matter here).
+        fg &= geo.array_view(fit_atlas(t1c, deformable=False).brain) > 0
+    vals = arr[fg]
+    c = np.sort(_kmeans_1d(vals[:: max(1, vals.size // 200000)], 3)[0])
+    csf = fg & (arr < 0.5 * (c[0] + c[1]))
+    if "t2" in extra and geo.same_grid(extra["t2"], t1c):
+        # On a T2 of the same grid, thin sulci partial-volumed on T1 are still clearly bright.
+        t2 = geo.array_view(sitk.Cast(extra["t2"], sitk.sitkFloat32))
+        t2v = t2[fg]
+        c2 = np.sort(_kmeans_1d(t2v[:: max(1, t2v.size // 200000)], 3)[0])
+        csf |= fg & (t2 > c2[1] + 0.35 * (c2[2] - c2[1])) & (arr < c[1])
+    # Noise: robust spread of the difference between the image and its 1 mm smoothed self, in the tissue.
+    sm = geo.array_view(sitk.SmoothingRecursiveGaussian(t1c, 1.0))
+    tissue = fg & ~csf
+    resid = (arr - sm)[tissue]
+    noise = float(1.4826 * np.median(np.abs(resid - np.median(resid))))
+    return BaseImages(t1c=t1c, extra=extra, csf=csf, brain=fg, noise_sigma=noise)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Frames
+# ----------------------------------------------------------------------------------------------------------------
+
+@dataclasses.dataclass
+class Frame:
+    origin: np.ndarray                # LPS mm
+    axes: np.ndarray                  # rows e1, e2, e3 (LPS unit vectors)
+    kind: str
+    note: str
+
+    def to_lps(self, local) -> np.ndarray:
+        return self.origin + np.asarray(local, float) @ self.axes
+
+    def to_local(self, pts_lps: np.ndarray) -> np.ndarray:
+        return (np.asarray(pts_lps, float) - self.origin) @ self.axes.T
+
+
+def _complete(e1, up=(0.0, 0.0, 1.0)) -> np.ndarray:
+    e1 = np.asarray(e1, float)
+    e1 /= np.linalg.norm(e1)
+    up = np.asarray(up, float)
+    if abs(up @ e1) > 0.9:
+        up = np.array([0.0, -1.0, 0.0])          # anterior when e1 is vertical
+    e3 = up - (up @ e1) * e1
+    e3 /= np.linalg.norm(e3)
+    e2 = np.cross(e3, e1)
+    return np.stack([e1, e2, e3])
+
+
+def _ventricle_at(images: BaseImages, seed_ijk) -> np.ndarray:
+    """The CSF-dark region connected to ``seed_ijk`` within 25 mm of it (the ventricle it lies in)."""
+    t1c = images.t1c
+    near = np.zeros(images.csf.shape, bool)
+    r = [int(np.ceil(25.0 / s)) for s in t1c.GetSpacing()]
+    sl = tuple(slice(max(c - rr, 0), c + rr + 1) for c, rr in zip(seed_ijk, r))
+    near[sl] = True
+    region = images.csf & near
+    cc = geo.array_view(sitk.ConnectedComponent(geo.image_from_array(region.astype(np.uint8), t1c), False))
+    lab = cc[tuple(seed_ijk)]
+    if lab == 0:
+        # The seed was placed by hand on one image; CSF thresholds move the wall by a voxel. Take the nearest
+        # CSF voxel within 6 mm (physical distance: slices may be 5 mm apart).
+        idx = np.argwhere(cc > 0)
+        d = np.linalg.norm((idx - np.asarray(seed_ijk)) * np.asarray(t1c.GetSpacing()), axis=1)
+        if not len(idx) or d.min() > 6.0:
+            raise ValueError(f"ventricle seed {seed_ijk} is not in CSF")
+        lab = cc[tuple(idx[np.argmin(d)])]
+    return cc == lab
+
+
+def _sulci(images: BaseImages) -> np.ndarray:
+    """CSF-dark voxels 2.5 - 22 mm deep in the brain, without the big CSF spaces (ventricles, cysts: > 5 cm³)."""
+    t1c = images.t1c
+    brain = geo.array_view(sitk.BinaryFillhole(geo.image_from_array(images.brain.astype(np.uint8), t1c))) > 0
+    depth = geo.array_view(sitk.SignedMaurerDistanceMap(geo.image_from_array(brain.astype(np.uint8), t1c),
+                                                        insideIsPositive=True, squaredDistance=False,
+                                                        useImageSpacing=True))
+    m = images.csf & (depth > 2.5) & (depth < 22.0)
+    cc = geo.array_view(sitk.ConnectedComponent(geo.image_from_array(m.astype(np.uint8), t1c)))
+    counts = np.bincount(cc.ravel())
+    big = np.nonzero(counts * geo.voxel_volume_mm3(t1c) > 5000.0)[0]
+    return m & ~np.isin(cc, big[big > 0])
+
+
+def frame_for(anchor: Anchor, base: BaseMRI, images: BaseImages) -> Frame:
+    t1c = images.t1c
+    p = geo.index_to_lps(t1c, [anchor.ijk])[0]
+    if anchor.kind == "falx":
+        n, q = np.array(base.falx_plane[0]), np.array(base.falx_plane[1])
+        n /= np.linalg.norm(n)
+        o = p - ((p - q) @ n) * n
+        e1 = -n if n[0] > 0 else n                      # towards the patient's right (LPS -x)
+        return Frame(o, _complete(e1), "falx", anchor.note)
+    if anchor.kind == "tentorium":
+        return Frame(p, _complete(anchor.hint, up=(0.0, -1.0, 0.0)), "tentorium", anchor.note)
+    if anchor.kind == "sulcus":
+        # The most voluminous sulcus (CSF-dark, away from the brain surface and the ventricles) within 15 mm of
+        # the hand-picked point: thin sulci, invisible at this resolution, would make a boundary no one can see.
+        region = _sulci(images)
+        idx = np.argwhere(region)
+        pts = geo.index_to_lps(t1c, idx)
+        sel = np.linalg.norm(pts - p, axis=1) <= 15.0
+        if not sel.any():
+            raise ValueError(f"no sulcus (CSF) within 15 mm of {anchor.ijk}")
+        cc = geo.array_view(sitk.ConnectedComponent(geo.image_from_array(region.astype(np.uint8), t1c)))
+        labs, counts = np.unique(cc[tuple(idx[sel].T)], return_counts=True)
+        best = labs[np.argmax(counts)]
+        members = np.argwhere(cc == best)
+        mp = geo.index_to_lps(t1c, members)
+        mp = mp[np.linalg.norm(mp - p, axis=1) <= 15.0]
+        c = mp.mean(0)
+        c = mp[np.argmin(np.linalg.norm(mp - c, axis=1))]           # a CSF voxel near the cluster's centre
+        local = mp[np.linalg.norm(mp - c, axis=1) <= 6.0]
+        _, _, vt = np.linalg.svd(local - local.mean(0), full_matrices=False)
+        e1 = vt[2] if vt[2] @ np.asarray(anchor.hint) >= 0 else -vt[2]
+        return Frame(c, _complete(e1), "sulcus", anchor.note)
+    if anchor.kind == "ventricle":
+        vent = _ventricle_at(images, anchor.ijk)
+        d = geo.array_view(sitk.SignedMaurerDistanceMap(geo.image_from_array(vent.astype(np.uint8), t1c),
+                                                        insideIsPositive=False, squaredDistance=False,
+                                                        useImageSpacing=True))
+        idx = np.argwhere(np.abs(d) <= 0.8 * max(t1c.GetSpacing()))
+        pts = geo.index_to_lps(t1c, idx)
+        # The wall point of the ventricle nearest to the anchor along the hint (lateral wall).
+        hint = np.asarray(anchor.hint, float)
+        score = np.linalg.norm(pts - p, axis=1) - 3.0 * ((pts - p) @ -hint)
+        w = pts[np.argmin(score)]
+        around = pts[np.linalg.norm(pts - w, axis=1) <= 5.0]
+        _, _, vt = np.linalg.svd(around - around.mean(0))
+        e1 = vt[2] if vt[2] @ hint >= 0 else -vt[2]
+        return Frame(w, _complete(e1), "ventricle", anchor.note)
+    raise ValueError(f"unknown anchor kind '{anchor.kind}'")
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Scenario templates (local frame, mm)
+# ----------------------------------------------------------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class Part:
+    """A lesion component in the anchor's frame: an irregular ellipsoid (radii along e1, e2, e3).
+
+    ``side``: -1 keeps it at e1 ≤ −margin (the treated side), +1 at e1 ≥ +margin, 0 anywhere. ``ring``: enhancing
+    rim (mm) around a necrotic core, 0 = solid. ``spare``: its enhancement stays this far from the boundary (open
+    ring). ``cavity``: radius of a resection cavity (CSF) at its centre; the part is the shell around it."""
+    centre: tuple
+    radii: tuple
+    ring: float = 0.0
+    side: int = 0
+    margin: float = 1.5
+    spare: float = 0.0
+    cavity: float = 0.0
+    seed: int = 0
+    irregularity: float = 0.12
+
+
+@dataclasses.dataclass(frozen=True)
+class Step:
+    label: str
+    days: int
+    parts: dict
+    enhance: tuple = ()            # ((boundary kind, part name, reach mm), ...): the boundary itself enhances
+
+
+@dataclasses.dataclass(frozen=True)
+class Template:
+    name: str
+    title: str
+    paper: int
+    counterpart: str
+    anchor: str
+    prescription_gy: float
+    fractions: int
+    steps: tuple
+    boundary_truth: tuple          # ({"kind", "timepoint", "boundary"?, "component"?}, ...): exhaustive for these
+    description: str
+    dose_falloff_mm: tuple = (6.5, 25.0)
+    thick_margin: float = 1.5      # side margin on thick-slice images (horizontal boundaries need two slices)
+
+
+def _p(c, r, **kw):
+    return Part(centre=tuple(float(v) for v in c),
+                radii=tuple(float(v) for v in (r if isinstance(r, (tuple, list)) else (r, r, r))), **kw)
+
+
+def templates() -> list[Template]:
+    """The eight scenarios and their PD twins, in anchor frames (see the module docstring)."""
+    out = []
+    T, F = "treated", "focus"
+    # 1. Cingulate metastasis; a focus across the falx; later the treated part regresses while the focus grows.
+    t = _p((-7, 0, 0), (5, 6, 4.5), ring=2, side=-1, seed=11)
+    out.append(Template(
+        "falx_cingulate_rn", "Cingulate metastasis, new focus across the falx", 1, "RN", "falx", 20, 1,
+        (Step("t0", 0, {T: t}),
+         Step("t1", 200, {T: dataclasses.replace(t, spare=2.5), F: _p((5, 2, 0), (3.5, 4, 3.5), side=1, seed=12)}),
+         Step("t2", 290, {T: _p((-7, 0, 0), (2.5, 3, 2.5), ring=1, side=-1, spare=2.5, seed=11),
+                          F: _p((6, 2, 0), (7, 8, 6.5), side=1, seed=12)})),
+        ({"kind": "noncontiguous_across_boundary", "timepoint": "t1", "boundary": "falx", "component": F},
+         {"kind": "noncontiguous_across_boundary", "timepoint": "t2", "boundary": "falx", "component": F}),
+        "Left cingulate metastasis, 20 Gy x 1; a focus appears across the falx in the right cingulate gyrus without "
+        "falx enhancement; later the treated part regresses while the focus grows."))
+    out.append(Template(
+        "falx_cingulate_pd", "Cingulate metastasis growing through an enhancing falx", 1, "PD", "falx", 20, 1,
+        (Step("t0", 0, {T: t}),
+         Step("t1", 200, {T: _p((-7, 0, 0), (8.5, 9, 7.5), ring=2, side=-1, seed=11)}, (("falx", T, 8.0),)),
+         Step("t2", 290, {T: _p((-7, 0, 0), (10, 10.5, 9), ring=2, side=-1, seed=11),
+                          F: _p((5, 2, 0), (4, 4.5, 4), side=1, seed=12)}, (("falx", T, 8.0), ("falx", F, 8.0)))),
+        ({"kind": "boundary_enhancement", "timepoint": "t1", "boundary": "falx"},
+         {"kind": "boundary_enhancement", "timepoint": "t2", "boundary": "falx"},
+         {"kind": "contiguous_extension", "timepoint": "t1"}, {"kind": "contiguous_extension", "timepoint": "t2"}),
+        "Concentric growth of the cingulate metastasis with a thickened enhancing falx, then contiguous extension "
+        "to the other side through the enhancing meninges."))
+    # 3. Occipital metastasis responds; later a flat cerebellar focus across the tentorium.
+    t3 = _p((-7.5, 0, 0), (5, 6, 6), ring=2, side=-1, seed=31)
+    t3s = _p((-7.5, 0, 0), (3, 3.5, 3.5), ring=1.5, side=-1, seed=31)
+    out.append(Template(
+        "tentorium_rn", "Occipital metastasis; flat cerebellar enhancement across the tentorium", 3, "RN",
+        "tentorium", 20, 1,
+        (Step("t0", 0, {T: t3}), Step("t1", 180, {T: t3s}),
+         Step("t2", 900, {T: t3s, F: _p((4, 0, 2), (2, 7, 6), side=1, seed=32)})),
+        ({"kind": "noncontiguous_across_boundary", "timepoint": "t2", "boundary": "tentorium", "component": F},),
+        "Occipital metastasis, 20 Gy x 1, responds; years later flat enhancement in the cerebellar hemisphere "
+        "below it, across the tentorium, inside the 10-20 Gy isodose lines, without tentorial enhancement.",
+        thick_margin=6.0))
+    out.append(Template(
+        "tentorium_pd", "Occipital metastasis growing along an enhancing tentorium", 3, "PD", "tentorium", 20, 1,
+        (Step("t0", 0, {T: t3}),
+         Step("t1", 180, {T: _p((-7.5, 0, 0), (8, 9, 9), ring=2, side=-1, seed=31)}, (("tentorium", T, 8.0),)),
+         Step("t2", 300, {T: _p((-7.5, 0, 0), (10, 11.5, 11.5), ring=2, side=-1, seed=31),
+                          F: _p((5, 0, 2), (3.5, 6, 5), side=1, seed=32)},
+              (("tentorium", T, 8.0), ("tentorium", F, 8.0)))),
+        ({"kind": "boundary_enhancement", "timepoint": "t1", "boundary": "tentorium"},
+         {"kind": "boundary_enhancement", "timepoint": "t2", "boundary": "tentorium"},
+         {"kind": "contiguous_extension", "timepoint": "t1"}, {"kind": "contiguous_extension", "timepoint": "t2"}),
+        "Growth of the occipital metastasis with tentorial enhancement and contiguous extension into the "
+        "cerebellum through the enhancing tentorium.", thick_margin=6.0))
+    # 4. Metastasis by a convexity sulcus resolves; a ring lesion appears across the sulcus.
+    t4 = _p((-7.5, 0, 0), 6.5, ring=2, side=-1, seed=41)
+    out.append(Template(
+        "central_sulcus_rn", "Pre-central metastasis resolves; ring lesion across the sulcus", 4, "RN", "convexity",
+        20, 1,
+        (Step("t0", 0, {T: t4}),
+         Step("t1", 240, {T: _p((-7.5, 0, 0), 3.5, ring=1.5, side=-1, seed=41),
+                          F: _p((6, 0, 0), (4, 4.5, 4.5), ring=1.5, side=1, seed=42)}),
+         Step("t2", 330, {F: _p((7, 0, 0), (8, 8.5, 8.5), ring=1.5, side=1, seed=42)})),
+        ({"kind": "noncontiguous_across_boundary", "timepoint": "t1", "boundary": "csf", "component": F},
+         {"kind": "noncontiguous_across_boundary", "timepoint": "t2", "boundary": "csf", "component": F}),
+        "Convexity (pre-central) metastasis resolves; a new ring-enhancing lesion appears across the sulcus."))
+    out.append(Template(
+        "central_sulcus_pd", "Pre-central metastasis growing with pial enhancement", 4, "PD", "convexity", 20, 1,
+        (Step("t0", 0, {T: t4}),
+         Step("t1", 240, {T: _p((-7.5, 0, 0), 9, ring=2, side=-1, seed=41)}),
+         Step("t2", 330, {T: _p((-7.5, 0, 0), (11, 12, 12), ring=2, side=-1, seed=41)}, (("csf", T, 8.0),))),
+        ({"kind": "boundary_enhancement", "timepoint": "t2", "boundary": "csf"},
+         {"kind": "contiguous_extension", "timepoint": "t1"}, {"kind": "contiguous_extension", "timepoint": "t2"}),
+        "Concentric growth of the convexity metastasis, then enhancement of the pia lining the sulcus."))
+    # 5. Resection cavity below the Sylvian fissure; foci across it.
+    rim = _p((-10, 0, 0), 9.5, ring=2, side=-1, cavity=6.5, seed=51, irregularity=0.04)
+    out.append(Template(
+        "sylvian_cavity_rn", "Resection cavity; a focus across the Sylvian fissure", 5, "RN", "sylvian", 20, 5,
+        (Step("t0", 0, {T: rim}), Step("t1", 270, {T: rim, F: _p((5, 0, 0), (3.5, 4.5, 4), side=1, seed=52)}),
+         Step("t2", 360, {T: rim, F: _p((6, 0, 0), (6, 7.5, 6.5), side=1, seed=52)})),
+        ({"kind": "noncontiguous_across_boundary", "timepoint": "t1", "boundary": "csf", "component": F},
+         {"kind": "noncontiguous_across_boundary", "timepoint": "t2", "boundary": "csf", "component": F}),
+        "Resected temporal metastasis, cavity SRS 20 Gy in 5: a separate focus in the frontal operculum across "
+        "the Sylvian fissure, conforming to the RT field.", thick_margin=6.0))
+    out.append(Template(
+        "sylvian_cavity_pd", "Nodular growth at the cavity margin", 5, "PD", "sylvian", 20, 5,
+        (Step("t0", 0, {T: rim}),
+         Step("t1", 270, {T: rim, F: _p((-10, 9, -3), 4.5, side=-1, seed=53)}),
+         Step("t2", 360, {T: rim, F: _p((-10, 10, -3), 8, side=-1, seed=53)})),
+        ({"kind": "contiguous_extension", "timepoint": "t1"}, {"kind": "contiguous_extension", "timepoint": "t2"}),
+        "Nodular enhancement growing at one margin of the cavity, contiguous with it.", thick_margin=6.0))
+    # 6. Caudate metastasis; enhancement wraps the ventricle without ependymal enhancement (open ring).
+    t6 = _p((-6.5, 0, 0), 5, ring=2, side=-1, seed=61)
+    peri = _p((1, 0, 8), (11, 8, 4.5), side=0, spare=1.5, seed=62)
+    out.append(Template(
+        "ventricle_open_ring_rn", "Caudate metastasis; enhancement wraps the ventricle, open ring", 6, "RN",
+        "ventricle", 24, 3,
+        (Step("t0", 0, {T: t6}),
+         Step("t1", 240, {T: dataclasses.replace(t6, spare=1.5), "periventricular": peri}),
+         Step("t2", 330, {T: dataclasses.replace(t6, spare=1.5),
+                          "periventricular": dataclasses.replace(peri, radii=(13, 10, 5.5))})),
+        ({"kind": "open_ring", "timepoint": "t1", "boundary": "ventricles"},
+         {"kind": "open_ring", "timepoint": "t2", "boundary": "ventricles"},
+         {"kind": "contiguous_extension", "timepoint": "t1"}, {"kind": "contiguous_extension", "timepoint": "t2"}),
+        "Caudate metastasis, 24 Gy in 3: enlargement wraps around the lateral ventricle, eccentric to the original "
+        "lesion, without ependymal enhancement."))
+    out.append(Template(
+        "ventricle_open_ring_pd", "Caudate metastasis with ependymal enhancement", 6, "PD", "ventricle", 24, 3,
+        (Step("t0", 0, {T: t6}),
+         Step("t1", 240, {T: _p((-6.5, 0, 0), 8, ring=2, side=-1, seed=61)}, (("ventricles", T, 8.0),)),
+         Step("t2", 330, {T: _p((-6.5, 0, 0), 11, ring=2, side=-1, seed=61)}, (("ventricles", T, 8.0),))),
+        ({"kind": "boundary_enhancement", "timepoint": "t1", "boundary": "ventricles"},
+         {"kind": "boundary_enhancement", "timepoint": "t2", "boundary": "ventricles"},
+         {"kind": "contiguous_extension", "timepoint": "t1"}, {"kind": "contiguous_extension", "timepoint": "t2"}),
+        "Growth of the caudate metastasis along the ventricle with enhancement of the ependyma."))
+    # 7. Caudate metastasis; a focus across the ventricle recedes while a lateral extension appears.
+    t7 = _p((-7, 0, -1), 4.5, ring=1.5, side=-1, seed=71)
+    out.append(Template(
+        "callosal_rn", "Caudate metastasis; a focus across the ventricle recedes as a lateral one appears", 7, "RN",
+        "ventricle", 27, 3,
+        (Step("t0", 0, {T: t7}),
+         Step("t1", 200, {T: t7, F: _p((5, 0, 8), (4, 5, 3.5), side=0, spare=1.5, seed=72)}),
+         Step("t2", 300, {T: t7, "lateral": _p((-14, 0, -1), 4.5, side=-1, seed=73)})),
+        ({"kind": "noncontiguous_across_boundary", "timepoint": "t1", "boundary": "ventricles", "component": F},
+         {"kind": "contiguous_extension", "timepoint": "t2"}),
+        "Caudate metastasis, 27 Gy in 3: new enhancement across the ventricle without ventricular-surface "
+        "enhancement; later it recedes while new enhancement appears laterally."))
+    out.append(Template(
+        "callosal_pd", "Caudate metastasis growing as a whole", 7, "PD", "ventricle", 27, 3,
+        (Step("t0", 0, {T: t7}), Step("t1", 200, {T: _p((-7, 0, -1), 7.5, ring=2, side=-1, seed=71)}),
+         Step("t2", 300, {T: _p((-7, 0, -1), 10.5, ring=2, side=-1, seed=71)})),
+        ({"kind": "contiguous_extension", "timepoint": "t1"}, {"kind": "contiguous_extension", "timepoint": "t2"}),
+        "Concentric growth of the whole caudate nodule."))
+    # 8. Temporal lesion after 60 Gy/30: the part on one side of a sulcus grows, the other recedes.
+    med = _p((-6.5, 0, 0), 5, ring=1.5, side=-1, seed=81)
+    lat = _p((6.5, 0, 0), 6, ring=1.5, side=1, seed=82)
+    out.append(Template(
+        "temporal_mixed_rn", "Temporal lesion: one part grows, the other recedes", 8, "RN", "temporal", 60, 30,
+        (Step("t0", 0, {"medial": med, "lateral": lat}),
+         Step("t1", 150, {"medial": dataclasses.replace(med, radii=(8.5, 8.5, 8.5)),
+                          "lateral": dataclasses.replace(lat, radii=(2.5, 2.5, 2.5))}),
+         Step("t2", 270, {"medial": dataclasses.replace(med, radii=(12, 12, 12))})),
+        ({"kind": "contiguous_extension", "timepoint": "t1"}, {"kind": "contiguous_extension", "timepoint": "t2"}),
+        "Temporal lobe lesion after 60 Gy in 30: the part on one side of a spared sulcus grows while the other "
+        "recedes.", dose_falloff_mm=(10.0, 30.0)))
+    out.append(Template(
+        "temporal_mixed_pd", "Temporal lesion growing in all parts", 8, "PD", "temporal", 60, 30,
+        (Step("t0", 0, {"medial": med, "lateral": dataclasses.replace(lat, radii=(5, 5, 5))}),
+         Step("t1", 150, {"medial": dataclasses.replace(med, radii=(8.5, 8.5, 8.5)),
+                          "lateral": dataclasses.replace(lat, radii=(8.5, 8.5, 8.5))}),
+         Step("t2", 270, {"medial": dataclasses.replace(med, radii=(12, 12, 12)),
+                          "lateral": dataclasses.replace(lat, radii=(12, 12, 12))})),
+        ({"kind": "contiguous_extension", "timepoint": "t1"}, {"kind": "contiguous_extension", "timepoint": "t2"}),
+        "Both parts of the temporal lesion grow.", dose_falloff_mm=(10.0, 30.0)))
+    return out
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Rendering
+# ----------------------------------------------------------------------------------------------------------------
+
+def _eval_grid(frame: Frame, half_mm: float, spacing: float = 0.6) -> sitk.Image:
+    n = int(np.ceil(2 * half_mm / spacing))
+    g = sitk.Image([n, n, n], sitk.sitkUInt8)
+    g.SetSpacing((spacing,) * 3)
+    g.SetOrigin(tuple(frame.origin - half_mm + spacing / 2))
+    return g
+
+
+def _coords(grid: sitk.Image) -> np.ndarray:
+    size = grid.GetSize()
+    o, s = np.array(grid.GetOrigin()), np.array(grid.GetSpacing())
+    ax = [(o[d] + s[d] * np.arange(size[d])).astype(np.float32) for d in range(3)]
+    return np.stack(np.meshgrid(*ax, indexing="ij"), axis=-1)      # (i, j, k, 3) LPS
+
+
+def _on(mask: np.ndarray, src: sitk.Image, grid: sitk.Image) -> np.ndarray:
+    img = geo.image_from_array(mask.astype(np.uint8), src)
+    return geo.array_view(sitk.Resample(img, grid, sitk.Transform(), sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)) > 0
+
+
+def _dist(mask: np.ndarray, grid: sitk.Image) -> np.ndarray:
+    if not mask.any():
+        return np.full(mask.shape, np.inf, np.float32)
+    d = sitk.SignedMaurerDistanceMap(geo.image_from_array(mask.astype(np.uint8), grid), insideIsPositive=False,
+                                     squaredDistance=False, useImageSpacing=True)
+    return np.clip(geo.array_view(d), 0, None)
+
+
+@dataclasses.dataclass
+class Scene:
+    """The anatomy one template needs, on its evaluation grid (LPS, isotropic)."""
+    frame: Frame
+    grid: sitk.Image
+    local: np.ndarray               # (i, j, k, 3) frame coordinates of the grid points
+    tissue: np.ndarray              # brain, not CSF
+    csf: np.ndarray
+    ventricle: np.ndarray | None
+    boundary_dist: np.ndarray       # distance (mm) to the anchor's boundary (the plane, or the ventricle / CSF)
+    nawm: float
+    csf_level: float
+
+
+def make_scene(template: Template, base: BaseMRI, images: BaseImages, half_mm: float = 40.0) -> Scene:
+    anchor = base.anchors[template.anchor]
+    frame = frame_for(anchor, base, images)
+    grid = _eval_grid(frame, half_mm)
+    local = frame.to_local(_coords(grid).reshape(-1, 3)).reshape(tuple(grid.GetSize()) + (3,)).astype(np.float32)
+    csf = _on(images.csf, images.t1c, grid)
+    brain = _on(images.brain, images.t1c, grid)
+    ventricle = None
+    if anchor.kind == "ventricle":
+        ventricle = _on(_ventricle_at(images, anchor.ijk), images.t1c, grid)
+    if frame.kind in ("falx", "tentorium"):
+        bdist = np.abs(local[..., 0])
+    elif ventricle is not None:
+        bdist = _dist(ventricle, grid)
+    else:
+        bdist = _dist(csf, grid)
+    # Local tissue levels: k-means of the real intensities within 30 mm of the anchor.
+    arr = geo.array_view(images.t1c)
+    idx = np.argwhere(images.brain)
+    pts = geo.index_to_lps(images.t1c, idx)
+    near = np.linalg.norm(pts - frame.origin, axis=1) <= 30.0
+    vals = arr[tuple(idx[near].T)]
+    c = np.sort(_kmeans_1d(vals[:: max(1, vals.size // 100000)], 3)[0])
+    nawm = float(np.median(vals[np.abs(vals - c[2]) < np.abs(vals - c[1])]))
+    return Scene(frame=frame, grid=grid, local=local, tissue=brain & ~csf, csf=csf, ventricle=ventricle,
+                 boundary_dist=bdist, nawm=nawm, csf_level=float(c[0]))
+
+
+@dataclasses.dataclass
+class StepMaps:
+    extent: dict                    # part name → bool (grid)
+    rim: np.ndarray
+    cavity: np.ndarray
+    boundary: np.ndarray            # enhancing boundary (meninges / ependyma)
+
+
+def part_extent(part: Part, scene: Scene, margin: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(extent, enhancing, cavity) of one part on the scene grid."""
+    lx, ly, lz = (scene.local[..., d] for d in range(3))
+    centre = np.array(part.centre, float)
+    if part.side and margin > part.margin:
+        # Thick slices: a part kept farther from the boundary moves out with its margin, keeping its size.
+        centre[0] += part.side * (margin - part.margin)
+    blob = Blob(centre=tuple(centre), radii=part.radii, seed=part.seed, irregularity=part.irregularity)
+    inside = _blob_extent(blob, lx, ly, lz)
+    if part.side:
+        inside &= part.side * lx >= margin
+    # Tissue only, but a lesion fills its own volume: CSF specks inside it are not kept out.
+    ext = inside & scene.tissue
+    if ext.any():
+        ext = (geo.array_view(sitk.BinaryFillhole(geo.image_from_array(ext.astype(np.uint8), scene.grid))) > 0) \
+            & inside
+    cav = np.zeros_like(ext)
+    if part.cavity:
+        c = centre
+        cav = ((lx - c[0]) ** 2 + (ly - c[1]) ** 2 + (lz - c[2]) ** 2) <= part.cavity ** 2
+        cav &= scene.tissue | scene.csf
+        ext &= ~cav
+    if part.cavity and part.ring:
+        rim = ext & (_dist(cav, scene.grid) <= part.ring)
+    elif part.ring:
+        rim = ext & (_dist(~ext, scene.grid) <= part.ring)
+    else:
+        rim = ext.copy()
+    if part.spare:
+        rim &= scene.boundary_dist > part.spare
+    return ext, rim, cav
+
+
+def step_maps(step: Step, template: Template, scene: Scene, thick: bool) -> StepMaps:
+    margin_default = template.thick_margin if thick else 1.5
+    extent, rim, cav = {}, np.zeros(scene.tissue.shape, bool), np.zeros(scene.tissue.shape, bool)
+    for name, part in step.parts.items():
+        margin = max(part.margin, margin_default)
+        e, r, c = part_extent(part, scene, margin)
+        if not e.any():
+            raise ValueError(f"{template.name}: part '{name}' at {step.label} is empty on this image")
+        extent[name] = e
+        rim |= r
+        cav |= c
+    benh = np.zeros_like(rim)
+    lx = scene.local[..., 0]
+    for kind, name, reach in step.enhance:
+        near = _dist(extent[name], scene.grid) <= reach
+        if kind in ("falx", "tentorium"):
+            # A thickened enhancing fold; on thick slices as thick as the gap kept around it, so it still bridges.
+            b = (np.abs(lx) <= max(1.25, margin_default - 0.25)) & (scene.tissue | scene.csf)
+        elif kind == "csf":
+            b = scene.csf & (~scene.ventricle if scene.ventricle is not None else True)
+        elif kind == "ventricles":
+            b = scene.ventricle & (_dist(~scene.ventricle, scene.grid) <= 1.5)
+        else:
+            raise ValueError(f"unknown boundary kind '{kind}'")
+        benh |= b & near
+    all_ext = np.any(np.stack(list(extent.values())), axis=0)
+    benh &= ~all_ext
+    return StepMaps(extent=extent, rim=rim, cavity=cav, boundary=benh)
+
+
+def _acquisition_grid(t1c: sitk.Image, thick: bool) -> tuple[sitk.Image, int]:
+    """The grid the maps are sampled on before averaging: along the slice for thick slices."""
+    sp = np.array(t1c.GetSpacing())
+    if not thick:
+        return t1c, 1
+    n = int(np.ceil(sp[2] / 1.1))
+    fine = sitk.Image([t1c.GetSize()[0], t1c.GetSize()[1], t1c.GetSize()[2] * n], sitk.sitkFloat32)
+    fine.SetSpacing((sp[0], sp[1], sp[2] / n))
+    fine.SetDirection(t1c.GetDirection())
+    first = geo.index_to_lps(t1c, [[0.0, 0.0, -0.5 + 0.5 / n]])[0]
+    fine.SetOrigin(tuple(first))
+    return fine, n
+
+
+def _sample(frac: np.ndarray, scene: Scene, t1c: sitk.Image, pose_tf: sitk.Transform, thick: bool) -> np.ndarray:
+    """A fraction map of the scene grid (blurred by the acquisition's point spread) as the acquisition sees it."""
+    img = sitk.SmoothingRecursiveGaussian(geo.image_from_array(frac.astype(np.float32), scene.grid), BLUR_MM)
+    fine, n = _acquisition_grid(t1c, thick)
+    out = geo.array_view(sitk.Resample(img, fine, pose_tf, sitk.sitkLinear, 0.0, sitk.sitkFloat32))
+    if n > 1:
+        ni, nj, nk = out.shape
+        out = out.reshape(ni, nj, nk // n, n).mean(axis=3)
+    return out
+
+
+def render_template(template: Template, base: BaseMRI, images: BaseImages, seed: int = 0) -> dict:
+    """All timepoints of one template on one real image, with ground truth (see the module docstring)."""
+    scene = make_scene(template, base, images)
+    t1c = images.t1c
+    rng = np.random.default_rng(seed)
+    rim_val = RIM_FACTOR * scene.nawm
+    core_val = CORE_FACTOR * scene.nawm
+    # Heterogeneous enhancement: ± 6 % smooth texture.
+    tex = geo.array_view(sitk.SmoothingRecursiveGaussian(geo.image_from_array(
+        rng.normal(size=scene.tissue.shape).astype(np.float32), scene.grid), 1.5))
+    tex = 1.0 + 0.06 * tex / max(float(tex.std()), 1e-6)
+    planning_pose = base.motion[0]
+    out_tps = []
+    names: list[str] = []
+    for step in template.steps:
+        for n in step.parts:
+            if n not in names:
+                names.append(n)
+    for n_tp, step in enumerate(template.steps):
+        maps = step_maps(step, template, scene, base.thick)
+        pose = base.motion[min(n_tp, len(base.motion) - 1)]
+        to_anatomy = pose_transform(pose)
+        thick = base.thick
+        ext_all = np.any(np.stack(list(maps.extent.values())), axis=0)
+        f_ext = _sample(ext_all, scene, t1c, to_anatomy, thick)
+        f_rim = np.minimum(_sample(maps.rim * tex, scene, t1c, to_anatomy, thick), f_ext * tex.max())
+        f_cav = _sample(maps.cavity, scene, t1c, to_anatomy, thick)
+        f_bnd = _sample(maps.boundary, scene, t1c, to_anatomy, thick)
+        oed = np.clip(1.0 - _dist(ext_all, scene.grid) / 6.0, 0.0, 1.0) * scene.tissue
+        f_oed = _sample(oed, scene, t1c, to_anatomy, thick)
+        anat = geo.array_view(sitk.Resample(t1c, t1c, to_anatomy, sitk.sitkLinear, 0.0, sitk.sitkFloat32))
+        keep = np.clip(1.0 - f_ext - f_cav - f_bnd, 0.0, 1.0)
+        img = anat * (1.0 - (1.0 - OEDEMA_FACTOR) * f_oed) * keep
+        img += f_rim * rim_val + np.clip(f_ext - np.minimum(f_rim / max(tex.max(), 1e-6), f_ext), 0, None) * core_val
+        img += f_bnd * rim_val + f_cav * scene.csf_level
+        implant = np.clip(f_ext + f_cav + f_bnd, 0.0, 1.0)
+        moved = any(abs(v) > 1e-9 for v in pose)
+        sigma = images.noise_sigma
+        noise = rng.normal(0.0, 1.0, img.shape).astype(np.float32) * sigma * (implant + (0.6 if moved else 0.0))
+        img = np.clip(img + noise * (anat > 0), 0, None)
+        acq = geo.image_from_array(img.astype(np.float32), t1c)
+        lesion = geo.image_from_array((f_ext >= 0.5).astype(np.uint8), t1c)
+        comp = np.zeros(t1c.GetSize(), np.uint8)
+        for name, e in maps.extent.items():
+            on_plan = _sample(e, scene, t1c, pose_transform(planning_pose), False) if not base.thick else \
+                _sample(e, scene, t1c, pose_transform(planning_pose), True)
+            comp[(on_plan >= 0.5) & (comp == 0)] = names.index(name) + 1
+        out_tps.append({"label": step.label, "date": SRS_DATE + _dt.timedelta(days=step.days), "t1c": acq,
+                        "lesion": lesion, "components_planning": geo.image_from_array(comp, t1c),
+                        "component_names": {i + 1: n for i, n in enumerate(names)},
+                        "boundary_enhancing": sorted({k for k, _, _ in step.enhance}),
+                        "transform_to_planning": image_to_image_transform(pose, planning_pose), "pose": pose})
+    treated = out_tps[0]["lesion"]
+    target = geo.image_from_array(np.any(np.stack(list(step_maps(template.steps[0], template, scene,
+                                                                  base.thick).extent.values())), axis=0)
+                                  .astype(np.uint8), scene.grid)
+    dose = _dose(target, template, scene)
+    return {"template": template, "base": base, "scene": scene, "timepoints": out_tps, "treated_lesion": treated,
+            "dose": dose}
+
+
+def _dose(target: sitk.Image, template: Template, scene: Scene) -> sitk.Image:
+    """SRS-like dose (see phantom.srs_dose) on a 1.5 mm grid of ± 70 mm around the target, then a 2 mm dose grid."""
+    big = _eval_grid(scene.frame, 70.0, 1.5)
+    tgt = sitk.Resample(target, big, sitk.Transform(), sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
+    return srs_dose(tgt, template.prescription_gy, template.dose_falloff_mm)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Ground truth and writing
+# ----------------------------------------------------------------------------------------------------------------
+
+CHANGE_KINDS = ("mixed_response", "concentric_growth", "regression", "change_indeterminate")
+
+
+def change_truth(masks: dict, ref: sitk.Image, slice_mm: dict, registration_mm: dict, new_foci: dict,
+                 counterpart: str) -> list[dict]:
+    """The change findings the true lesion extents call for, by the documented definition (analysis/change.py)
+    applied to the *true* geometry. An interval whose answer changes when the minimum depth moves by ± 1 mm sits
+    on the threshold: its entry lists every answer that is then right (``acceptable``, each a list of kinds),
+    never a mixed response on a PD twin (that would excuse the one error that must not happen)."""
+    from ..analysis import change as changemod
+
+    def kinds(slices):
+        f, _ = changemod.analyse_changes(masks, ref, slice_mm=slices, registration_mm=registration_mm,
+                                         foci=new_foci)
+        out: dict = {}
+        for x in f:
+            out.setdefault((x.from_, x.to), set()).add(x.kind)
+        return out
+    runs = [kinds({k: max(v + delta, 0.5) for k, v in slice_mm.items()}) for delta in (0.0, -1.0, 1.0)]
+    labels = list(masks)
+    intervals = list(zip(labels[:-1], labels[1:])) + ([(labels[0], labels[-1])] if len(labels) > 2 else [])
+    out = []
+    for iv in intervals:
+        answers = [sorted(r.get(iv, set())) for r in runs]
+        unique = [list(x) for x in {tuple(a) for a in answers}]
+        if counterpart == "PD" and any("mixed_response" in a for a in unique):
+            raise ValueError(f"PD twin with a mixed response {iv} in its own truth: the design is wrong")
+        if len(unique) == 1:
+            out += [{"kind": k, "from": iv[0], "to": iv[1]} for k in answers[0]]
+        else:
+            out.append({"kind": None, "from": iv[0], "to": iv[1], "acceptable": sorted(unique),
+                        "note": "the designed change sits within 1 mm of the resolution-dependent minimum depth"})
+    return out
+
+
+def case_name(template: Template, base: BaseMRI) -> str:
+    return f"{base.name}_{template.name}"
+
+
+def write_case(template: Template, base: BaseMRI, images: BaseImages, out_dir: str, seed: int = 0) -> str:
+    """Render and write one real-MRI case (manifest, images, dose, ``truth/``); returns the manifest path."""
+    r = render_template(template, base, images, seed=seed)
+    tps_r = r["timepoints"]
+    planning = images.t1c
+    moved = [any(abs(v) > 1e-9 for v in t["pose"]) for t in tps_r]
+    tps = []
+    for n, t in enumerate(tps_r):
+        # Thick-slice cases come with the radiologist's lesion masks at every timepoint (drawn on their own slices);
+        # 1 mm cases only with the treated lesion: the follow-ups' enhancement is found automatically.
+        lesion = t["lesion"] if (n == 0 or base.thick) else None
+        extra = dict(images.extra) if n == 0 else {}
+        tps.append(Timepoint(label=t["label"], date=t["date"], t1c=sitk.Cast(t["t1c"], sitk.sitkInt16),
+                             lesion=lesion, extra=extra))
+    case = Case(id=case_name(template, base), timepoints=tps, treated_lesion=r["treated_lesion"],
+                dose=Dose(image=r["dose"], prescription_gy=template.prescription_gy, fractions=template.fractions,
+                          date=SRS_DATE),
+                registered=not any(moved),
+                metadata={"title": template.title, "paper_scenario": template.paper,
+                          "counterpart": template.counterpart, "description": template.description,
+                          "synthetic": True, "real_mri": base.name, "anchor": base.anchors[template.anchor].note,
+                          "patient_name": f"DEMO^REAL^{template.name.upper()}",
+                          "patient_id": f"RNA-R{template.paper:02d}"})
+    case_dir = os.path.join(out_dir, case.id)
+    os.makedirs(os.path.join(case_dir, "truth"), exist_ok=True)
+    manifest = save_case(case, case_dir, ext=".nii.gz")
+    # Ground truth: the designed boundary findings and the change findings of the true geometry.
+    truth_dir = os.path.join(case_dir, "truth")
+    masks = {}
+    for t in tps_r:
+        comp = geo.array_view(t["components_planning"])
+        masks[t["label"]] = comp > 0
+        sitk.WriteImage(t["components_planning"], os.path.join(truth_dir, f"components_{t['label']}.nrrd"), True)
+        sitk.WriteTransform(t["transform_to_planning"], os.path.join(truth_dir, f"transform_{t['label']}.tfm"))
+    names = tps_r[0]["component_names"]
+    ids = {v: k for k, v in names.items()}
+    new_foci = {}
+    for e in template.boundary_truth:
+        if e["kind"] == "noncontiguous_across_boundary" and e.get("component"):
+            comp = geo.array_view(next(t for t in tps_r if t["label"] == e["timepoint"])["components_planning"])
+            new_foci[e["timepoint"]] = new_foci.get(e["timepoint"], np.zeros(comp.shape, bool)) | \
+                (comp == ids[e["component"]])
+    slice_mm = {t["label"]: float(max(planning.GetSpacing())) for t in tps_r}
+    from ..analysis.change import REGISTRATION_UNCERTAINTY_MM
+    reg_mm = {t["label"]: (REGISTRATION_UNCERTAINTY_MM if m else 0.0) for t, m in zip(tps_r, moved)}
+    expected = [dict(e) for e in template.boundary_truth] + change_truth(masks, planning, slice_mm, reg_mm,
+                                                                         new_foci, template.counterpart)
+    truth = {"scenario": template.name, "case": case.id, "title": template.title, "paper_scenario": template.paper,
+             "counterpart": template.counterpart, "real_mri": base.name, "licence": base.licence,
+             "anchor": {"kind": r["scene"].frame.kind, "note": r["scene"].frame.note,
+                        "origin_lps": r["scene"].frame.origin.tolist(), "axes_lps": r["scene"].frame.axes.tolist()},
+             "expected": expected, "exhaustive": True,
+             "timepoints": {t["label"]: {"date": t["date"].isoformat(),
+                                         "days_since_srs": (t["date"] - SRS_DATE).days, "pose": list(t["pose"]),
+                                         "components": {names[int(v)]: float((geo.array_view(
+                                             t["components_planning"]) == v).sum() * geo.voxel_volume_mm3(planning))
+                                             for v in np.unique(geo.array_view(t["components_planning"])) if v},
+                                         "boundary_enhancing": t["boundary_enhancing"]} for t in tps_r}}
+    with open(os.path.join(truth_dir, "truth.json"), "w", encoding="utf-8") as f:
+        json.dump(truth, f, indent=2)
+    return manifest
+
+
+def write_real_cases(data_dir: str, out_dir: str, bases=("brats", "tcga"), names=None, log=print) -> list[str]:
+    """Write every template (or those named) on each real image; returns manifest paths."""
+    out = []
+    for b in bases:
+        base = BASES[b]
+        images = load_base(base, data_dir)
+        for i, tpl in enumerate(templates()):
+            if names and tpl.name not in names and case_name(tpl, base) not in names:
+                continue
+            log(f"[real-mri] writing {case_name(tpl, base)} ({tpl.counterpart}, paper scenario {tpl.paper})")
+            out.append(write_case(tpl, base, images, out_dir, seed=i))
+    return out
