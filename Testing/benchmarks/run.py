@@ -1,6 +1,6 @@
 """Benchmarks (not tests): each figure is printed as a ratio to a peer measured in the same run on this machine.
 
-    pip install ".[bench]" && python Testing/benchmarks/run.py [dvh] [isodose] [case]
+    pip install ".[bench]" && python Testing/benchmarks/run.py [dvh] [isodose] [case] [boundaries] [change] [realmri]
 
 * dvh      – all ROIs of the dicompyler example plan: RNAssessment vs ``dicompylercore.dvhcalc.get_dvh``, plus each
              one's agreement with the TPS DVHs embedded in the RTDOSE (volume and mean dose).
@@ -9,6 +9,10 @@
 * case       – full assessment of one 1 mm teaching case vs just reading its files.
 * boundaries – one follow-up analysed inside the lesion/dose box vs the same on the whole head.
 * change     – registration + change analysis of a 3-timepoint case vs one plain full-resolution registration.
+* realmri    – on the 240x240x155 BraTS MRI (../shared/data/real-mri) with an implanted case: the atlas step (fit
+               and automatic boundaries) and a whole 2-timepoint assessment, each in a fresh process, vs a plain
+               read of the same files in a fresh process; time and peak resident memory.
+               Targets (issue 10): atlas step <= 15 s, whole case <= 30 s on 2 cores, peak memory < 2 GB.
 """
 from __future__ import annotations
 
@@ -208,10 +212,71 @@ def bench_change():
           f"full-resolution registration {t_plain:.1f} s -> ratio {t_ours / t_plain:.2f}")
 
 
+_CHILD = r"""
+import json, resource, sys, time
+import SimpleITK as sitk
+from RNAssessmentLib.io.case import load_manifest
+manifest, what = sys.argv[1], sys.argv[2]
+t = time.perf_counter()
+case = load_manifest(manifest)
+if what == "atlas":
+    import numpy as np
+    from RNAssessmentLib.anatomy import atlas, barriers, brain, midline
+    from RNAssessmentLib.io import geometry as geo
+    t0 = case.timepoints[0]
+    t = time.perf_counter()
+    fit = atlas.fit_atlas(t0.t1c, exclude=case.treated_lesion)
+    model = brain.tissue_model(geo.array_view(t0.t1c).astype(np.float32), geo.array_view(fit.brain) > 0)
+    plane = midline.midsagittal_plane(t0.t1c, exclude=case.treated_lesion, brain=fit.brain)
+    barriers.automatic_boundaries(t0.t1c, fit, model, plane, lesion=case.treated_lesion)
+elif what == "assess":
+    from RNAssessmentLib.assess import assess_case
+    t = time.perf_counter()
+    assess_case(case, log_callback=lambda m: None)
+print(json.dumps({"seconds": time.perf_counter() - t, "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+def _in_child(manifest, what):
+    import json
+    import subprocess
+    out = subprocess.run([sys.executable, "-c", _CHILD, manifest, what], check=True, capture_output=True, text=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def bench_realmri():
+    import json
+    import tempfile
+
+    from RNAssessmentLib.teaching import realmri as R
+
+    base = R.BASES["brats"]
+    images = R.load_base(base, os.path.join(SHARED, "real-mri"))
+    tpl = next(t for t in R.templates() if t.name == "falx_cingulate_rn")
+    with tempfile.TemporaryDirectory() as d:
+        manifest = R.write_case(tpl, base, images, d, seed=0)
+        with open(manifest, encoding="utf-8") as f:
+            spec = json.load(f)
+        spec["timepoints"] = spec["timepoints"][:2]          # SRS time and one follow-up
+        with open(manifest, "w", encoding="utf-8") as f:
+            json.dump(spec, f)
+        read = _in_child(manifest, "read")
+        atlas = _in_child(manifest, "atlas")
+        whole = _in_child(manifest, "assess")
+    size = "x".join(map(str, images.t1c.GetSize()))
+    print(f"realmri: {size} BraTS case, 2 timepoints. Plain read of its files {read['seconds']:.1f} s, "
+          f"{read['peak_mb']:.0f} MB peak.")
+    print(f"  atlas step (fit + automatic boundaries) {atlas['seconds']:.1f} s (target <= 15 s) -> "
+          f"{atlas['seconds'] / read['seconds']:.1f}x the read; peak {atlas['peak_mb']:.0f} MB")
+    print(f"  whole assessment {whole['seconds']:.1f} s (target <= 30 s) -> {whole['seconds'] / read['seconds']:.1f}x "
+          f"the read; peak {whole['peak_mb']:.0f} MB (target < 2048 MB) = {whole['peak_mb'] / read['peak_mb']:.1f}x "
+          "the read's")
+
+
 def main(argv):
-    which = argv or ["dvh", "isodose", "case", "boundaries", "change"]
+    which = argv or ["dvh", "isodose", "case", "boundaries", "change", "realmri"]
     table = {"dvh": bench_dvh, "isodose": bench_isodose, "case": bench_case, "boundaries": bench_boundaries,
-             "change": bench_change}
+             "change": bench_change, "realmri": bench_realmri}
     for name in which:
         table[name]()
 

@@ -90,7 +90,7 @@ BASES = {
                  "falx_posterior": Anchor("falx", (122, 160, 100), note="falx above the splenium"),
                  "tentorium": Anchor("tentorium", (158, 176, 45), hint=(0.0, 0.25, -1.0),
                                      note="left tentorium between occipital lobe and cerebellum"),
-                 "convexity": Anchor("sulcus", (172, 148, 76), hint=(0.0, -1.0, 0.0),
+                 "convexity": Anchor("sulcus", (168, 140, 95), hint=(0.0, -1.0, 0.0),
                                      note="left lateral convexity sulcus"),
                  "sylvian": Anchor("sulcus", (160, 110, 64), hint=(1.0, 0.0, 0.0),
                                    note="left Sylvian fissure / insular cistern"),
@@ -110,7 +110,7 @@ BASES = {
                                      note="left tentorium between occipital lobe and cerebellum"),
                  "convexity": Anchor("sulcus", (166, 72, 20), hint=(0.0, -1.0, 0.0),
                                      note="left convexity sulcus near the central sulcus"),
-                 "sylvian": Anchor("sulcus", (168, 118, 13), hint=(0.0, 0.0, 1.0), note="left Sylvian fissure"),
+                 "sylvian": Anchor("sulcus", (168, 118, 14), hint=(0.0, 0.0, 1.0), note="left Sylvian fissure"),
                  "ventricle": Anchor("ventricle", (140, 123, 15), hint=(-1.0, 0.0, 0.0),
                                      note="lateral wall of the left frontal horn, caudate head"),
                  "temporal": Anchor("sulcus", (184, 97, 10), hint=(1.0, 0.0, 0.0), note="left temporal sulcus")},
@@ -149,6 +149,13 @@ def load_base(base: BaseMRI, data_dir: str) -> BaseImages:
         t2v = t2[fg]
         c2 = np.sort(_kmeans_1d(t2v[:: max(1, t2v.size // 200000)], 3)[0])
         csf |= fg & (t2 > c2[1] + 0.35 * (c2[2] - c2[1])) & (arr < c[1])
+    if "flair" in extra and geo.same_grid(extra["flair"], t1c):
+        # CSF is dark on FLAIR; oedema and necrosis around a tumour are T1-dark and T2-bright too, but FLAIR-bright:
+        # no sulcus, no ventricle.
+        fl = geo.array_view(sitk.Cast(extra["flair"], sitk.sitkFloat32))
+        fv = fl[fg]
+        cf = np.sort(_kmeans_1d(fv[:: max(1, fv.size // 200000)], 3)[0])
+        csf &= ~(fl > 0.5 * (cf[1] + cf[2]))
     # Noise: robust spread of the difference between the image and its 1 mm smoothed self, in the tissue.
     sm = geo.array_view(sitk.SmoothingRecursiveGaussian(t1c, 1.0))
     tissue = fg & ~csf
@@ -198,13 +205,14 @@ def _ventricle_at(images: BaseImages, seed_ijk) -> np.ndarray:
     cc = geo.array_view(sitk.ConnectedComponent(geo.image_from_array(region.astype(np.uint8), t1c), False))
     lab = cc[tuple(seed_ijk)]
     if lab == 0:
-        # The seed was placed by hand on one image; CSF thresholds move the wall by a voxel. Take the nearest
-        # CSF voxel within 6 mm (physical distance: slices may be 5 mm apart).
+        # The seed was placed by hand on one image; CSF thresholds move the wall by a voxel. Take the largest
+        # CSF region reaching within 6 mm of it (physical distance: slices may be 5 mm apart).
         idx = np.argwhere(cc > 0)
         d = np.linalg.norm((idx - np.asarray(seed_ijk)) * np.asarray(t1c.GetSpacing()), axis=1)
         if not len(idx) or d.min() > 6.0:
             raise ValueError(f"ventricle seed {seed_ijk} is not in CSF")
-        lab = cc[tuple(idx[np.argmin(d)])]
+        near_labels = np.unique(cc[tuple(idx[d <= 6.0].T)])
+        lab = near_labels[np.argmax([(cc == v).sum() for v in near_labels])]
     return cc == lab
 
 
@@ -261,13 +269,20 @@ def frame_for(anchor: Anchor, base: BaseMRI, images: BaseImages) -> Frame:
                                                         useImageSpacing=True))
         idx = np.argwhere(np.abs(d) <= 0.8 * max(t1c.GetSpacing()))
         pts = geo.index_to_lps(t1c, idx)
-        # The wall point of the ventricle nearest to the anchor along the hint (lateral wall).
+        # The wall point nearest to the anchor within 45 degrees of the hint (from the caudate into the ventricle:
+        # the lateral wall), not a farther wall nor a CSF space connected behind the anchor.
         hint = np.asarray(anchor.hint, float)
-        score = np.linalg.norm(pts - p, axis=1) - 3.0 * ((pts - p) @ -hint)
-        w = pts[np.argmin(score)]
+        dist = np.linalg.norm(pts - p, axis=1)
+        ahead = (pts - p) @ hint >= 0.7 * dist
+        if not ahead.any():
+            raise ValueError(f"no ventricular wall ahead of the anchor {anchor.ijk} along {anchor.hint}")
+        w = pts[ahead][np.argmin(dist[ahead])]
         around = pts[np.linalg.norm(pts - w, axis=1) <= 5.0]
         _, _, vt = np.linalg.svd(around - around.mean(0))
         e1 = vt[2] if vt[2] @ hint >= 0 else -vt[2]
+        if e1 @ hint / np.linalg.norm(hint) < np.cos(np.radians(35.0)):
+            # A wall's normal from a staircase of thick slices is noise: take the hand-placed direction.
+            e1 = hint / np.linalg.norm(hint)
         return Frame(w, _complete(e1), "ventricle", anchor.note)
     raise ValueError(f"unknown anchor kind '{anchor.kind}'")
 
@@ -441,7 +456,7 @@ def templates() -> list[Template]:
         "callosal_rn", "Caudate metastasis; a focus across the ventricle recedes as a lateral one appears", 7, "RN",
         "ventricle", 27, 3,
         (Step("t0", 0, {T: t7}),
-         Step("t1", 200, {T: t7, F: _p((5, 0, 8), (4, 5, 3.5), side=0, spare=1.5, seed=72)}),
+         Step("t1", 200, {T: t7, F: _p((7, 0, 8), (4, 5, 3.5), side=0, spare=1.5, seed=72)}),
          Step("t2", 300, {T: t7, "lateral": _p((-14, 0, -1), 4.5, side=-1, seed=73)})),
         ({"kind": "noncontiguous_across_boundary", "timepoint": "t1", "boundary": "ventricles", "component": F},
          {"kind": "contiguous_extension", "timepoint": "t2"}),
@@ -647,9 +662,61 @@ def _sample(frac: np.ndarray, scene: Scene, t1c: sitk.Image, pose_tf: sitk.Trans
     return out
 
 
+def crossing_fraction(comp: np.ndarray, treated: np.ndarray, boundary: np.ndarray,
+                      max_lines: int = 300) -> float:
+    """The fraction of straight segments from each voxel of ``comp`` to its nearest treated voxel that pass through
+    ``boundary`` (all on one isotropic grid): the definition the analysis applies, here to the true masks."""
+    rng = np.random.default_rng(0)
+    ci = np.argwhere(comp)
+    if len(ci) > max_lines:
+        ci = ci[rng.choice(len(ci), max_lines, replace=False)]
+    tr = np.argwhere(treated)
+    if len(tr) > 4000:
+        tr = tr[rng.choice(len(tr), 4000, replace=False)]
+    if not len(ci) or not len(tr):
+        return 0.0
+    nearest = tr[np.argmin(((ci[:, None, :] - tr[None, :, :]) ** 2).sum(-1), axis=1)]
+    hits = 0
+    for a, b in zip(ci, nearest):
+        n = max(int(np.ceil(np.linalg.norm(b - a) * 4)), 2)
+        pts = np.round(a + np.linspace(0, 1, n)[:, None] * (b - a)).astype(int)
+        hits += bool(boundary[tuple(pts.T)].any())
+    return hits / len(ci)
+
+
+def true_boundary(scene: Scene, kind: str) -> np.ndarray:
+    """The anchor's boundary on the scene grid: the fold (1 mm either side of the plane), the ventricle, the CSF."""
+    if kind in ("falx", "tentorium"):
+        return np.abs(scene.local[..., 0]) <= 1.0
+    if kind == "ventricles":
+        return scene.ventricle if scene.ventricle is not None else np.zeros(scene.csf.shape, bool)
+    return scene.csf
+
+
+def check_truth_geometry(template: Template, scene: Scene, thick: bool, minimum: float = 0.5) -> dict:
+    """Every focus the truth calls *across* a boundary is across it on this image (at least ``minimum`` of the
+    segments to the treated lesion pass through the true boundary; the analysis needs 0.3): the anatomy of a real
+    image, not the template, decides. Returns {(timepoint, component): fraction}; raises when one falls short."""
+    treated = np.any(np.stack(list(step_maps(template.steps[0], template, scene, thick).extent.values())), axis=0)
+    out = {}
+    for e in template.boundary_truth:
+        if e["kind"] != "noncontiguous_across_boundary":
+            continue
+        step = next(s for s in template.steps if s.label == e["timepoint"])
+        comp = step_maps(step, template, scene, thick).extent[e["component"]]
+        frac = crossing_fraction(comp, treated, true_boundary(scene, e["boundary"]))
+        out[(e["timepoint"], e["component"])] = frac
+        if frac < minimum:
+            raise ValueError(f"{template.name}: the focus '{e['component']}' at {e['timepoint']} is not across the "
+                             f"{e['boundary']} on this image (only {frac:.0%} of the segments to the treated lesion "
+                             f"cross it; the truth needs {minimum:.0%})")
+    return out
+
+
 def render_template(template: Template, base: BaseMRI, images: BaseImages, seed: int = 0) -> dict:
     """All timepoints of one template on one real image, with ground truth (see the module docstring)."""
     scene = make_scene(template, base, images)
+    check_truth_geometry(template, scene, base.thick)
     t1c = images.t1c
     rng = np.random.default_rng(seed)
     rim_val = RIM_FACTOR * scene.nawm
