@@ -12,7 +12,16 @@ import time
 from . import DISCLAIMER, __version__
 
 
+#: What the run is doing (for the one-line message of an internal error): the last "[case] step" logged.
+_STATE = {"step": "start", "case": None, "out": None}
+
+
 def _log(msg: str) -> None:
+    if msg.startswith("[") and "]" in msg:
+        tag, rest = msg[1:].split("]", 1)
+        _STATE["step"] = rest.strip() or _STATE["step"]
+        if tag not in ("assess", "demo", "dvh", "isodose"):
+            _STATE["case"] = tag
     print(msg, file=sys.stderr, flush=True)
 
 
@@ -20,6 +29,8 @@ def cmd_demo(args) -> int:
     from .io.case import load_manifest
     from .teaching.demo import write_demo
     t0 = time.time()
+    if os.path.exists(args.out) and not os.path.isdir(args.out):
+        raise ValueError(f"--out '{args.out}' is an existing file, not a folder: give a folder name")
     manifests = write_demo(args.out, args.scenario or None, log=_log)
     index = []
     for m in manifests:
@@ -38,17 +49,23 @@ def cmd_demo(args) -> int:
 
 
 def _assess_and_write(case, out: str, *, levels=None, deidentify: bool = False, pdf: bool = True) -> dict:
+    """Assess and write every output to ``out`` at once (output/atomic.py): a failed or killed run leaves the
+    previous outputs as they were; inputs are never inside ``out``."""
     from .assess import assess_case, write_outputs
-    phi = None
-    if deidentify:
-        from .output.deid import deidentify_case
-        case, phi = deidentify_case(case)
-        _log(f"[assess] de-identified as '{case.id}'")
-    assessment, extra = assess_case(case, levels_gy=levels, log_callback=_log)
-    paths = write_outputs(case, assessment, extra, out, pdf=pdf, phi=phi, log_callback=_log)
+    from .output.atomic import OutputFolder
+    _STATE["case"], _STATE["out"] = case.id, os.path.abspath(out)
+    folder = OutputFolder(out, case.input_paths())
+    with folder as tmp:
+        phi = None
+        if deidentify:
+            from .output.deid import deidentify_case
+            case, phi = deidentify_case(case)
+            _log(f"[assess] de-identified as '{case.id}'")
+        assessment, extra = assess_case(case, levels_gy=levels, log_callback=_log)
+        paths = write_outputs(case, assessment, extra, tmp, pdf=pdf, phi=phi, log_callback=_log)
     for w in assessment.warnings:
         _log(f"warning: {w}")
-    return paths
+    return {k: os.path.join(folder.out, os.path.relpath(v, tmp)) for k, v in paths.items()}
 
 
 def cmd_assess(args) -> int:
@@ -104,9 +121,11 @@ def cmd_dvh(args) -> int:
         raise ValueError(f"structures not found in '{args.structures}': {sorted(names - {s.name for s in structs})}")
     if not stats:
         raise ValueError(f"no non-empty structure in '{args.structures}'")
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    write_dvh_csv(stats, args.out)
-    write_dvh_curves(stats, os.path.splitext(args.out)[0] + "_curves.csv")
+    from .output.atomic import write_file_atomically
+    inputs = [args.dose, args.structures, args.reference]
+    curves = os.path.splitext(args.out)[0] + "_curves.csv"
+    write_file_atomically(args.out, lambda p: write_dvh_csv(stats, p), inputs)
+    write_file_atomically(curves, lambda p: write_dvh_curves(stats, p), inputs)
     _log(f"[dvh] wrote {args.out}")
     return 0
 
@@ -116,13 +135,14 @@ def cmd_isodose(args) -> int:
     dose, info = _load_dose(args.dose, args.prescription)
     levels = parse_levels(args.levels, args.prescription)
     iso = isodose_set(dose, levels, args.prescription)
-    os.makedirs(args.out, exist_ok=True)
-    with open(os.path.join(args.out, "isodose_volumes.csv"), "w", newline="", encoding="utf-8") as f:
+    from .output.atomic import OutputFolder
+    with OutputFolder(args.out, [args.dose]) as tmp, \
+            open(os.path.join(tmp, "isodose_volumes.csv"), "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
         w.writerow(["level_gy", "percent_of_prescription", "volume_cc", "voxel_volume_cc", "file"])
         for lv in iso:
             name = f"isodose_{lv.level_gy:g}Gy.vtk"
-            write_surface(lv.surface_lps, os.path.join(args.out, name), ras=args.ras)
+            write_surface(lv.surface_lps, os.path.join(tmp, name), ras=args.ras)
             pct = f"{lv.percent_of_prescription:.1f}" if lv.percent_of_prescription else ""
             w.writerow([f"{lv.level_gy:g}", pct, f"{lv.volume_cc:.3f}", f"{volume_above(dose, lv.level_gy):.3f}",
                         name])
@@ -175,11 +195,48 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     args = build_parser().parse_args(argv)
+    _STATE.update(step="start", case=None, out=getattr(args, "out", None))
     try:
         return args.func(args)
     except ValueError as exc:
+        # Bad input: the message names the file, what is wrong and what to do.
         print(f"rnassess {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"rnassess {args.command}: interrupted; previous outputs left as they were", file=sys.stderr)
+        return 130
+    except Exception as exc:                        # a bug: one line, the traceback in a log file
+        log_path = _write_error_log(args, exc)
+        where = f" for case '{_STATE['case']}'" if _STATE["case"] else ""
+        print(f"rnassess {args.command}: internal error at step '{_STATE['step']}'{where}: "
+              f"{type(exc).__name__}: {exc}. Please report it with {log_path or 'the traceback'}.", file=sys.stderr)
+        return 3
+
+
+def _write_error_log(args, exc) -> str | None:
+    """The traceback in ``rnassess-error.log`` inside ``--out`` (beside it for a file output), else a temp file."""
+    import tempfile
+    import traceback
+
+    from .output.atomic import ERROR_LOG
+    text = (f"rnassess {__version__} {args.command}; step '{_STATE['step']}', case '{_STATE['case']}'\n"
+            f"argv: {sys.argv}\n\n" + "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
+    out = _STATE.get("out") or getattr(args, "out", None)
+    candidates = []
+    if out:
+        out = os.path.abspath(out)
+        candidates.append(out if (os.path.isdir(out) or not os.path.splitext(out)[1]) else os.path.dirname(out))
+    candidates.append(tempfile.gettempdir())
+    for folder in candidates:
+        try:
+            os.makedirs(folder, exist_ok=True)
+            path = os.path.join(folder, ERROR_LOG)
+            with open(path, "w", encoding="utf-8") as f:
+                f.write(text)
+            return path
+        except OSError:
+            continue
+    return None
 
 
 if __name__ == "__main__":

@@ -281,13 +281,20 @@ def boundary_enhancement(t1c_box: np.ndarray, bmask: np.ndarray, enh_raw: np.nda
 OPEN_RING_KINDS = ("ventricles",)
 
 
+#: An open ring wraps the boundary away from where the treated lesion meets it: the layer it spreads along must
+#: be centred at least this far (mm) from the boundary point nearest the treated lesion. A lesion growing
+#: concentrically against a ventricle also spares a thin layer of the wall, centred on itself: that is no ring.
+OPEN_RING_MIN_ECCENTRICITY_MM = 5.0
+
+
 def open_ring(enhancement: np.ndarray, t1c_box: np.ndarray, bmask: np.ndarray, model: TissueModel, box: Box,
-              allowed: np.ndarray) -> dict | None:
-    """Does the enhancement stop short of the boundary it lies against (an open ring)?
+              allowed: np.ndarray, treated: np.ndarray | None = None) -> dict | None:
+    """Does the enhancement wrap the boundary it lies against and stop short of it (an open ring)?
 
     Two layers next to the boundary (≤ 1.5 mm) are compared: enhancement touching it (the ring closed along the
     boundary) and non-enhancing ``allowed`` tissue lying *under* the enhancement, i.e. every enhancing voxel
-    within one voxel of it is farther from the boundary (the ring left open). Open when the second is ≥ 50 %.
+    within one voxel of it is farther from the boundary (the ring left open). Open when the second is ≥ 50 %
+    and, given the ``treated`` lesion, the layer is eccentric to it (:data:`OPEN_RING_MIN_ECCENTRICITY_MM`).
     None when fewer than 15 voxels of the enhancement come within 3 mm of the boundary (nothing to judge)."""
     d_b = distance_mm(bmask, box)
     if (enhancement & (d_b <= 3.0)).sum() < 15:
@@ -303,8 +310,18 @@ def open_ring(enhancement: np.ndarray, t1c_box: np.ndarray, bmask: np.ndarray, m
     if total < 15:
         return None
     open_frac = float(under.sum()) / total
-    return {"open_fraction": open_frac, "open_layer_voxels": int(under.sum()),
-            "enhancement_touching_voxels": int(touching.sum()), "is_open": bool(open_frac >= 0.5)}
+    out = {"open_fraction": open_frac, "open_layer_voxels": int(under.sum()),
+           "enhancement_touching_voxels": int(touching.sum()), "is_open": bool(open_frac >= 0.5)}
+    if treated is not None and treated.any():
+        m = geo.ijk_to_lps(box.grid)[:3, :3]
+        layer_c = np.argwhere(under | touching).mean(0) @ m.T
+        wall = np.argwhere(bmask) @ m.T
+        tc = np.argwhere(treated).mean(0) @ m.T
+        anchor = wall[np.argmin(((wall - tc) ** 2).sum(1))]
+        ecc = float(np.linalg.norm(layer_c - anchor))
+        out["eccentricity_mm"] = ecc
+        out["is_open"] = bool(out["is_open"] and ecc >= OPEN_RING_MIN_ECCENTRICITY_MM)
+    return out
 
 
 def _dose_evidence(dose_box: np.ndarray | None, mask: np.ndarray, levels) -> dict:
@@ -530,7 +547,7 @@ def analyse_followup(timepoint: str, t1c: sitk.Image, treated: sitk.Image, bound
     for g, labs in sorted(by_group.items()):
         comp = np.isin(labels, labs)
         for kind in (k for k in OPEN_RING_KINDS if k in bnd):
-            ring = open_ring(comp, t1, bnd[kind], model, box, passable)
+            ring = open_ring(comp, t1, bnd[kind], model, box, passable, treated=tr)
             if ring and ring["is_open"]:
                 masks[f"{timepoint} open ring {kind}"] = comp
                 findings.append(Finding(kind="open_ring", timepoint=timepoint, boundary=kind,

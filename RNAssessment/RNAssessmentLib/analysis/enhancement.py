@@ -183,11 +183,20 @@ def leave_out_normal(enh: np.ndarray, t1c_box: np.ndarray, model: TissueModel, b
     if labels.max() > 0 and brain is not None:
         surface = distance_mm(~brain, box) <= 2.5
         small_surface, elongated = [], []
+        # A small piece within 3 mm of the lesion (the protected mask, or any component of >= 150 mm³) is a
+        # fragment of its rim where it meets the surface, not a vessel: kept.
+        sizes = np.bincount(labels.ravel()) * vox
+        body = np.isin(labels, [lab for lab in np.nonzero(sizes >= 150.0)[0] if lab > 0])
+        if protect is not None:
+            body |= protect
+        near_body = distance_mm(body, box) <= 3.0 if body.any() else np.zeros_like(kept)
         for lab in range(1, int(labels.max()) + 1):
             m = labels == lab
             if protect is not None and (m & protect).any():
                 continue
             vol = m.sum() * vox
+            if vol < 150.0 and near_body[m].any():
+                continue
             if vol < 150.0 and surface[m].mean() >= 0.5:
                 small_surface.append(lab)
             elif vol < 100.0 and m.sum() >= 4:

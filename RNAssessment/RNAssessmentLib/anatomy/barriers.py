@@ -33,9 +33,12 @@ COMPARTMENT_NAMES = {LEFT: "left cerebral hemisphere", RIGHT: "right cerebral he
                      INFRA: "infratentorial compartment"}
 
 
-def csf_like(sequence: sitk.Image, reference: sitk.Image, brain: np.ndarray, bright: bool) -> np.ndarray:
+def csf_like(sequence: sitk.Image, reference: sitk.Image, brain: np.ndarray, bright: bool,
+             frac: float = 0.5) -> np.ndarray:
     """Voxels whose intensity on another sequence of the same session says CSF: the brightest of three intensity
-    classes in the brain on T2, the darkest on FLAIR (CSF is suppressed; oedema, T1-dark too, stays bright)."""
+    classes in the brain on T2, the darkest on FLAIR (CSF is suppressed; oedema, T1-dark too, stays bright).
+    ``frac``: where between the two upper (bright) or lower class centres the threshold lies; below 0.5 on T2
+    admits partial-volumed CSF (thin sulci)."""
     img = sequence if geo.same_grid(sequence, reference) else \
         sitk.Resample(sequence, reference, sitk.Transform(), sitk.sitkLinear, 0.0, sitk.sitkFloat32)
     arr = geo.array_view(img).astype(np.float32)
@@ -44,7 +47,7 @@ def csf_like(sequence: sitk.Image, reference: sitk.Image, brain: np.ndarray, bri
         raise ValueError("the T2/FLAIR image hardly overlaps the brain of the post-contrast T1")
     centres, _ = _kmeans_1d(vals[:: max(1, vals.size // 200000)], 3)
     c = np.sort(centres)
-    return (arr > 0.5 * (c[1] + c[2])) if bright else (arr < 0.5 * (c[0] + c[1]))
+    return (arr > c[1] + frac * (c[2] - c[1])) if bright else (arr < c[0] + frac * (c[1] - c[0]))
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -359,7 +362,8 @@ def automatic_boundaries(t1c: sitk.Image, fit: atl.AtlasFit, model: TissueModel,
     if t2_bright is not None:
         # Thin sulci, partial-volumed on T1, are plain on T2: T2-bright voxels darker than grey matter on T1 are CSF
         # too, unless the FLAIR calls them oedema (bright).
-        thin = br & t2_bright & (arr < 0.85 * model.nawm)
+        # (T2 threshold a third of the way from grey matter to CSF: a sulcus 1-2 voxels wide is partial-volumed.)
+        thin = br & csf_like(t2, t1c, br, bright=True, frac=0.35) & (arr < 0.85 * model.nawm)
         if flair is not None:
             thin &= ~csf_like(flair, t1c, br, bright=True)
         dark |= thin

@@ -139,12 +139,68 @@ class Case:
 
 
 def _parse_date(value, what: str) -> _dt.date | None:
+    """ISO dates (YYYY-MM-DD, a time after it is ignored) and DICOM dates (YYYYMMDD); anything else, notably
+    03/04/2024 (March or April?), is an error."""
     if value in (None, ""):
         return None
+    text = str(value).strip()
     try:
-        return _dt.date.fromisoformat(str(value)[:10])
+        if len(text) == 8 and text.isdigit():
+            return _dt.date(int(text[:4]), int(text[4:6]), int(text[6:]))
+        return _dt.date.fromisoformat(text[:10])
     except ValueError:
-        raise ValueError(f"{what}: date '{value}' is not an ISO date (YYYY-MM-DD)") from None
+        raise ValueError(f"{what}: date '{value}' is not an ISO date (YYYY-MM-DD) nor a DICOM date "
+                         "(YYYYMMDD)") from None
+
+
+#: The manifest's keys and the JSON types they take (the schema documented in the README).
+_CASE_KEYS = {"id": (str, int), "timepoints": list, "registered": bool, "treated_lesion": str,
+              "boundaries": (str, dict), "dose": dict, "metadata": dict}
+_TIMEPOINT_KEYS = {"label": (str, int), "date": (str, int), "t1c": str, "lesion": str, "extra": dict,
+                   "transform": str}
+_DOSE_KEYS = {"path": str, "prescription_gy": (int, float), "fractions": int, "date": (str, int)}
+
+
+def _check_keys(obj: dict, schema: dict, where: str, required=()) -> None:
+    unknown = sorted(set(obj) - set(schema))
+    if unknown:
+        raise ValueError(f"{where}: unknown key(s) {unknown} (known: {', '.join(schema)}); check the spelling")
+    for k in required:
+        if k not in obj:
+            raise ValueError(f"{where}: missing '{k}'")
+    for k, v in obj.items():
+        types = schema[k] if isinstance(schema[k], tuple) else (schema[k],)
+        if v is None or isinstance(v, bool) and bool not in types or not isinstance(v, types):
+            names = " or ".join({str: "a string", int: "an integer", float: "a number", bool: "true/false",
+                                 list: "a list", dict: "an object"}[t] for t in types)
+            raise ValueError(f"{where}: '{k}' must be {names}, got {type(v).__name__} {json.dumps(v)[:60]}")
+
+
+def check_manifest(spec, path: str) -> None:
+    """The manifest's structure and types, before any file is read."""
+    where = f"manifest '{path}'"
+    if not isinstance(spec, dict):
+        raise ValueError(f"{where}: expected a JSON object with 'timepoints', got {type(spec).__name__}")
+    _check_keys(spec, _CASE_KEYS, where, required=("timepoints",))
+    if not spec["timepoints"]:
+        raise ValueError(f"{where}: needs a non-empty 'timepoints' list")
+    for n, t in enumerate(spec["timepoints"]):
+        if not isinstance(t, dict):
+            raise ValueError(f"{where}: timepoint {n} must be an object, got {type(t).__name__}")
+        _check_keys(t, _TIMEPOINT_KEYS, f"{where} timepoint {n}", required=("t1c",))
+        for name, rel in (t.get("extra") or {}).items():
+            if not isinstance(rel, str):
+                raise ValueError(f"{where} timepoint {n}: extra '{name}' must be a file name")
+    if "dose" in spec:
+        _check_keys(spec["dose"], _DOSE_KEYS, f"{where} dose", required=("path", "prescription_gy"))
+        if not spec["dose"]["prescription_gy"] > 0:
+            raise ValueError(f"{where} dose: 'prescription_gy' must be positive, got {spec['dose']['prescription_gy']}")
+        if spec["dose"].get("fractions", 1) < 1:
+            raise ValueError(f"{where} dose: 'fractions' must be at least 1")
+    if isinstance(spec.get("boundaries"), dict):
+        for k, v in spec["boundaries"].items():
+            if not isinstance(v, str):
+                raise ValueError(f"{where}: boundary '{k}' must be a file name")
 
 
 def _read_boundaries(spec, base: str, reference: sitk.Image) -> tuple[dict, list]:
@@ -204,16 +260,17 @@ def load_manifest(path: str | os.PathLike) -> Case:
         raise ValueError(f"manifest '{path}': file not found") from None
     except json.JSONDecodeError as exc:
         raise ValueError(f"manifest '{path}': not valid JSON ({exc})") from None
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"manifest '{path}': not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except OSError as exc:
+        raise ValueError(f"manifest '{path}': cannot be read ({exc.strerror or exc})") from None
     base = os.path.dirname(path)
-    if not isinstance(spec, dict) or not spec.get("timepoints"):
-        raise ValueError(f"manifest '{path}': needs a non-empty 'timepoints' list")
+    check_manifest(spec, path)
     tps = []
     for n, t in enumerate(spec["timepoints"]):
-        if "t1c" not in t:
-            raise ValueError(f"manifest '{path}': timepoint {n} has no 't1c' image")
         label = str(t.get("label", f"t{n}"))
         t1c_path = os.path.join(base, t["t1c"])
-        img = read_image(t1c_path)
+        img = read_image(t1c_path, what=f"post-contrast T1 of timepoint '{label}'")
         lesion = None
         src = {"t1c": t1c_path}
         if t.get("lesion"):
@@ -222,7 +279,7 @@ def load_manifest(path: str | os.PathLike) -> Case:
         extra = {}
         for name, rel in (t.get("extra") or {}).items():
             src[name] = os.path.join(base, rel)
-            extra[name] = read_image(src[name])
+            extra[name] = read_image(src[name], what=f"{name} of timepoint '{label}'")
         transform = None
         if t.get("transform"):
             src["transform"] = os.path.join(base, t["transform"])
@@ -250,9 +307,7 @@ def load_manifest(path: str | os.PathLike) -> Case:
         p = os.path.join(base, d["path"])
         sources.append(p)
         rx = d.get("prescription_gy")
-        img = read_image(p, prescription_gy=rx)
-        if rx is None:
-            raise ValueError(f"manifest '{path}': 'dose' needs 'prescription_gy'")
+        img = read_image(p, prescription_gy=rx, what="dose")
         dose = Dose(image=sitk.Cast(img, sitk.sitkFloat32), prescription_gy=float(rx),
                     fractions=int(d.get("fractions", 1)), date=_parse_date(d.get("date"), f"manifest '{path}' dose"),
                     source=p)

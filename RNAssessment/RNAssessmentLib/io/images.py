@@ -12,6 +12,7 @@ import SimpleITK as sitk
 
 from . import geometry as geo
 from .rtdose import read_rtdose
+from .validate import check_file, check_image
 
 
 def itk_message(exc: Exception) -> str:
@@ -72,11 +73,16 @@ def read_dicom_series(folder: str) -> sitk.Image:
     return img
 
 
-def read_image(path: str | os.PathLike, *, prescription_gy: float | None = None) -> sitk.Image:
-    """Read a 3D scalar image. RTDOSE files come back in Gy (see :func:`rtdose.read_rtdose`)."""
+def read_image(path: str | os.PathLike, *, prescription_gy: float | None = None, mask: bool = False,
+               what: str = "image") -> sitk.Image:
+    """Read a 3D scalar image, checked by :mod:`validate` (file integrity, then geometry and values; ``mask``:
+    the rules for label images). RTDOSE files come back in Gy (see :func:`rtdose.read_rtdose`)."""
     path = os.fspath(path)
     if not os.path.exists(path):
-        raise ValueError(f"image '{path}': file not found")
+        raise ValueError(f"{what} '{path}': file not found")
+    if os.path.isdir(path) and not any(os.path.isfile(os.path.join(path, f)) for f in os.listdir(path)):
+        raise ValueError(f"{what} '{path}': a folder without files; give the image file (or a folder holding one "
+                         "DICOM series)")
     if os.path.isdir(path):
         img = read_dicom_series(path)
     elif is_dicom_file(path) or path.lower().endswith(".dcm"):
@@ -86,22 +92,18 @@ def read_image(path: str | os.PathLike, *, prescription_gy: float | None = None)
         except Exception as exc:
             raise ValueError(f"image '{path}': not a readable DICOM file ({exc})") from None
         if modality == "RTDOSE":
-            return read_rtdose(path, prescription_gy)[0]
+            return check_image(read_rtdose(path, prescription_gy)[0], f"{what} '{path}'")
         try:
             img = sitk.ReadImage(path)
         except RuntimeError as exc:
-            raise ValueError(f"image '{path}': unreadable DICOM ({itk_message(exc)})") from None
+            raise ValueError(f"{what} '{path}': unreadable DICOM ({itk_message(exc)})") from None
     else:
+        check_file(path, what)
         try:
             img = sitk.ReadImage(path)
         except RuntimeError as exc:
-            raise ValueError(f"image '{path}': unreadable ({itk_message(exc)})") from None
-    if img.GetDimension() != 3:
-        raise ValueError(f"image '{path}': expected a 3D image, got {img.GetDimension()}D")
-    if img.GetNumberOfComponentsPerPixel() != 1:
-        raise ValueError(f"image '{path}': expected a scalar image, got "
-                         f"{img.GetNumberOfComponentsPerPixel()} components per voxel")
-    return img
+            raise ValueError(f"{what} '{path}': unreadable ({itk_message(exc)})") from None
+    return check_image(img, f"{what} '{path}'", mask=mask)
 
 
 def read_mask(path: str | os.PathLike, reference: sitk.Image, *, what: str = "mask") -> sitk.Image:
@@ -112,14 +114,21 @@ def read_mask(path: str | os.PathLike, reference: sitk.Image, *, what: str = "ma
     path = os.fspath(path)
     if path.lower().endswith(".seg.nrrd"):
         from .structures import read_seg_nrrd
+        if os.path.isfile(path):
+            check_file(path, what)
         segs = read_seg_nrrd(path)
         img = segs[0].mask
         for s in segs[1:]:
             img = sitk.Or(img, s.mask)
     else:
-        img = read_image(path)
+        img = read_image(path, mask=True, what=what)
     check_same_grid(img, reference, f"{what} '{path}'")
-    return sitk.Cast(img != 0, sitk.sitkUInt8)
+    out = sitk.Cast(img != 0, sitk.sitkUInt8)
+    view = sitk.GetArrayViewFromImage(out)
+    if view.size > 1000 and view.all():
+        raise ValueError(f"{what} '{path}': every voxel is inside the mask; a mask marks a structure, not the "
+                         "whole image: check that this is the segmentation you meant")
+    return out
 
 
 def check_same_grid(image: sitk.Image, reference: sitk.Image, what: str) -> None:

@@ -57,6 +57,8 @@ def read_rtdose(path: str | os.PathLike, prescription_gy: float | None = None) -
             _fail(path, f"missing {tag}")
 
     scaling = float(ds.DoseGridScaling)
+    from .validate import check_dicom_pixels
+    check_dicom_pixels(ds, path, "RTDOSE")
     try:
         pixels = ds.pixel_array  # pydicom handles byte order, RLE and single-frame files
     except Exception as exc:

@@ -81,6 +81,16 @@ def read_rtstruct(path: str | os.PathLike) -> list[Structure]:
         raise ValueError(f"RTSTRUCT '{path}': not a readable DICOM file ({exc})") from None
     if ds.get("Modality", "") != "RTSTRUCT":
         raise ValueError(f"RTSTRUCT '{path}': modality is '{ds.get('Modality', '?')}', expected RTSTRUCT")
+    try:
+        return _rtstruct_rois(ds, path)
+    except (AttributeError, KeyError, IndexError, TypeError, ValueError) as exc:
+        if isinstance(exc, ValueError) and str(exc).startswith("RTSTRUCT"):
+            raise
+        raise ValueError(f"RTSTRUCT '{path}': incomplete or damaged ({type(exc).__name__}: {exc}); export the "
+                         "structure set again") from None
+
+
+def _rtstruct_rois(ds, path: str) -> list[Structure]:
     rois = {}
     for item in ds.get("StructureSetROISequence", []):
         rois[int(item.ROINumber)] = Structure(
@@ -130,17 +140,22 @@ def read_seg_vtm(path: str | os.PathLike) -> list[Structure]:
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise ValueError(f"segmentation '{path}': file not found")
-    reader = vtk.vtkXMLMultiBlockDataReader()
-    reader.SetFileName(path)
-    reader.Update()
-    mb = reader.GetOutput()
-    if mb is None or mb.GetNumberOfBlocks() == 0:
-        raise ValueError(f"segmentation '{path}': no segments could be read (missing .vtp files next to it?)")
+    blocks = []
+    for b, f in enumerate(_check_vtm(path)):
+        # Each block read on its own, errors caught before its output is touched: VTK's multiblock reader
+        # crashes on a damaged block instead of reporting it.
+        reader = vtk.vtkXMLPolyDataReader()
+        reader.SetFileName(os.path.join(os.path.dirname(path), f))
+        errors = _vtk_errors(reader)
+        if errors or reader.GetOutput() is None:
+            raise ValueError(f"segmentation '{path}': block file '{f}' could not be read "
+                             f"({errors[0] if errors else 'no data'}); it is truncated or damaged: copy the .seg.vtm "
+                             "and its .seg folder again")
+        blocks.append(reader.GetOutput())
+    if not blocks:
+        raise ValueError(f"segmentation '{path}': no segments in the .vtm index")
     out = []
-    for b in range(mb.GetNumberOfBlocks()):
-        pd = mb.GetBlock(b)
-        if pd is None:
-            raise ValueError(f"segmentation '{path}': block {b} is missing")
+    for b, pd in enumerate(blocks):
         fd = pd.GetFieldData()
         name = _field_string(fd, "Segment_Name", f"Segment_{b}")
         rep = _field_string(fd, "Segmentation_MasterRepresentation", "Closed surface")
@@ -169,9 +184,59 @@ def read_seg_vtm(path: str | os.PathLike) -> list[Structure]:
     return out
 
 
+def _check_vtm(path: str) -> list[str]:
+    """The block files a .vtm index names, in block order; the index must be well-formed XML and every file
+    must exist."""
+    import xml.etree.ElementTree as ET
+    try:
+        root = ET.parse(path).getroot()
+    except ET.ParseError as exc:
+        raise ValueError(f"segmentation '{path}': not a readable .vtm index ({exc}); the file is truncated or "
+                         "damaged") from None
+    files = []
+    for ds in root.iter("DataSet"):
+        f = ds.get("file")
+        if not f:
+            raise ValueError(f"segmentation '{path}': a block without a file (inline data is not supported)")
+        if not os.path.isfile(os.path.join(os.path.dirname(path), f)):
+            raise ValueError(f"segmentation '{path}': its block file '{f}' is missing; copy the .seg folder beside "
+                             "the .seg.vtm")
+        files.append((int(ds.get("index", len(files))), f))
+    return [f for _, f in sorted(files)]
+
+
+def _vtk_errors(reader) -> list[str]:
+    """Update ``reader``; its VTK errors are returned instead of printed (the pipeline's own complaints go to a
+    string window that is dropped)."""
+    errors: list[str] = []
+
+    def on_error(obj, ev, data=None):
+        errors.append(str(data or "VTK error").strip().splitlines()[-1])
+    on_error.CallDataType = vtk.VTK_STRING
+    reader.AddObserver("ErrorEvent", on_error)
+    window = vtk.vtkStringOutputWindow()
+    previous = vtk.vtkOutputWindow.GetInstance()
+    vtk.vtkOutputWindow.SetInstance(window)
+    logger = getattr(vtk, "vtkLogger", None)
+    verbosity = logger.GetCurrentVerbosityCutoff() if logger else None
+    if logger:
+        logger.SetStderrVerbosity(logger.VERBOSITY_OFF)
+    try:
+        reader.Update()
+    finally:
+        vtk.vtkOutputWindow.SetInstance(previous)
+        if logger:
+            logger.SetStderrVerbosity(verbosity)
+    return errors
+
+
 def read_seg_nrrd(path: str | os.PathLike) -> list[Structure]:
     """Slicer ``.seg.nrrd``: one Structure per segment (mask on the file's grid), names from the header."""
     path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise ValueError(f"segmentation '{path}': file not found")
+    from .validate import check_file
+    check_file(path, "segmentation")
     try:
         img = sitk.ReadImage(path)
     except RuntimeError as exc:

@@ -456,7 +456,7 @@ def templates() -> list[Template]:
         "callosal_rn", "Caudate metastasis; a focus across the ventricle recedes as a lateral one appears", 7, "RN",
         "ventricle", 27, 3,
         (Step("t0", 0, {T: t7}),
-         Step("t1", 200, {T: t7, F: _p((7, 0, 8), (4, 5, 3.5), side=0, spare=1.5, seed=72)}),
+         Step("t1", 200, {T: t7, F: _p((10, 0, 11), (4, 5, 3.5), side=0, spare=1.5, seed=72)}),
          Step("t2", 300, {T: t7, "lateral": _p((-14, 0, -1), 4.5, side=-1, seed=73)})),
         ({"kind": "noncontiguous_across_boundary", "timepoint": "t1", "boundary": "ventricles", "component": F},
          {"kind": "contiguous_extension", "timepoint": "t2"}),
@@ -704,6 +704,10 @@ def check_truth_geometry(template: Template, scene: Scene, thick: bool, minimum:
             continue
         step = next(s for s in template.steps if s.label == e["timepoint"])
         comp = step_maps(step, template, scene, thick).extent[e["component"]]
+        volume = float(comp.sum()) * float(np.prod(scene.grid.GetSpacing()))
+        if volume < 100.0:
+            raise ValueError(f"{template.name}: the focus '{e['component']}' at {e['timepoint']} keeps only "
+                             f"{volume:.0f} mm³ outside the CSF on this image (at least 100 mm³ wanted)")
         frac = crossing_fraction(comp, treated, true_boundary(scene, e["boundary"]))
         out[(e["timepoint"], e["component"])] = frac
         if frac < minimum:
