@@ -15,6 +15,7 @@ from .analysis.findings import finding_segments, segment_colour
 from .assess import assess_case
 from .io import geometry as geo
 from .io.case import Case, Dose, Timepoint, boundary_kind
+from .io.validate import check_image
 from .mrml import bridge as mb
 
 
@@ -29,7 +30,8 @@ def case_from_nodes(scene, timepoint_volumes, treated_lesion_segmentation=None, 
     tps = []
     for n, node in enumerate(timepoint_volumes):
         tps.append(Timepoint(label=node.GetName() or f"t{n}", date=mb.acquisition_date(scene, node),
-                             t1c=mb.image_from_volume(node), source={"node": node.GetID()}))
+                             t1c=check_image(mb.image_from_volume(node), f"volume '{node.GetName()}'"),
+                             source={"node": node.GetID()}))
     if all(t.date for t in tps):
         order = sorted(range(len(tps)), key=lambda i: tps[i].date)
         tps = [tps[i] for i in order]
@@ -55,7 +57,8 @@ def case_from_nodes(scene, timepoint_volumes, treated_lesion_segmentation=None, 
                 bnd[kind] = m if kind not in bnd else sitk.Or(bnd[kind], m)
     dose = None
     if dose_volume is not None:
-        dose_img = sitk.Cast(mb.image_from_volume(dose_volume), sitk.sitkFloat32)
+        dose_img = sitk.Cast(check_image(mb.image_from_volume(dose_volume), f"dose volume '{dose_volume.GetName()}'"),
+                             sitk.sitkFloat32)
         to_dose = mb.planning_to_node_transform(planning_node, dose_volume)
         if to_dose is not None:
             # The dose follows the planning image: place its grid in the planning frame (exact, no resampling).

@@ -362,8 +362,7 @@ def automatic_boundaries(t1c: sitk.Image, fit: atl.AtlasFit, model: TissueModel,
     if t2_bright is not None:
         # Thin sulci, partial-volumed on T1, are plain on T2: T2-bright voxels darker than grey matter on T1 are CSF
         # too, unless the FLAIR calls them oedema (bright).
-        # (T2 threshold a third of the way from grey matter to CSF: a sulcus 1-2 voxels wide is partial-volumed.)
-        thin = br & csf_like(t2, t1c, br, bright=True, frac=0.35) & (arr < 0.85 * model.nawm)
+        thin = br & t2_bright & (arr < 0.85 * model.nawm)
         if flair is not None:
             thin &= ~csf_like(flair, t1c, br, bright=True)
         dark |= thin

@@ -234,6 +234,9 @@ def check_image(img: sitk.Image, what: str, *, mask: bool = False) -> sitk.Image
         raise _fail(what, f"expected one value per voxel, got {img.GetNumberOfComponentsPerPixel()} components "
                     "(colour or vector image)", "give a scalar (greyscale) volume")
     size = img.GetSize()
+    if min(size) < 2:
+        raise _fail(what, f"{size[0]} x {size[1]} x {size[2]} voxels: a single slice, not a volume",
+                    "give the whole 3D series")
     n = int(np.prod(size, dtype=np.int64))
     if n > MAX_VOXELS:
         raise _fail(what, f"{size[0]} x {size[1]} x {size[2]} = {n:,} voxels, above the {MAX_VOXELS:,} this tool "
