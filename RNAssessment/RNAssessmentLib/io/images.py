@@ -114,9 +114,7 @@ def read_mask(path: str | os.PathLike, reference: sitk.Image, *, what: str = "ma
     path = os.fspath(path)
     if path.lower().endswith(".seg.nrrd"):
         from .structures import read_seg_nrrd
-        if os.path.isfile(path):
-            check_file(path, what)
-        segs = read_seg_nrrd(path)
+        segs = read_seg_nrrd(path)          # checks the file's integrity itself
         img = segs[0].mask
         for s in segs[1:]:
             img = sitk.Or(img, s.mask)

@@ -373,11 +373,7 @@ def render_scenario(scn: Scenario, seed: int = 0) -> dict:
     tilt = scn.head_tilt
     planning_pose = tilt
     out_tps = []
-    names_all: list[str] = []
-    for tp in scn.timepoints:
-        for n in tp.components:
-            if n not in names_all:
-                names_all.append(n)
+    names_all = list(dict.fromkeys(n for tp in scn.timepoints for n in tp.components))   # order of appearance
     for n_tp, tp in enumerate(scn.timepoints):
         extent = np.zeros(labels_atlas.shape, bool)
         enh = np.zeros(labels_atlas.shape, bool)

@@ -662,26 +662,13 @@ def _sample(frac: np.ndarray, scene: Scene, t1c: sitk.Image, pose_tf: sitk.Trans
     return out
 
 
-def crossing_fraction(comp: np.ndarray, treated: np.ndarray, boundary: np.ndarray,
-                      max_lines: int = 300) -> float:
-    """The fraction of straight segments from each voxel of ``comp`` to its nearest treated voxel that pass through
-    ``boundary`` (all on one isotropic grid): the definition the analysis applies, here to the true masks."""
-    rng = np.random.default_rng(0)
-    ci = np.argwhere(comp)
-    if len(ci) > max_lines:
-        ci = ci[rng.choice(len(ci), max_lines, replace=False)]
-    tr = np.argwhere(treated)
-    if len(tr) > 4000:
-        tr = tr[rng.choice(len(tr), 4000, replace=False)]
-    if not len(ci) or not len(tr):
-        return 0.0
-    nearest = tr[np.argmin(((ci[:, None, :] - tr[None, :, :]) ** 2).sum(-1), axis=1)]
-    hits = 0
-    for a, b in zip(ci, nearest):
-        n = max(int(np.ceil(np.linalg.norm(b - a) * 4)), 2)
-        pts = np.round(a + np.linspace(0, 1, n)[:, None] * (b - a)).astype(int)
-        hits += bool(boundary[tuple(pts.T)].any())
-    return hits / len(ci)
+def crossing_fraction(comp: np.ndarray, treated: np.ndarray, boundary: np.ndarray, grid: sitk.Image) -> float:
+    """The fraction of straight segments from ``comp`` to its nearest treated voxel that pass through ``boundary``
+    (arrays on ``grid``): the analysis' own definition (boundaries.segments_crossing), applied to the true masks."""
+    from ..analysis.boundaries import Box, segments_crossing
+    box = Box(slices=tuple(slice(0, n) for n in grid.GetSize()), grid=grid)
+    frac, _ = segments_crossing(comp, treated, {"boundary": boundary}, box)
+    return frac["boundary"]
 
 
 def true_boundary(scene: Scene, kind: str) -> np.ndarray:
@@ -708,7 +695,7 @@ def check_truth_geometry(template: Template, scene: Scene, thick: bool, minimum:
         if volume < 100.0:
             raise ValueError(f"{template.name}: the focus '{e['component']}' at {e['timepoint']} keeps only "
                              f"{volume:.0f} mm³ outside the CSF on this image (at least 100 mm³ wanted)")
-        frac = crossing_fraction(comp, treated, true_boundary(scene, e["boundary"]))
+        frac = crossing_fraction(comp, treated, true_boundary(scene, e["boundary"]), scene.grid)
         out[(e["timepoint"], e["component"])] = frac
         if frac < minimum:
             raise ValueError(f"{template.name}: the focus '{e['component']}' at {e['timepoint']} is not across the "
@@ -731,11 +718,7 @@ def render_template(template: Template, base: BaseMRI, images: BaseImages, seed:
     tex = 1.0 + 0.06 * tex / max(float(tex.std()), 1e-6)
     planning_pose = base.motion[0]
     out_tps = []
-    names: list[str] = []
-    for step in template.steps:
-        for n in step.parts:
-            if n not in names:
-                names.append(n)
+    names = list(dict.fromkeys(n for step in template.steps for n in step.parts))     # order of appearance
     for n_tp, step in enumerate(template.steps):
         maps = step_maps(step, template, scene, base.thick)
         pose = base.motion[min(n_tp, len(base.motion) - 1)]
