@@ -5,6 +5,7 @@ RNAssessmentLib.mrml.bridge converts between MRML nodes and the core's images.
 """
 import logging
 import pathlib
+import traceback
 from typing import Annotated
 
 import slicer
@@ -44,6 +45,7 @@ class RNAssessmentParameterNode:
     """Inputs of one assessment. Timepoints are ordered by their acquisition date when they have one."""
     timepoints: list[vtkMRMLScalarVolumeNode]
     treatedLesion: vtkMRMLSegmentationNode
+    treatedLesionSegment: str = ""
     boundaries: vtkMRMLSegmentationNode
     dose: vtkMRMLScalarVolumeNode
     prescriptionGy: Annotated[float, WithinRange(0.1, 100.0)] = 20.0
@@ -140,6 +142,7 @@ class RNAssessmentWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.logic.autoFill(self._parameterNode)
 
     def onApplyButton(self) -> None:
+        import qt
         p = self._parameterNode
         # Steps the core reports: isodose, one per timepoint, brain/boundaries, registration and boundaries per
         # follow-up, change.
@@ -147,14 +150,29 @@ class RNAssessmentWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.progressBar.maximum = 4 + 3 * n
         self.ui.progressBar.value = 0
         self.ui.progressBar.show()
+        # Bad input is the user's to fix: its message in the panel and a dialog, no traceback in the console. Anything
+        # else is a bug: the same, with the traceback in the application log for the report.
+        failure = None
+        qt.QApplication.setOverrideCursor(qt.Qt.WaitCursor)
         try:
-            with slicer.util.tryWithErrorDisplay(_("Assessment failed."), waitCursor=True):
-                self._result = self.logic.process(p)
-                self._showResult(self._result)
-                self.ui.statusLabel.text = _("Done: {count} output nodes in folder '{folder}'.").format(
-                    count=len(self._result["nodes"]), folder=self._result["folder_name"])
+            self._result = self.logic.process(p)
+        except ValueError as e:
+            failure = (_("Not assessed: {error}").format(error=e),
+                       _("The inputs cannot be assessed:\n{error}").format(error=e), None)
+        except Exception as e:
+            logging.exception("RNAssessment: internal error")
+            failure = (_("Internal error ({kind}); details in the application log.").format(kind=type(e).__name__),
+                       _("Internal error: {error}").format(error=e), traceback.format_exc())
         finally:
+            qt.QApplication.restoreOverrideCursor()
             self.ui.progressBar.hide()
+        if failure:
+            self.ui.statusLabel.text = failure[0]
+            slicer.util.errorDisplay(failure[1], detailedText=failure[2])
+            return
+        self._showResult(self._result)
+        self.ui.statusLabel.text = _("Done: {count} output nodes in folder '{folder}'.").format(
+            count=len(self._result["nodes"]), folder=self._result["folder_name"])
 
     def _showResult(self, result) -> None:
         """Fill the isodose and findings tables; boundary segmentations follow the 'show' checkbox."""
@@ -269,19 +287,22 @@ class RNAssessmentLogic(ScriptedLoadableModuleLogic):
         return self.run(list(p.timepoints), p.treatedLesion, p.dose, p.prescriptionGy, p.fractions,
                         p.isodoseLevels, boundaries=p.boundaries, estimateBoundaries=p.estimateMissingBoundaries,
                         minPortionMm3=p.minPortionMm3, compareWithSrs=p.compareWithSrs, deidentify=p.deidentify,
-                        registerFollowups=p.registerFollowups)
+                        registerFollowups=p.registerFollowups, treatedLesionSegment=p.treatedLesionSegment.strip())
 
     def run(self, timepointVolumes, treatedLesionSegmentation, doseVolume, prescriptionGy: float, fractions: int,
             isodoseLevels: str, boundaries=None, scene=None, estimateBoundaries: bool = True,
             minPortionMm3: float = 50.0, compareWithSrs: bool = True, deidentify: bool = False,
-            registerFollowups: bool = False) -> dict:
+            registerFollowups: bool = False, treatedLesionSegment: str = "") -> dict:
         """Build the case from nodes, assess it with the core, and add the outputs under one new folder.
-        Follow-ups under a linear transform node use it; the others are registered when ``registerFollowups``."""
+        Follow-ups under a linear transform node use it; the others are registered when ``registerFollowups``.
+        Bad input (a node without image data, a 2D volume, a dose that does not fit its prescription, a missing
+        segment, ...) raises ValueError with what is wrong and what to do; nothing in the scene is changed then."""
         from RNAssessmentLib.slicer_case import assess_nodes
         return assess_nodes(scene or slicer.mrmlScene, timepointVolumes, treatedLesionSegmentation, doseVolume,
                             prescriptionGy, fractions, isodoseLevels, boundaries=boundaries, log_callback=self._log,
                             estimate_boundaries=estimateBoundaries, min_portion_mm3=minPortionMm3,
-                            compare_with_srs=compareWithSrs, deidentify=deidentify, register=registerFollowups)
+                            compare_with_srs=compareWithSrs, deidentify=deidentify, register=registerFollowups,
+                            treated_lesion_segment=treatedLesionSegment or None)
 
     def jumpToFinding(self, finding, scene=None) -> None:
         """Centre every slice view on the finding (RAS centroid)."""

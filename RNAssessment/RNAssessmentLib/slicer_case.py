@@ -15,14 +15,15 @@ from .analysis.findings import finding_segments, segment_colour
 from .assess import assess_case
 from .io import geometry as geo
 from .io.case import Case, Dose, Timepoint, boundary_kind
-from .io.validate import check_image
+from .io.validate import check_dose_values, check_image
 from .mrml import bridge as mb
 
 
 def case_from_nodes(scene, timepoint_volumes, treated_lesion_segmentation=None, dose_volume=None,
                     prescription_gy: float = 20.0, fractions: int = 1, boundaries=None,
-                    case_id: str = "scene", register: bool = False) -> Case:
-    """Read images out of the nodes (copies) into a validated Case. Timepoints keep the given order unless all
+                    case_id: str = "scene", register: bool = False, treated_lesion_segment: str | None = None) -> Case:
+    """Read images out of the nodes (copies) into a validated Case. ``treated_lesion_segment``: the segment that is
+    the treated lesion (default: every segment of the segmentation). Timepoints keep the given order unless all
     have dates, then they are sorted by date. Follow-ups under a linear transform node use it; the others are
     registered automatically when ``register``, else taken as already aligned with the SRS image."""
     if not timepoint_volumes:
@@ -45,12 +46,27 @@ def case_from_nodes(scene, timepoint_volumes, treated_lesion_segmentation=None, 
         masks = mb.masks_from_segmentation(scene, treated_lesion_segmentation, planning_node)
         if not masks:
             raise ValueError(f"segmentation '{treated_lesion_segmentation.GetName()}' has no segments")
+        if treated_lesion_segment:
+            if treated_lesion_segment not in masks:
+                raise ValueError(f"segmentation '{treated_lesion_segmentation.GetName()}' has no segment named "
+                                 f"'{treated_lesion_segment}' (its segments: {', '.join(masks)}); pick one of them "
+                                 "or leave the name empty to use every segment")
+            masks = {treated_lesion_segment: masks[treated_lesion_segment]}
+        for name, m in masks.items():
+            if len(masks) == 1 and not sitk.GetArrayViewFromImage(m).any():
+                raise ValueError(f"segment '{name}' of '{treated_lesion_segmentation.GetName()}' is empty on the "
+                                 f"SRS image '{planning_node.GetName()}' (drawn elsewhere, or nothing drawn)")
         treated = None
         for m in masks.values():
             treated = m if treated is None else sitk.Or(treated, m)
         tps[0].lesion = treated
     bnd = {}
     if boundaries is not None:
+        names = mb.segment_names(boundaries)
+        if not any(boundary_kind(n) for n in names):
+            raise ValueError(f"segmentation '{boundaries.GetName()}' selected as boundaries has no segment named "
+                             f"as one (falx, tentorium, ventricles, csf/sulcus); its segments: {names or 'none'}. "
+                             "Rename the segments, or clear the boundaries selector to estimate them automatically")
         for name, m in mb.masks_from_segmentation(scene, boundaries, planning_node).items():
             kind = boundary_kind(name)
             if kind:
@@ -67,9 +83,12 @@ def case_from_nodes(scene, timepoint_volumes, treated_lesion_segmentation=None, 
             m[:3, 3] = to_dose.GetTranslation()
             dose_img = geo.image_from_array(geo.array_view(dose_img),
                                             ijk_to_lps_matrix=np.linalg.inv(m) @ geo.ijk_to_lps(dose_img))
+        # A volume SlicerRT did not import as dose may be any image or in cGy: its values must fit the prescription.
+        check_dose_values(dose_img, prescription_gy, f"dose volume '{dose_volume.GetName()}'",
+                          from_rt_import=mb.is_dose_volume(dose_volume))
         dose = Dose(image=dose_img,
                     prescription_gy=float(prescription_gy), fractions=int(fractions), date=tps[0].date,
-                    source=dose_volume.GetName())
+                    source=dose_volume.GetName(), from_rt_import=mb.is_dose_volume(dose_volume))
     patient = {}
     for node in [planning_node] + ([dose_volume] if dose_volume is not None else []):
         for k, v in mb.patient_identity(scene, node).items():
@@ -83,13 +102,14 @@ def case_from_nodes(scene, timepoint_volumes, treated_lesion_segmentation=None, 
 def assess_nodes(scene, timepoint_volumes, treated_lesion_segmentation, dose_volume, prescription_gy, fractions,
                  isodose_levels: str, boundaries=None, log_callback=None, *, estimate_boundaries: bool = True,
                  min_portion_mm3: float | None = None, compare_with_srs: bool = True, deidentify: bool = False,
-                 case_id: str = "scene", register: bool = False) -> dict:
+                 case_id: str = "scene", register: bool = False, treated_lesion_segment: str | None = None) -> dict:
     """Assess the case the nodes describe; outputs go into one new subject-hierarchy folder.
 
     ``deidentify``: the case is de-identified before the analysis (timepoints become srs, fu1, ...), so the
     scene outputs and any report written from this result carry no identity (teaching)."""
     case = case_from_nodes(scene, timepoint_volumes, treated_lesion_segmentation, dose_volume, prescription_gy,
-                           fractions, boundaries, case_id=case_id, register=register)
+                           fractions, boundaries, case_id=case_id, register=register,
+                           treated_lesion_segment=treated_lesion_segment)
     phi = None
     if deidentify:
         from .output.deid import deidentify_case

@@ -214,6 +214,10 @@ def test_killed_runs_leave_previous_outputs_byte_identical(tmp_path):
     probe = _run_assess(m, str(tmp_path / "probe"))
     probe.communicate(timeout=600)
     duration = time.monotonic() - t
+    # Same inputs, byte-identical outputs (no timings or dates of the run in them): so a kill that lands after the
+    # swap, while the process exits, leaves outputs equal to the previous ones too.
+    rel = {os.path.relpath(k, out): v for k, v in before.items()}
+    assert {os.path.relpath(k, str(tmp_path / "probe")): v for k, v in _digest(str(tmp_path / "probe")).items()} == rel
     killed = 0
     for frac in (0.1, 0.5, 0.8, 0.95):
         p = _run_assess(m, out)

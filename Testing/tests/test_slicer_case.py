@@ -209,3 +209,56 @@ def test_transform_nodes_place_follow_ups_and_dose(loaded):
     finally:
         fu.SetAndObserveTransformNodeID(None)
         dose.SetAndObserveTransformNodeID(None)
+
+
+def _unchanged(scene, nodes):
+    return {n.GetID(): n.GetMTime() for n in nodes["timepoints"] + [nodes["dose"]]}, scene.GetNumberOfNodes()
+
+
+def test_bad_nodes_are_clear_errors_and_change_nothing(loaded):
+    """The panel's inputs get the core's checks: each bad node is a ValueError naming it and what to do (the
+    panel shows it; no traceback), and the scene is left as it was."""
+    scene, nodes = loaded
+    tps, seg, dose, bnd = nodes["timepoints"], nodes["treated_lesion"], nodes["dose"], nodes["boundaries"]
+    before = _unchanged(scene, nodes)
+    empty = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "no data")
+    flat = mb.add_volume(scene, sitk.Image([40, 40, 1], sitk.sitkFloat32) + 1.0, "one slice")
+    t1_as_dose = mb.add_volume(scene, mb.image_from_volume(tps[0]), "T1 picked as dose")
+    cgy = mb.add_volume(scene, mb.image_from_volume(dose) * 100.0, "dose in cGy")       # not marked as RT dose
+    other = mb.add_segmentation(scene, {"oedema": nodes["rendered"]["treated_lesion"]},
+                                nodes["rendered"]["treated_lesion"], "no boundary names")
+    made = [empty, flat, t1_as_dose, cgy, other]
+    try:
+        n_nodes = scene.GetNumberOfNodes()
+        cases = [
+            (dict(timepoint_volumes=[empty] + tps[1:]), "'no data' has no image data"),
+            (dict(timepoint_volumes=[flat] + tps[1:]), "single slice"),
+            (dict(dose_volume=t1_as_dose), "not marked as RT dose"),
+            (dict(dose_volume=cgy), r"in cGy\? divide by 100"),
+            (dict(dose_volume=dose, prescription_gy=0.0), "no prescription"),
+            (dict(dose_volume=dose, prescription_gy=200.0), "× the 200 Gy prescription"),
+            (dict(treated_lesion_segment="GTV"), "has no segment named 'GTV'"),
+            (dict(boundaries=other), "has no segment named as one"),
+        ]
+        for change, message in cases:
+            args = dict(timepoint_volumes=tps, treated_lesion_segmentation=seg, dose_volume=None,
+                        prescription_gy=20.0, fractions=1, isodose_levels="20,10", boundaries=bnd)
+            args.update(change)
+            with pytest.raises(ValueError, match=message):
+                assess_nodes(scene, **args)
+            assert scene.GetNumberOfNodes() == n_nodes, change
+        # A named segment that exists is used alone; SlicerRT's mark makes the same cGy values an error that
+        # names the prescription, not the missing mark.
+        name = mb.segment_names(seg)[0]
+        case = case_from_nodes(scene, tps, seg, dose, 20.0, 1, treated_lesion_segment=name)
+        assert np.array_equal(geo.array_view(case.treated_lesion), geo.array_view(nodes["rendered"]["treated_lesion"]))
+        mb.mark_dose_volume(scene, cgy)
+        with pytest.raises(ValueError, match="prescription") as err:
+            case_from_nodes(scene, tps, seg, cgy, 20.0, 1)
+        assert "not marked" not in str(err.value)
+    finally:
+        for n in made:
+            for i in range(n.GetNumberOfDisplayNodes()):
+                scene.RemoveNode(n.GetNthDisplayNode(i))
+            scene.RemoveNode(n)
+    assert _unchanged(scene, nodes) == before

@@ -31,6 +31,10 @@ from .brain import TissueModel, _kmeans_1d
 LEFT, RIGHT, INFRA = 1, 2, 3
 COMPARTMENT_NAMES = {LEFT: "left cerebral hemisphere", RIGHT: "right cerebral hemisphere",
                      INFRA: "infratentorial compartment"}
+#: The falx ends where white matter bridges the hemispheres with no line across it for this height: the corpus
+#: callosum (4-5 mm thick at its body even in atrophy, 10 mm at genu and splenium). A cingulate gyrus pressed
+#: against its twin is grey matter, darker than the 0.8 × white-matter threshold, and does not stop the falx.
+BRIDGE_MM = 4.0
 
 
 def csf_like(sequence: sitk.Image, reference: sitk.Image, brain: np.ndarray, bright: bool,
@@ -163,7 +167,7 @@ def fit_sheet(t1c: sitk.Image, prior: np.ndarray, normal, brain: np.ndarray, mod
     """Refine a fold given as a prior mask (see the module docstring). None when the prior is empty.
 
     ``stop_at_bridge`` (the falx): going down each column of cells, the fold ends where white matter bridges the
-    two sides without any line for 6 mm (the corpus callosum). ``not_between``: cells whose two flanks (± 2.5 or ± 4 mm)
+    two sides without any line for :data:`BRIDGE_MM` (the corpus callosum). ``not_between``: cells whose two flanks (± 2.5 or ± 4 mm)
     both lie in this mask are dropped (the septum pellucidum between the lateral ventricles is no falx)."""
     idx = np.argwhere(prior)
     if len(idx) < 20:
@@ -271,12 +275,13 @@ def fit_sheet(t1c: sitk.Image, prior: np.ndarray, normal, brain: np.ndarray, mod
             i_surf = take(prof)
             r_surf = np.fmax(take(_smooth_cells(bright, cell_mm, 1.0)), take(_smooth_cells(dark, cell_mm, 1.0))) / nawm
             bridged = (r_surf < 0.06) & (i_surf >= 0.8 * nawm) & (counts > 0)
+            bridge_cells = max(int(np.ceil(BRIDGE_MM / cell_mm)), 1)
             for ia_ in range(na):
                 run = 0
                 for ib_ in range(nb - 1, -1, -1):           # from superior down
                     run = run + 1 if bridged[ia_, ib_] else 0
-                    if run >= 3:
-                        surface[ia_, :ib_ + 3] = np.nan
+                    if run >= bridge_cells:
+                        surface[ia_, :ib_ + bridge_cells] = np.nan
                         break
         if not_between is not None and not_between.any():
             nb_img = sitk.Resample(geo.image_from_array(not_between.astype(np.uint8), t1c), grid, sitk.Transform(),

@@ -28,10 +28,12 @@ from .images import (
     check_overlap,
     check_same_grid,
     dicom_identity,
+    is_dicom_file,
     read_image,
     read_mask,
     read_transform,
 )
+from .validate import check_dose_values
 
 BOUNDARY_KINDS = ("falx", "tentorium", "ventricles", "csf")
 BOUNDARY_SYNONYMS = {
@@ -73,6 +75,7 @@ class Dose:
     fractions: int = 1
     date: _dt.date | None = None
     source: str = ""
+    from_rt_import: bool = False    # read from DICOM RTDOSE (its scaling and unit applied)
 
 
 @dataclasses.dataclass
@@ -134,8 +137,8 @@ class Case:
             check_same_grid(m, ref, f"boundary '{kind}'")
         if self.dose is not None:
             check_overlap(self.dose.image, ref, f"dose '{self.dose.source}'")
-            if self.dose.prescription_gy <= 0:
-                raise ValueError(f"case '{self.id}': prescription must be positive (got {self.dose.prescription_gy})")
+            check_dose_values(self.dose.image, self.dose.prescription_gy,
+                              f"case '{self.id}': dose '{self.dose.source}'", from_rt_import=self.dose.from_rt_import)
 
 
 def _parse_date(value, what: str) -> _dt.date | None:
@@ -307,8 +310,11 @@ def load_manifest(path: str | os.PathLike) -> Case:
         p = os.path.join(base, d["path"])
         sources.append(p)
         rx = d.get("prescription_gy")
+        if rx is None:
+            raise ValueError(f"manifest '{path}': 'dose' needs 'prescription_gy' (the prescribed dose in Gy)")
         img = read_image(p, prescription_gy=rx, what="dose")
-        dose = Dose(image=sitk.Cast(img, sitk.sitkFloat32), prescription_gy=float(rx),
+        dose = Dose(image=sitk.Cast(img, sitk.sitkFloat32), prescription_gy=float(rx), 
+                    from_rt_import=os.path.isfile(p) and is_dicom_file(p),
                     fractions=int(d.get("fractions", 1)), date=_parse_date(d.get("date"), f"manifest '{path}' dose"),
                     source=p)
     meta = dict(spec.get("metadata") or {})

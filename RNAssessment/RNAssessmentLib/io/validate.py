@@ -267,3 +267,34 @@ def check_image(img: sitk.Image, what: str, *, mask: bool = False) -> sitk.Image
         if not hi > lo:
             raise _fail(what, f"every voxel has the value {lo:g}", "this is no image: check the file")
     return img
+
+
+#: A dose volume's maximum, relative to the prescription, outside which the volume is not that plan's dose in Gy:
+#: SRS prescribes to the 50-90 % isodose line, so the maximum is 1.1-2 × the prescription; below 0.5 × the
+#: prescription never reached the target, above 3 × it is another unit (cGy is 100 ×) or another image.
+DOSE_MAX_RANGE = (0.5, 3.0)
+
+
+def check_dose_values(img: sitk.Image, prescription_gy, what: str, *, from_rt_import: bool = False) -> None:
+    """A dose volume and its prescription belong together (see :data:`DOSE_MAX_RANGE`).
+
+    ``from_rt_import``: the volume came through a DICOM-RT import (SlicerRT's mark, or our RTDOSE reader with its
+    DoseGridScaling and units): its unit is known, only the prescription is checked against it."""
+    if prescription_gy is None or not np.isfinite(prescription_gy) or prescription_gy <= 0:
+        raise _fail(what, f"no prescription (got {prescription_gy})",
+                    "enter the prescribed dose in Gy (the isodose lines and dose evidence are relative to it)")
+    view = sitk.GetArrayViewFromImage(img)
+    lo, hi = float(view.min()), float(view.max())
+    if hi <= 0:
+        raise _fail(what, f"no voxel above 0 Gy (maximum {hi:g})", "choose the plan's dose volume")
+    if lo < -0.01 * hi:
+        raise _fail(what, f"negative values down to {lo:g}: not a dose", "choose the plan's dose volume "
+                    "(RTDOSE), not an image")
+    ratio = hi / float(prescription_gy)
+    if DOSE_MAX_RANGE[0] <= ratio <= DOSE_MAX_RANGE[1]:
+        return
+    origin = "" if from_rt_import else " and is not marked as RT dose (DICOM-RT import)"
+    unit = " (in cGy? divide by 100)" if 50 <= ratio <= 300 else ""
+    raise _fail(what, f"its maximum {hi:g}{unit} is {ratio:.2g} × the {prescription_gy:g} Gy prescription{origin}; "
+                f"a plan's maximum lies between {DOSE_MAX_RANGE[0]:g} and {DOSE_MAX_RANGE[1]:g} × its prescription",
+                "check the prescription, or load the RTDOSE through DICOM so its scaling and unit are applied")

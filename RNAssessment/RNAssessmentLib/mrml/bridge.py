@@ -179,9 +179,17 @@ def segment_ids(seg_node) -> list[str]:
     return [ids.GetValue(i) for i in range(ids.GetNumberOfValues())]
 
 
+def segment_names(seg_node) -> list[str]:
+    seg = seg_node.GetSegmentation()
+    return [seg.GetSegment(sid).GetName() for sid in segment_ids(seg_node)]
+
+
 def mask_from_segment(scene, seg_node, segment_id: str, reference_volume) -> sitk.Image:
     """One segment as a binary mask (uint8, LPS) on ``reference_volume``'s grid."""
     logic = segmentations_logic(scene)
+    # The export adds a display node and a colour table besides the label map: every node it adds is removed,
+    # so reading a segmentation leaves the scene as it was.
+    before = {scene.GetNthNode(i).GetID() for i in range(scene.GetNumberOfNodes())}
     lm = scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode", "__rnassess_tmp")
     try:
         ids = vtk.vtkStringArray()
@@ -190,7 +198,9 @@ def mask_from_segment(scene, seg_node, segment_id: str, reference_volume) -> sit
             raise ValueError(f"segment '{segment_id}' of '{seg_node.GetName()}' could not be exported")
         img = image_from_volume(lm) if lm.GetImageData() is not None else None
     finally:
-        scene.RemoveNode(lm)
+        added = [scene.GetNthNode(i) for i in range(scene.GetNumberOfNodes())]
+        for node in [n for n in added if n.GetID() not in before]:
+            scene.RemoveNode(node)
     if img is None:
         raise ValueError(f"segment '{segment_id}' of '{seg_node.GetName()}' is empty")
     return sitk.Cast(img > 0, sitk.sitkUInt8)
