@@ -168,6 +168,7 @@ def _boundaries_and_change(case: Case, summary: dict, extra: dict, warnings: lis
     planning_fg = atlas.foreground_mask(planning) if not case.registered else None
     lesion_masks: dict = {}
     foci: dict = {}
+    enhancing: dict = {}
     slice_mm: dict = {}
     registration_mm: dict = {}
     days = {}
@@ -202,6 +203,9 @@ def _boundaries_and_change(case: Case, summary: dict, extra: dict, warnings: lis
                 sitk.Cast(tp.lesion > 0, sitk.sitkUInt8)
         if tp is case.planning:
             lesion_masks[tp.label] = geo.array_view(lesion_p if lesion_p is not None else treated) > 0
+            en = np.zeros(planning.GetSize(), bool)
+            en[box.slices] = bndmod.enhancing_in_box(planning, treated, brain, box)
+            enhancing[tp.label] = en
             continue
         entry = next(e for e in summary["timepoints"] if e["label"] == tp.label)
         if dose is not None and lesion_p is not None and "lesion_dose" not in entry and \
@@ -224,6 +228,9 @@ def _boundaries_and_change(case: Case, summary: dict, extra: dict, warnings: lis
         fo = np.zeros(planning.GetSize(), bool)
         fo[box.slices] = res.foci
         foci[tp.label] = fo
+        en = np.zeros(planning.GetSize(), bool)
+        en[box.slices] = box.crop(geo.array_view(t1_p)) >= res.model.threshold
+        enhancing[tp.label] = en
         if lesion_p is not None:
             lesion_masks[tp.label] = geo.array_view(lesion_p) > 0
         else:
@@ -241,7 +248,7 @@ def _boundaries_and_change(case: Case, summary: dict, extra: dict, warnings: lis
         all_bnd |= geo.array_view(m) > 0
     ch, maps = changemod.analyse_changes(lesion_masks, planning, dose_p, vs_first=compare_with_srs,
                                          slice_mm=slice_mm, registration_mm=registration_mm, foci=foci,
-                                         boundaries=all_bnd, **kw)
+                                         boundaries=all_bnd, enhancing=enhancing, **kw)
     findings += ch
     extra["change_maps"] = maps
     extra["lesion_masks"] = lesion_masks

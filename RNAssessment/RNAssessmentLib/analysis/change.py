@@ -105,15 +105,70 @@ def _has_core(mask: np.ndarray, ref: sitk.Image) -> bool:
     return bool(sitk.GetArrayViewFromImage(sitk.BinaryErode(img, radius)).any())
 
 
+#: A regressed candidate is *enclosed* by the later lesion when straight rays from its voxels meet that lesion
+#: within ENCLOSURE_REACH_MM in, on average, at least ENCLOSED_FRACTION of the 26 grid directions. The necrotic
+#: core of a grown ring lesion is enclosed even where the ring's wall is faint or cut (hole filling needs a closed
+#: wall): 0.63-0.83 measured on the real-MRI implants; a portion at the edge of a lesion that really regressed
+#: sees the rest of the lesion in at most about half the directions (a half-space; 0.14-0.16 measured).
+ENCLOSURE_REACH_MM = 20.0
+ENCLOSED_FRACTION = 0.6
+
+
+def _shifted(a: np.ndarray, off) -> np.ndarray:
+    """``a`` moved so that out[x] = a[x + off] (False beyond the edge)."""
+    out = np.zeros_like(a)
+    src, dst = [], []
+    for o, n in zip(off, a.shape):
+        o = int(o)
+        if abs(o) >= n:
+            return out
+        src.append(slice(max(o, 0), n + min(o, 0)))
+        dst.append(slice(max(-o, 0), n - max(o, 0)))
+    out[tuple(dst)] = a[tuple(src)]
+    return out
+
+
+def enclosed_fraction(mask: np.ndarray, ref: sitk.Image, where: np.ndarray,
+                      reach_mm: float = ENCLOSURE_REACH_MM) -> np.ndarray:
+    """For the voxels of ``where``: the fraction of the 26 grid directions in which a straight ray meets ``mask``
+    within ``reach_mm`` (array on the grid, 0 outside ``where``)."""
+    out = np.zeros(mask.shape, np.float32)
+    if not where.any() or not mask.any():
+        return out
+    sp = np.array(ref.GetSpacing(), float)
+    hits = np.zeros(int(where.sum()), np.uint8)
+    dirs = [(i, j, k) for i in (-1, 0, 1) for j in (-1, 0, 1) for k in (-1, 0, 1) if (i, j, k) != (0, 0, 0)]
+    for d in dirs:
+        step = np.array(d)
+        n = max(int(np.ceil(reach_mm / float(np.linalg.norm(step * sp)))), 1)
+        h = _shifted(mask, step)            # covers steps 1 .. covered
+        covered = 1
+        while covered < n:
+            h = h | _shifted(h, step * covered)
+            covered *= 2
+        hits += h[where]
+    out[where] = hits / float(len(dirs))
+    return out
+
+
 def interval_portions(before: np.ndarray, after: np.ndarray, ref: sitk.Image,
                       min_portion_mm3: float = MIN_PORTION_MM3, *, min_depth: float = MIN_DEPTH_MM,
                       not_grown: np.ndarray | None = None,
-                      boundaries: np.ndarray | None = None) -> tuple[list[Portion], np.ndarray, list[Portion]]:
+                      boundaries: np.ndarray | None = None,
+                      still_enhancing: np.ndarray | None = None,
+                      was_enhancing: np.ndarray | None = None) -> tuple[list[Portion], np.ndarray, list[Portion]]:
     """Grew/regressed portions between two masks, the label map (1 grew, 2 regressed, 3 stable) and the
     sub-resolution candidates (reaching ``MIN_DEPTH_MM`` but not ``min_depth``). ``not_grown``: voxels that are no
     grown portion whatever they look like (new non-contiguous foci); ``boundaries``: CSF spaces, folds and
     ventricles — a portion lying mostly in them is meningeal or ependymal enhancement coming and going (reported as
-    boundary enhancement), not lesion."""
+    boundary enhancement), not lesion. ``still_enhancing``: voxels above the enhancement threshold on the later
+    image; a portion regressed only where its enhancement is gone (not where the later segmentation merely left
+    enhancing voxels out, as a vessel or dura at the brain surface, or drew its edge tighter). A regressed
+    portion enclosed by the later lesion (:func:`enclosed_fraction`) is its core, not regression.
+    ``was_enhancing``: the same on the earlier image; a regressed portion must have lost enhancement over at least
+    ``MIN_CORE_MM3`` (enhancing before, not after): a portion that is only the necrotic core or resection cavity
+    the earlier extent enclosed, where the later image's thick slices blurred the rim below the threshold, lost
+    no enhancement."""
     disp, sdf_a, sdf_b = displacement_mm(before, after, ref)
     vox = geo.voxel_volume_mm3(ref)
     out: list[Portion] = []
@@ -124,6 +179,9 @@ def interval_portions(before: np.ndarray, after: np.ndarray, ref: sitk.Image,
         cand = raw & (sign * disp >= DISPLACEMENT_MM)
         if kind == "grew" and not_grown is not None:
             cand &= ~not_grown
+        if kind == "regressed" and still_enhancing is not None:
+            cand &= ~still_enhancing
+        enclosure = enclosed_fraction(after, ref, cand) if kind == "regressed" else None
         if not cand.any():
             continue
         comps = _components(cand, ref)
@@ -136,6 +194,11 @@ def interval_portions(before: np.ndarray, after: np.ndarray, ref: sitk.Image,
                 continue                # a sheet one voxel thin (meninges, a wobbling rim) is no portion
             if boundaries is not None and boundaries[m].mean() >= 0.5:
                 continue
+            if enclosure is not None and enclosure[m].mean() >= ENCLOSED_FRACTION:
+                continue                # inside the later lesion: the core of a grown ring, not regression
+            if kind == "regressed" and was_enhancing is not None and \
+                    (m & was_enhancing).sum() * vox < MIN_CORE_MM3:
+                continue                # no enhancement was lost there
             depth = sdf_a[m] if kind == "grew" else sdf_b[m]
             if (depth >= MIN_DEPTH_MM).sum() * vox < MIN_CORE_MM3:
                 continue
@@ -237,12 +300,13 @@ def new_foci(foci_after: np.ndarray | None, before: np.ndarray, ref: sitk.Image)
 def analyse_changes(masks: dict[str, np.ndarray], ref: sitk.Image, dose_on_ref: np.ndarray | None = None,
                     min_portion_mm3: float = MIN_PORTION_MM3, group_mm: float = 10.0, vs_first: bool = True, *,
                     slice_mm: dict | None = None, registration_mm: dict | None = None, foci: dict | None = None,
-                    boundaries: np.ndarray | None = None):
+                    boundaries: np.ndarray | None = None, enhancing: dict | None = None):
     """Findings for every consecutive interval (and from the SRS image to the last timepoint).
 
     ``masks``: ordered {timepoint label: lesion extent on ``ref``}; ``slice_mm`` / ``registration_mm``: per
     timepoint, the coarsest spacing of its acquisition and its registration uncertainty (mm); ``foci``: per
-    timepoint, the enhancement reported as non-contiguous with the treated lesion. Returns (findings,
+    timepoint, the enhancement reported as non-contiguous with the treated lesion; ``enhancing``: per follow-up,
+    every voxel above its enhancement threshold (see :func:`interval_portions`). Returns (findings,
     {interval: label map})."""
     # Work in a box around every timepoint's lesion (+ 25 mm): distance maps of a whole head cost seconds each.
     union = np.zeros(next(iter(masks.values())).shape, bool)
@@ -259,7 +323,8 @@ def analyse_changes(masks: dict[str, np.ndarray], ref: sitk.Image, dose_on_ref: 
                                     dose_on_ref[box] if dose_on_ref is not None else None, min_portion_mm3,
                                     group_mm, vs_first, slice_mm=slice_mm, registration_mm=registration_mm,
                                     foci={k: v[box] for k, v in (foci or {}).items()},
-                                    boundaries=boundaries[box] if boundaries is not None else None)
+                                    boundaries=boundaries[box] if boundaries is not None else None,
+                                    enhancing={k: v[box] for k, v in (enhancing or {}).items()})
         maps = {}
         for key, lab in maps_c.items():
             full = np.zeros(union.shape, lab.dtype)
@@ -282,7 +347,9 @@ def analyse_changes(masks: dict[str, np.ndarray], ref: sitk.Image, dose_on_ref: 
         excluded = new_foci((foci or {}).get(b), masks[a], ref)
         portions, label_map, below = interval_portions(masks[a], masks[b], ref, min_portion_mm3,
                                                        min_depth=depth_min, not_grown=excluded,
-                                                       boundaries=boundaries)
+                                                       boundaries=boundaries,
+                                                       still_enhancing=(enhancing or {}).get(b),
+                                                       was_enhancing=(enhancing or {}).get(a))
         maps[(a, b)] = label_map
         resolution = {"slice_thickness_mm": {a: slice_mm[a], b: slice_mm[b]},
                       "registration_uncertainty_mm": {a: registration_mm[a], b: registration_mm[b]},

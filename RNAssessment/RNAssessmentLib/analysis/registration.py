@@ -80,7 +80,7 @@ def register_followup(planning: sitk.Image, followup: sitk.Image, stable_mask: s
     else:
         init = sitk.CenteredTransformInitializer(fixed, moving, sitk.Euler3DTransform(),
                                                  sitk.CenteredTransformInitializerFilter.GEOMETRY)
-    reg = sitk.ImageRegistrationMethod()
+    reg = geo.registration_method()
     reg.SetMetricAsMattesMutualInformation(numberOfHistogramBins=48)
     reg.SetMetricSamplingStrategy(reg.RANDOM)
     reg.SetMetricSamplingPercentagePerLevel([0.3, 0.1, 0.03], seed=seed)

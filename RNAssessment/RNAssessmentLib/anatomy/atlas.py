@@ -136,7 +136,7 @@ def _ncc(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def _register(fixed, moving, fixed_mask, transform, *, shrink, sigmas, iterations, seed, bspline=False):
-    reg = sitk.ImageRegistrationMethod()
+    reg = geo.registration_method()
     reg.SetMetricAsMattesMutualInformation(numberOfHistogramBins=32)
     reg.SetMetricSamplingStrategy(reg.RANDOM)
     reg.SetMetricSamplingPercentage(0.25 if not bspline else 0.5, seed=seed)
@@ -214,7 +214,7 @@ def fit_atlas(t1c: sitk.Image, exclude: sitk.Image | None = None, *, deformable:
         bs = sitk.BSplineTransformInitializer(fixed, mesh, order=3)
         composite = sitk.CompositeTransform([aff, bs])
         try:
-            reg = sitk.ImageRegistrationMethod()
+            reg = geo.registration_method()
             reg.SetMetricAsMattesMutualInformation(numberOfHistogramBins=32)
             reg.SetMetricSamplingStrategy(reg.RANDOM)
             reg.SetMetricSamplingPercentage(0.1, seed=seed + 2)
