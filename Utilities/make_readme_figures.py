@@ -6,6 +6,8 @@
    module's glue, the scene written and read back, and its outputs rendered offscreen with VTK
    (mrml_bridge.render_scene): isodose lines on a coronal slice, the treated lesion, the focus across the tentorium.
 2. ``report_falx.png``: the top of report.html of the falx teaching case, rendered by headless Chromium.
+3. ``key_images.png``: the key images of the open-ring teaching case's first finding as the PDF prints them (print
+   media, A4 width): labels placed clear of each other and of the finding, markers in their margin.
 """
 import os
 import sys
@@ -41,7 +43,26 @@ def report_figure(out_png: str) -> None:
         sitk.WriteImage(img[:, :1500], out_png)
 
 
+def key_images_figure(out_png: str) -> None:
+    import base64
+    from RNAssessmentLib.cli import main
+    from RNAssessmentLib.output.browser import Headless
+    with tempfile.TemporaryDirectory() as tmp:
+        main(["demo", "--out", tmp, "--scenario", "ventricle_open_ring_rn", "--no-pdf"])
+        with Headless(width=720, height=1000) as b:
+            b.open(os.path.join(tmp, "ventricle_open_ring_rn", "assessment", "report.html"))
+            b.call("Emulation.setEmulatedMedia", {"media": "print"}, session=True)
+            x, y, w, h = b.evaluate("(() => { const r = document.getElementById('images-1').getBoundingClientRect();"
+                                    " return [r.left, r.top + window.scrollY, r.width, r.height]; })()")
+            shot = b.call("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True,
+                                                     "clip": {"x": x, "y": y, "width": w, "height": h, "scale": 1}},
+                          session=True)
+        with open(out_png, "wb") as f:
+            f.write(base64.b64decode(shot["data"]))
+
+
 if __name__ == "__main__":
     folder = sys.argv[1] if len(sys.argv) > 1 else "Resources/Screenshots"
     scene_figure(os.path.join(folder, "scene_tentorium.png"))
     report_figure(os.path.join(folder, "report_falx.png"))
+    key_images_figure(os.path.join(folder, "key_images.png"))

@@ -16,7 +16,7 @@ from .analysis import boundaries as bndmod
 from .analysis import change as changemod
 from .analysis import dose as dosemod
 from .analysis.enhancement import lesion_extent
-from .analysis.findings import Assessment, describe, finding_segments, segment_colour
+from .analysis.findings import Assessment, describe, finding_segments, in_display_order, segment_colour
 from .analysis.registration import register_followup, stable_region
 from .anatomy import atlas
 from .anatomy import barriers as anat_barriers
@@ -51,7 +51,7 @@ def assess_case(case: Case, *, levels_gy=None, log_callback=None, estimate_bound
         summary["dose"] = {"prescription_gy": rx, "fractions": case.dose.fractions,
                            "srs_date": case.srs_date.isoformat() if case.srs_date and not deid else None,
                            "max_gy": float(sitk.GetArrayViewFromImage(case.dose.image).max())}
-        levels = sorted(levels_gy or dosemod.default_levels(rx), reverse=True)
+        levels = sorted(levels_gy or dosemod.default_levels(rx, case.dose.fractions), reverse=True)
         say(f"[{case.id}] isodose surfaces at {', '.join(f'{v:g}' for v in levels)} Gy")
         iso = dosemod.isodose_set(case.dose.image, levels, rx)
         summary["isodose"] = [{"level_gy": i.level_gy, "percent_of_prescription": i.percent_of_prescription,
@@ -67,6 +67,15 @@ def assess_case(case: Case, *, levels_gy=None, log_callback=None, estimate_bound
             outside = sitk.Cast(case.treated_lesion == 0, sitk.sitkUInt8)
             for lv in (10.0, 12.0):
                 t[f"v{lv:g}_outside_target_cc"] = dosemod.volume_above(case.dose.image, lv, outside)
+            c = dosemod.brain_constraint(case.dose.fractions)
+            if c is None:
+                t["normal_brain_constraint"] = {
+                    "fractions": int(case.dose.fractions), "source": dosemod.BRAIN_CONSTRAINT_SOURCE,
+                    "note": f"no SRS normal-brain constraint for {case.dose.fractions} fractions in this source"}
+            else:
+                c["volume_cc"] = dosemod.volume_above(case.dose.image, c["level_gy"], outside)
+                c["within_limit"] = bool(c["volume_cc"] <= c["limit_cc"])
+                t["normal_brain_constraint"] = c
         summary["treated_lesion"] = t
     # With a treated lesion and follow-ups, every follow-up is brought into the planning frame below.
     analysed = case.treated_lesion is not None and len(case.timepoints) > 1
@@ -90,6 +99,7 @@ def assess_case(case: Case, *, levels_gy=None, log_callback=None, estimate_bound
         findings += _boundaries_and_change(case, summary, extra, warnings, levels_gy, say,
                                            estimate_boundaries=estimate_boundaries,
                                            min_portion_mm3=min_portion_mm3, compare_with_srs=compare_with_srs)
+    findings = in_display_order(findings)
     _describe(case, findings, extra)
     return Assessment(case_id=case.id, findings=findings, summary=summary, warnings=warnings), extra
 
@@ -122,7 +132,8 @@ def _boundaries_and_change(case: Case, summary: dict, extra: dict, warnings: lis
     planning = case.planning.t1c
     treated = case.treated_lesion
     dose = case.dose.image if case.dose else None
-    levels = sorted(levels_gy or (dosemod.default_levels(case.dose.prescription_gy) if case.dose else []),
+    levels = sorted(levels_gy or (dosemod.default_levels(case.dose.prescription_gy, case.dose.fractions)
+                                 if case.dose else []),
                     reverse=True)
     # The dose on the planning grid, once: atlas and registration masks, each follow-up's boundaries, the changes.
     dose_planning = dosemod.dose_on_grid(dose, planning) if dose is not None else None
@@ -219,6 +230,7 @@ def _boundaries_and_change(case: Case, summary: dict, extra: dict, warnings: lis
         res = bndmod.analyse_followup(tp.label, t1_p, treated, context, brain=brain, dose=dose_planning,
                                       lesion=lesion_p, levels_gy=levels, box=box)
         findings += res.findings
+        warnings += res.mask_warnings
         if res.left_out:
             extra.setdefault("left_out", {})[tp.label] = res.left_out
         for name, m in res.finding_masks.items():

@@ -74,8 +74,15 @@ def cmd_assess(args) -> int:
     case = load_manifest(args.manifest)
     levels = parse_levels(args.levels, case.dose.prescription_gy if case.dose else None) if args.levels else None
     paths = _assess_and_write(case, args.out, levels=levels, deidentify=args.deidentify, pdf=not args.no_pdf)
-    _log(f"[assess] wrote {paths['findings']} and {paths['report']}")
+    written = sorted(os.path.relpath(os.path.join(root, f), paths_root(paths))
+                     for root, _, files in os.walk(paths_root(paths)) for f in files)
+    _log(f"[assess] wrote {len(written)} files in {paths_root(paths)}: {', '.join(written)}")
     return 0
+
+
+def paths_root(paths: dict) -> str:
+    """The output folder of an assessment (where findings.json is)."""
+    return os.path.dirname(paths["findings"])
 
 
 def _load_dose(path: str, prescription):
@@ -150,6 +157,11 @@ def cmd_isodose(args) -> int:
     return 0
 
 
+def _scenario_names() -> list:
+    from .teaching.scenarios import scenario_list
+    return [s.name for s in scenario_list(misalign=False)]
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="rnassess", description="Radiation necrosis vs progression after SRS: "
                                 "boundaries, change in shape and dose. " + DISCLAIMER)
@@ -158,14 +170,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("demo", help="write the teaching cases (with ground truth) and assess them")
     d.add_argument("--out", required=True, help="output folder")
-    d.add_argument("--scenario", action="append", help="only this scenario (repeatable)")
+    d.add_argument("--scenario", action="append", metavar="NAME",
+                   help="only this scenario (repeatable); one of: " + ", ".join(_scenario_names()))
     d.add_argument("--no-assess", action="store_true", help="only write the cases")
     d.add_argument("--deidentify", action="store_true", help="de-identify the assessments (teaching export)")
     d.add_argument("--no-pdf", action="store_true", help="do not print report.pdf (needs Chromium)")
     d.set_defaults(func=cmd_demo)
 
     a = sub.add_parser("assess", help="assess a case from its manifest (case.json)")
-    a.add_argument("manifest")
+    a.add_argument("manifest", help="the case's manifest (case.json: timepoints with their post-contrast T1 and "
+                                    "optional lesion masks, treated lesion, dose with prescription and fractions, "
+                                    "boundaries; see README)")
     a.add_argument("--out", required=True, help="output folder (findings.json, dvh.csv, ...)")
     a.add_argument("--levels", help="isodose levels, Gy or %% of prescription, e.g. 20,15,12,10")
     a.add_argument("--deidentify", action="store_true",
@@ -183,9 +198,11 @@ def build_parser() -> argparse.ArgumentParser:
     v.set_defaults(func=cmd_dvh)
 
     i = sub.add_parser("isodose", help="isodose surfaces and enclosed volumes")
-    i.add_argument("--dose", required=True)
-    i.add_argument("--levels", required=True, help="e.g. 20,15,12,10 or 100%%,50%%")
-    i.add_argument("--prescription", type=float)
+    i.add_argument("--dose", required=True, help="RTDOSE .dcm or dose image in Gy (NRRD, NIfTI, MetaImage)")
+    i.add_argument("--levels", required=True, help="isodose levels in Gy or %% of --prescription, highest first "
+                                                   "or not, e.g. 20,15,12,10 or 100%%,50%%")
+    i.add_argument("--prescription", type=float, help="prescription dose in Gy (needed for %% levels and for a "
+                                                      "RELATIVE RTDOSE)")
     i.add_argument("--ras", action="store_true", help="write surfaces in RAS (Slicer model convention)")
     i.add_argument("--out", required=True, help="output folder")
     i.set_defaults(func=cmd_isodose)

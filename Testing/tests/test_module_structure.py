@@ -91,6 +91,16 @@ def test_core_imports_only_bundled_packages():
 LAYERS = {"io": 0, "anatomy": 1, "analysis": 2, "output": 3, "teaching": 3, "mrml": 1}
 
 
+#: Top-level modules every stage may import: they import nothing from the package (checked below).
+LEAVES = {"palette"}
+
+
+def test_leaf_modules_import_nothing_from_the_package():
+    for leaf in LEAVES:
+        tree = ast.parse(open(os.path.join(MODULE, "RNAssessmentLib", f"{leaf}.py"), encoding="utf-8").read())
+        assert not [n for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.level > 0], leaf
+
+
 def test_every_import_points_down_the_stages():
     """io ← anatomy ← analysis ← output/teaching; mrml (the bridge) sits on io; the pipeline modules at the top
     level (assess, cli, slicer_case ...) may import anything, the stages never import the pipeline."""
@@ -107,7 +117,7 @@ def test_every_import_points_down_the_stages():
             target = parts[0] if parts[0] else None
             if target is None:                             # "from .. import X": package-level names
                 names = [a.name for a in node.names]
-                assert set(names) <= {"DISCLAIMER", "__version__"} | set(LAYERS), (path, names)
+                assert set(names) <= {"DISCLAIMER", "__version__"} | LEAVES | set(LAYERS), (path, names)
                 targets = [n for n in names if n in LAYERS]
             else:
                 targets = [target]

@@ -4,6 +4,7 @@ screenshot and PDF)."""
 import datetime as dt
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -161,20 +162,66 @@ def test_report_renders_in_headless_chromium(reports, which, tmp_path):
     folder = reports[which]
     with Headless(width=1280, height=900) as b:
         b.open(str(folder / "report.html"))
-        n_images = b.evaluate("document.images.length")
-        broken = b.evaluate("Array.from(document.images).filter(i => !(i.complete && i.naturalWidth > 0)).length")
-        svg_paths = b.evaluate("document.querySelectorAll('.stack svg path').length")
+        n_images = b.evaluate("document.querySelectorAll('svg.slice image').length")
+        # Every embedded slice decodes (an SVG <image> has no naturalWidth: load its data URL as an <img>).
+        decoded = b.evaluate("""Promise.all([...document.querySelectorAll('svg.slice image')].map(e =>
+            new Promise(ok => { const i = new Image(); i.onload = () => ok(i.naturalWidth > 0);
+                                i.onerror = () => ok(false); i.src = e.getAttribute('href'); })))""")
+        svg_paths = b.evaluate("document.querySelectorAll('svg.slice path').length")
         height = b.evaluate("document.documentElement.scrollHeight")
+        boxes = b.evaluate(LABEL_BOXES_JS)
         b.screenshot(str(tmp_path / "shot.png"))
         assert b.errors() == []
-    assert n_images >= 6 and broken == 0
+    assert n_images >= 6 and all(decoded) and len(decoded) == n_images
     assert svg_paths > n_images               # isodose lines and outlines over every slice
+    _assert_labels_do_not_collide(boxes)
     shot = sitk.ReadImage(str(tmp_path / "shot.png"))
     assert shot.GetWidth() == 1280 and shot.GetHeight() == height > 2000
     arr = sitk.GetArrayViewFromImage(shot)
     assert arr.std() > 20                      # not a blank page
     pdf = (folder / "report.pdf").read_bytes()
     assert pdf.startswith(b"%PDF") and len(pdf) > 100_000
+    # Three timepoints, four findings: two findings (with their six images each) per A4 page. The report of
+    # issue 15 took 11 pages for six findings; the budget is header and list (1), images (2), time course, dose
+    # and methods (2).
+    pages = len(re.findall(rb"/Type\s*/Page[^s]", pdf))
+    assert 3 <= pages <= 5, pages
+
+
+#: For every slice figure: the drawn boxes (SVG user units, as rendered) of its isodose labels and of its
+#: orientation markers and scale-bar text, with the box the report reserved for each label (data-box).
+LABEL_BOXES_JS = """JSON.stringify([...document.querySelectorAll('svg.slice')].map(svg => {
+    const vb = svg.viewBox.baseVal;
+    return {size: [vb.width, vb.height], texts: [...svg.querySelectorAll('text')].map(t => {
+        const r = t.getBBox();
+        return {text: t.textContent, cls: t.getAttribute('class'), box: [r.x, r.y, r.width, r.height],
+                reserved: (t.getAttribute('data-box') || '').split(' ').filter(x => x).map(Number)};
+    })};
+}))"""
+
+
+def _assert_labels_do_not_collide(boxes_json):
+    """No isodose label overlaps another label or a marker; each is drawn inside the image (not the margin
+    reserved for markers) and inside the box the report reserved for it, which is what the placement checked
+    against the outlines of the finding and the structures."""
+    figures = json.loads(boxes_json)
+    assert figures
+    n_labels = 0
+    for fig in figures:
+        w, h = fig["size"]
+        texts = fig["texts"]
+        labels = [t for t in texts if t["cls"] == "iso"]
+        marks = [t for t in texts if t["cls"] != "iso"]
+        n_labels += len(labels)
+        for t in labels:
+            x, y, bw, bh = t["box"]
+            rx, ry, rw, rh = t["reserved"]
+            assert rx - 0.5 <= x and x + bw <= rx + rw + 0.5 and ry - 0.5 <= y and y + bh <= ry + rh + 1.5, t
+            assert R.MARGIN <= x and x + bw <= w - R.MARGIN and R.MARGIN <= y and y + bh <= h - R.MARGIN, t
+        for i, a in enumerate(labels):
+            for b in labels[i + 1:] + marks:
+                assert not R._overlaps(a["box"], b["box"]), (a, b)
+    assert n_labels > 0
 
 
 def test_png_encoder_round_trips(tmp_path):

@@ -2,6 +2,7 @@
 import numpy as np
 import pytest
 import SimpleITK as sitk
+from RNAssessmentLib import palette
 
 slicer = pytest.importorskip("slicer", reason="the test extra installs slicer-core")
 from RNAssessmentLib.io import geometry as geo  # noqa: E402
@@ -148,9 +149,13 @@ def test_scene_outputs_render_offscreen_after_reload(loaded, assessed, tmp_path)
 
     def share(rgb, tol=60):
         return (np.abs(img - np.array(rgb)).sum(-1) < tol).mean()
-    assert share((255, 230, 0), 150) > 0.001          # the across-boundary finding (yellow segment)
-    assert share((255, 0, 0)) > 0.0005                # the 20 Gy line (red, prescription colour)
-    assert share((0, 204, 0), 80) > 0.0005            # the 10 Gy line (green, 50 % of the prescription)
+    def rgb(c):
+        return tuple(int(round(255 * v)) for v in c)
+    iso = palette.isodose_colours([20.0, 15.0, 12.0, 10.0, 5.0])
+    # The across-boundary finding in its palette colour (violet segment, filled at 50 % opacity: wide tolerance).
+    assert share(rgb(palette.FINDING["noncontiguous_across_boundary"]), 150) > 0.001
+    assert share(rgb(iso[20.0])) > 0.0005             # the 20 Gy line (highest level: red)
+    assert share(rgb(iso[5.0]), 80) > 0.0005          # the 5 Gy line (lowest level: green)
     assert img.std() > 20                             # not a blank frame
 
 

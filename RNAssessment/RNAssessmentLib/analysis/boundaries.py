@@ -350,6 +350,7 @@ class FollowupResult:
     box: Box
     foci: np.ndarray                   # box-sized: enhancement non-contiguous with the treated lesion
     left_out: list                     # normal anatomy left out of the enhancement (enhancement.py)
+    mask_warnings: list = dataclasses.field(default_factory=list)   # the user's mask contradicts the image
 
 
 def _as_context(boundaries) -> BoundaryContext:
@@ -393,20 +394,31 @@ def analyse_followup(timepoint: str, t1c: sitk.Image, treated: sitk.Image, bound
     for k in FOLDS:
         if k in bnd and ctx.automatic(k):
             folds |= bnd[k]
+    roi = br & (d_tr <= roi_margin_mm)
+    if dose_box is not None:
+        roi |= br & (dose_box >= roi_dose_gy)
+    raw = segment_enhancement(t1, roi, model, box, min_volume_mm3)
+    # Vessels and choroid plexus now; normal dura once pathological dural enhancement has been looked for.
+    auto = leave_out_normal(raw, t1, model, box, ventricles=bnd.get("ventricles"), protect=tr, brain=br,
+                            min_volume_mm3=min_volume_mm3)
+    mask_warnings = []
     if lesion is not None:
         user = box.crop(geo.array_view(lesion)) > 0
         filt = leave_out_normal(user, t1, model, box, protect=user, min_volume_mm3=0.0)
         enh = user
         source = "user mask"
         left_out = []
+        # A mask that contradicts the image is said out loud: enhancement the automatic segmentation keeps (normal
+        # anatomy left out) that lies outside the user's mask, in pieces of at least the minimum focus size.
+        missed = remove_small(auto.kept & ~user, box, min_volume_mm3)
+        if missed.any():
+            cc = missed.sum() * vox / 1000.0
+            mask_warnings.append(
+                f"your mask at {timepoint} leaves out {cc:.2f} cm³ of enhancement (automatic segmentation, "
+                f"pieces of at least {min_volume_mm3:g} mm³, centred at RAS "
+                f"{', '.join(f'{v:.0f}' for v in centroid_ras(missed, box))} mm); findings use your mask")
     else:
-        roi = br & (d_tr <= roi_margin_mm)
-        if dose_box is not None:
-            roi |= br & (dose_box >= roi_dose_gy)
-        raw = segment_enhancement(t1, roi, model, box, min_volume_mm3)
-        # Vessels and choroid plexus now; normal dura once pathological dural enhancement has been looked for.
-        filt = leave_out_normal(raw, t1, model, box, ventricles=bnd.get("ventricles"), protect=tr, brain=br,
-                                min_volume_mm3=min_volume_mm3)
+        filt = auto
         enh = filt.kept
         source = "automatic"
         left_out = filt.left_out
@@ -571,4 +583,4 @@ def analyse_followup(timepoint: str, t1c: sitk.Image, treated: sitk.Image, bound
         for f in findings:
             f.evidence.setdefault("left_out_as_normal_anatomy", left_out)
     return FollowupResult(findings=findings, enhancement=enh, finding_masks=masks, model=model, box=box, foci=foci,
-                          left_out=left_out)
+                          left_out=left_out, mask_warnings=mask_warnings)

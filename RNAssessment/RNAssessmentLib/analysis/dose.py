@@ -15,6 +15,7 @@ import SimpleITK as sitk
 import vtk
 from vtk.util import numpy_support
 
+from .. import palette
 from ..io import geometry as geo
 from ..io.structures import Structure, rasterize, subgrid_around
 
@@ -22,9 +23,6 @@ DEFAULT_VX_GY = (5.0, 10.0, 12.0, 20.0)
 DEFAULT_DX_PCT = (2.0, 50.0, 95.0, 98.0)
 OUTSIDE = -1.0          # sentinel for samples outside the dose grid (dose itself is never negative)
 
-#: Isodose colours by level relative to prescription (high → low), in the red-to-blue order SlicerRT users know.
-ISODOSE_COLOURS = [(1.00, 0.00, 0.00), (1.00, 0.50, 0.00), (1.00, 1.00, 0.00), (0.00, 0.80, 0.00),
-                   (0.00, 0.80, 0.80), (0.00, 0.35, 1.00), (0.55, 0.25, 0.85)]
 
 
 @dataclasses.dataclass
@@ -193,22 +191,40 @@ def parse_levels(text: str, prescription_gy: float | None = None) -> list[float]
     return sorted(set(out), reverse=True)
 
 
-def default_levels(prescription_gy: float) -> list[float]:
-    """SRS-style default set: prescription, 15, 12, 10, 5 Gy (those below the prescription), highest first."""
-    levels = {float(prescription_gy)} | {v for v in (15.0, 12.0, 10.0, 5.0) if v < prescription_gy}
+#: Normal-brain dose-volume constraints for SRS by number of fractions, from the HyTEC brain report (Milano MT et
+#: al., "Single- and multifraction stereotactic radiosurgery dose/volume tolerances of the brain", Int J Radiat
+#: Oncol Biol Phys 2021;110(1):68-86): the volume of brain (target excluded) receiving at least ``level_gy``,
+#: with the volume below which the reported risk of radionecrosis stays under about 10 %.
+BRAIN_CONSTRAINTS = {
+    1: {"metric": "V12", "level_gy": 12.0, "limit_cc": 5.0},
+    3: {"metric": "V20", "level_gy": 20.0, "limit_cc": 20.0},
+    5: {"metric": "V24", "level_gy": 24.0, "limit_cc": 20.0},
+}
+BRAIN_CONSTRAINT_SOURCE = ("HyTEC brain SRS report (Milano et al., Int J Radiat Oncol Biol Phys 2021;110:68-86), "
+                           "brain outside the target")
+#: Default levels of a fractionated plan, in % of the prescription.
+FRACTIONATED_LEVELS_PCT = (100.0, 80.0, 60.0, 40.0, 20.0)
+
+
+def default_levels(prescription_gy: float, fractions: int = 1) -> list[float]:
+    """Default isodose levels, highest first. One fraction (SRS): the prescription and the absolute levels 15, 12,
+    10, 5 Gy below it. Several fractions: :data:`FRACTIONATED_LEVELS_PCT` of the prescription, plus the level of
+    the normal-brain constraint for that fractionation (:data:`BRAIN_CONSTRAINTS`) when below the prescription."""
+    rx = float(prescription_gy)
+    if int(fractions or 1) <= 1:
+        levels = {rx} | {v for v in (15.0, 12.0, 10.0, 5.0) if v < rx}
+    else:
+        levels = {round(rx * p / 100.0, 2) for p in FRACTIONATED_LEVELS_PCT}
+        c = BRAIN_CONSTRAINTS.get(int(fractions))
+        if c and c["level_gy"] < rx:
+            levels.add(c["level_gy"])
     return sorted(levels, reverse=True)
 
 
-def level_colour(level_gy: float, prescription_gy: float | None) -> tuple:
-    """Colour of an isodose level: by its fraction of the prescription (≥100 % red … ≤25 % violet)."""
-    if not prescription_gy:
-        return ISODOSE_COLOURS[0]
-    frac = level_gy / prescription_gy
-    steps = [1.0, 0.75, 0.6, 0.5, 0.4, 0.25]
-    for i, s in enumerate(steps):
-        if frac >= s - 1e-9:
-            return ISODOSE_COLOURS[i]
-    return ISODOSE_COLOURS[-1]
+def brain_constraint(fractions: int) -> dict | None:
+    """The normal-brain constraint that fits ``fractions`` (with its source), None when HyTEC gives none."""
+    c = BRAIN_CONSTRAINTS.get(int(fractions or 1))
+    return dict(c, fractions=int(fractions or 1), source=BRAIN_CONSTRAINT_SOURCE) if c else None
 
 
 def _vtk_image_index_space(image: sitk.Image, pad: int = 1) -> vtk.vtkImageData:
@@ -305,11 +321,12 @@ def isodose_set(dose: sitk.Image, levels_gy, prescription_gy: float | None = Non
     """One closed surface per level (highest first), with colour and enclosed volume."""
     validate_dose(dose)
     out = []
+    colours = palette.isodose_colours(levels_gy)
     for lv in sorted(levels_gy, reverse=True):
         surf = isodose_surface(dose, lv)
         out.append(IsodoseLevel(level_gy=float(lv),
                                 percent_of_prescription=100.0 * lv / prescription_gy if prescription_gy else None,
-                                colour=level_colour(lv, prescription_gy), surface_lps=surf,
+                                colour=colours[float(lv)], surface_lps=surf,
                                 volume_cc=surface_volume_cc(surf)))
     return out
 

@@ -17,7 +17,7 @@ import json
 import math
 import os
 
-from .. import DISCLAIMER, __version__
+from .. import DISCLAIMER, __version__, palette
 
 FINDING_KINDS = ("noncontiguous_across_boundary", "noncontiguous_focus", "contiguous_extension",
                  "boundary_enhancement", "open_ring", "mixed_response", "concentric_growth", "regression",
@@ -66,15 +66,18 @@ class Finding:
         return d
 
 
-#: Colours of finding segments by what their name says (grew red, regressed blue, across-boundary yellow);
-#: anything else (boundary enhancement, contiguous extension, open ring) orange.
-SEGMENT_COLOURS = (("grew", (1.0, 0.2, 0.2)), ("regressed", (0.2, 0.4, 1.0)), ("across", (1.0, 0.85, 0.0)),
-                   ("non-contiguous", (1.0, 0.85, 0.0)))
-OTHER_SEGMENT_COLOUR = (1.0, 0.55, 0.0)
+#: The order findings are listed and numbered in (F1, F2, ...) everywhere: those that favour RN, then those that
+#: raise concern for PD, then the rest; within a group, in the order the analysis found them (timepoint order).
+DISPLAY_GROUPS = ("RN", "PD", "neutral")
+
+
+def in_display_order(findings: list) -> list:
+    return sorted(findings, key=lambda f: DISPLAY_GROUPS.index(FAVOURS[f.kind]))
 
 
 def segment_colour(name: str) -> tuple:
-    return next((c for key, c in SEGMENT_COLOURS if key in name), OTHER_SEGMENT_COLOUR)
+    """Colour of a findings segment by what its name says (see palette.py: one palette for every view)."""
+    return palette.segment_colour(name)
 
 
 def finding_segments(extra: dict) -> dict:

@@ -21,30 +21,19 @@ import zlib
 import numpy as np
 import SimpleITK as sitk
 
-from .. import DISCLAIMER, __version__
+from .. import DISCLAIMER, __version__, palette
 from ..analysis import dose as dosemod
-from ..analysis.findings import (
-    BOUNDARY_NAMES,
-    FAVOURS,
-    OTHER_SEGMENT_COLOUR,
-    finding_segments,
-    segment_colour,
-)
+from ..analysis.findings import BOUNDARY_NAMES, FAVOURS, finding_segments
 from ..io import geometry as geo
 
 
-def _hex(rgb) -> str:
-    return "#" + "".join(f"{int(round(255 * max(0.0, min(1.0, c)))):02x}" for c in rgb[:3])
+_hex = palette.hex_colour
 
-
-#: Highlight colours, those of the findings segmentation (grew red, regressed blue, across-boundary yellow).
-COLOURS = {"grew": _hex(segment_colour("grew")), "regressed": _hex(segment_colour("regressed")),
-           "noncontiguous_across_boundary": _hex(segment_colour("across")),
-           "noncontiguous_focus": _hex(segment_colour("non-contiguous")), "open_ring": "#ff4fd8",
-           "other": _hex(OTHER_SEGMENT_COLOUR), "treated": "#30e030", "boundary": "#00e5ff"}
+#: Highlight colours: the one palette (palette.py) every view uses.
+COLOURS = {**{k: _hex(c) for k, c in palette.FINDING.items()}, "treated": _hex(palette.TREATED),
+           "boundary": _hex(palette.BOUNDARY)}
 FOV_MM = 70.0
 PIXEL_MM = 0.35
-DISPLAY_PX = 250
 
 KIND_TITLES = {"noncontiguous_across_boundary": "Non-contiguous enhancement across a boundary",
                "noncontiguous_focus": "Non-contiguous enhancement", "open_ring": "Open ring",
@@ -93,14 +82,39 @@ def _mask_layer(d: str, colour: str, *, fill: float = 0.0, dash: str | None = No
             f'vector-effect="non-scaling-stroke">{title}</path>')
 
 
+#: Text metrics used to place labels (SVG user units = image pixels): bold 11-unit DejaVu Sans digits are 7.7 units
+#: wide, a line's box 13.3 units high, 10.6 of them above the baseline (measured in Chromium; the report test
+#: checks every drawn label against the box reserved for it).
+LABEL_CHAR_W = 7.7
+LABEL_H = 14.0
+LABEL_BASELINE = 11.2
+#: Margin (units) around the image reserved for the orientation markers and the scale bar: no label goes there.
+MARGIN = 16.0
+
+
+def _label_size(text: str) -> tuple[float, float]:
+    return LABEL_CHAR_W * len(text) + 2.0, LABEL_H
+
+
+def _overlaps(a, b) -> bool:
+    return a[0] < b[0] + b[2] and b[0] < a[0] + a[2] and a[1] < b[1] + b[3] and b[1] < a[1] + a[3]
+
+
 class Panel:
     """One slice plane: its overlays are computed once (``layers``, shared by every timepoint) and drawn over
-    each timepoint's image with that timepoint's own layers."""
+    each timepoint's image with that timepoint's own layers.
+
+    The SVG is the image plus a reserved margin (:data:`MARGIN`) that holds the orientation markers and the scale
+    bar. Isodose labels are placed inside the image where their box meets nothing already placed (another label)
+    and no structure or finding drawn on the plane; a level whose line has no such place is named in the legend
+    only. ``labels`` keeps every placed box (image units, margin included) for the report test."""
 
     def __init__(self, grid: sitk.Image):
         self.grid = grid
         self.n = grid.GetSize()[0]
         self.layers: list[str] = []
+        self.labels: list[tuple[str, tuple]] = []
+        self.occupied = np.zeros((self.n, self.n), bool)        # (i, j): structures and findings on the plane
 
     def image(self, t1: sitk.Image, window) -> str:
         plane = geo.sample_plane(t1, self.grid)
@@ -108,49 +122,98 @@ class Panel:
         grey = np.clip((plane - lo) / max(hi - lo, 1e-6) * 255.0, 0, 255).astype(np.uint8)
         return base64.b64encode(png_bytes(grey.T)).decode("ascii")      # rows = j, cols = i
 
-    def contour(self, mask_img: sitk.Image) -> str | None:
-        """SVG path of the mask's outline on this plane, None when the plane misses it."""
+    def plane(self, mask_img: sitk.Image) -> np.ndarray | None:
         plane = geo.sample_plane(mask_img, self.grid)
-        return _path(dosemod.contour_lines_2d(plane, 0.5)) if plane.max() >= 0.5 else None
+        return plane if plane.max() >= 0.5 else None
+
+    def contour(self, mask_img: sitk.Image) -> str | None:
+        """SVG path of the mask's outline on this plane, None when the plane misses it; the mask's pixels (and 2
+        pixels around them) become an obstacle for labels."""
+        plane = self.plane(mask_img)
+        if plane is None:
+            return None
+        inside = plane >= 0.5
+        grown = inside.copy()
+        for axis in (0, 1):
+            for shift in (-2, -1, 1, 2):
+                grown |= np.roll(inside, shift, axis=axis)
+        self.occupied |= grown
+        return _path(dosemod.contour_lines_2d(plane, 0.5))
 
     def outline(self, mask_img: sitk.Image, colour: str, **style) -> None:
         d = self.contour(mask_img)
         if d:
-            self.layers.append(_mask_layer(d, colour, **style))
+            self.layers.append(f'<g transform="translate({MARGIN} {MARGIN})">{_mask_layer(d, colour, **style)}</g>')
+
+    def _free(self, box) -> bool:
+        x, y, w, h = box
+        if x < MARGIN + 1 or y < MARGIN + 1 or x + w > MARGIN + self.n - 1 or y + h > MARGIN + self.n - 1:
+            return False
+        if any(_overlaps(box, other) for _, other in self.labels):
+            return False
+        i0, i1 = int(max(x - MARGIN, 0)), int(min(x + w - MARGIN + 1, self.n))
+        j0, j1 = int(max(y - MARGIN, 0)), int(min(y + h - MARGIN + 1, self.n))
+        return not self.occupied[i0:i1, j0:j1].any()
 
     def isodose(self, dose: sitk.Image, levels) -> None:
-        """Lines of every (level, colour), each labelled where it is farthest in its own direction (top,
-        top-right, right, ...) so the labels of nested lines do not sit on each other."""
+        """Lines of every (level, colour); each labelled at the first free place next to its own line (see the
+        class docstring), candidates taken around the line from its top."""
         plane = geo.sample_plane(dose, self.grid)
-        for k, (level_gy, colour) in enumerate(levels):
+        lines_by_level = []
+        for level_gy, colour in levels:
             lines = dosemod.contour_lines_2d(plane, level_gy)
-            if not lines:
-                continue
-            self.layers.append(f'<path d="{_path(lines)}" fill="none" stroke="{colour}" stroke-width="1.4" '
-                               f'vector-effect="non-scaling-stroke"><title>{level_gy:g} Gy</title></path>')
-            longest = max(lines, key=len)
-            angle = math.radians(-90.0 + 55.0 * (k % 6))
-            x, y = longest[np.argmax(longest @ np.array([math.cos(angle), math.sin(angle)]))] + 0.5
-            x = min(max(x + 2.0, 4.0), self.n - 30.0)
-            y = min(max(y - 2.0, 12.0), self.n - 4.0)
-            self.layers.append(f'<text x="{x:.1f}" y="{y:.1f}" class="iso" fill="{colour}">{level_gy:g} Gy</text>')
+            if lines:
+                # Lines under every outline drawn before (inserted first), labels on top (appended).
+                self.layers.insert(len(lines_by_level), f'<path d="{_path(lines)}" fill="none" stroke="{colour}" stroke-width="1.4" '
+                                   f'vector-effect="non-scaling-stroke" transform="translate({MARGIN} {MARGIN})">'
+                                   f'<title>{level_gy:g} Gy</title></path>')
+                lines_by_level.append((level_gy, colour, lines))
+        for level_gy, colour, lines in lines_by_level:
+            text = f"{level_gy:g} Gy"
+            w, h = _label_size(text)
+            pts = np.concatenate([np.asarray(ln) for ln in lines]) + 0.5
+            centre = pts.mean(0)
+            # Candidates every few pixels along the line, highest on the screen first; the box sits just outside
+            # the line (away from the enclosed region), at its left or right.
+            order = np.argsort(pts[:, 1], kind="stable")
+            placed = None
+            for idx in order[:: max(1, len(order) // 120)]:
+                x, y = pts[idx] + MARGIN
+                out = pts[idx] - centre
+                for bx, by in ((x + 2.0 if out[0] >= 0 else x - w - 2.0, y - h - 1.0 if out[1] <= 0 else y + 1.0),
+                               (x - w - 2.0 if out[0] >= 0 else x + 2.0, y - h - 1.0 if out[1] <= 0 else y + 1.0)):
+                    if self._free((bx, by, w, h)):
+                        placed = (bx, by, w, h)
+                        break
+                if placed:
+                    break
+            if placed is None:
+                continue                     # named in the legend only
+            self.labels.append((text, placed))
+            bx, by, w, h = placed
+            self.layers.append(f'<text x="{bx + 1:.1f}" y="{by + LABEL_BASELINE:.1f}" class="iso" fill="{colour}" '
+                               f'data-box="{bx:.1f} {by:.1f} {w:.1f} {h:.1f}">{text}</text>')
 
     def svg(self, b64png: str, orientation: str, alt: str, own_layers=()) -> str:
-        n = self.n
+        n, m = self.n, MARGIN
+        size = n + 2 * m
         top, left, right = {"axial": ("A", "R", "L"), "coronal": ("S", "R", "L"), "sagittal": ("S", "A", "P")}[
             orientation]
         bar = 10.0 / PIXEL_MM
-        marks = (f'<text x="{n / 2:.0f}" y="14" class="ori">{top}</text>'
-                 f'<text x="4" y="{n / 2:.0f}" class="ori">{left}</text>'
-                 f'<text x="{n - 14}" y="{n / 2:.0f}" class="ori">{right}</text>'
-                 f'<line x1="{n - 8 - bar:.1f}" y1="{n - 8}" x2="{n - 8}" y2="{n - 8}" stroke="#fff" '
-                 f'stroke-width="2" vector-effect="non-scaling-stroke"/>'
-                 f'<text x="{n - 8 - bar:.1f}" y="{n - 12}" class="ori small">10 mm</text>')
-        return (f'<div class="stack" style="width:{DISPLAY_PX}px;height:{DISPLAY_PX}px">'
-                f'<img src="data:image/png;base64,{b64png}" width="{DISPLAY_PX}" height="{DISPLAY_PX}" '
-                f'alt="{esc(alt)}">'
-                f'<svg viewBox="0 0 {n} {n}" width="{DISPLAY_PX}" height="{DISPLAY_PX}" '
-                f'xmlns="http://www.w3.org/2000/svg">{"".join(self.layers)}{"".join(own_layers)}{marks}</svg></div>')
+        marks = (f'<text x="{size / 2:.1f}" y="{m - 4:.1f}" class="ori" text-anchor="middle">{top}</text>'
+                 f'<text x="{m / 2:.1f}" y="{size / 2 + 4:.1f}" class="ori" text-anchor="middle">{left}</text>'
+                 f'<text x="{size - m / 2:.1f}" y="{size / 2 + 4:.1f}" class="ori" text-anchor="middle">{right}</text>'
+                 f'<line x1="{size - m - bar:.1f}" y1="{size - m / 2:.1f}" x2="{size - m:.1f}" y2="{size - m / 2:.1f}" '
+                 f'stroke="#fff" stroke-width="2" vector-effect="non-scaling-stroke"/>'
+                 f'<text x="{size - m - bar - 4:.1f}" y="{size - m / 2 + 3:.1f}" class="ori small" '
+                 f'text-anchor="end">10 mm</text>')
+        own = "".join(own_layers)
+        return (f'<svg class="slice" viewBox="0 0 {size:.0f} {size:.0f}" xmlns="http://www.w3.org/2000/svg" '
+                f'xmlns:xlink="http://www.w3.org/1999/xlink" role="img" aria-label="{esc(alt)}">'
+                f'<rect width="{size:.0f}" height="{size:.0f}" fill="#000"/>'
+                f'<image x="{m}" y="{m}" width="{n}" height="{n}" preserveAspectRatio="none" '
+                f'href="data:image/png;base64,{b64png}"/>'
+                f'{"".join(self.layers)}<g transform="translate({m} {m})">{own}</g>{marks}</svg>')
 
 
 def _window(t1: sitk.Image, center_lps) -> tuple[float, float]:
@@ -235,11 +298,13 @@ def line_plot(series, *, xlabel: str, ylabel: str, y2label: str | None = None, v
         pts = [(X(x), Y(y, axis)) for x, y in zip(s["x"], s["y"]) if y is not None]
         dash = f' stroke-dasharray="{s["dash"]}"' if s.get("dash") else ""
         if len(pts) > 1:
-            out.append(f'<polyline points="{" ".join(f"{a:.1f},{b:.1f}" for a, b in pts)}" fill="none" '
-                       f'stroke="{s["colour"]}" stroke-width="2.5"{dash}/>')
+            # A dark casing under every line: light palette colours (white, lavender) stay visible on white.
+            coords = " ".join(f"{a:.1f},{b:.1f}" for a, b in pts)
+            out.append(f'<polyline points="{coords}" fill="none" stroke="#333" stroke-width="4.5"{dash}/>'
+                       f'<polyline points="{coords}" fill="none" stroke="{s["colour"]}" stroke-width="2.5"{dash}/>')
         if s.get("markers", True):
             out += [f'<circle cx="{a:.1f}" cy="{b:.1f}" r="4" fill="{s["colour"]}"/>' for a, b in pts]
-        out.append(f'<rect x="{lx}" y="{legend_y - 10}" width="14" height="4" fill="{s["colour"]}"/>'
+        out.append(f'<rect x="{lx}" y="{legend_y - 11}" width="14" height="6" fill="{s["colour"]}" stroke="#333"/>'
                    f'<text x="{lx + 18}" y="{legend_y - 4}">{esc(s["name"])}</text>')
         lx += 26 + 8 * len(str(s["name"]))
     out.append("</svg>")
@@ -261,20 +326,22 @@ th { background: #eee; } td.num { text-align: right; font-variant-numeric: tabul
 .disclaimer { border: 2px solid #333; background: #fff8d6; padding: 8px 12px; font-weight: bold; }
 .rn h3 { color: var(--rn); } .pd h3 { color: var(--pd); }
 ul.findings li { margin: 4px 0; } .tag { font-size: 14px; color: var(--muted); }
-.stack { position: relative; display: inline-block; background: #000; }
-.stack img, .stack svg { position: absolute; left: 0; top: 0; image-rendering: auto; }
-.stack svg text { font: 11px "DejaVu Sans", Arial, sans-serif; paint-order: stroke; stroke: #000; stroke-width: 2.5px; }
-.stack svg text.ori { fill: #fff; font-weight: bold; } .stack svg text.small { font-size: 8px; }
-.stack svg text.iso { font-weight: bold; }
-figure.panel { display: inline-block; margin: 0 6px 8px 0; vertical-align: top; }
+svg.slice { display: block; width: 100%; height: auto; -webkit-print-color-adjust: exact; print-color-adjust: exact; }
+svg.slice text { font: 11px "DejaVu Sans", Arial, sans-serif; paint-order: stroke; stroke: #000; stroke-width: 2.5px; }
+svg.slice text.ori { fill: #fff; font-weight: bold; } svg.slice text.small { font-size: 8px; }
+svg.slice text.iso { font-weight: bold; }
+.panel-row { display: grid; gap: 6px; margin-bottom: 4px; }
+figure.panel { margin: 0; min-width: 0; }
 figure.panel figcaption { font-size: 14px; text-align: center; }
 .finding-images { break-inside: avoid; page-break-inside: avoid; margin-bottom: 14px; }
 .legend span.sw { display: inline-block; width: 14px; height: 14px; margin: 0 4px -2px 10px; border: 1px solid #333; }
 svg.plot text { font: 13px "DejaVu Sans", Arial, sans-serif; fill: #222; }
 footer { margin-top: 30px; font-size: 13px; color: var(--muted); }
 @page { size: A4; margin: 12mm; }
-@media print { body { margin: 0; font-size: 13px; max-width: none; } .stack { -webkit-print-color-adjust: exact;
-  print-color-adjust: exact; } }
+@media print { body { margin: 0; font-size: 12px; max-width: none; } h2 { margin-top: 14px; }
+  figure.panel figcaption { font-size: 10px; } .finding-images p { margin: 2px 0; }
+  .finding-images h3 { margin: 4px 0 2px 0; } .finding-images { margin-bottom: 6px; }
+  .legend { font-size: 11px; } .panel-row { max-width: 540px; gap: 4px; margin-bottom: 2px; } }
 """
 
 
@@ -308,6 +375,14 @@ def _header(case, summary, deid: bool) -> str:
                      + (f"; mean {dd.get('mean_gy', 0):.1f} Gy, D95 {dd.get('d95_gy', 0):.1f} Gy" if dd else "")
                      + (f"; brain outside target V10 {tl.get('v10_outside_target_cc', 0):.1f} cm³, "
                         f"V12 {tl.get('v12_outside_target_cc', 0):.1f} cm³" if 'v10_outside_target_cc' in tl else "")))
+        c = tl.get("normal_brain_constraint")
+        if c and "volume_cc" in c:
+            rows.append(("Normal-brain constraint",
+                         f"{c['metric']} (brain outside the target receiving ≥ {c['level_gy']:g} Gy) "
+                         f"{c['volume_cc']:.1f} cm³; {'within' if c['within_limit'] else 'above'} the "
+                         f"{c['limit_cc']:g} cm³ limit for {c['fractions']} fraction(s). Source: {c['source']}"))
+        elif c:
+            rows.append(("Normal-brain constraint", f"{c['note']} ({c['source']})"))
     tps = []
     for t in summary.get("timepoints", []):
         day = t.get("days_since_srs")
@@ -354,7 +429,7 @@ def _finding_images(n, f, ctx) -> str:
     centre = geo.lps_from_ras(np.asarray(f.centroid_ras, float)[None])[0]
     highlight = []         # (segment name, colour, timepoint where it is filled, legend text)
     if f.segment and f.segment in ctx["masks"]:
-        highlight.append((f.segment, COLOURS.get(f.kind, COLOURS["other"]), f.timepoint, KIND_TITLES[f.kind]))
+        highlight.append((f.segment, COLOURS[f.kind], f.timepoint, KIND_TITLES[f.kind]))
     if f.kind in ("mixed_response", "concentric_growth", "regression"):
         for kind in ("grew", "regressed"):
             key = f"{f.from_}-{f.to} {kind}"
@@ -368,12 +443,12 @@ def _finding_images(n, f, ctx) -> str:
     legend += [(f"{lv:g} Gy", c) for lv, c in ctx["levels"]]
     for orientation in ("axial", "coronal"):
         p = Panel(geo.slice_grid(centre, orientation))
-        if ctx["dose"] is not None:
-            p.isodose(ctx["dose"], ctx["levels"])
         if bnd is not None:
             p.outline(bnd, COLOURS["boundary"], width=1.4, label="boundary")
         p.outline(ctx["treated"], COLOURS["treated"], dash="4 3", width=1.6, label="treated lesion")
         outlines = [(p.contour(ctx["mask_img"](key)), colour, when, text) for key, colour, when, text in highlight]
+        if ctx["dose"] is not None:
+            p.isodose(ctx["dose"], ctx["levels"])
         cells = []
         for label in labels:
             own = [_mask_layer(d, colour, fill=0.35, width=2.0, label=text) if when == label else
@@ -384,7 +459,8 @@ def _finding_images(n, f, ctx) -> str:
             b64 = p.image(ctx["t1"][label], ctx["window"](label, centre))
             cells.append(f'<figure class="panel">{p.svg(b64, orientation, f"F{n} {cap}", own)}'
                          f'<figcaption>{esc(cap)}</figcaption></figure>')
-        rows.append("<div>" + "".join(cells) + "</div>")
+        rows.append(f'<div class="panel-row" style="grid-template-columns: repeat({len(labels)}, 1fr)">'
+                    + "".join(cells) + "</div>")
     return (f'<div class="finding-images" id="images-{n}"><h3>F{n}: {esc(KIND_TITLES[f.kind])}</h3>'
             f'<p>{esc(f.description or "")}</p>{_legend(legend)}{"".join(rows)}</div>')
 
@@ -418,14 +494,22 @@ def _time_course(summary) -> str:
             "</section>")
 
 
-def _dose_section(summary, stats) -> str:
+#: DVH lines of regions that are neither the treated lesion nor a finding (a follow-up's lesion): greys and browns,
+#: apart from the palette's structure and finding colours.
+OTHER_REGION_COLOURS = ("#555555", "#8c6d31", "#999999", "#bd9e39")
+
+
+def _dose_section(summary, stats, colours=None) -> str:
+    """``colours``: region name → colour (the treated lesion and each finding in its own palette colour)."""
     out = ['<section id="dose"><h2>Dose</h2>']
     if stats:
-        palette = ["#30a030", "#ffb000", "#d03030", "#3a7dff", "#9040c0", "#00a0a0", "#a06000", "#606060"]
+        colours = colours or {}
         series = []
-        for i, st in enumerate(stats[:8]):
+        others = iter(OTHER_REGION_COLOURS * 4)
+        for st in stats[:8]:
             vol = st.dvh_volume_cc
-            series.append({"name": st.name, "x": list(st.dvh_dose_gy), "colour": palette[i % len(palette)],
+            colour = colours.get(st.name) or (COLOURS["treated"] if st.name == "treated lesion" else next(others))
+            series.append({"name": st.name, "x": list(st.dvh_dose_gy), "colour": colour,
                            "y": list(100.0 * vol / vol[0]) if vol[0] > 0 else [0.0] * len(vol),
                            "markers": False})
         out.append(line_plot(series, xlabel="dose (Gy)", ylabel="volume (%)", title="cumulative DVH",
@@ -489,7 +573,8 @@ def build_report(case, assessment, extra: dict) -> str:
             windows[key] = _window(t1[label], centre)
         return windows[key]
     rx = case.dose.prescription_gy if case.dose else None
-    levels = [(i["level_gy"], _hex(dosemod.level_colour(i["level_gy"], rx))) for i in summary.get("isodose", [])]
+    iso_colours = palette.isodose_colours([i["level_gy"] for i in summary.get("isodose", [])])
+    levels = [(i["level_gy"], _hex(iso_colours[float(i["level_gy"])])) for i in summary.get("isodose", [])]
     ctx = {"t1": t1, "days": days, "masks": masks, "mask_img": mask_img,
            "boundaries": extra.get("boundaries") or case.boundaries,
            "treated": sitk.Cast(case.treated_lesion, sitk.sitkFloat32) if case.treated_lesion is not None else None,
@@ -503,12 +588,16 @@ def build_report(case, assessment, extra: dict) -> str:
     if findings and ctx["treated"] is not None:
         parts.append('<section id="images"><h2>Key images</h2><p class=tag>Each finding at every timepoint (all '
                      "registered to the SRS image), axial and coronal through its centre; patient's right on the "
-                     "left. Dashed green: treated lesion at SRS; filled: the finding at its timepoint, dotted at the "
-                     "others; cyan: the boundary; coloured lines: isodose levels.</p>")
+                     "left. Dashed cyan: treated lesion at SRS; filled: the finding at its timepoint, dotted at the "
+                     "others; grey: the boundary; isodose lines in SlicerRT's colours, from green (lowest level) "
+                     "to red (highest); a level without a free place for its label in an image is named in the "
+                     "legend only.</p>")
         parts += [_finding_images(n, f, ctx) for n, f in enumerate(findings, 1)]
         parts.append("</section>")
     parts.append(_time_course(summary))
-    parts.append(_dose_section(summary, extra.get("report_dose_stats") or extra.get("dose_stats") or []))
+    region_colours = {f"F{n} {f.segment}": COLOURS[f.kind] for n, f in enumerate(findings, 1) if f.segment}
+    parts.append(_dose_section(summary, extra.get("report_dose_stats") or extra.get("dose_stats") or [],
+                               region_colours))
     parts.append(_methods(summary, assessment.warnings))
     stamp = "" if deid else f" on {_dt.date.today().isoformat()}"
     parts.append(f"<footer>RNAssessment {esc(__version__)}{stamp}. Coordinates in RAS mm. {esc(DISCLAIMER)}"

@@ -1,0 +1,91 @@
+"""One palette for every view of a case: report images and charts, MRML segments, models and colour tables, and any
+later output (DICOM, browser). Colours are RGB tuples in 0..1; :func:`hex_colour` gives ``#rrggbb``.
+
+* **Isodose lines** take SlicerRT's default isodose colour table (Isodose module: 5 Gy green, 10 Gy lime, 15 Gy
+  yellow, 20 Gy orange, 25 Gy red-orange, 30 Gy red), assigned by rank: a case's lowest level is green, its highest
+  red, the others spread over the table in order, so nested lines always run green → red as SlicerRT users read
+  them, whatever the levels are.
+* **Structures and findings** take a separate set in the cyan-blue-purple-magenta hues and greys, which no isodose
+  colour comes near (CIE76 ΔE ≥ :data:`MIN_DELTA_E` from every isodose colour, asserted by the tests), built from
+  Paul Tol's colour-blind-safe 'vibrant' and 'light' schemes (a grey for the boundaries). A finding's colour depends on its kind only, so F1
+  is the same colour in its key images, the DVH chart, the findings table and its MRML segment.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+#: SlicerRT's default isodose colour table (vtkSlicerIsodoseModuleLogic), lowest level first.
+SLICERRT_ISODOSE = ((0.0, 1.0, 0.0), (0.5, 1.0, 0.0), (1.0, 1.0, 0.0), (1.0, 0.66, 0.0), (1.0, 0.33, 0.0),
+                    (1.0, 0.0, 0.0))
+
+TREATED = (0.2, 0.733, 0.933)         # cyan (Tol vibrant cyan #33BBEE): the treated lesion at SRS, dashed
+BOUNDARY = (0.6, 0.6, 0.6)            # grey: falx, tentorium, ventricles, CSF spaces
+
+#: Finding kinds (and the portions of a change in shape) → colour.
+FINDING = {
+    "grew": (0.933, 0.2, 0.467),                             # magenta (Tol vibrant #EE3377)
+    "regressed": (0.267, 0.533, 1.0),                        # blue #4488FF
+    "noncontiguous_across_boundary": (0.667, 0.4, 1.0),      # violet #AA66FF
+    "noncontiguous_focus": (0.8, 0.667, 1.0),                # lavender #CCAAFF
+    "open_ring": (1.0, 0.533, 0.867),                        # pink #FF88DD
+    "boundary_enhancement": (1.0, 1.0, 1.0),                 # white
+    "contiguous_extension": (0.267, 0.733, 0.6),             # mint (Tol light #44BB99)
+}
+#: Change findings are drawn as their grown and regressed portions; their own colour is that of the portions
+#: that decide them.
+FINDING["mixed_response"] = FINDING["grew"]
+FINDING["concentric_growth"] = FINDING["grew"]
+FINDING["regression"] = FINDING["regressed"]
+FINDING["change_indeterminate"] = FINDING["contiguous_extension"]
+
+#: Words in a findings-segment name → the kind whose colour it takes (segment names: "t1 across falx",
+#: "t1 non-contiguous", "t1 open ring ventricles", "t2 csf enhancement", "t1 contiguous extension", "t0-t1 grew").
+_SEGMENT_WORDS = (("grew", "grew"), ("regressed", "regressed"), ("across", "noncontiguous_across_boundary"),
+                  ("non-contiguous", "noncontiguous_focus"), ("open ring", "open_ring"),
+                  ("contiguous extension", "contiguous_extension"), ("enhancement", "boundary_enhancement"))
+
+MIN_DELTA_E = 25.0
+
+
+def hex_colour(rgb) -> str:
+    return "#" + "".join(f"{int(round(255 * max(0.0, min(1.0, c)))):02x}" for c in rgb[:3])
+
+
+def finding_colour(kind: str) -> tuple:
+    return FINDING.get(kind, FINDING["contiguous_extension"])
+
+
+def segment_colour(name: str) -> tuple:
+    """Colour of a findings segment from its name (see ``_SEGMENT_WORDS``)."""
+    return next((FINDING[k] for word, k in _SEGMENT_WORDS if word in name), FINDING["contiguous_extension"])
+
+
+def isodose_colours(levels_gy) -> dict:
+    """{level: colour} for a case's isodose levels: SlicerRT's table by rank, lowest green, highest red."""
+    levels = sorted({float(v) for v in levels_gy})
+    table = np.asarray(SLICERRT_ISODOSE, float)
+    out = {}
+    for i, lv in enumerate(levels):
+        pos = 0.0 if len(levels) == 1 else i * (len(table) - 1) / (len(levels) - 1)
+        if len(levels) == 1:
+            pos = len(table) - 1                       # a single level is the prescription line: red
+        lo = int(np.floor(pos))
+        hi = min(lo + 1, len(table) - 1)
+        c = table[lo] + (pos - lo) * (table[hi] - table[lo])
+        out[lv] = tuple(float(x) for x in c)
+    return out
+
+
+def _lab(rgb) -> np.ndarray:
+    """CIE L*a*b* (D65) of an sRGB colour in 0..1."""
+    c = np.asarray(rgb[:3], float)
+    c = np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+    xyz = np.array([[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722], [0.0193, 0.1192, 0.9505]]) @ c
+    xyz /= np.array([0.95047, 1.0, 1.08883])
+    f = np.where(xyz > (6 / 29) ** 3, np.cbrt(xyz), xyz / (3 * (6 / 29) ** 2) + 4 / 29)
+    return np.array([116 * f[1] - 16, 500 * (f[0] - f[1]), 200 * (f[1] - f[2])])
+
+
+def delta_e(a, b) -> float:
+    """CIE76 colour difference."""
+    return float(np.linalg.norm(_lab(a) - _lab(b)))
