@@ -156,3 +156,22 @@ def test_real_mri_case_gives_exactly_its_ground_truth(base, name, bases, tmp_pat
             # Every boundary says how it was obtained: here, automatically (atlas and image), never given.
             assert f["evidence"]["boundary_source"] != "user"
     assert assessment.summary["atlas"]["method"].startswith("ICBM 2009a")
+
+
+def test_registration_and_atlas_fit_are_reproducible():
+    """The same images give the same transforms, bit for bit: ITK's threaded metric once summed in any order and
+    an open ring on a real-MRI PD twin came and went between runs (io/geometry.registration_method)."""
+    from RNAssessmentLib.analysis.registration import register_followup
+    img = sitk.ReadImage(shared("real-mri", R.BASES["brats"].folder, "t1c.nii.gz"), sitk.sitkFloat32)
+    fits = [anat_atlas.fit_atlas(img) for _ in range(2)]
+    assert fits[0].transform.GetParameters() == fits[1].transform.GetParameters()
+    assert np.array_equal(geo.array_view(fits[0].labels), geo.array_view(fits[1].labels))
+    pose = sitk.Euler3DTransform(geo.centroid_lps(fits[0].brain).tolist(), 0.03, -0.02, 0.04, (3.0, -2.0, 1.5))
+    moved = sitk.Resample(img, img, pose, sitk.sitkLinear, 0.0, sitk.sitkFloat32)
+    regs = [register_followup(img, moved, fits[0].brain) for _ in range(2)]
+    assert regs[0].transform.GetParameters() == regs[1].transform.GetParameters()
+    # ... and right: SRS-image points map where the inverse of the applied pose puts them (within 0.5 mm).
+    inverse = pose.GetInverse()
+    for p in geo.centroid_lps(fits[0].brain) + np.array([[0, 0, 0], [40, 0, 0], [0, 50, 0], [0, 0, 30.0]]):
+        assert np.linalg.norm(np.subtract(regs[0].transform.TransformPoint(p.tolist()),
+                                          inverse.TransformPoint(p.tolist()))) < 0.5
