@@ -32,7 +32,10 @@ def _mixed(masks, ref, boundaries=None):
 
 
 def _truth_mixed(scn):
-    return {(e["from"], e["to"]) for e in scn.expected if e["kind"] == "mixed_response"}
+    labels = [t.label for t in scn.timepoints]
+    consecutive = set(zip(labels[:-1], labels[1:]))
+    return {(e["from"], e["to"]) for e in scn.expected if e["kind"] == "mixed_response"
+            and (e["from"], e["to"]) in consecutive}
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -20,9 +20,9 @@ from RNAssessmentLib.assess import assess_case
 from RNAssessmentLib.io import geometry as geo
 from RNAssessmentLib.io.case import load_manifest
 from RNAssessmentLib.teaching import realmri as R
+from truthcheck import truth_problems
 
 LANDMARKS = json.load(open(os.path.join(ROOT, "Testing", "data", "real_mri_landmarks.json"), encoding="utf-8"))
-CHANGE = ("mixed_response", "concentric_growth", "regression", "change_indeterminate")
 ALL_CASES = [(b, t.name) for b in ("brats", "tcga") for t in R.templates()]
 #: By default each template runs on one of the two images (alternating, so both images and every scenario are
 #: covered); RNASSESS_REAL_MRI=all runs the whole matrix (28 cases, ~25 min on 2 cores).
@@ -106,35 +106,6 @@ def bases():
     return {}
 
 
-def _truth_check(assessment, truth):
-    """(problems) of an assessment against an exhaustive ground truth: boundary kinds exactly, change kinds per
-    interval exactly or within the listed acceptable answers."""
-    def key(d):
-        return (d["kind"], d.get("timepoint"), d.get("boundary") if d["kind"] in
-                ("noncontiguous_across_boundary", "boundary_enhancement", "open_ring") else None)
-    found = [f.to_dict() for f in assessment.findings]
-    got = {key(f) for f in found if f["kind"] not in CHANGE}
-    exp = {key(e) for e in truth["expected"] if e["kind"] and e["kind"] not in CHANGE}
-    problems = [f"extra {x}" for x in sorted(got - exp, key=str)] + [f"missing {x}" for x in sorted(exp - got, key=str)]
-    g_iv: dict = {}
-    for f in found:
-        if f["kind"] in CHANGE:
-            g_iv.setdefault((f["from"], f["to"]), set()).add(f["kind"])
-    e_iv: dict = {}
-    ok_iv: dict = {}
-    for e in truth["expected"]:
-        if e.get("acceptable"):
-            ok_iv[(e["from"], e["to"])] = [set(a) for a in e["acceptable"]]
-        elif e["kind"] in CHANGE:
-            e_iv.setdefault((e["from"], e["to"]), set()).add(e["kind"])
-    for iv in set(g_iv) | set(e_iv) | set(ok_iv):
-        g = g_iv.get(iv, set())
-        good = g in ok_iv[iv] if iv in ok_iv else g == e_iv.get(iv, set())
-        if not good:
-            problems.append(f"change {iv}: found {sorted(g)}, truth {ok_iv.get(iv) or sorted(e_iv.get(iv, set()))}")
-    return problems
-
-
 @pytest.mark.parametrize("base,name", [
     pytest.param(b, n, id=f"{b}-{n}", marks=[pytest.mark.xfail(reason=KNOWN_FAILURES[(b, n)], strict=False)]
                  if (b, n) in KNOWN_FAILURES else []) for b, n in CASES])
@@ -145,7 +116,7 @@ def test_real_mri_case_gives_exactly_its_ground_truth(base, name, bases, tmp_pat
     manifest = R.write_case(tpl, R.BASES[base], bases[base], str(tmp_path), seed=R.templates().index(tpl))
     truth = json.load(open(os.path.join(os.path.dirname(manifest), "truth", "truth.json"), encoding="utf-8"))
     assessment, extra = assess_case(load_manifest(manifest), log_callback=lambda m: None)
-    problems = _truth_check(assessment, truth)
+    problems = truth_problems(assessment, truth["expected"])
     assert not problems, problems
     findings = [f.to_dict() for f in assessment.findings]
     if tpl.counterpart == "PD":
