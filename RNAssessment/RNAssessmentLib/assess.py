@@ -12,11 +12,12 @@ import os
 import numpy as np
 import SimpleITK as sitk
 
+from . import palette
 from .analysis import boundaries as bndmod
 from .analysis import change as changemod
 from .analysis import dose as dosemod
 from .analysis.enhancement import lesion_extent
-from .analysis.findings import Assessment, describe, finding_segments, in_display_order, segment_colour
+from .analysis.findings import Assessment, describe, finding_segments, in_display_order
 from .analysis.registration import register_followup, stable_region
 from .anatomy import atlas
 from .anatomy import barriers as anat_barriers
@@ -180,6 +181,12 @@ def _boundaries_and_change(case: Case, summary: dict, extra: dict, warnings: lis
     lesion_masks: dict = {}
     foci: dict = {}
     enhancing: dict = {}
+
+    def on_planning(box_mask: np.ndarray) -> np.ndarray:
+        """A mask of the analysis box as a mask of the whole planning grid."""
+        full = np.zeros(planning.GetSize(), bool)
+        full[box.slices] = box_mask
+        return full
     slice_mm: dict = {}
     registration_mm: dict = {}
     days = {}
@@ -214,9 +221,7 @@ def _boundaries_and_change(case: Case, summary: dict, extra: dict, warnings: lis
                 sitk.Cast(tp.lesion > 0, sitk.sitkUInt8)
         if tp is case.planning:
             lesion_masks[tp.label] = geo.array_view(lesion_p if lesion_p is not None else treated) > 0
-            en = np.zeros(planning.GetSize(), bool)
-            en[box.slices] = bndmod.enhancing_in_box(planning, treated, brain, box)
-            enhancing[tp.label] = en
+            enhancing[tp.label] = on_planning(bndmod.enhancing_in_box(planning, treated, brain, box))
             continue
         entry = next(e for e in summary["timepoints"] if e["label"] == tp.label)
         if dose is not None and lesion_p is not None and "lesion_dose" not in entry and \
@@ -234,22 +239,14 @@ def _boundaries_and_change(case: Case, summary: dict, extra: dict, warnings: lis
         if res.left_out:
             extra.setdefault("left_out", {})[tp.label] = res.left_out
         for name, m in res.finding_masks.items():
-            fm = np.zeros(planning.GetSize(), bool)
-            fm[box.slices] = m
-            extra.setdefault("finding_masks", {})[name] = fm
-        fo = np.zeros(planning.GetSize(), bool)
-        fo[box.slices] = res.foci
-        foci[tp.label] = fo
-        en = np.zeros(planning.GetSize(), bool)
-        en[box.slices] = box.crop(geo.array_view(t1_p)) >= res.model.threshold
-        enhancing[tp.label] = en
+            extra.setdefault("finding_masks", {})[name] = on_planning(m)
+        foci[tp.label] = on_planning(res.foci)
+        enhancing[tp.label] = on_planning(box.crop(geo.array_view(t1_p)) >= res.model.threshold)
         if lesion_p is not None:
             lesion_masks[tp.label] = geo.array_view(lesion_p) > 0
         else:
             # Extent from the automatic enhancement, necrotic cores included (see enhancement.lesion_extent).
-            ext = np.zeros(planning.GetSize(), bool)
-            ext[box.slices] = lesion_extent(res.enhancement, box)
-            lesion_masks[tp.label] = ext
+            lesion_masks[tp.label] = on_planning(lesion_extent(res.enhancement, box))
     if registrations:
         summary["registration"] = registrations
     say(f"[{case.id}] change in shape")
@@ -328,7 +325,7 @@ def write_outputs(case: Case, assessment: Assessment, extra: dict, out_dir: str,
         from .io.structures import write_seg_nrrd
         write_seg_nrrd(os.path.join(out_dir, "findings.seg.nrrd"),
                        {n: geo.image_from_array(m.astype(np.uint8), planning) for n, m in masks.items()},
-                       {n: segment_colour(n) for n in masks})
+                       {n: palette.segment_colour(n) for n in masks})
         paths["findings_segmentation"] = os.path.join(out_dir, "findings.seg.nrrd")
     if extra.get("auto_boundaries"):
         from .io.structures import write_seg_nrrd

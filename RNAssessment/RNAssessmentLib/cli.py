@@ -74,15 +74,10 @@ def cmd_assess(args) -> int:
     case = load_manifest(args.manifest)
     levels = parse_levels(args.levels, case.dose.prescription_gy if case.dose else None) if args.levels else None
     paths = _assess_and_write(case, args.out, levels=levels, deidentify=args.deidentify, pdf=not args.no_pdf)
-    written = sorted(os.path.relpath(os.path.join(root, f), paths_root(paths))
-                     for root, _, files in os.walk(paths_root(paths)) for f in files)
-    _log(f"[assess] wrote {len(written)} files in {paths_root(paths)}: {', '.join(written)}")
+    out = os.path.dirname(paths["findings"])
+    written = sorted(os.path.relpath(os.path.join(root, f), out) for root, _, files in os.walk(out) for f in files)
+    _log(f"[assess] wrote {len(written)} files in {out}: {', '.join(written)}")
     return 0
-
-
-def paths_root(paths: dict) -> str:
-    """The output folder of an assessment (where findings.json is)."""
-    return os.path.dirname(paths["findings"])
 
 
 def _load_dose(path: str, prescription):

@@ -66,9 +66,8 @@ def isodose_colours(levels_gy) -> dict:
     table = np.asarray(SLICERRT_ISODOSE, float)
     out = {}
     for i, lv in enumerate(levels):
-        pos = 0.0 if len(levels) == 1 else i * (len(table) - 1) / (len(levels) - 1)
-        if len(levels) == 1:
-            pos = len(table) - 1                       # a single level is the prescription line: red
+        # A single level is the prescription line: red.
+        pos = len(table) - 1.0 if len(levels) == 1 else i * (len(table) - 1) / (len(levels) - 1)
         lo = int(np.floor(pos))
         hi = min(lo + 1, len(table) - 1)
         c = table[lo] + (pos - lo) * (table[hi] - table[lo])

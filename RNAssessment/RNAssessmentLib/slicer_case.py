@@ -11,11 +11,12 @@ import numpy as np
 import SimpleITK as sitk
 
 from .analysis.dose import parse_levels
-from .analysis.findings import finding_segments, segment_colour
+from . import palette
+from .analysis.findings import finding_segments
 from .assess import assess_case
 from .io import geometry as geo
 from .io.case import Case, Dose, Timepoint, boundary_kind
-from .io.validate import check_dose_values, check_image
+from .io.validate import check_image
 from .mrml import bridge as mb
 
 
@@ -83,9 +84,8 @@ def case_from_nodes(scene, timepoint_volumes, treated_lesion_segmentation=None, 
             m[:3, 3] = to_dose.GetTranslation()
             dose_img = geo.image_from_array(geo.array_view(dose_img),
                                             ijk_to_lps_matrix=np.linalg.inv(m) @ geo.ijk_to_lps(dose_img))
-        # A volume SlicerRT did not import as dose may be any image or in cGy: its values must fit the prescription.
-        check_dose_values(dose_img, prescription_gy, f"dose volume '{dose_volume.GetName()}'",
-                          from_rt_import=mb.is_dose_volume(dose_volume))
+        # A volume SlicerRT did not import as dose may be any image or in cGy: Case.validate checks its values
+        # against the prescription (io/validate.check_dose_values).
         dose = Dose(image=dose_img,
                     prescription_gy=float(prescription_gy), fractions=int(fractions), date=tps[0].date,
                     source=dose_volume.GetName(), from_rt_import=mb.is_dose_volume(dose_volume))
@@ -188,7 +188,7 @@ def _finding_nodes(scene, case, assessment, extra, folder, folder_name) -> list:
     if masks:
         nodes.append(mb.add_segmentation(scene, {n: geo.image_from_array(m.astype("uint8"), planning)
                                                  for n, m in masks.items()}, planning, f"{folder_name} findings",
-                                         colours={n: segment_colour(n) for n in masks}, parent_item=folder))
+                                         colours={n: palette.segment_colour(n) for n in masks}, parent_item=folder))
     if extra.get("auto_boundaries"):
         nodes.append(mb.add_segmentation(scene, extra["auto_boundaries"], planning,
                                          f"{folder_name} boundaries (automatic)", parent_item=folder))

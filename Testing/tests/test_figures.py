@@ -8,7 +8,7 @@ import pytest
 import SimpleITK as sitk
 from RNAssessmentLib import palette as P
 from RNAssessmentLib.analysis import dose as D
-from RNAssessmentLib.analysis.findings import FAVOURS, FINDING_KINDS, Finding, in_display_order, segment_colour
+from RNAssessmentLib.analysis.findings import FAVOURS, FINDING_KINDS, Finding, in_display_order
 from RNAssessmentLib.cli import build_parser
 from RNAssessmentLib.io import geometry as geo
 from RNAssessmentLib.output import report as R
@@ -41,7 +41,7 @@ def test_a_finding_keeps_its_colour_everywhere():
              "t1 contiguous extension": "contiguous_extension", "t0-t1 grew": "grew", "t1-t2 regressed": "regressed",
              "t1 across tentorium 2": "noncontiguous_across_boundary"}
     for name, kind in names.items():
-        assert segment_colour(name) == P.finding_colour(kind), name        # MRML / findings.seg.nrrd
+        assert P.segment_colour(name) == P.finding_colour(kind), name        # MRML / findings.seg.nrrd
         assert R.COLOURS[kind] == P.hex_colour(P.finding_colour(kind))      # report images, DVH chart
     assert set(FINDING_KINDS) <= set(P.FINDING)
 
@@ -101,8 +101,9 @@ def test_isodose_labels_avoid_each_other_the_finding_and_the_margin():
 def test_every_command_and_option_has_help():
     parser = build_parser()
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    command_help = {a.dest: a.help for a in sub._choices_actions}
     for name, cmd in sub.choices.items():
-        assert cmd.description or sub._choices_actions, name
+        assert command_help.get(name, "").strip(), name
         for action in cmd._actions:
             if isinstance(action, argparse._HelpAction):
                 continue

@@ -357,13 +357,17 @@ def _as_context(boundaries) -> BoundaryContext:
     return boundaries if isinstance(boundaries, BoundaryContext) else BoundaryContext(masks=dict(boundaries or {}))
 
 
+def _box_tissue_model(t1_box: np.ndarray, brain_box: np.ndarray, d_treated_mm: np.ndarray) -> TissueModel:
+    """The image's tissue model in the analysis box, the treated lesion and 5 mm around it left out."""
+    return tissue_model(t1_box, brain_box, exclude=d_treated_mm <= 5.0)
+
+
 def enhancing_in_box(t1c: sitk.Image, treated: sitk.Image, brain: sitk.Image, box: Box) -> np.ndarray:
-    """Voxels of ``box`` at or above the enhancement threshold of ``t1c`` (tissue model estimated as
-    :func:`analyse_followup` does: in the box, the treated lesion and 5 mm around it left out)."""
+    """Voxels of ``box`` at or above the enhancement threshold of ``t1c``, with the tissue model
+    :func:`analyse_followup` uses (e.g. for the SRS image, which it does not analyse)."""
     t1 = box.crop(geo.array_view(t1c)).astype(np.float32)
-    tr = box.crop(geo.array_view(treated)) > 0
-    br = box.crop(geo.array_view(brain)) > 0
-    return t1 >= tissue_model(t1, br, exclude=distance_mm(tr, box) <= 5.0).threshold
+    d_tr = distance_mm(box.crop(geo.array_view(treated)) > 0, box)
+    return t1 >= _box_tissue_model(t1, box.crop(geo.array_view(brain)) > 0, d_tr).threshold
 
 
 def analyse_followup(timepoint: str, t1c: sitk.Image, treated: sitk.Image, boundaries, *,
@@ -387,7 +391,7 @@ def analyse_followup(timepoint: str, t1c: sitk.Image, treated: sitk.Image, bound
         dose = dose_on_grid(dose, treated)
     dose_box = box.crop(geo.array_view(dose)) if dose is not None else None
     d_tr = distance_mm(tr, box)
-    model = tissue_model(t1, br, exclude=d_tr <= 5.0)
+    model = _box_tissue_model(t1, br, d_tr)
     vox = geo.voxel_volume_mm3(box.grid)
     enh_raw = (t1 >= model.threshold) & br & (d_tr <= 40.0)
     folds = np.zeros_like(tr)

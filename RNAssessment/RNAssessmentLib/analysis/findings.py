@@ -17,7 +17,7 @@ import json
 import math
 import os
 
-from .. import DISCLAIMER, __version__, palette
+from .. import DISCLAIMER, __version__
 
 FINDING_KINDS = ("noncontiguous_across_boundary", "noncontiguous_focus", "contiguous_extension",
                  "boundary_enhancement", "open_ring", "mixed_response", "concentric_growth", "regression",
@@ -73,11 +73,6 @@ DISPLAY_GROUPS = ("RN", "PD", "neutral")
 
 def in_display_order(findings: list) -> list:
     return sorted(findings, key=lambda f: DISPLAY_GROUPS.index(FAVOURS[f.kind]))
-
-
-def segment_colour(name: str) -> tuple:
-    """Colour of a findings segment by what its name says (see palette.py: one palette for every view)."""
-    return palette.segment_colour(name)
 
 
 def finding_segments(extra: dict) -> dict:

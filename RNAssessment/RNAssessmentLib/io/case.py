@@ -313,7 +313,7 @@ def load_manifest(path: str | os.PathLike) -> Case:
         if rx is None:
             raise ValueError(f"manifest '{path}': 'dose' needs 'prescription_gy' (the prescribed dose in Gy)")
         img = read_image(p, prescription_gy=rx, what="dose")
-        dose = Dose(image=sitk.Cast(img, sitk.sitkFloat32), prescription_gy=float(rx), 
+        dose = Dose(image=sitk.Cast(img, sitk.sitkFloat32), prescription_gy=float(rx),
                     from_rt_import=os.path.isfile(p) and is_dicom_file(p),
                     fractions=int(d.get("fractions", 1)), date=_parse_date(d.get("date"), f"manifest '{path}' dose"),
                     source=p)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import datetime as _dt
 import html
+import itertools
 import math
 import os
 import struct
@@ -132,12 +133,8 @@ class Panel:
         plane = self.plane(mask_img)
         if plane is None:
             return None
-        inside = plane >= 0.5
-        grown = inside.copy()
-        for axis in (0, 1):
-            for shift in (-2, -1, 1, 2):
-                grown |= np.roll(inside, shift, axis=axis)
-        self.occupied |= grown
+        grown = sitk.BinaryDilate(sitk.GetImageFromArray((plane >= 0.5).astype(np.uint8)), [2, 2], sitk.sitkBox)
+        self.occupied |= sitk.GetArrayViewFromImage(grown) > 0
         return _path(dosemod.contour_lines_2d(plane, 0.5))
 
     def outline(self, mask_img: sitk.Image, colour: str, **style) -> None:
@@ -505,10 +502,10 @@ def _dose_section(summary, stats, colours=None) -> str:
     if stats:
         colours = colours or {}
         series = []
-        others = iter(OTHER_REGION_COLOURS * 4)
+        others = itertools.cycle(OTHER_REGION_COLOURS)
         for st in stats[:8]:
             vol = st.dvh_volume_cc
-            colour = colours.get(st.name) or (COLOURS["treated"] if st.name == "treated lesion" else next(others))
+            colour = colours.get(st.name) or next(others)
             series.append({"name": st.name, "x": list(st.dvh_dose_gy), "colour": colour,
                            "y": list(100.0 * vol / vol[0]) if vol[0] > 0 else [0.0] * len(vol),
                            "markers": False})
@@ -572,7 +569,6 @@ def build_report(case, assessment, extra: dict) -> str:
         if key not in windows:
             windows[key] = _window(t1[label], centre)
         return windows[key]
-    rx = case.dose.prescription_gy if case.dose else None
     iso_colours = palette.isodose_colours([i["level_gy"] for i in summary.get("isodose", [])])
     levels = [(i["level_gy"], _hex(iso_colours[float(i["level_gy"])])) for i in summary.get("isodose", [])]
     ctx = {"t1": t1, "days": days, "masks": masks, "mask_img": mask_img,
@@ -595,7 +591,8 @@ def build_report(case, assessment, extra: dict) -> str:
         parts += [_finding_images(n, f, ctx) for n, f in enumerate(findings, 1)]
         parts.append("</section>")
     parts.append(_time_course(summary))
-    region_colours = {f"F{n} {f.segment}": COLOURS[f.kind] for n, f in enumerate(findings, 1) if f.segment}
+    region_colours = {"treated lesion": COLOURS["treated"],
+                      **{f"F{n} {f.segment}": COLOURS[f.kind] for n, f in enumerate(findings, 1) if f.segment}}
     parts.append(_dose_section(summary, extra.get("report_dose_stats") or extra.get("dose_stats") or [],
                                region_colours))
     parts.append(_methods(summary, assessment.warnings))
