@@ -34,7 +34,7 @@ FINDING = {
 #: Change findings are drawn as their grown and regressed portions; their own colour is that of the portions
 #: that decide them.
 FINDING["mixed_response"] = FINDING["grew"]
-FINDING["concentric_growth"] = FINDING["grew"]
+FINDING["concentric_growth"] = FINDING["eccentric_growth"] = FINDING["grew"]
 FINDING["regression"] = FINDING["regressed"]
 FINDING["change_indeterminate"] = FINDING["contiguous_extension"]
 

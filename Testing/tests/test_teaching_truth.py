@@ -9,16 +9,7 @@ from truthcheck import truth_problems
 
 #: Cases whose assessment still differs from the truth, with what the last run found. Run and reported (xfail,
 #: non-strict), never skipped; a case that starts to pass shows as XPASS and leaves this list.
-KNOWN_DIFFERENCES = {
-    "callosal_rn": "t0->t2 reported as growth as a whole: the periventricular RN enhancement grows on one side of "
-                   "the lesion only and the rule counts any growth without regression as 'as a whole'",
-    "ventricle_open_ring_rn": "t0->t1 and t0->t2 reported as growth as a whole (one-sided growth along the "
-                              "ventricle, as for callosal_rn)",
-    "sylvian_cavity_rn": "t1->t2 reported as growth as a whole: the focus across the fissure grows",
-    "central_sulcus_rn": "t0->t1 reported as regression, truth mixed response: the new ring across the sulcus is "
-                         "a new focus, so its growth is not a grown portion of the lesion",
-    "splenium_rn": "t0->t1 reported as regression, truth mixed response (as central_sulcus_rn)",
-}
+KNOWN_DIFFERENCES: dict = {}
 
 
 @pytest.mark.parametrize("name", [

@@ -1,6 +1,6 @@
 """Comparing an assessment with an exhaustive ground truth (teaching phantoms and real-MRI implants)."""
 
-CHANGE = ("mixed_response", "concentric_growth", "regression", "change_indeterminate")
+from RNAssessmentLib.analysis.findings import CHANGE_KINDS as CHANGE
 WITH_BOUNDARY = ("noncontiguous_across_boundary", "boundary_enhancement", "open_ring")
 
 

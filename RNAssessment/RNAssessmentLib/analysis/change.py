@@ -22,7 +22,13 @@ registration. Method:
 * one lesion = the timepoints' lesion voxels grouped within ``group_mm`` (10 mm) of each other: foci across a
   barrier inside the dose region belong to the lesion they arose from;
 * ``mixed_response`` when a lesion has, in the same interval, at least one portion that grew and one that regressed;
-  ``concentric_growth`` / ``regression`` when all its portions went one way.
+  ``regression`` when all its portions regressed;
+* growth only: ``concentric_growth`` (growth as a whole) when the earlier lesion's surface moved out (Δ ≥ 0.75 mm)
+  over at least ``CONCENTRIC_SURFACE_FRACTION`` (50 %) of it, else ``eccentric_growth`` (growth at part of the
+  margin). The paper: a metastasis that is not responding grows as a whole, recurrence after response may grow at
+  one margin, and RN enlarges eccentrically (its scenario 6), so growth at one margin points neither way. Measured
+  on the teaching phantoms: the whole-nodule PD twins move 83-100 % of their surface out, one-sided RN growth
+  0-23 %.
 
 RANO-BM per timepoint: longest axial diameter and its perpendicular (planning image's axial planes), sum over
 lesion components ≥ 10 mm, % change from baseline and from nadir, category (CR / PR ≥ 30 % decrease from baseline
@@ -51,6 +57,7 @@ def min_depth_mm(slice_a_mm: float, slice_b_mm: float, registration_a_mm: float 
     return u, max(MIN_DEPTH_MM, u)
 DISPLACEMENT_MM = 0.75
 SMOOTH_SIGMA_MM = 2.0
+CONCENTRIC_SURFACE_FRACTION = 0.4
 
 
 def _sdf(mask: np.ndarray, ref: sitk.Image) -> np.ndarray:
@@ -156,7 +163,8 @@ def interval_portions(before: np.ndarray, after: np.ndarray, ref: sitk.Image,
                       not_grown: np.ndarray | None = None,
                       boundaries: np.ndarray | None = None,
                       still_enhancing: np.ndarray | None = None,
-                      was_enhancing: np.ndarray | None = None) -> tuple[list[Portion], np.ndarray, list[Portion]]:
+                      was_enhancing: np.ndarray | None = None,
+                      displacement: tuple | None = None) -> tuple[list[Portion], np.ndarray, list[Portion]]:
     """Grew/regressed portions between two masks, the label map (1 grew, 2 regressed, 3 stable) and the
     sub-resolution candidates (reaching ``MIN_DEPTH_MM`` but not ``min_depth``). ``not_grown``: voxels that are no
     grown portion whatever they look like (new non-contiguous foci); ``boundaries``: CSF spaces, folds and
@@ -168,8 +176,8 @@ def interval_portions(before: np.ndarray, after: np.ndarray, ref: sitk.Image,
     ``was_enhancing``: the same on the earlier image; a regressed portion must have lost enhancement over at least
     ``MIN_CORE_MM3`` (enhancing before, not after): a portion that is only the necrotic core or resection cavity
     the earlier extent enclosed, where the later image's thick slices blurred the rim below the threshold, lost
-    no enhancement."""
-    disp, sdf_a, sdf_b = displacement_mm(before, after, ref)
+    no enhancement. ``displacement``: :func:`displacement_mm` of the same masks when already computed."""
+    disp, sdf_a, sdf_b = displacement if displacement is not None else displacement_mm(before, after, ref)
     vox = geo.voxel_volume_mm3(ref)
     out: list[Portion] = []
     below: list[Portion] = []
@@ -214,6 +222,16 @@ def interval_portions(before: np.ndarray, after: np.ndarray, ref: sitk.Image,
             out.append(p)
             label[m] = 1 if kind == "grew" else 2
     return out, label, below
+
+
+def surface_moved_out(before: np.ndarray, disp: np.ndarray, ref: sitk.Image, where: np.ndarray) -> float | None:
+    """Fraction of the earlier lesion's surface voxels within ``where`` whose boundary moved out by at least
+    ``DISPLACEMENT_MM`` (None when the earlier lesion has no surface there)."""
+    inner = geo.array_view(sitk.BinaryErode(geo.image_from_array(before.astype(np.uint8), ref), [1, 1, 1])) > 0
+    surface = before & ~inner & where
+    if not surface.any():
+        return None
+    return float(np.mean(disp[surface] >= DISPLACEMENT_MM))
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -345,11 +363,13 @@ def analyse_changes(masks: dict[str, np.ndarray], ref: sitk.Image, dose_on_ref: 
     for a, b in intervals:
         unc, depth_min = min_depth_mm(slice_mm[a], slice_mm[b], registration_mm[a], registration_mm[b])
         excluded = new_foci((foci or {}).get(b), masks[a], ref)
+        displacement = displacement_mm(masks[a], masks[b], ref)
         portions, label_map, below = interval_portions(masks[a], masks[b], ref, min_portion_mm3,
                                                        min_depth=depth_min, not_grown=excluded,
                                                        boundaries=boundaries,
                                                        still_enhancing=(enhancing or {}).get(b),
-                                                       was_enhancing=(enhancing or {}).get(a))
+                                                       was_enhancing=(enhancing or {}).get(a),
+                                                       displacement=displacement)
         maps[(a, b)] = label_map
         resolution = {"slice_thickness_mm": {a: slice_mm[a], b: slice_mm[b]},
                       "registration_uncertainty_mm": {a: registration_mm[a], b: registration_mm[b]},
@@ -380,7 +400,14 @@ def analyse_changes(masks: dict[str, np.ndarray], ref: sitk.Image, dose_on_ref: 
                 continue
             grew = [p for p in mine if p.kind == "grew"]
             reg = [p for p in mine if p.kind == "regressed"]
-            kind = "mixed_response" if grew and reg else ("concentric_growth" if grew else "regression")
+            if grew and not reg:
+                moved = surface_moved_out(masks[a], displacement[0], ref, gm)
+                evidence["surface_moved_out_fraction"] = moved
+                evidence["concentric_surface_fraction"] = CONCENTRIC_SURFACE_FRACTION
+                kind = "concentric_growth" if moved is not None and moved >= CONCENTRIC_SURFACE_FRACTION \
+                    else "eccentric_growth"
+            else:
+                kind = "mixed_response" if grew else "regression"
             union = np.zeros(gm.shape, bool)
             for p in mine:
                 union |= p.mask

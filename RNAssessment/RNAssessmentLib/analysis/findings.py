@@ -20,14 +20,16 @@ import os
 from .. import DISCLAIMER, __version__
 
 FINDING_KINDS = ("noncontiguous_across_boundary", "noncontiguous_focus", "contiguous_extension",
-                 "boundary_enhancement", "open_ring", "mixed_response", "concentric_growth", "regression",
-                 "change_indeterminate")
+                 "boundary_enhancement", "open_ring", "mixed_response", "concentric_growth", "eccentric_growth",
+                 "regression", "change_indeterminate")
+#: The kinds that describe a lesion's change over an interval (``from``/``to``), not enhancement at a timepoint.
+CHANGE_KINDS = ("mixed_response", "concentric_growth", "eccentric_growth", "regression", "change_indeterminate")
 #: Which way each kind points (mission.md): shown grouped in the report.
 #: Contiguous enhancement is what both RN and PD look like, so it is reported without a direction.
 FAVOURS = {"noncontiguous_across_boundary": "RN", "noncontiguous_focus": "neutral", "open_ring": "RN",
            "mixed_response": "RN",
            "boundary_enhancement": "PD", "contiguous_extension": "neutral", "concentric_growth": "PD",
-           "regression": "neutral", "change_indeterminate": "neutral"}
+           "eccentric_growth": "neutral", "regression": "neutral", "change_indeterminate": "neutral"}
 
 
 @dataclasses.dataclass
@@ -171,10 +173,18 @@ def describe(f: "Finding", days: dict | None = None, side: str | None = None) ->
                 f"portions reach {deepest:.1f} mm beyond the other surface, less than the "
                 f"{ev.get('min_depth_mm', 0):.1f} mm that {thick:g} mm slices and the registration can produce; "
                 f"{total}." if thick else f"Change {span}{where} is indeterminate at this resolution; {total}.")
+    moved = ev.get("surface_moved_out_fraction")
+    moved = f"{100 * moved:.0f} %" if moved is not None else "none"
     if f.kind == "concentric_growth":
-        return (f"Growth {span}{where}: {f.grew_mm3 / 1000:.2f} cm³ added (surface moved out up to "
-                f"{biggest('grew'):.1f} mm) with no portion regressing by more than "
-                f"{ev.get('min_portion_mm3', 0):.0f} mm³; {total}.")
+        return (f"Growth as a whole {span}{where}: {f.grew_mm3 / 1000:.2f} cm³ added, the surface moved out over "
+                f"{moved} of the earlier lesion (up to {biggest('grew'):.1f} mm), with no portion regressing by "
+                f"more than {ev.get('min_portion_mm3', 0):.0f} mm³; {total}.")
+    if f.kind == "eccentric_growth":
+        return (f"Growth at part of the margin {span}{where}: {f.grew_mm3 / 1000:.2f} cm³ added (up to "
+                f"{biggest('grew'):.1f} mm), the surface moved out over {moved} of the earlier lesion (growth as a "
+                f"whole: {100 * ev.get('concentric_surface_fraction', 0):.0f} % or more), with no portion regressing "
+                f"by more than {ev.get('min_portion_mm3', 0):.0f} mm³; growth at one margin is seen both in "
+                f"recurrence and in RN, so it is not weighed either way; {total}.")
     return (f"Regression {span}{where}: {f.regressed_mm3 / 1000:.2f} cm³ lost with no portion growing by more "
             f"than {ev.get('min_portion_mm3', 0):.0f} mm³; {total}.")
 

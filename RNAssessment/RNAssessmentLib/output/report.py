@@ -40,7 +40,8 @@ KIND_TITLES = {"noncontiguous_across_boundary": "Non-contiguous enhancement acro
                "noncontiguous_focus": "Non-contiguous enhancement", "open_ring": "Open ring",
                "boundary_enhancement": "Boundary (meningeal/ependymal) enhancement",
                "contiguous_extension": "Contiguous enhancement", "mixed_response": "Mixed response",
-               "concentric_growth": "Growth as a whole", "regression": "Regression",
+               "concentric_growth": "Growth as a whole", "eccentric_growth": "Growth at part of the margin",
+               "regression": "Regression",
                "change_indeterminate": "Change indeterminate at this resolution"}
 
 
@@ -427,7 +428,7 @@ def _finding_images(n, f, ctx) -> str:
     highlight = []         # (segment name, colour, timepoint where it is filled, legend text)
     if f.segment and f.segment in ctx["masks"]:
         highlight.append((f.segment, COLOURS[f.kind], f.timepoint, KIND_TITLES[f.kind]))
-    if f.kind in ("mixed_response", "concentric_growth", "regression"):
+    if f.kind in ("mixed_response", "concentric_growth", "eccentric_growth", "regression"):
         for kind in ("grew", "regressed"):
             key = f"{f.from_}-{f.to} {kind}"
             if key in ctx["masks"]:

@@ -773,7 +773,6 @@ def _dose(target: sitk.Image, template: Template, scene: Scene) -> sitk.Image:
 # Ground truth and writing
 # ----------------------------------------------------------------------------------------------------------------
 
-CHANGE_KINDS = ("mixed_response", "concentric_growth", "regression", "change_indeterminate")
 
 
 def change_truth(masks: dict, ref: sitk.Image, slice_mm: dict, registration_mm: dict, new_foci: dict,
