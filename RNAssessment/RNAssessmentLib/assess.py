@@ -352,6 +352,26 @@ def write_outputs(case: Case, assessment: Assessment, extra: dict, out_dir: str,
     return paths
 
 
+def assess_to_folder(case: Case, out: str, *, levels=None, deidentify: bool = False, pdf: bool = True,
+                     log_callback=None) -> tuple[dict, Assessment]:
+    """Assess and write every output to ``out`` at once (output/atomic.py): a failed or killed run leaves the
+    previous outputs as they were; inputs are never inside ``out``. Returns ({output name: path}, assessment)."""
+    from .output.atomic import OutputFolder
+    say = log_callback or log.info
+    folder = OutputFolder(out, case.input_paths())
+    with folder as tmp:
+        phi = None
+        if deidentify:
+            from .output.deid import deidentify_case
+            case, phi = deidentify_case(case)
+            say(f"[assess] de-identified as '{case.id}'")
+        assessment, extra = assess_case(case, levels_gy=levels, log_callback=say)
+        paths = write_outputs(case, assessment, extra, tmp, pdf=pdf, phi=phi, log_callback=say)
+    for w in assessment.warnings:
+        say(f"warning: {w}")
+    return {k: os.path.join(folder.out, os.path.relpath(v, tmp)) for k, v in paths.items()}, assessment
+
+
 def _scrub_outputs(out_dir: str, phi: list, say) -> None:
     """Last check of a de-identified output: remove any identifying string left in a text file or file name."""
     from .output.deid import REMOVED, scrub

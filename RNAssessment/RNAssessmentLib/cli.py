@@ -1,4 +1,4 @@
-"""``rnassess`` command line: demo, assess, dvh, isodose (arguments and output files are contracts)."""
+"""``rnassess`` command line: demo, assess, dvh, isodose, cohort (arguments and output files are contracts)."""
 from __future__ import annotations
 
 import argparse
@@ -20,52 +20,70 @@ def _log(msg: str) -> None:
     if msg.startswith("[") and "]" in msg:
         tag, rest = msg[1:].split("]", 1)
         _STATE["step"] = rest.strip() or _STATE["step"]
-        if tag not in ("assess", "demo", "dvh", "isodose"):
+        if tag not in ("assess", "demo", "dvh", "isodose", "cohort"):
             _STATE["case"] = tag
     print(msg, file=sys.stderr, flush=True)
 
 
 def cmd_demo(args) -> int:
     from .io.case import load_manifest
+    from .output.cohort_table import write_cohort
     from .teaching.demo import write_demo
+    from .teaching.scenarios import get_scenario
     t0 = time.time()
     if os.path.exists(args.out) and not os.path.isdir(args.out):
         raise ValueError(f"--out '{args.out}' is an existing file, not a folder: give a folder name")
     manifests = write_demo(args.out, args.scenario or None, log=_log)
-    index = []
+    index, records = [], []
     for m in manifests:
         case_dir = os.path.dirname(m)
-        entry = {"case": os.path.basename(case_dir), "manifest": os.path.relpath(m, args.out)}
+        name = os.path.basename(case_dir)
+        outcome = get_scenario(name).counterpart
+        entry = {"case": name, "manifest": os.path.relpath(m, args.out), "outcome": outcome}
         if not args.no_assess:
+            t_case = time.time()
             paths = _assess_and_write(load_manifest(m), os.path.join(case_dir, "assessment"),
                                       deidentify=args.deidentify, pdf=not args.no_pdf)
             entry["findings"] = os.path.relpath(paths["findings"], args.out)
             entry["report"] = os.path.relpath(paths["report"], args.out)
+            records.append({"case": name, "status": "ok", "outcome": outcome,
+                            "outcome_source": "teaching ground truth", "findings": paths["findings"],
+                            "report": paths["report"], "duration_s": round(time.time() - t_case, 1)})
         index.append(entry)
     with open(os.path.join(args.out, "index.json"), "w", encoding="utf-8") as f:
         json.dump({"cases": index, "disclaimer": DISCLAIMER}, f, indent=2)
+    # The cases with their outcomes, as `rnassess cohort` reads them.
+    with open(os.path.join(args.out, "outcomes.csv"), "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["case", "manifest", "outcome", "outcome_source"])
+        for e in index:
+            w.writerow([e["case"], e["manifest"], e["outcome"], "teaching ground truth"])
     _log(f"[demo] {len(manifests)} cases in {args.out} ({time.time() - t0:.0f} s); ground truth in */truth/")
+    if records:
+        page = write_cohort(args.out, records, title="RNAssessment teaching cases")["html"]
+        _log(f"[demo] open {page} first: every case, its findings and how each feature separates RN from PD")
     return 0
 
 
+def cmd_cohort(args) -> int:
+    from .cohort import run_cohort
+    if args.workers is not None and args.workers < 1:
+        raise ValueError("--workers must be at least 1")
+    if args.scheduler and args.workers:
+        raise ValueError("--workers sizes the local cluster; with --scheduler the cluster's own workers are used")
+    r = run_cohort(args.source, args.out, scheduler=args.scheduler, workers=args.workers, resume=args.resume,
+                   levels=args.levels, deidentify=args.deidentify, pdf=not args.no_pdf, log=_log)
+    _log(f"[cohort] {len(r['ran'])} assessed, {len(r['unchanged'])} unchanged, {len(r['failed'])} failed"
+         + (f" ({', '.join(r['failed'])})" if r["failed"] else "") + f"; wrote "
+         + ", ".join(os.path.relpath(p, args.out) for p in r["paths"].values()) + f" in {args.out}")
+    return 1 if r["failed"] and not (r["ran"] or r["unchanged"]) else 0
+
+
 def _assess_and_write(case, out: str, *, levels=None, deidentify: bool = False, pdf: bool = True) -> dict:
-    """Assess and write every output to ``out`` at once (output/atomic.py): a failed or killed run leaves the
-    previous outputs as they were; inputs are never inside ``out``."""
-    from .assess import assess_case, write_outputs
-    from .output.atomic import OutputFolder
+    """assess.assess_to_folder, remembering the case and folder for an internal error's message and log."""
+    from .assess import assess_to_folder
     _STATE["case"], _STATE["out"] = case.id, os.path.abspath(out)
-    folder = OutputFolder(out, case.input_paths())
-    with folder as tmp:
-        phi = None
-        if deidentify:
-            from .output.deid import deidentify_case
-            case, phi = deidentify_case(case)
-            _log(f"[assess] de-identified as '{case.id}'")
-        assessment, extra = assess_case(case, levels_gy=levels, log_callback=_log)
-        paths = write_outputs(case, assessment, extra, tmp, pdf=pdf, phi=phi, log_callback=_log)
-    for w in assessment.warnings:
-        _log(f"warning: {w}")
-    return {k: os.path.join(folder.out, os.path.relpath(v, tmp)) for k, v in paths.items()}
+    return assess_to_folder(case, out, levels=levels, deidentify=deidentify, pdf=pdf, log_callback=_log)[0]
 
 
 def cmd_assess(args) -> int:
@@ -191,6 +209,25 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--structure", action="append", help="only this structure (repeatable)")
     v.add_argument("--out", required=True, help="dvh.csv path")
     v.set_defaults(func=cmd_dvh)
+
+    c = sub.add_parser("cohort", help="assess many cases on Dask and tabulate how each feature separates RN from PD",
+                       description="Assess every case of SOURCE (one Dask task per case), then write cohort.csv "
+                                   "(one row per case and per finding), cohort.json and cohort.html (per-feature "
+                                   "2x2 tables, sensitivity and specificity for RN with Wilson 95 %% intervals). "
+                                   "Needs the 'cohort' extra: pip install \".[cohort]\".")
+    c.add_argument("source", help="a folder searched for case.json manifests, or a CSV with columns manifest and "
+                                  "optionally case, outcome (RN, PD, mixed), outcome_source, outcome_date")
+    c.add_argument("--out", required=True, help="output folder: cases/<case>/ as assess writes them, cohort.csv, "
+                                                "cohort.json, cohort.html, cohort-state.json")
+    c.add_argument("--scheduler", metavar="ADDRESS", help="an existing Dask scheduler, e.g. tcp://host:8786 "
+                                                          "(default: a local cluster on this machine)")
+    c.add_argument("--workers", type=int, help="worker processes of the local cluster (default: one per core)")
+    c.add_argument("--resume", action="store_true", help="skip cases whose inputs, options and program version are "
+                                                         "unchanged since their last successful run")
+    c.add_argument("--levels", help="isodose levels for every case, Gy or %% of prescription")
+    c.add_argument("--deidentify", action="store_true", help="de-identify every case's outputs")
+    c.add_argument("--no-pdf", action="store_true", help="do not print report.pdf per case")
+    c.set_defaults(func=cmd_cohort)
 
     i = sub.add_parser("isodose", help="isodose surfaces and enclosed volumes")
     i.add_argument("--dose", required=True, help="RTDOSE .dcm or dose image in Gy (NRRD, NIfTI, MetaImage)")

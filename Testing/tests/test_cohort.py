@@ -1,0 +1,216 @@
+"""rnassess cohort: teaching cases on a real Dask LocalCluster and on a real scheduler + workers started here, the
+feature tables against the ground truth, a broken manifest, --resume and a changed input."""
+import csv
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+
+import pytest
+import SimpleITK as sitk
+from conftest import ROOT
+from RNAssessmentLib import cli
+from RNAssessmentLib.output import cohort_table as T
+
+pytest.importorskip("dask.distributed", reason="the cohort extra (dask[distributed]) is part of the test extra")
+# One xdist worker runs the whole module: its cases are assessed once and shared by the tests below.
+pytestmark = pytest.mark.xdist_group("cohort")
+
+#: One RN and one PD teaching case (the cheapest pair with features of both directions) and a broken manifest.
+CASES = ("falx_cingulate_rn", "tentorium_pd")
+
+
+def test_wilson_interval_matches_published_values():
+    # Newcombe (1998), Table I: 81/263 -> 0.2553-0.3662; 0/10 -> 0-0.2775; 15/148 -> 0.0624-0.1605
+    for k, n, lo, hi in ((81, 263, 0.2553, 0.3662), (0, 10, 0.0, 0.2775), (15, 148, 0.0624, 0.1605)):
+        w = T.wilson(k, n)
+        assert w["low"] == pytest.approx(lo, abs=5e-4) and w["high"] == pytest.approx(hi, abs=5e-4)
+    assert T.wilson(0, 0) is None
+
+
+def test_performance_tables_by_hand():
+    def case(name, outcome, *kinds, status="ok"):
+        return {"case": name, "status": status, "outcome": outcome,
+                "features": T.case_features([{"kind": k} for k in kinds])}
+    cases = [case("a", "RN", "noncontiguous_across_boundary"), case("b", "RN", "mixed_response", "concentric_growth"),
+             case("c", "PD", "concentric_growth"), case("d", "PD", "noncontiguous_across_boundary"),
+             case("e", "mixed", "open_ring"), case("f", None), case("g", "RN", status="failed")]
+    p = T.performance(cases)
+    assert p["n_in_tables"] == 4
+    assert p["left_out"] == {"failed": ["g"], "mixed": ["e"], "no_outcome": ["f"]}
+    across = p["features"]["across_boundary"]
+    assert across["cases"] == {"tp": ["a"], "fn": ["b"], "fp": ["d"], "tn": ["c"]}
+    # A PD-favouring feature points to RN when absent.
+    cg = p["features"]["concentric_growth"]
+    assert cg["cases"] == {"tp": ["a"], "fn": ["b"], "fp": ["d"], "tn": ["c"]}
+    comb = p["features"]["combined_rule"]          # b has an RN feature but also growth as a whole
+    assert comb["cases"] == {"tp": ["a"], "fn": ["b"], "fp": ["d"], "tn": ["c"]}
+    assert comb["sensitivity"]["value"] == 0.5 and comb["specificity"]["value"] == 0.5
+
+
+def test_every_cohort_column_is_documented_in_the_readme():
+    readme = open(os.path.join(ROOT, "README.md"), encoding="utf-8").read()
+    section = readme.split("### Cohort", 1)[1].split("\n## ", 1)[0]
+    documented = set(re.findall(r"`([a-z_0-9]+)`", section))
+    assert set(T.COLUMNS) <= documented, sorted(set(T.COLUMNS) - documented)
+
+
+def _run(argv):
+    code = cli.main(argv)
+    return code
+
+
+def _rows(path):
+    with open(path, newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.fixture(scope="module")
+def cohort_source(tmp_path_factory):
+    src = str(tmp_path_factory.mktemp("cohort_src"))
+    assert _run(["demo", "--out", src, "--no-assess", *sum((["--scenario", n] for n in CASES), [])]) == 0
+    os.makedirs(os.path.join(src, "broken"))
+    with open(os.path.join(src, "broken", "case.json"), "w") as f:
+        f.write('{"timepoints": [')                 # truncated manifest
+    with open(os.path.join(src, "outcomes.csv")) as f:
+        rows = list(csv.DictReader(f))
+    rows.append({"case": "broken", "manifest": "broken/case.json", "outcome": "PD", "outcome_source": "follow-up"})
+    with open(os.path.join(src, "source.csv"), "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    return src
+
+
+@pytest.fixture(scope="module")
+def local_run(cohort_source, tmp_path_factory):
+    out = str(tmp_path_factory.mktemp("cohort_local"))
+    assert _run(["cohort", os.path.join(cohort_source, "source.csv"), "--out", out, "--workers", "2",
+                 "--no-pdf"]) == 0
+    return out
+
+
+def test_cohort_tables_are_what_the_ground_truth_gives(cohort_source, local_run):
+    doc = json.load(open(os.path.join(local_run, "cohort.json")))
+    status = {c["case"]: c for c in doc["cases"]}
+    assert status["broken"]["status"] == "failed" and "not valid JSON" in status["broken"]["error"]
+    assert all(status[n]["status"] == "ok" for n in CASES)
+    # The same tables from the truth files alone.
+    truth_cases = []
+    for n in CASES:
+        truth = json.load(open(os.path.join(cohort_source, n, "truth", "truth.json")))
+        truth_cases.append({"case": n, "status": "ok", "outcome": truth["counterpart"],
+                            "features": T.case_features([e for e in truth["expected"] if e.get("kind")])})
+    truth_cases.append({"case": "broken", "status": "failed", "outcome": "PD", "features": None})
+    expected = T.performance(truth_cases)
+    got = doc["performance"]
+    assert {k: v["cases"] for k, v in got["features"].items()} == \
+        {k: v["cases"] for k, v in expected["features"].items()}
+    assert got["left_out"]["failed"] == ["broken"]
+    # The RN case is found by the across-boundary feature and the combined rule; the PD twin by neither.
+    assert got["features"]["across_boundary"]["cases"]["tp"] == ["falx_cingulate_rn"]
+    assert got["features"]["combined_rule"]["cases"] == {"tp": ["falx_cingulate_rn"], "fn": [], "fp": [],
+                                                         "tn": ["tentorium_pd"]}
+    # cohort.csv: one case row per case, one finding row per finding of findings.json, numbers as written there.
+    rows = _rows(os.path.join(local_run, "cohort.csv"))
+    assert list(rows[0]) == T.COLUMNS
+    for n in CASES:
+        findings = json.load(open(os.path.join(local_run, "cases", n, "findings.json")))["findings"]
+        mine = [r for r in rows if r["case"] == n and r["row_type"] == "finding"]
+        assert [r["kind"] for r in mine] == [f["kind"] for f in findings]
+        for r, f in zip(mine, findings):
+            assert float(r["volume_mm3"]) == pytest.approx(f["volume_mm3"], abs=1e-3)
+            if f.get("gap_mm") is not None:
+                assert float(r["gap_mm"]) == pytest.approx(f["gap_mm"], abs=1e-3)
+    assert [r for r in rows if r["case"] == "broken"][0]["status"] == "failed"
+    pq = pytest.importorskip("pyarrow.parquet")
+    assert pq.read_table(os.path.join(local_run, "cohort.parquet")).num_rows == len(rows)
+    # The page links every completed case's report and shows its first key image.
+    page = open(os.path.join(local_run, "cohort.html"), encoding="utf-8").read()
+    for n in CASES:
+        assert f'href="cases/{n}/report.html"' in page
+    assert page.count("data:image/png") >= 2 and "Wilson" in page and "Decision support" in page
+
+
+def test_resume_reruns_nothing_then_only_the_changed_case(cohort_source, local_run):
+    src = os.path.join(cohort_source, "source.csv")
+    before = {n: os.path.getmtime(os.path.join(local_run, "cases", n, "findings.json")) for n in CASES}
+    from RNAssessmentLib.cohort import run_cohort
+    r = run_cohort(src, local_run, resume=True, pdf=False, workers=1, log=lambda m: None)
+    assert r["ran"] == [] and r["unchanged"] == sorted(CASES) and r["failed"] == ["broken"]
+    assert {n: os.path.getmtime(os.path.join(local_run, "cases", n, "findings.json")) for n in CASES} == before
+    # One voxel in a corner of the last follow-up changes (far from the lesion): that case runs again, alone.
+    man = json.load(open(os.path.join(cohort_source, CASES[1], "case.json")))
+    path = os.path.join(cohort_source, CASES[1], man["timepoints"][-1]["t1c"])
+    img = sitk.ReadImage(path)
+    img[0, 0, 0] = img[0, 0, 0] + 1
+    sitk.WriteImage(img, path)
+    r = run_cohort(src, local_run, resume=True, pdf=False, workers=1, log=lambda m: None)
+    assert r["ran"] == [CASES[1]] and r["unchanged"] == [CASES[0]]
+
+
+def test_distributed_run_equals_the_local_cluster_run(cohort_source, local_run, tmp_path):
+    """A scheduler and two workers started here (loopback; they stop by themselves if the test dies)."""
+    sched_file = str(tmp_path / "scheduler.json")
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    procs = [subprocess.Popen([sys.executable, "-m", "dask", "scheduler", "--host", "127.0.0.1", "--port", "0",
+                               "--no-dashboard", "--scheduler-file", sched_file, "--idle-timeout", "300"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)]
+    try:
+        deadline = time.time() + 60
+        while not os.path.exists(sched_file) and time.time() < deadline:
+            time.sleep(0.2)
+        address = json.load(open(sched_file))["address"]
+        assert address.startswith("tcp://127.0.0.1:")
+        for _ in range(2):
+            procs.append(subprocess.Popen([sys.executable, "-m", "dask", "worker", address, "--nthreads", "1",
+                                           "--no-dashboard", "--death-timeout", "30", "--host", "127.0.0.1"],
+                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env))
+        from dask.distributed import Client
+        with Client(address, timeout="30s") as c:
+            c.wait_for_workers(2, timeout=90)
+        out = str(tmp_path / "dist")
+        # Only the completed cases: the broken one is covered above.
+        src = str(tmp_path / "two.csv")
+        rows = [r for r in _rows(os.path.join(cohort_source, "source.csv")) if r["case"] in CASES]
+        for r in rows:
+            r["manifest"] = os.path.join(cohort_source, r["manifest"])
+        with open(src, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=list(rows[0]))
+            w.writeheader()
+            w.writerows(rows)
+        assert _run(["cohort", src, "--out", out, "--scheduler", address, "--no-pdf"]) == 0
+        with Client(address, timeout="30s") as c:
+            ran_on = {w_["host"] for w_ in c.scheduler_info()["workers"].values()}
+        assert ran_on == {"127.0.0.1"}
+    finally:
+        for p in procs[::-1]:
+            p.terminate()
+        for p in procs:
+            try:
+                p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+    skip = {"duration_s"}
+    dist = [{k: v for k, v in r.items() if k not in skip} for r in _rows(os.path.join(out, "cohort.csv"))]
+    local = [{k: v for k, v in r.items() if k not in skip} for r in _rows(os.path.join(local_run, "cohort.csv"))
+             if r["case"] in CASES]
+    assert dist == local
+    assert json.load(open(os.path.join(out, "cohort.json")))["performance"]["features"]["combined_rule"]["table"] \
+        == {"tp": 1, "fn": 0, "fp": 0, "tn": 1}
+
+
+def test_cohort_bad_input_is_a_clear_error(tmp_path, capsys):
+    assert _run(["cohort", str(tmp_path / "nothing"), "--out", str(tmp_path / "o")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert _run(["cohort", str(tmp_path / "empty"), "--out", str(tmp_path / "o")]) == 2
+    assert "no case.json" in capsys.readouterr().err
+    bad = tmp_path / "bad.csv"
+    bad.write_text("manifest,outcome\nx/case.json,maybe\n")
+    assert _run(["cohort", str(bad), "--out", str(tmp_path / "o")]) == 2
+    assert "not one of RN, PD, mixed" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
