@@ -204,3 +204,41 @@ def test_flair_or_t2_removes_oedema_from_the_automatic_csf(rendered):
     assert (with_flair & true_csf).sum() > 0.9 * (plain & true_csf).sum()
     with_t2, how = csf(t2=geo.image_from_array(t2, t1))
     assert (with_t2 & true_csf).sum() > 0.9 * (plain & true_csf).sum() and "T2-bright" in how
+
+
+@pytest.mark.parametrize("near_mm, far_mm", [(9.0, 16.0), (0.0, 5.0)])
+def test_an_enhancing_falx_in_the_users_mask_is_never_a_focus_across_it(rendered, brains, near_mm, far_mm):
+    """Dura in the user's falx mask that enhances (thickened, 3 voxels wide, in the high-dose region) is not
+    parenchyma on the other side: away from the lesion it is left out and said so, and the RN focus across the
+    falx stays what it was; next to the lesion it is boundary enhancement, and nothing is called across the falx
+    (the meninges between them are not spared)."""
+    name = "falx_cingulate_rn"
+    r = rendered(name, misalign=False)
+    tp = r["timepoints"][1]
+    assert geo.same_grid(tp.t1c, r["treated_lesion"])
+    falx = sitk.BinaryDilate(sitk.Cast(r["boundaries"]["falx"] > 0, sitk.sitkUInt8), [1, 1, 1])
+    d = geo.array_view(sitk.SignedMaurerDistanceMap(sitk.Cast(r["treated_lesion"] > 0, sitk.sitkUInt8),
+                                                    insideIsPositive=False, squaredDistance=False,
+                                                    useImageSpacing=True))
+    dura = (geo.array_view(falx) > 0) & (d >= near_mm) & (d <= far_mm)
+    a = geo.array_view(tp.t1c).astype(np.float32)
+    assert dura.sum() > 500
+    brain = brains(name)
+    a[dura] = 1.1 * np.percentile(a[geo.array_view(brain) > 0], 99.5)
+    t1c = geo.image_from_array(a.astype(geo.array_view(tp.t1c).dtype), tp.t1c)
+
+    def run(image):
+        return B.analyse_followup(tp.label, image, r["treated_lesion"], r["boundaries"], brain=brain, dose=r["dose"])
+    plain, res = run(tp.t1c), run(t1c)
+    kinds = [(f.kind, f.boundary) for f in res.findings]
+    assert ("noncontiguous_across_boundary", "falx") in [(f.kind, f.boundary) for f in plain.findings]
+    if near_mm > 0:
+        assert kinds == [(f.kind, f.boundary) for f in plain.findings]
+        across = [f for f in res.findings if f.kind == "noncontiguous_across_boundary"]
+        assert [round(f.volume_mm3) for f in across] == [round(f.volume_mm3) for f in plain.findings
+                                                        if f.kind == "noncontiguous_across_boundary"]
+        gone = [x for x in res.left_out if "lying in the falx" in x["reason"]]
+        assert gone and gone[0]["volume_mm3"] > 0.5 * dura.sum() * geo.voxel_volume_mm3(tp.t1c)
+    else:
+        assert ("boundary_enhancement", "falx") in kinds
+        assert not any(k == "noncontiguous_across_boundary" for k, _ in kinds)

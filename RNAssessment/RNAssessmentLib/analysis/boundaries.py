@@ -507,6 +507,25 @@ def analyse_followup(timepoint: str, t1c: sitk.Image, treated: sitk.Image, bound
     by_group: dict[int, list[int]] = {}
     for lab, g in groups.items():
         by_group.setdefault(g, []).append(lab)
+    # Enhancement lying in a dural fold itself and not found enhancing next to the lesion above (dura or a sinus in
+    # the user's fold mask; in automatic folds it was left out just above) is never a focus beyond the fold: a
+    # focus across a fold lies in the parenchyma on the other side. Most of its voxels within partial volume of the
+    # fold mask (a round focus touching the fold has < 10 % there); left out and said so, favouring neither side.
+    pv = partial_volume_mm(box.grid)
+    in_fold = set()
+    near_fold = {k: distance_mm(bnd[k], box) <= pv for k in FOLDS if k in bnd and bnd[k].any()}
+    for g, labs in sorted(by_group.items()):
+        if g == 0 or not near_fold:
+            continue
+        comp = np.isin(labels, labs)
+        frac = {k: float(m[comp].mean()) for k, m in near_fold.items()}
+        k = max(frac, key=frac.get)
+        if frac[k] >= 0.5:
+            in_fold.add(g)
+            left_out.append({"reason": f"enhancement lying in the {k} ({100 * frac[k]:.0f} % of it within "
+                                       f"{pv:.1f} mm of the {k} mask): dura or venous sinus, not a focus beyond it",
+                             "volume_mm3": float(comp.sum() * vox), "components": len(labs),
+                             "centroid_ras": centroid_ras(comp, box)})
     foci = np.zeros_like(tr)
     group0 = np.isin(labels, by_group.get(0, []))
     treated_comp = _mode(comp_map[tr]) if comp_map is not None and tr.any() else 0
@@ -523,6 +542,8 @@ def analyse_followup(timepoint: str, t1c: sitk.Image, treated: sitk.Image, bound
                                         dose=_dose_evidence(dose_box, beyond, levels_gy),
                                         evidence={"components": len(labs), "enhancement_source": source}))
             continue
+        if g in in_fold:
+            continue          # the fold's own enhancement: left out above
         if claimed.any() and ((geo.array_view(sitk.BinaryDilate(box_image(claimed, box), [1, 1, 1]))[comp] > 0)
                               | all_bnd[comp]).mean() >= 0.5:
             continue          # enhancement lying in the boundaries found enhancing above: that finding, not a focus
@@ -559,12 +580,20 @@ def analyse_followup(timepoint: str, t1c: sitk.Image, treated: sitk.Image, bound
             chk.pop("mask")
             enhancing_between = chk["enhancing"]
             evidence["intervening_boundary"] = chk
-        name = f"{timepoint} across {kind_b}" if kind_b else f"{timepoint} non-contiguous"
+        # Across a boundary favours RN only when the intervening meninges/ependyma are spared (mission.md): with
+        # that boundary enhancing between them, or next to the lesion at this timepoint (a boundary enhancement
+        # finding), the focus is reported without a direction and the boundary enhancement speaks for itself.
+        across = kind_b is not None and not enhancing_between and kind_b not in found_b
+        if kind_b is not None and not across:
+            evidence["boundary_not_spared"] = (
+                f"the {kind_b} enhances between the lesion and the focus" if enhancing_between else
+                f"the {kind_b} enhances next to the lesion at {timepoint} (boundary enhancement)")
+        name = f"{timepoint} across {kind_b}" if across else f"{timepoint} non-contiguous"
         if name in masks:
             masks[name] = masks[name] | comp
             name = f"{name} {g}"
         masks[name] = comp
-        findings.append(Finding(kind="noncontiguous_across_boundary" if kind_b else "noncontiguous_focus",
+        findings.append(Finding(kind="noncontiguous_across_boundary" if across else "noncontiguous_focus",
                                 segment=name,
                                 timepoint=timepoint, boundary=kind_b, centroid_ras=centroid_ras(comp, box),
                                 volume_mm3=float(comp.sum() * vox), gap_mm=gap, geodesic_mm=geo_mm,

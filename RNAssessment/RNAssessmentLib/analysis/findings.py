@@ -132,6 +132,11 @@ def describe(f: "Finding", days: dict | None = None, side: str | None = None) ->
                else "no enhancement of the intervening " + lining)
         return (f"New {cc} enhancing focus at {_when(f.timepoint, days)}{where}, {f.gap_mm:.1f} mm from the treated "
                 f"lesion across the {b}; {path}; {enh}; {_dose_phrase(f.dose)}.")
+    if f.kind == "noncontiguous_focus" and f.boundary:
+        return (f"New {cc} enhancing focus at {_when(f.timepoint, days)}{where}, {f.gap_mm:.1f} mm from the treated "
+                f"lesion across the {b}, but the {LINING.get(f.boundary, b)} is not spared "
+                f"({ev.get('boundary_not_spared', 'it enhances')}), so the focus is not counted as a sign of RN; "
+                f"{_dose_phrase(f.dose)}.")
     if f.kind == "noncontiguous_focus":
         return (f"New {cc} enhancing focus at {_when(f.timepoint, days)}{where}, {f.gap_mm:.1f} mm from the treated "
                 f"lesion with no boundary structure between them; {_dose_phrase(f.dose)}.")
