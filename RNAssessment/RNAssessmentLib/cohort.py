@@ -225,8 +225,11 @@ def _client(scheduler: str | None, workers: int | None, n_cases: int):
         memory = int(0.8 * total / n)
     except (ValueError, OSError, AttributeError):
         pass
+    # The scheduler always runs an HTTP server (health routes); dashboard_address=None would put it on
+    # port 8787 of every interface. Keep it on loopback, on a free port, without the dashboard.
     cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
-                           dashboard_address=None, memory_limit=memory or "auto")
+                           dashboard_address="127.0.0.1:0", scheduler_kwargs={"dashboard": False},
+                           worker_dashboard_address="127.0.0.1:0", memory_limit=memory or "auto")
     return Client(cluster), cluster, threads
 
 

@@ -1,6 +1,6 @@
 """Benchmarks (not tests): each figure is printed as a ratio to a peer measured in the same run on this machine.
 
-    pip install ".[bench]" && python Testing/benchmarks/run.py [dvh] [isodose] [case] [boundaries] [change] [realmri]
+    pip install ".[bench]" && python Testing/benchmarks/run.py [dvh] [isodose] [case] [boundaries] [change] [realmri] [cohort]
 
 * dvh      – all ROIs of the dicompyler example plan: RNAssessment vs ``dicompylercore.dvhcalc.get_dvh``, plus each
              one's agreement with the TPS DVHs embedded in the RTDOSE (volume and mean dose).
@@ -13,6 +13,8 @@
                and automatic boundaries) and a whole 2-timepoint assessment, each in a fresh process, vs a plain
                read of the same files in a fresh process; time and peak resident memory.
                Targets (issue 10): atlas step <= 15 s, whole case <= 30 s on 2 cores, peak memory < 2 GB.
+* cohort     – the 16 teaching cases through ``rnassess cohort`` with 1 and 2 workers and assessed directly one
+               after another: speed-up of the second worker (target >= 1.7x) and runner overhead (< 5 %).
 """
 from __future__ import annotations
 
@@ -273,10 +275,44 @@ def bench_realmri():
           "the read's")
 
 
+def bench_cohort():
+    """The teaching cases (written once by ``rnassess demo --no-assess`` into RNASSESS_BENCH_DEMO, default a temp
+    folder) through ``rnassess cohort`` with 1 and with 2 workers, and the same cases assessed one after another in
+    this process (``assess_to_folder``, what ``rnassess assess`` runs): the speed-up of the second worker (2 cores:
+    target >= 1.7x) and the runner's overhead per case vs calling assess directly (target < 5 %). No PDF."""
+    import tempfile
+
+    from RNAssessmentLib.assess import assess_to_folder
+    from RNAssessmentLib.cli import main as cli_main
+    from RNAssessmentLib.cohort import discover, run_cohort
+    from RNAssessmentLib.io.case import load_manifest
+    demo = os.environ.get("RNASSESS_BENCH_DEMO") or os.path.join(tempfile.mkdtemp(), "demo")
+    if not os.path.isdir(demo):
+        cli_main(["demo", "--out", demo, "--no-assess"])
+    cases = discover(demo)
+    work = tempfile.mkdtemp()
+    t = {}
+    for n in (1, 2):
+        t0 = time.perf_counter()
+        r = run_cohort(demo, os.path.join(work, f"w{n}"), workers=n, pdf=False, log=lambda m: None)
+        t[n] = time.perf_counter() - t0
+        assert not r["failed"], r["failed"]
+    t0 = time.perf_counter()
+    for c in cases:
+        assess_to_folder(load_manifest(c.manifest), os.path.join(work, "direct", c.case), pdf=False,
+                         log_callback=lambda m: None)
+    direct = time.perf_counter() - t0
+    print(f"cohort: {len(cases)} teaching cases; direct assess one after another {direct:.0f} s "
+          f"({direct / len(cases):.1f} s per case)")
+    print(f"  1 worker {t[1]:.0f} s: runner overhead {100 * (t[1] / direct - 1):+.1f} % vs direct "
+          f"({(t[1] - direct) / len(cases):+.2f} s per case, cluster start and stop included)")
+    print(f"  2 workers {t[2]:.0f} s: speed-up {t[1] / t[2]:.2f}x over 1 worker")
+
+
 def main(argv):
-    which = argv or ["dvh", "isodose", "case", "boundaries", "change", "realmri"]
+    which = argv or ["dvh", "isodose", "case", "boundaries", "change", "realmri", "cohort"]
     table = {"dvh": bench_dvh, "isodose": bench_isodose, "case": bench_case, "boundaries": bench_boundaries,
-             "change": bench_change, "realmri": bench_realmri}
+             "change": bench_change, "realmri": bench_realmri, "cohort": bench_cohort}
     for name in which:
         table[name]()
 

@@ -152,22 +152,33 @@ def test_resume_reruns_nothing_then_only_the_changed_case(cohort_source, local_r
     assert r["ran"] == [CASES[1]] and r["unchanged"] == [CASES[0]]
 
 
+def _scheduler_address(sched_file, timeout):
+    """The scheduler writes its file in more than one step: wait until it is whole JSON with an address."""
+    deadline = time.time() + timeout
+    while True:
+        try:
+            with open(sched_file) as f:
+                return json.load(f)["address"]
+        except (OSError, ValueError, KeyError):
+            if time.time() > deadline:
+                raise AssertionError(f"dask scheduler did not write {sched_file} within {timeout} s")
+            time.sleep(0.2)
+
+
 def test_distributed_run_equals_the_local_cluster_run(cohort_source, local_run, tmp_path):
     """A scheduler and two workers started here (loopback; they stop by themselves if the test dies)."""
     sched_file = str(tmp_path / "scheduler.json")
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     procs = [subprocess.Popen([sys.executable, "-m", "dask", "scheduler", "--host", "127.0.0.1", "--port", "0",
-                               "--no-dashboard", "--scheduler-file", sched_file, "--idle-timeout", "300"],
+                               "--no-dashboard", "--dashboard-address", "127.0.0.1:0", "--scheduler-file", sched_file, "--idle-timeout", "300"],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)]
     try:
-        deadline = time.time() + 60
-        while not os.path.exists(sched_file) and time.time() < deadline:
-            time.sleep(0.2)
-        address = json.load(open(sched_file))["address"]
+        address = _scheduler_address(sched_file, timeout=60)
         assert address.startswith("tcp://127.0.0.1:")
         for _ in range(2):
             procs.append(subprocess.Popen([sys.executable, "-m", "dask", "worker", address, "--nthreads", "1",
-                                           "--no-dashboard", "--death-timeout", "30", "--host", "127.0.0.1"],
+                                           "--no-dashboard", "--dashboard-address", "127.0.0.1:0", "--death-timeout", "30",
+                                           "--host", "127.0.0.1"],
                                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env))
         from dask.distributed import Client
         with Client(address, timeout="30s") as c:
