@@ -29,16 +29,19 @@ def cmd_demo(args) -> int:
     from .io.case import load_manifest
     from .output.cohort_table import write_cohort
     from .teaching.demo import write_demo
-    from .teaching.scenarios import get_scenario
     t0 = time.time()
     if os.path.exists(args.out) and not os.path.isdir(args.out):
         raise ValueError(f"--out '{args.out}' is an existing file, not a folder: give a folder name")
-    manifests = write_demo(args.out, args.scenario or None, log=_log)
+    if args.real_mri and not os.path.isdir(args.real_mri):
+        raise ValueError(f"--real-mri '{args.real_mri}' is not a folder: give the folder of the real brain MRIs "
+                         f"(e.g. ../shared/data/real-mri)")
+    manifests = write_demo(args.out, args.scenario or None, log=_log, real_mri=args.real_mri)
     index, records = [], []
     for m in manifests:
         case_dir = os.path.dirname(m)
         name = os.path.basename(case_dir)
-        outcome = get_scenario(name).counterpart
+        with open(os.path.join(case_dir, "truth", "truth.json"), encoding="utf-8") as f:
+            outcome = json.load(f)["counterpart"]
         entry = {"case": name, "manifest": os.path.relpath(m, args.out), "outcome": outcome}
         if not args.no_assess:
             t_case = time.time()
@@ -175,6 +178,11 @@ def _scenario_names() -> list:
     return [s.name for s in scenario_list(misalign=False)]
 
 
+def _real_demo_names() -> list:
+    from .teaching.realmri import DEMO_CASES
+    return list(DEMO_CASES)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="rnassess", description="Radiation necrosis vs progression after SRS: "
                                 "boundaries, change in shape and dose. " + DISCLAIMER)
@@ -185,6 +193,10 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--out", required=True, help="output folder")
     d.add_argument("--scenario", action="append", metavar="NAME",
                    help="only this scenario (repeatable); one of: " + ", ".join(_scenario_names()))
+    d.add_argument("--real-mri", metavar="DIR",
+                   help="also write the real-MRI teaching cases: lesions, foci, change, motion and dose implanted "
+                        "into the real brain MRIs of DIR (e.g. ../shared/data/real-mri): "
+                        + ", ".join(_real_demo_names()) + " (--scenario may name them)")
     d.add_argument("--no-assess", action="store_true", help="only write the cases")
     d.add_argument("--deidentify", action="store_true", help="de-identify the assessments (teaching export)")
     d.add_argument("--no-pdf", action="store_true", help="do not print report.pdf (needs Chromium)")

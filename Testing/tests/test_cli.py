@@ -27,6 +27,29 @@ def test_unknown_scenario_is_an_error(tmp_path, capsys):
     assert "unknown scenario 'nope'" in capsys.readouterr().err
 
 
+def test_demo_adds_the_real_mri_teaching_cases(tmp_path, capsys):
+    """--real-mri writes the implanted real-MRI cases beside the phantoms, with their truth and outcome; a wrong
+    folder or name is a clear error and writes nothing."""
+    real = shared("real-mri")
+    assert main(["demo", "--out", str(tmp_path), "--real-mri", real, "--scenario", "brats_tentorium_pd",
+                 "--no-assess"]) == 0
+    case = tmp_path / "brats_tentorium_pd"
+    truth = json.load(open(case / "truth" / "truth.json", encoding="utf-8"))
+    assert truth["real_mri"] == "brats" and truth["counterpart"] == "PD" and truth["expected"]
+    man = json.load(open(case / "case.json", encoding="utf-8"))
+    assert len(man["timepoints"]) == 3 and man["dose"]["prescription_gy"] > 0
+    rows = list(csv.DictReader(open(tmp_path / "outcomes.csv", encoding="utf-8")))
+    assert [(r["case"], r["outcome"]) for r in rows] == [("brats_tentorium_pd", "PD")]
+    bad = tmp_path / "bad"
+    assert main(["demo", "--out", str(bad), "--real-mri", str(tmp_path / "nowhere"), "--no-assess"]) == 2
+    assert "--real-mri" in capsys.readouterr().err and not bad.exists()
+    assert main(["demo", "--out", str(bad), "--real-mri", str(tmp_path), "--scenario", "brats_tentorium_pd",
+                 "--no-assess"]) == 2
+    assert "not found" in capsys.readouterr().err and not (bad / "brats_tentorium_pd").exists()
+    assert main(["demo", "--out", str(bad), "--real-mri", real, "--scenario", "tcga_tentorium_pd"]) == 2
+    assert "with --real-mri also: brats_falx_cingulate_rn, brats_falx_cingulate_pd" in capsys.readouterr().err
+
+
 def test_dvh_command_on_the_slicerrt_plan(tmp_path):
     out = tmp_path / "dvh.csv"
     assert main(["dvh", "--dose", shared("slicerrt-eclipse-prostate", "EclipseProstate_Dose.nrrd"),

@@ -111,15 +111,29 @@ def write_scenario(scn: Scenario, out_dir: str, seed: int = 0) -> str:
     return manifest
 
 
-def write_demo(out_dir: str, names: list[str] | None = None, log=print) -> list[str]:
-    """Write the scenarios (all, or those named) under ``out_dir``; returns manifest paths."""
+def write_demo(out_dir: str, names: list[str] | None = None, log=print, real_mri: str | None = None) -> list[str]:
+    """Write the scenarios (all, or those named) under ``out_dir``; returns manifest paths.
+
+    ``real_mri``: the folder of the real brain MRIs (``../shared/data/real-mri``): the real-MRI teaching cases
+    (:data:`realmri.DEMO_CASES`, or those named) are written too, after the phantoms."""
     scns = scenario_list()
     known = {s.name for s in scns}
+    real_known: list = []
+    if real_mri:
+        from . import realmri
+        real_known = list(realmri.DEMO_CASES)
     for n in names or []:
-        if n not in known:
-            raise ValueError(f"unknown scenario '{n}'; known: {', '.join(sorted(known))}")
+        if n not in known | set(real_known):
+            more = f"; with --real-mri also: {', '.join(real_known)}" if real_known else ""
+            raise ValueError(f"unknown scenario '{n}'; known: {', '.join(sorted(known))}{more}")
+    wanted = [n for n in real_known if not names or n in names]
+    if wanted:
+        realmri.check_data_dir(real_mri, list(dict.fromkeys(n.split("_", 1)[0] for n in wanted)))
     manifests = []
     for i, scn in enumerate(s for s in scns if not names or s.name in names):
         log(f"[demo] writing {scn.name} ({scn.counterpart}, paper scenario {scn.paper})")
         manifests.append(write_scenario(scn, out_dir, seed=i))
+    if wanted:
+        manifests += realmri.write_real_cases(real_mri, out_dir, names=wanted,
+                                              log=lambda m: log(m.replace("[real-mri]", "[demo]")))
     return manifests

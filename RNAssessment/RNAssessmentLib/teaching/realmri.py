@@ -874,15 +874,43 @@ def write_case(template: Template, base: BaseMRI, images: BaseImages, out_dir: s
     return manifest
 
 
-def write_real_cases(data_dir: str, out_dir: str, bases=("brats", "tcga"), names=None, log=print) -> list[str]:
-    """Write every template (or those named) on each real image; returns manifest paths."""
-    out = []
+#: The real-MRI cases ``rnassess demo --real-mri`` adds to the teaching set: RN cases with their PD twins that give
+#: exactly their ground truth (test_real_mri runs them by default and asserts it; a case that stops matching
+#: leaves this list, it is never excused here).
+DEMO_CASES = ("brats_falx_cingulate_rn", "brats_falx_cingulate_pd", "brats_tentorium_rn", "brats_tentorium_pd")
+
+
+def case_names(bases=("brats", "tcga")) -> list[str]:
+    return [case_name(t, BASES[b]) for b in bases for t in templates()]
+
+
+def check_data_dir(data_dir: str, bases=("brats", "tcga")) -> None:
+    """A clear error unless ``data_dir`` holds the post-contrast T1 of each base image named."""
     for b in bases:
+        path = os.path.join(data_dir, BASES[b].folder, BASES[b].t1c)
+        if not os.path.isfile(path):
+            raise ValueError(f"real-MRI data '{data_dir}': {os.path.join(BASES[b].folder, BASES[b].t1c)} not found "
+                             f"(give the folder that holds {', '.join(BASES[x].folder for x in BASES)}/, e.g. "
+                             f"../shared/data/real-mri)")
+
+
+def write_real_cases(data_dir: str, out_dir: str, bases=("brats", "tcga"), names=None, log=print) -> list[str]:
+    """Write every template (or those named: template or case names) on each real image; returns manifest
+    paths. ``data_dir``: the folder holding the real images (``../shared/data/real-mri``)."""
+    names = list(names or [])
+    known = set(case_names(bases)) | {t.name for t in templates()}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise ValueError(f"unknown real-MRI case {', '.join(repr(n) for n in unknown)}; known: "
+                         f"{', '.join(case_names(bases))}")
+    selected = [(b, i, t) for b in bases for i, t in enumerate(templates())
+                if not names or t.name in names or case_name(t, BASES[b]) in names]
+    check_data_dir(data_dir, list(dict.fromkeys(b for b, _, _ in selected)))
+    out, images = [], {}
+    for b, i, tpl in selected:
         base = BASES[b]
-        images = load_base(base, data_dir)
-        for i, tpl in enumerate(templates()):
-            if names and tpl.name not in names and case_name(tpl, base) not in names:
-                continue
-            log(f"[real-mri] writing {case_name(tpl, base)} ({tpl.counterpart}, paper scenario {tpl.paper})")
-            out.append(write_case(tpl, base, images, out_dir, seed=i))
+        if b not in images:
+            images = {b: load_base(base, data_dir)}      # one base image in memory at a time
+        log(f"[real-mri] writing {case_name(tpl, base)} ({tpl.counterpart}, paper scenario {tpl.paper})")
+        out.append(write_case(tpl, base, images[b], out_dir, seed=i))
     return out
