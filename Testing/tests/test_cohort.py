@@ -11,7 +11,7 @@ import time
 
 import pytest
 import SimpleITK as sitk
-from conftest import ROOT
+from conftest import ROOT, shared
 from RNAssessmentLib import cli
 from RNAssessmentLib.output import cohort_table as T
 
@@ -19,8 +19,11 @@ pytest.importorskip("dask.distributed", reason="the cohort extra (dask[distribut
 # One xdist worker runs the whole module: its cases are assessed once and shared by the tests below.
 pytestmark = pytest.mark.xdist_group("cohort")
 
-#: One RN and one PD teaching case (the cheapest pair with features of both directions) and a broken manifest.
-CASES = ("falx_cingulate_rn", "tentorium_pd")
+#: One RN and one PD phantom (the cheapest pair with features of both directions), one real-MRI implant (the
+#: demo's ``--real-mri`` case with an across-tentorium focus) and a broken manifest.
+PHANTOMS = ("falx_cingulate_rn", "tentorium_pd")
+REAL = ("brats_tentorium_rn",)
+CASES = PHANTOMS + REAL
 
 
 def test_wilson_interval_matches_published_values():
@@ -71,7 +74,8 @@ def _rows(path):
 @pytest.fixture(scope="module")
 def cohort_source(tmp_path_factory):
     src = str(tmp_path_factory.mktemp("cohort_src"))
-    assert _run(["demo", "--out", src, "--no-assess", *sum((["--scenario", n] for n in CASES), [])]) == 0
+    assert _run(["demo", "--out", src, "--no-assess", "--real-mri", shared("real-mri"),
+                 *sum((["--scenario", n] for n in CASES), [])]) == 0
     os.makedirs(os.path.join(src, "broken"))
     with open(os.path.join(src, "broken", "case.json"), "w") as f:
         f.write('{"timepoints": [')                 # truncated manifest
@@ -110,10 +114,11 @@ def test_cohort_tables_are_what_the_ground_truth_gives(cohort_source, local_run)
     assert {k: v["cases"] for k, v in got["features"].items()} == \
         {k: v["cases"] for k, v in expected["features"].items()}
     assert got["left_out"]["failed"] == ["broken"]
-    # The RN case is found by the across-boundary feature and the combined rule; the PD twin by neither.
-    assert got["features"]["across_boundary"]["cases"]["tp"] == ["falx_cingulate_rn"]
-    assert got["features"]["combined_rule"]["cases"] == {"tp": ["falx_cingulate_rn"], "fn": [], "fp": [],
-                                                         "tn": ["tentorium_pd"]}
+    # Both RN cases (phantom and real-MRI implant) are found by the across-boundary feature and the combined
+    # rule; the PD twin by neither.
+    assert got["features"]["across_boundary"]["cases"]["tp"] == ["brats_tentorium_rn", "falx_cingulate_rn"]
+    assert got["features"]["combined_rule"]["cases"] == {"tp": ["brats_tentorium_rn", "falx_cingulate_rn"],
+                                                         "fn": [], "fp": [], "tn": ["tentorium_pd"]}
     # cohort.csv: one case row per case, one finding row per finding of findings.json, numbers as written there.
     rows = _rows(os.path.join(local_run, "cohort.csv"))
     assert list(rows[0]) == T.COLUMNS
@@ -149,7 +154,7 @@ def test_resume_reruns_nothing_then_only_the_changed_case(cohort_source, local_r
     img[0, 0, 0] = img[0, 0, 0] + 1
     sitk.WriteImage(img, path)
     r = run_cohort(src, local_run, resume=True, pdf=False, workers=1, log=lambda m: None)
-    assert r["ran"] == [CASES[1]] and r["unchanged"] == [CASES[0]]
+    assert r["ran"] == [CASES[1]] and r["unchanged"] == sorted(c for c in CASES if c != CASES[1])
 
 
 def _scheduler_address(sched_file, timeout):
@@ -184,9 +189,9 @@ def test_distributed_run_equals_the_local_cluster_run(cohort_source, local_run, 
         with Client(address, timeout="30s") as c:
             c.wait_for_workers(2, timeout=90)
         out = str(tmp_path / "dist")
-        # Only the completed cases: the broken one is covered above.
+        # The two phantoms: the broken case and the real-MRI one are covered above (this checks the cluster).
         src = str(tmp_path / "two.csv")
-        rows = [r for r in _rows(os.path.join(cohort_source, "source.csv")) if r["case"] in CASES]
+        rows = [r for r in _rows(os.path.join(cohort_source, "source.csv")) if r["case"] in PHANTOMS]
         for r in rows:
             r["manifest"] = os.path.join(cohort_source, r["manifest"])
         with open(src, "w", newline="") as f:
@@ -208,7 +213,7 @@ def test_distributed_run_equals_the_local_cluster_run(cohort_source, local_run, 
     skip = {"duration_s"}
     dist = [{k: v for k, v in r.items() if k not in skip} for r in _rows(os.path.join(out, "cohort.csv"))]
     local = [{k: v for k, v in r.items() if k not in skip} for r in _rows(os.path.join(local_run, "cohort.csv"))
-             if r["case"] in CASES]
+             if r["case"] in PHANTOMS]
     assert dist == local
     assert json.load(open(os.path.join(out, "cohort.json")))["performance"]["features"]["combined_rule"]["table"] \
         == {"tp": 1, "fn": 0, "fp": 0, "tn": 1}
