@@ -1,4 +1,4 @@
-"""``rnassess`` command line: demo, assess, dvh, isodose, cohort (arguments and output files are contracts)."""
+"""``rnassess`` command line: demo, assess, import, dvh, isodose, cohort (arguments and output files are contracts)."""
 from __future__ import annotations
 
 import argparse
@@ -20,7 +20,7 @@ def _log(msg: str) -> None:
     if msg.startswith("[") and "]" in msg:
         tag, rest = msg[1:].split("]", 1)
         _STATE["step"] = rest.strip() or _STATE["step"]
-        if tag not in ("assess", "demo", "dvh", "isodose", "cohort"):
+        if tag not in ("assess", "demo", "dvh", "isodose", "cohort", "import"):
             _STATE["case"] = tag
     print(msg, file=sys.stderr, flush=True)
 
@@ -89,12 +89,58 @@ def _assess_and_write(case, out: str, *, levels=None, deidentify: bool = False, 
     return assess_to_folder(case, out, levels=levels, deidentify=deidentify, pdf=pdf, log_callback=_log)[0]
 
 
+def _import_options(args):
+    from .io.dicom_import import ImportOptions
+    return ImportOptions(patient=args.patient, t1c=tuple(args.t1c or ()), plan=args.plan, target=args.target,
+                         prescription_gy=args.prescription, fractions=args.fractions)
+
+
+def cmd_import(args) -> int:
+    from .io.dicom_import import import_dicom
+    t0 = time.time()
+    r = import_dicom(args.dicom_dir, args.out, _import_options(args))
+    for line in r["log"]:
+        _log(f"[import] {line}")
+    _log(f"[import] wrote {r['manifest']} and import_log.txt ({time.time() - t0:.1f} s); assess it with: "
+         f"rnassess assess {r['manifest']} --out ASSESSMENT_DIR")
+    return 0
+
+
+def _is_dicom_folder(path: str) -> bool:
+    return os.path.isdir(path) and not os.path.isfile(os.path.join(path, "case.json"))
+
+
 def cmd_assess(args) -> int:
+    import shutil
+    import tempfile
+
     from .analysis.dose import parse_levels
     from .io.case import load_manifest
-    case = load_manifest(args.manifest)
-    levels = parse_levels(args.levels, case.dose.prescription_gy if case.dose else None) if args.levels else None
-    paths = _assess_and_write(case, args.out, levels=levels, deidentify=args.deidentify, pdf=not args.no_pdf)
+    imported = None
+    if _is_dicom_folder(args.manifest):
+        # A DICOM export: import (into a scratch folder: the output folder is replaced as a whole), then assess.
+        from .io.dicom_import import import_dicom
+        imported = tempfile.mkdtemp(prefix="rnassess-import-")
+        try:
+            r = import_dicom(args.manifest, imported, _import_options(args))
+            for line in r["log"]:
+                _log(f"[import] {line}")
+            case = load_manifest(r["manifest"])
+        except BaseException:
+            shutil.rmtree(imported, ignore_errors=True)
+            raise
+    else:
+        manifest = os.path.join(args.manifest, "case.json") if os.path.isdir(args.manifest) else args.manifest
+        case = load_manifest(manifest)
+    try:
+        levels = parse_levels(args.levels, case.dose.prescription_gy if case.dose else None) if args.levels else None
+        paths = _assess_and_write(case, args.out, levels=levels, deidentify=args.deidentify, pdf=not args.no_pdf)
+        if imported:
+            for name in ("import_log.txt", "import_log.json"):
+                shutil.copy(os.path.join(imported, name), os.path.join(os.path.dirname(paths["findings"]), name))
+    finally:
+        if imported:
+            shutil.rmtree(imported, ignore_errors=True)
     out = os.path.dirname(paths["findings"])
     written = sorted(os.path.relpath(os.path.join(root, f), out) for root, _, files in os.walk(out) for f in files)
     _log(f"[assess] wrote {len(written)} files in {out}: {', '.join(written)}")
@@ -202,16 +248,34 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--no-pdf", action="store_true", help="do not print report.pdf (needs Chromium)")
     d.set_defaults(func=cmd_demo)
 
-    a = sub.add_parser("assess", help="assess a case from its manifest (case.json)")
+    a = sub.add_parser("assess", help="assess a case from its manifest (case.json) or a DICOM export")
     a.add_argument("manifest", help="the case's manifest (case.json: timepoints with their post-contrast T1 and "
                                     "optional lesion masks, treated lesion, dose with prescription and fractions, "
-                                    "boundaries; see README)")
+                                    "boundaries; see README), a folder holding one, or a patient's DICOM export "
+                                    "(imported as 'rnassess import' does; the import options below apply)")
     a.add_argument("--out", required=True, help="output folder (findings.json, dvh.csv, ...)")
     a.add_argument("--levels", help="isodose levels, Gy or %% of prescription, e.g. 20,15,12,10")
     a.add_argument("--deidentify", action="store_true",
                    help="remove names, IDs, birth date and absolute dates (days since SRS instead) from every output")
     a.add_argument("--no-pdf", action="store_true", help="do not print report.pdf (needs Chromium)")
+    _add_import_options(a)
     a.set_defaults(func=cmd_assess)
+
+    m = sub.add_parser("import", help="a patient's DICOM export -> case.json (paths into the export) and an "
+                                      "import log",
+                       description="Scan a DICOM folder tree (any layout, headers only), pick per MR study date "
+                                   "the post-contrast T1 (contrast attributes, then description; 3D, then thinnest "
+                                   "slices), FLAIR/T2 of the same session, the RT plan, dose and target structure, "
+                                   "the SRS-time study (nearest before the treatment) and spatial registrations; "
+                                   "write case.json and import_log.txt saying why each was taken. Where the export "
+                                   "allows two readings the import stops and lists the candidates and the option "
+                                   "that chooses.")
+    m.add_argument("dicom_dir", help="folder holding the patient's DICOM export (any layout; DICOMDIR not needed)")
+    m.add_argument("--out", required=True, help="case folder to write (case.json, import_log.txt, "
+                                                "import_log.json, a .tfm per DICOM registration); not inside "
+                                                "the export")
+    _add_import_options(m)
+    m.set_defaults(func=cmd_import)
 
     v = sub.add_parser("dvh", help="dose statistics per structure")
     v.add_argument("--dose", required=True, help="RTDOSE .dcm or dose image in Gy")
@@ -251,6 +315,21 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--out", required=True, help="output folder")
     i.set_defaults(func=cmd_isodose)
     return p
+
+
+def _add_import_options(p) -> None:
+    g = p.add_argument_group("DICOM import (for a DICOM export)")
+    g.add_argument("--patient", metavar="ID", help="PatientID to import when the export holds several patients")
+    g.add_argument("--t1c", metavar="SERIES_UID", action="append",
+                   help="SeriesInstanceUID of the post-contrast T1 of its study (repeatable, one per study), "
+                        "when the headers do not say which it is or two are equally good")
+    g.add_argument("--plan", metavar="LABEL", help="RT plan (RTPlanLabel, RTPlanName or SOPInstanceUID) when the "
+                                                   "export holds several")
+    g.add_argument("--target", metavar="NAME", help="ROI name of the treated lesion in the RT structure set "
+                                                    "(default: the one GTV, else lesion/metastasis, else PTV)")
+    g.add_argument("--prescription", type=float, metavar="GY",
+                   help="prescription dose in Gy when the export has a dose but no plan (overrides the plan's)")
+    g.add_argument("--fractions", type=int, metavar="N", help="number of fractions when there is no plan")
 
 
 def main(argv=None) -> int:

@@ -29,6 +29,7 @@ from .images import (
     check_same_grid,
     dicom_identity,
     is_dicom_file,
+    read_dicom_files,
     read_image,
     read_mask,
     read_transform,
@@ -137,8 +138,28 @@ class Case:
             check_same_grid(m, ref, f"boundary '{kind}'")
         if self.dose is not None:
             check_overlap(self.dose.image, ref, f"dose '{self.dose.source}'")
+            if self.treated_lesion is not None:
+                covered = dose_covers(self.dose.image, self.treated_lesion)
+                if covered < 0.99:
+                    raise ValueError(f"case '{self.id}': the dose grid '{self.dose.source}' covers only "
+                                     f"{100 * covered:.0f} % of the treated lesion: its dose cannot be known; "
+                                     "check that this is the dose of this lesion's plan (and its full grid)")
             check_dose_values(self.dose.image, self.dose.prescription_gy,
                               f"case '{self.id}': dose '{self.dose.source}'", from_rt_import=self.dose.from_rt_import)
+
+
+def dose_covers(dose: sitk.Image, mask: sitk.Image) -> float:
+    """Fraction of the mask's voxel centres inside the dose grid (within half a dose voxel of its outer centres)."""
+    import numpy as np
+
+    from . import geometry as geo
+    ijk = np.argwhere(geo.array_view(mask) > 0)
+    if not len(ijk):
+        return 1.0
+    idx = geo.lps_to_index(dose, geo.index_to_lps(mask, ijk))
+    size = np.array(dose.GetSize())
+    inside = np.all((idx >= -0.5) & (idx <= size - 0.5), axis=1)
+    return float(inside.mean())
 
 
 def _parse_date(value, what: str) -> _dt.date | None:
@@ -157,11 +178,16 @@ def _parse_date(value, what: str) -> _dt.date | None:
 
 
 #: The manifest's keys and the JSON types they take (the schema documented in the README).
-_CASE_KEYS = {"id": (str, int), "timepoints": list, "registered": bool, "treated_lesion": str,
+#: An image is a file name (or a folder holding one DICOM series), or {"dicom_series": UID, "files": [...]} (what
+#: ``rnassess import`` writes: the series' files in a DICOM export). A mask is a file name, or
+#: {"rtstruct": FILE, "roi": NAME} (a structure of a DICOM RT structure set, rasterised on the image's grid).
+_CASE_KEYS = {"id": (str, int), "timepoints": list, "registered": bool, "treated_lesion": (str, dict),
               "boundaries": (str, dict), "dose": dict, "metadata": dict}
-_TIMEPOINT_KEYS = {"label": (str, int), "date": (str, int), "t1c": str, "lesion": str, "extra": dict,
-                   "transform": str}
-_DOSE_KEYS = {"path": str, "prescription_gy": (int, float), "fractions": int, "date": (str, int)}
+_TIMEPOINT_KEYS = {"label": (str, int), "date": (str, int), "t1c": (str, dict), "lesion": (str, dict),
+                   "extra": dict, "transform": str}
+_DOSE_KEYS = {"path": (str, list), "prescription_gy": (int, float), "fractions": int, "date": (str, int)}
+_SERIES_KEYS = {"dicom_series": str, "files": list}
+_ROI_KEYS = {"rtstruct": str, "roi": str}
 
 
 def _check_keys(obj: dict, schema: dict, where: str, required=()) -> None:
@@ -191,19 +217,68 @@ def check_manifest(spec, path: str) -> None:
         if not isinstance(t, dict):
             raise ValueError(f"{where}: timepoint {n} must be an object, got {type(t).__name__}")
         _check_keys(t, _TIMEPOINT_KEYS, f"{where} timepoint {n}", required=("t1c",))
+        _check_ref(t["t1c"], f"{where} timepoint {n} t1c", image=True)
+        if "lesion" in t:
+            _check_ref(t["lesion"], f"{where} timepoint {n} lesion", image=False)
         for name, rel in (t.get("extra") or {}).items():
-            if not isinstance(rel, str):
-                raise ValueError(f"{where} timepoint {n}: extra '{name}' must be a file name")
+            _check_ref(rel, f"{where} timepoint {n} extra '{name}'", image=True)
+    if "treated_lesion" in spec:
+        _check_ref(spec["treated_lesion"], f"{where} treated_lesion", image=False)
     if "dose" in spec:
         _check_keys(spec["dose"], _DOSE_KEYS, f"{where} dose", required=("path", "prescription_gy"))
+        paths = spec["dose"]["path"]
+        if isinstance(paths, list) and (not paths or not all(isinstance(p, str) for p in paths)):
+            raise ValueError(f"{where} dose: 'path' must be a file name or a non-empty list of file names (dose "
+                             "files summed, e.g. beam doses)")
         if not spec["dose"]["prescription_gy"] > 0:
             raise ValueError(f"{where} dose: 'prescription_gy' must be positive, got {spec['dose']['prescription_gy']}")
         if spec["dose"].get("fractions", 1) < 1:
             raise ValueError(f"{where} dose: 'fractions' must be at least 1")
     if isinstance(spec.get("boundaries"), dict):
         for k, v in spec["boundaries"].items():
-            if not isinstance(v, str):
-                raise ValueError(f"{where}: boundary '{k}' must be a file name")
+            _check_ref(v, f"{where}: boundary '{k}'", image=False)
+
+
+def _check_ref(value, where: str, *, image: bool) -> None:
+    if isinstance(value, str):
+        return
+    if not isinstance(value, dict):
+        raise ValueError(f"{where}: must be a file name" + (" or a DICOM series" if image else " or an RT structure")
+                         + f", got {type(value).__name__}")
+    if image:
+        _check_keys(value, _SERIES_KEYS, where, required=("files",))
+        if not value["files"] or not all(isinstance(f, str) for f in value["files"]):
+            raise ValueError(f"{where}: 'files' must be a non-empty list of file names")
+    else:
+        _check_keys(value, _ROI_KEYS, where, required=("rtstruct", "roi"))
+
+
+def _read_image_ref(value, base: str, what: str) -> tuple[sitk.Image, str, list]:
+    """(image, source path, every file read) for a manifest image reference."""
+    if isinstance(value, str):
+        path = os.path.join(base, value)
+        return read_image(path, what=what), path, [path]
+    files = [os.path.join(base, f) for f in value["files"]]
+    return read_dicom_files(files, what=f"{what} (DICOM series {value.get('dicom_series', '?')})"), files[0], files
+
+
+def _read_mask_ref(value, base: str, reference: sitk.Image, what: str) -> tuple[sitk.Image, str]:
+    """(binary mask on ``reference``'s grid, source path) for a manifest mask reference."""
+    if isinstance(value, str):
+        path = os.path.join(base, value)
+        return read_mask(path, reference, what=what), path
+    from .structures import mask_on_grid, read_rtstruct
+    path = os.path.join(base, value["rtstruct"])
+    rois = [s for s in read_rtstruct(path) if s.name == value["roi"]]
+    if len(rois) != 1:
+        raise ValueError(f"{what}: RT structure set '{path}' has {len(rois)} ROI(s) named '{value['roi']}'")
+    if rois[0].is_empty:
+        raise ValueError(f"{what}: ROI '{value['roi']}' of '{path}' has no contours")
+    mask = sitk.Cast(mask_on_grid(rois[0], reference) > 0, sitk.sitkUInt8)
+    if not sitk.GetArrayViewFromImage(mask).any():
+        raise ValueError(f"{what}: ROI '{value['roi']}' of '{path}' does not cover any voxel of the image "
+                         "(another frame of reference?)")
+    return mask, path
 
 
 def _read_boundaries(spec, base: str, reference: sitk.Image) -> tuple[dict, list]:
@@ -223,9 +298,8 @@ def _read_boundaries(spec, base: str, reference: sitk.Image) -> tuple[dict, list
         k = boundary_kind(kind) or kind
         if k not in BOUNDARY_KINDS:
             raise ValueError(f"manifest: unknown boundary '{kind}' (known: {', '.join(BOUNDARY_KINDS)})")
-        path = os.path.join(base, rel)
+        out[k], path = _read_mask_ref(rel, base, reference, f"boundary '{k}'")
         sources.append(path)
-        out[k] = read_mask(path, reference, what=f"boundary '{k}'")
     return out, sources
 
 
@@ -270,19 +344,19 @@ def load_manifest(path: str | os.PathLike) -> Case:
     base = os.path.dirname(path)
     check_manifest(spec, path)
     tps = []
+    sources = []
     for n, t in enumerate(spec["timepoints"]):
         label = str(t.get("label", f"t{n}"))
-        t1c_path = os.path.join(base, t["t1c"])
-        img = read_image(t1c_path, what=f"post-contrast T1 of timepoint '{label}'")
+        img, t1c_path, files = _read_image_ref(t["t1c"], base, f"post-contrast T1 of timepoint '{label}'")
+        sources += files
         lesion = None
         src = {"t1c": t1c_path}
         if t.get("lesion"):
-            src["lesion"] = os.path.join(base, t["lesion"])
-            lesion = read_mask(src["lesion"], img, what=f"lesion mask of timepoint '{label}'")
+            lesion, src["lesion"] = _read_mask_ref(t["lesion"], base, img, f"lesion mask of timepoint '{label}'")
         extra = {}
         for name, rel in (t.get("extra") or {}).items():
-            src[name] = os.path.join(base, rel)
-            extra[name] = read_image(src[name], what=f"{name} of timepoint '{label}'")
+            extra[name], src[name], files = _read_image_ref(rel, base, f"{name} of timepoint '{label}'")
+            sources += files
         transform = None
         if t.get("transform"):
             src["transform"] = os.path.join(base, t["transform"])
@@ -292,12 +366,10 @@ def load_manifest(path: str | os.PathLike) -> Case:
     if all(t.date is not None for t in tps):
         tps.sort(key=lambda t: t.date)
     ref = tps[0].t1c
-    sources = []
     treated = None
     if spec.get("treated_lesion"):
-        p = os.path.join(base, spec["treated_lesion"])
+        treated, p = _read_mask_ref(spec["treated_lesion"], base, ref, "treated lesion mask")
         sources.append(p)
-        treated = read_mask(p, ref, what="treated lesion mask")
     elif tps[0].lesion is not None:
         treated = tps[0].lesion
     boundaries, bsrc = _read_boundaries(spec.get("boundaries"), base, ref)
@@ -307,13 +379,19 @@ def load_manifest(path: str | os.PathLike) -> Case:
         d = spec["dose"]
         if "path" not in d:
             raise ValueError(f"manifest '{path}': 'dose' needs a 'path'")
-        p = os.path.join(base, d["path"])
-        sources.append(p)
         rx = d.get("prescription_gy")
         if rx is None:
             raise ValueError(f"manifest '{path}': 'dose' needs 'prescription_gy' (the prescribed dose in Gy)")
-        img = read_image(p, prescription_gy=rx, what="dose")
-        dose = Dose(image=sitk.Cast(img, sitk.sitkFloat32), prescription_gy=float(rx),
+        parts = [os.path.join(base, q) for q in (d["path"] if isinstance(d["path"], list) else [d["path"]])]
+        sources += parts
+        p = parts[0]
+        img = sitk.Cast(read_image(p, prescription_gy=rx, what="dose"), sitk.sitkFloat32)
+        for q in parts[1:]:
+            # A beam dose on another grid is resampled (linear) onto the first file's grid before adding.
+            other = sitk.Cast(read_image(q, prescription_gy=rx, what="dose"), sitk.sitkFloat32)
+            check_overlap(other, img, f"dose part '{q}'")
+            img = img + sitk.Resample(other, img, sitk.Transform(), sitk.sitkLinear, 0.0, sitk.sitkFloat32)
+        dose = Dose(image=img, prescription_gy=float(rx),
                     from_rt_import=os.path.isfile(p) and is_dicom_file(p),
                     fractions=int(d.get("fractions", 1)), date=_parse_date(d.get("date"), f"manifest '{path}' dose"),
                     source=p)

@@ -73,6 +73,41 @@ def read_dicom_series(folder: str) -> sitk.Image:
     return img
 
 
+def read_dicom_files(files: list[str], what: str = "image") -> sitk.Image:
+    """One DICOM image series from its files (any folders, any order): checked to be one series with one
+    orientation, sorted along the slice normal, read with its geometry (LPS) and rescale applied."""
+    import pydicom
+    if not files:
+        raise ValueError(f"{what}: no files listed")
+    keyed, series = [], set()
+    for f in files:
+        if not os.path.isfile(f):
+            raise ValueError(f"{what}: file '{f}' not found (was the DICOM export moved?)")
+        try:
+            ds = pydicom.dcmread(f, stop_before_pixels=True, specific_tags=[
+                "SeriesInstanceUID", "ImagePositionPatient", "ImageOrientationPatient", "InstanceNumber"])
+        except Exception as exc:
+            raise ValueError(f"{what}: '{f}' is not a readable DICOM file ({exc})") from None
+        series.add(str(ds.get("SeriesInstanceUID", "")))
+        iop = np.array(ds.get("ImageOrientationPatient", [1, 0, 0, 0, 1, 0]), float)
+        ipp = np.array(ds.get("ImagePositionPatient", [0, 0, 0]), float)
+        keyed.append((float(np.dot(np.cross(iop[:3], iop[3:]), ipp)), int(ds.get("InstanceNumber", 0) or 0), f))
+    if len(series) > 1:
+        raise ValueError(f"{what}: the listed files belong to {len(series)} series ({', '.join(sorted(series))})")
+    keyed.sort()
+    positions = np.array([k[0] for k in keyed])
+    if len(positions) > 1 and np.min(np.diff(positions)) < 1e-3:
+        raise ValueError(f"{what}: two slices at the same position ({positions[int(np.argmin(np.diff(positions)))]:.2f} "
+                         "mm along the normal): a series with repeated slices is not one volume")
+    reader = sitk.ImageSeriesReader()
+    reader.SetFileNames([k[2] for k in keyed])
+    try:
+        img = reader.Execute()
+    except RuntimeError as exc:
+        raise ValueError(f"{what}: DICOM series unreadable ({itk_message(exc)})") from None
+    return check_image(img, what)
+
+
 def read_image(path: str | os.PathLike, *, prescription_gy: float | None = None, mask: bool = False,
                what: str = "image") -> sitk.Image:
     """Read a 3D scalar image, checked by :mod:`validate` (file integrity, then geometry and values; ``mask``:

@@ -1,0 +1,254 @@
+"""rnassess import: DICOM exports of a teaching case (and the real DICOM RT plan in ../shared/data) become cases.
+
+The exports are written by teaching/dicom_export.py with their ground truth (which series, plan, dose, target and
+registration an import must pick); the nasty variants must stop with the candidates and the option that chooses,
+or say what is missing, and never change the export.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+
+import numpy as np
+import pydicom
+import pytest
+import SimpleITK as sitk
+from conftest import shared
+from RNAssessmentLib import cli
+from RNAssessmentLib.io import dicom_write as dw
+from RNAssessmentLib.io.case import load_manifest
+from RNAssessmentLib.io.dicom_import import AmbiguousImport, ImportOptions, import_dicom
+from RNAssessmentLib.teaching.dicom_export import TARGET, write_dicom_export
+
+pytestmark = pytest.mark.xdist_group("dicom_import")
+CASE = "falx_cingulate_rn"
+
+
+@pytest.fixture(scope="module")
+def demo_case(tmp_path_factory):
+    out = str(tmp_path_factory.mktemp("demo"))
+    assert cli.main(["demo", "--out", out, "--no-assess", "--scenario", CASE]) == 0
+    return os.path.join(out, CASE, "case.json")
+
+
+@pytest.fixture(scope="module")
+def exports(demo_case, tmp_path_factory):
+    root = tmp_path_factory.mktemp("exports")
+    made = {}
+
+    def get(variant):
+        if variant not in made:
+            path = str(root / variant)
+            made[variant] = (path, write_dicom_export(demo_case, path, variant))
+        return made[variant]
+    return get
+
+
+def _digest(folder):
+    h = hashlib.sha256()
+    for root, _, files in sorted(os.walk(folder)):
+        for f in sorted(files):
+            p = os.path.join(root, f)
+            h.update(p.encode())
+            h.update(open(p, "rb").read())
+    return h.hexdigest()
+
+
+def _spec(case_dir):
+    return json.load(open(os.path.join(case_dir, "case.json")))
+
+
+def _series_of(case_dir, ref):
+    return pydicom.dcmread(os.path.join(case_dir, ref["files"][0]), stop_before_pixels=True).SeriesInstanceUID
+
+
+def test_import_picks_what_the_ground_truth_says(exports, tmp_path):
+    export, truth = exports("standard")
+    before = _digest(export)
+    out = str(tmp_path / "case")
+    assert cli.main(["import", export, "--out", out]) == 0
+    spec = _spec(out)
+    # One timepoint per MR date, each the 3D post-contrast T1 (not the localizer, the MPR or the pre-contrast T1).
+    assert [t["date"] for t in spec["timepoints"]] == [t["date"] for t in truth["timepoints"]]
+    assert [_series_of(out, t["t1c"]) for t in spec["timepoints"]] == [t["t1c_series"] for t in truth["timepoints"]]
+    assert all(set(t["extra"]) == {"flair"} for t in spec["timepoints"])
+    # The plan's prescription and fractions, the plan-sum dose, the GTV.
+    assert spec["dose"]["prescription_gy"] == truth["prescription_gy"] and spec["dose"]["fractions"] == truth["fractions"]
+    assert len(spec["dose"]["path"]) == truth["dose_files"] == 1
+    assert spec["dose"]["date"] == truth["timepoints"][0]["date"]
+    assert spec["treated_lesion"]["roi"] == TARGET
+    # The REG gives the first follow-up's transform exactly; the second is left to the registration.
+    tf = sitk.ReadTransform(os.path.join(out, spec["timepoints"][1]["transform"])).Downcast()
+    m = np.eye(4)
+    m[:3, :3] = np.array(tf.GetMatrix()).reshape(3, 3)
+    m[:3, 3] = tf.GetTranslation()
+    assert np.allclose(m, truth["timepoints"][1]["transform_from_reg"], atol=1e-6)
+    assert "transform" not in spec["timepoints"][2] and spec["registered"] is False
+    log = open(os.path.join(out, "import_log.txt"), encoding="utf-8").read()
+    assert "a localizer" in log and "derived images" in log and "ContrastBolusAgent" in log
+    choices = json.load(open(os.path.join(out, "import_log.json")))["choices"]
+    assert {c["what"] for c in choices} >= {"patient", "RT plan", "RT dose", "SRS timepoint", "treated lesion"}
+    assert _digest(export) == before                      # the export is read only
+
+
+def test_imported_case_loads_with_the_mask_and_geometry_of_the_nrrd_case(exports, demo_case, tmp_path):
+    export, _ = exports("standard")
+    out = str(tmp_path / "case")
+    import_dicom(export, out)
+    case = load_manifest(os.path.join(out, "case.json"))
+    ref = load_manifest(demo_case)
+    img, ref_img = case.planning.t1c, ref.planning.t1c
+    assert img.GetSize() == ref_img.GetSize()
+    assert np.allclose(img.GetOrigin(), ref_img.GetOrigin(), atol=1e-4)
+    assert np.allclose(img.GetDirection(), ref_img.GetDirection(), atol=1e-6)
+    a, b = sitk.GetArrayViewFromImage(img), sitk.GetArrayViewFromImage(ref_img)
+    # uint16 with rescale over the image's range: at most half a step of (max - min) / 65000 off.
+    assert np.abs(a - b).max() <= 0.5 * (b.max() - b.min()) / 65000 * 1.01
+    # The GTV contours give the treated lesion mask back (traced half way between voxel centres).
+    m, r = sitk.GetArrayViewFromImage(case.treated_lesion) > 0, sitk.GetArrayViewFromImage(ref.treated_lesion) > 0
+    assert 2 * (m & r).sum() / (m.sum() + r.sum()) > 0.995
+    assert np.abs(sitk.GetArrayViewFromImage(case.dose.image) - sitk.GetArrayViewFromImage(ref.dose.image)).max() \
+        < 1e-6 * float(sitk.GetArrayViewFromImage(ref.dose.image).max()) + 1e-6
+
+
+def test_assess_on_the_dicom_folder_gives_the_findings_of_the_nrrd_case(exports, demo_case, tmp_path):
+    """The same pieces as NRRD (T1c, treated lesion, dose, the REG's transform; no follow-up masks, automatic
+    boundaries, as in the export) give the same findings as `assess` on the DICOM folder."""
+    export, _ = exports("standard")
+    before = _digest(export)
+    base = os.path.dirname(demo_case)
+    spec = json.load(open(demo_case))
+    for t, label in zip(spec["timepoints"], ("srs", "fu1", "fu2")):
+        t["label"] = label
+        t.pop("lesion", None)
+        t["t1c"] = os.path.join(base, t["t1c"])
+    spec["timepoints"][1]["transform"] = os.path.join(base, "truth", "transform_t1.tfm")
+    spec["treated_lesion"] = os.path.join(base, spec["treated_lesion"])
+    spec["dose"]["path"] = os.path.join(base, spec["dose"]["path"])
+    spec.pop("boundaries")
+    spec["id"] = "RNA-01"
+    os.makedirs(tmp_path / "nrrd")
+    with open(tmp_path / "nrrd" / "case.json", "w") as f:
+        json.dump(spec, f)
+    assert cli.main(["assess", str(tmp_path / "nrrd" / "case.json"), "--out", str(tmp_path / "a"), "--no-pdf"]) == 0
+    assert cli.main(["assess", export, "--out", str(tmp_path / "b"), "--no-pdf"]) == 0
+    fa = json.load(open(tmp_path / "a" / "findings.json"))["findings"]
+    fb = json.load(open(tmp_path / "b" / "findings.json"))["findings"]
+    assert [(f["kind"], f.get("timepoint"), f.get("boundary")) for f in fb] == \
+        [(f["kind"], f.get("timepoint"), f.get("boundary")) for f in fa]
+    assert "noncontiguous_across_boundary" in {f["kind"] for f in fb}
+    vox = 1.0   # mm3: the phantom's 1 mm voxels; intensities differ by < 1/130000 of the range, a voxel may flip
+    for x, y in zip(fa, fb):
+        assert abs((x.get("volume_mm3") or 0) - (y.get("volume_mm3") or 0)) <= 2 * vox
+    assert os.path.isfile(tmp_path / "b" / "import_log.txt")
+    assert _digest(export) == before
+
+
+def test_missing_contrast_attributes_fall_back_to_the_description_and_say_so(exports, tmp_path):
+    export, truth = exports("no_contrast_attributes")
+    r = import_dicom(export, str(tmp_path / "c"))
+    spec = _spec(str(tmp_path / "c"))
+    assert [_series_of(str(tmp_path / "c"), t["t1c"]) for t in spec["timepoints"]] == \
+        [t["t1c_series"] for t in truth["timepoints"]]
+    assert any("no contrast attributes; description 'T1 MPRAGE post Gd'" in line for line in r["log"])
+
+
+def test_a_dose_without_its_plan_needs_the_prescription(exports, tmp_path):
+    export, truth = exports("dose_without_plan")
+    with pytest.raises(ValueError, match="--prescription"):
+        import_dicom(export, str(tmp_path / "x"))
+    assert not os.path.exists(tmp_path / "x" / "case.json")
+    r = import_dicom(export, str(tmp_path / "c"), ImportOptions(prescription_gy=20))
+    spec = _spec(str(tmp_path / "c"))
+    assert spec["dose"]["prescription_gy"] == 20 and spec["dose"]["fractions"] == 1
+    assert any("assumed single-fraction" in line for line in r["log"])
+    # No plan date: the dose study's date places the treatment.
+    assert spec["timepoints"][0]["date"] == truth["timepoints"][0]["date"]
+
+
+def test_beam_doses_are_summed_into_the_plan_dose(exports, demo_case, tmp_path):
+    export, _ = exports("beam_doses")
+    r = import_dicom(export, str(tmp_path / "c"))
+    spec = _spec(str(tmp_path / "c"))
+    assert len(spec["dose"]["path"]) == 3
+    assert any("sum of 3 beam dose(s)" in line for line in r["log"])
+    dose = load_manifest(os.path.join(str(tmp_path / "c"), "case.json")).dose.image
+    ref = load_manifest(demo_case).dose.image
+    a, b = sitk.GetArrayViewFromImage(dose), sitk.GetArrayViewFromImage(ref)
+    # Each part is stored in uint32 with its own scaling: the sum is exact to ~1e-9 of the maximum.
+    assert np.abs(a - b).max() < 1e-6 * b.max()
+
+
+def test_a_dose_grid_that_misses_the_treated_lesion_is_an_error(exports, tmp_path):
+    export, _ = exports("dose_misses_target")
+    import_dicom(export, str(tmp_path / "c"))
+    with pytest.raises(ValueError, match=r"covers only \d+ % of the treated lesion"):
+        load_manifest(os.path.join(str(tmp_path / "c"), "case.json"))
+    assert cli.main(["assess", export, "--out", str(tmp_path / "a")]) == 2
+    assert not os.path.exists(tmp_path / "a" / "findings.json")
+
+
+def test_two_patients_stop_with_both_listed_and_patient_chooses(exports, tmp_path, capsys):
+    export, truth = exports("two_patients")
+    assert cli.main(["import", export, "--out", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err
+    assert "2 patients" in err and "'RNA-01'" in err and "'OTHER-01'" in err and "--patient" in err
+    assert not os.path.exists(tmp_path / "x" / "case.json")
+    assert cli.main(["import", export, "--out", str(tmp_path / "c"), "--patient", "RNA-01"]) == 0
+    assert _series_of(str(tmp_path / "c"), _spec(str(tmp_path / "c"))["timepoints"][0]["t1c"]) == \
+        truth["timepoints"][0]["t1c_series"]
+
+
+def test_two_equal_post_contrast_series_stop_and_t1c_chooses(exports, tmp_path):
+    export, truth = exports("two_t1c")
+    with pytest.raises(AmbiguousImport, match="2 post-contrast T1 series are equally good") as exc:
+        import_dicom(export, str(tmp_path / "x"))
+    assert "T1 3D post Gd repeat" in str(exc.value) and "--t1c" in str(exc.value)
+    chosen = truth["timepoints"][1]["t1c_series"]
+    import_dicom(export, str(tmp_path / "c"), ImportOptions(t1c=(chosen,)))
+    assert _series_of(str(tmp_path / "c"), _spec(str(tmp_path / "c"))["timepoints"][1]["t1c"]) == chosen
+
+
+def test_the_real_eclipse_plan_dose_and_structures(tmp_path):
+    """The real DICOM RT files of ../shared/data (an Eclipse plan: 14 Gy in 7 fractions, a plan-sum dose, ten ROIs
+    with 'Tumor Bed' and 'Tumor Bed Block'), beside an MR series in their frame of reference."""
+    src = shared("dicompyler-example")
+    export = tmp_path / "export"
+    os.makedirs(export / "rt")
+    for f in ("rtplan.dcm", "rtdose.dcm", "rtss.dcm"):
+        os.symlink(os.path.join(src, f), export / "rt" / f)
+    rd = pydicom.dcmread(os.path.join(src, "rtdose.dcm"), stop_before_pixels=True)
+    # An MR volume over the dose grid (2.5 mm, the dose's own grid), in the plan's frame and patient.
+    size = (int(rd.Columns), int(rd.Rows), len(rd.GridFrameOffsetVector))
+    ramp = np.arange(size[0] * size[1] * size[2], dtype=np.float32).reshape(size[::-1]) % 997
+    img = sitk.GetImageFromArray(ramp)
+    img.SetSpacing((float(rd.PixelSpacing[1]), float(rd.PixelSpacing[0]), 3.0))
+    img.SetOrigin([float(v) for v in rd.ImagePositionPatient])
+    study = dw.StudyInfo(patient_name=str(rd.PatientName), patient_id=str(rd.PatientID), date="19010101")
+    dw.write_mr_series(img, str(export / "mr"), study, description="T1 3D post Gd", series_number=5,
+                       frame_of_reference_uid=str(rd.FrameOfReferenceUID), contrast_agent="Gadoterate")
+    with pytest.raises(AmbiguousImport, match="'Tumor Bed', 'Tumor Bed Block'"):
+        import_dicom(str(export), str(tmp_path / "x"))
+    r = import_dicom(str(export), str(tmp_path / "c"), ImportOptions(target="Tumor Bed"))
+    spec = _spec(str(tmp_path / "c"))
+    assert spec["dose"]["prescription_gy"] == 14.0 and spec["dose"]["fractions"] == 7
+    assert spec["treated_lesion"]["roi"] == "Tumor Bed"
+    assert any("the plan-sum dose" in line for line in r["log"])
+    case = load_manifest(os.path.join(str(tmp_path / "c"), "case.json"))
+    vol_cc = float((sitk.GetArrayViewFromImage(case.treated_lesion) > 0).sum()) * 2.5 * 2.5 * 3.0 / 1000
+    # dicompyler-core: 13.07 cc, the TPS: 12.81 cc; a mask on a 2.5 x 2.5 x 3 mm grid is within ~10 % of them.
+    assert 11.5 < vol_cc < 14.5
+    assert float(sitk.GetArrayViewFromImage(case.dose.image).max()) == pytest.approx(14.68, abs=0.01)
+
+
+def test_import_errors_are_clear(tmp_path, exports):
+    assert cli.main(["import", str(tmp_path / "nothing"), "--out", str(tmp_path / "c")]) == 2
+    os.makedirs(tmp_path / "empty")
+    with pytest.raises(ValueError, match="no DICOM files"):
+        import_dicom(str(tmp_path / "empty"), str(tmp_path / "c"))
+    export, _ = exports("standard")
+    with pytest.raises(ValueError, match="inside the DICOM export"):
+        import_dicom(export, os.path.join(export, "case"))
+    with pytest.raises(ValueError, match="no MR series"):
+        import_dicom(shared("dicompyler-example"), str(tmp_path / "c"), ImportOptions(target="Tumor Bed"))
