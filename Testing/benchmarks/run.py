@@ -1,6 +1,6 @@
 """Benchmarks (not tests): each figure is printed as a ratio to a peer measured in the same run on this machine.
 
-    pip install ".[bench]" && python Testing/benchmarks/run.py [dvh] [isodose] [case] [boundaries] [change] [realmri] [cohort]
+    pip install ".[bench]" && python Testing/benchmarks/run.py [dvh] [isodose] [case] [boundaries] [change] [realmri] [cohort] [import]
 
 * dvh      – all ROIs of the dicompyler example plan: RNAssessment vs ``dicompylercore.dvhcalc.get_dvh``, plus each
              one's agreement with the TPS DVHs embedded in the RTDOSE (volume and mean dose).
@@ -15,6 +15,7 @@
                Targets (issue 10): atlas step <= 15 s, whole case <= 30 s on 2 cores, peak memory < 2 GB.
 * cohort     – the 16 teaching cases through ``rnassess cohort`` with 1 and 2 workers and assessed directly one
                after another: speed-up of the second worker (target >= 1.7x) and runner overhead (< 5 %).
+* import     – header scan of a 5,000-file DICOM export vs ``pydicom.dcmread`` of the same headers.
 """
 from __future__ import annotations
 
@@ -309,10 +310,37 @@ def bench_cohort():
     print(f"  2 workers {t[2]:.0f} s: speed-up {t[1] / t[2]:.2f}x over 1 worker")
 
 
+def bench_import():
+    """Header scan of a 5,000-file DICOM export (10 MR studies x 5 series x 100 slices of 256x256, written once
+    into a temp folder) by ``rnassess import``'s indexer vs ``pydicom.dcmread(stop_before_pixels=True)`` of the
+    same files. Best of 3, warm file cache for both."""
+    import tempfile
+
+    import pydicom
+    import SimpleITK as sitk
+    from RNAssessmentLib.io import dicom_index as dx
+    from RNAssessmentLib.io import dicom_write as dw
+    root = tempfile.mkdtemp()
+    img = sitk.GetImageFromArray((np.arange(100 * 256 * 256) % 1000).reshape(100, 256, 256).astype(np.float32))
+    kinds = [("T1 MPRAGE post Gd", "Gadobutrol"), ("T1 MPRAGE", ""), ("AX FLAIR", ""), ("T2 TSE", ""),
+             ("DWI trace", "")]
+    for n in range(10):
+        study = dw.StudyInfo(patient_name="BENCH^IMPORT", patient_id="B1", date=f"2024{n + 1:02d}01")
+        frame = pydicom.uid.generate_uid()
+        for k, (desc, agent) in enumerate(kinds):
+            dw.write_mr_series(img, os.path.join(root, f"st{n}", f"se{k}"), study, description=desc,
+                               series_number=k + 1, frame_of_reference_uid=frame, contrast_agent=agent)
+    files = [os.path.join(d, f) for d, _, fs in os.walk(root) for f in fs]
+    t_index, idx = best_of(lambda: dx.scan(root))
+    t_pydicom, _ = best_of(lambda: [pydicom.dcmread(f, stop_before_pixels=True) for f in files])
+    print(f"import: {len(files)} files; index {t_index:.2f} s vs pydicom.dcmread headers {t_pydicom:.2f} s "
+          f"(ratio {t_index / t_pydicom:.2f}; {idx.files} indexed, {len(files) / t_index:.0f} files/s)")
+
+
 def main(argv):
-    which = argv or ["dvh", "isodose", "case", "boundaries", "change", "realmri", "cohort"]
+    which = argv or ["dvh", "isodose", "case", "boundaries", "change", "realmri", "cohort", "import"]
     table = {"dvh": bench_dvh, "isodose": bench_isodose, "case": bench_case, "boundaries": bench_boundaries,
-             "change": bench_change, "realmri": bench_realmri, "cohort": bench_cohort}
+             "change": bench_change, "realmri": bench_realmri, "cohort": bench_cohort, "import": bench_import}
     for name in which:
         table[name]()
 

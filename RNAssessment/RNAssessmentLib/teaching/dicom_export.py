@@ -158,7 +158,11 @@ def write_dicom_export(manifest: str, out_dir: str, variant: str = "standard") -
         dw.write_mr_series(pre_img, os.path.join(folder, "s2"), study,
                            description="T1 MPRAGE pre" if nocontrast else "T1 MPRAGE", series_number=2,
                            frame_of_reference_uid=frame)
-        flair = sitk.Resample(tp.t1c, tp.t1c)                # content does not matter to the import
+        # A 2D FLAIR with 5 mm slices, as clinical protocols acquire it (its content does not matter to the import).
+        sp = tp.t1c.GetSpacing()
+        flair = sitk.Resample(tp.t1c, [tp.t1c.GetSize()[0], tp.t1c.GetSize()[1],
+                                       int(tp.t1c.GetSize()[2] * sp[2] / 5.0)], sitk.Transform(), sitk.sitkLinear,
+                              tp.t1c.GetOrigin(), (sp[0], sp[1], 5.0), tp.t1c.GetDirection(), 0.0, sitk.sitkFloat32)
         dw.write_mr_series(flair, os.path.join(folder, "s4"), study, description="AX FLAIR", series_number=4,
                            frame_of_reference_uid=frame, acquisition="2D",
                            contrast_agent="" if nocontrast else "Gadobutrol 1 mmol/ml",
@@ -173,7 +177,8 @@ def write_dicom_export(manifest: str, out_dir: str, variant: str = "standard") -
             dw.write_mr_series(loc, os.path.join(folder, "s1"), study, description="3-plane localizer",
                                series_number=1, frame_of_reference_uid=frame,
                                image_type=("ORIGINAL", "PRIMARY", "LOCALIZER"))
-            dw.write_mr_series(tp.t1c, os.path.join(folder, "s103"), study, description="T1 MPRAGE post Gd MPR",
+            mpr = sitk.Extract(tp.t1c, [size[0], size[1], 20], [0, 0, size[2] // 2 - 10])
+            dw.write_mr_series(mpr, os.path.join(folder, "s103"), study, description="T1 MPRAGE post Gd MPR",
                                series_number=103, frame_of_reference_uid=frame,
                                contrast_agent="" if nocontrast else "Gadobutrol 1 mmol/ml",
                                image_type=("DERIVED", "SECONDARY", "MPR"))
