@@ -92,6 +92,27 @@ def test_import_picks_what_the_ground_truth_says(exports, tmp_path):
     assert _digest(export) == before                      # the export is read only
 
 
+def test_every_object_of_the_export_passes_the_dicom_validator(exports):
+    """dciodvfy (dicom3tools) on one image of every MR series and on every RT and REG object: no errors."""
+    import shutil
+    import subprocess
+    tool = shutil.which("dciodvfy")
+    if tool is None:
+        if os.environ.get("RNASSESS_REQUIRE_DCIODVFY"):
+            pytest.fail("dciodvfy (Debian's dicom3tools) is required here and not installed")
+        pytest.skip("dciodvfy (Debian's dicom3tools) is not installed")
+    export, _ = exports("standard")
+    files = []
+    for root, _, names in os.walk(export):
+        names = sorted(n for n in names if n.endswith(".dcm"))
+        files += [os.path.join(root, n) for n in (names if "rt" in root or "reg.dcm" in names else names[:1])]
+    assert len(files) >= 3 * 3 + 2 + 3 + 1     # 3 studies x 3 series, localizer + MPR, plan/dose/struct, REG
+    for f in files:
+        out = subprocess.run([tool, f], capture_output=True, text=True).stderr + ""
+        errors = [line for line in out.splitlines() if line.startswith("Error")]
+        assert not errors, (f, errors)
+
+
 def test_imported_case_loads_with_the_mask_and_geometry_of_the_nrrd_case(exports, demo_case, tmp_path):
     export, _ = exports("standard")
     out = str(tmp_path / "case")

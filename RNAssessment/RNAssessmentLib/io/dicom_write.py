@@ -69,6 +69,8 @@ def _base(sop_class: str, study: StudyInfo, modality: str, series_uid: str, seri
     ds.StudyID = "1"
     ds.SeriesNumber = series_number
     ds.InstanceNumber = 1
+    if modality.startswith("RT"):
+        ds.OperatorsName = ""
     return ds
 
 
@@ -98,7 +100,9 @@ def write_mr_series(image: sitk.Image, folder: str, study: StudyInfo, *, descrip
         ds.InstanceNumber = k + 1
         ds.FrameOfReferenceUID = frame_of_reference_uid
         ds.PositionReferenceIndicator = ""
-        ds.ScanningSequence = "GR" if acquisition == "3D" else "SE"
+        ds.BodyPartExamined = "BRAIN"
+        ds.PatientPosition = "HFS"
+        ds.ScanningSequence = ["SE", "IR"] if "InversionTime" in timing else "GR" if acquisition == "3D" else "SE"
         ds.SequenceVariant = "SP"
         ds.ScanOptions = ""
         ds.MRAcquisitionType = acquisition
@@ -185,7 +189,8 @@ def write_rtstruct(structures: dict, reference_files: list[str], path: str, stud
     ds.StructureSetName = label[:64]
     ds.StructureSetDate = study.date
     ds.StructureSetTime = study.time
-    ds.OperatorsName = ""
+    ds.FrameOfReferenceUID = first.FrameOfReferenceUID
+    ds.PositionReferenceIndicator = ""
     contour_images = Sequence()
     for r in refs:
         ci = Dataset()

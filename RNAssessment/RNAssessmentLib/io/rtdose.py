@@ -184,6 +184,8 @@ def write_rtdose(dose_gy: sitk.Image, path: str | os.PathLike, *, patient_name: 
     ds.StudyInstanceUID = generate_uid()
     ds.SeriesInstanceUID = generate_uid()
     ds.FrameOfReferenceUID = frame_of_reference_uid or generate_uid()
+    ds.PositionReferenceIndicator = ""
+    ds.OperatorsName = ""
     ds.SeriesDescription = description
     ds.ImagePositionPatient = [f"{v:.6f}" for v in dose_gy.GetOrigin()]
     ds.ImageOrientationPatient = [f"{v:.8f}" for v in np.concatenate([row, col])]

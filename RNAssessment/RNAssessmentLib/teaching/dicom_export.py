@@ -41,6 +41,7 @@ def _write_plan(path, study: dw.StudyInfo, frame_uid: str, struct_uid: str, *, l
     from pydicom.sequence import Sequence
     ds = dw._base(dw.RT_PLAN_STORAGE, study, "RTPLAN", _uid(), 800, "SRS plan")
     ds.FrameOfReferenceUID = frame_uid
+    ds.PositionReferenceIndicator = ""
     ds.RTPlanLabel = label
     ds.RTPlanName = label
     ds.RTPlanDate = date
@@ -78,6 +79,7 @@ def _write_reg(path, study: dw.StudyInfo, fixed_frame: str, moving_frame: str, m
     from pydicom.sequence import Sequence
     ds = dw._base(dw.SPATIAL_REGISTRATION_STORAGE, study, "REG", _uid(), 700, "Follow-up to SRS registration")
     ds.FrameOfReferenceUID = fixed_frame
+    ds.BodyPartExamined = "BRAIN"
     ds.ContentLabel = "REGISTRATION"
     ds.ContentDescription = "rigid follow-up to SRS"
     ds.ContentCreatorName = ""
@@ -95,6 +97,13 @@ def _write_reg(path, study: dw.StudyInfo, fixed_frame: str, moving_frame: str, m
         rt.CodeValue, rt.CodingSchemeDesignator, rt.CodeMeaning = "125024", "DCM", "Image Content-based Alignment"
         mr.RegistrationTypeCodeSequence = Sequence([rt])
         item.MatrixRegistrationSequence = Sequence([mr])
+        imgs = Sequence()
+        for cls, uid in referenced.get(frame, ("", []))[1]:
+            r = Dataset()
+            r.ReferencedSOPClassUID, r.ReferencedSOPInstanceUID = cls, uid
+            imgs.append(r)
+        if len(imgs):
+            item.ReferencedImageSequence = imgs
         items.append(item)
     ds.RegistrationSequence = items
     series = Sequence()
@@ -226,7 +235,7 @@ def write_dicom_export(manifest: str, out_dir: str, variant: str = "standard") -
             tf_path = os.path.join(truth_dir, f"transform_{tp.label}.tfm")
             t = _matrix(sitk.ReadTransform(tf_path))
             _write_reg(os.path.join(folder, "reg.dcm"), study, frames[srs.label], frame, np.linalg.inv(t),
-                       {frames[srs.label]: (_series_uid(srs_t1c_files), []), frame: (_series_uid(post), [])})
+                       {frames[srs.label]: _instances(srs_t1c_files), frame: _instances(post)})
             entry["transform_from_reg"] = t.tolist()
         truth["timepoints"].append(entry)
     if variant == "two_patients":
@@ -236,6 +245,14 @@ def write_dicom_export(manifest: str, out_dir: str, variant: str = "standard") -
     with open(out_dir.rstrip(os.sep) + ".truth.json", "w", encoding="utf-8") as f:
         json.dump(truth, f, indent=2)
     return truth
+
+
+def _instances(files: list[str]) -> tuple[str, list]:
+    """(SeriesInstanceUID, [(SOPClassUID, SOPInstanceUID)]) of a series' files, for a REG's references."""
+    import pydicom
+    hdr = [pydicom.dcmread(f, stop_before_pixels=True, specific_tags=["SeriesInstanceUID", "SOPClassUID",
+                                                                       "SOPInstanceUID"]) for f in files]
+    return str(hdr[0].SeriesInstanceUID), [(str(h.SOPClassUID), str(h.SOPInstanceUID)) for h in hdr]
 
 
 def _series_uid(files: list[str]) -> str:
