@@ -192,6 +192,7 @@ def _boundaries_and_change(case: Case, summary: dict, extra: dict, warnings: lis
     days = {}
     findings = []
     registrations = {}
+    transforms_used = {}
     for tp in case.timepoints:
         days[tp.label] = case.days_since_srs(tp)
         slice_mm[tp.label] = float(max(tp.t1c.GetSpacing()))
@@ -213,6 +214,8 @@ def _boundaries_and_change(case: Case, summary: dict, extra: dict, warnings: lis
             transform = reg.transform
             registration_mm[tp.label] = changemod.REGISTRATION_UNCERTAINTY_MM
             registrations[tp.label] = reg.to_dict()
+        if tp.label in registrations:
+            transforms_used[tp.label] = transform
         t1_p = sitk.Resample(tp.t1c, planning, transform, sitk.sitkLinear, 0.0, sitk.sitkFloat32)
         extra.setdefault("t1_planning", {})[tp.label] = t1_p
         lesion_p = None
@@ -248,6 +251,9 @@ def _boundaries_and_change(case: Case, summary: dict, extra: dict, warnings: lis
             # Extent from the automatic enhancement, necrotic cores included (see enhancement.lesion_extent).
             lesion_masks[tp.label] = on_planning(lesion_extent(res.enhancement, box))
     if registrations:
+        for label, tf in transforms_used.items():
+            # The transform itself, so that outputs can be put back on each follow-up's own grid (DICOM SEG).
+            registrations[label]["planning_to_followup_lps"] = geo.linear_matrix(tf).round(8).tolist()
         summary["registration"] = registrations
     say(f"[{case.id}] change in shape")
     dose_p = geo.array_view(dose_planning) if dose is not None else None

@@ -98,12 +98,35 @@ def _import_options(args):
 def cmd_import(args) -> int:
     from .io.dicom_import import import_dicom
     t0 = time.time()
-    r = import_dicom(args.dicom_dir, args.out, _import_options(args))
+    source = args.dicom_dir
+    if args.from_pacs:
+        from .io.pacs import parse_address, retrieve_patient
+        _need("pynetdicom", "--from-pacs")
+        if args.dicom_dir:
+            raise ValueError("give either a DICOM folder or --from-pacs, not both")
+        if not args.patient:
+            raise ValueError("--from-pacs needs --patient ID (the patient whose studies are retrieved)")
+        addr = parse_address(args.from_pacs)
+        source = os.path.join(args.out, "dicom")
+        if os.path.isdir(source) and os.listdir(source):
+            raise ValueError(f"'{source}' already holds files: give a new --out for a retrieved case")
+        n = retrieve_patient(addr, args.patient, source)
+        _log(f"[import] retrieved {n} instance(s) of patient '{args.patient}' from {addr} into {source}")
+    elif not args.dicom_dir:
+        raise ValueError("give the DICOM folder to import (or --from-pacs AET@HOST:PORT --patient ID)")
+    r = import_dicom(source, args.out, _import_options(args))
     for line in r["log"]:
         _log(f"[import] {line}")
     _log(f"[import] wrote {r['manifest']} and import_log.txt ({time.time() - t0:.1f} s); assess it with: "
          f"rnassess assess {r['manifest']} --out ASSESSMENT_DIR")
     return 0
+
+
+def _need(module: str, option: str) -> None:
+    """A clear error, before any work, when an optional dependency of ``option`` is missing."""
+    import importlib.util
+    if importlib.util.find_spec(module) is None:
+        raise ValueError(f"{option} needs the '{module}' package: pip install \".[dicom]\" (highdicom, pynetdicom)")
 
 
 def _is_dicom_folder(path: str) -> bool:
@@ -117,6 +140,12 @@ def cmd_assess(args) -> int:
     from .analysis.dose import parse_levels
     from .io.case import load_manifest
     imported = None
+    if args.send and not args.dicom_out:
+        raise ValueError("--send stores the DICOM outputs: give --dicom-out DIR too")
+    if args.send:
+        from .io.pacs import parse_address
+        _need("pynetdicom", "--send")
+        parse_address(args.send)             # a malformed address fails before the assessment, not after
     if _is_dicom_folder(args.manifest):
         # A DICOM export: import (into a scratch folder: the output folder is replaced as a whole), then assess.
         from .io.dicom_import import import_dicom
@@ -133,11 +162,30 @@ def cmd_assess(args) -> int:
         manifest = os.path.join(args.manifest, "case.json") if os.path.isdir(args.manifest) else args.manifest
         case = load_manifest(manifest)
     try:
+        if args.dicom_out:
+            if args.deidentify:
+                raise ValueError("--dicom-out references the source DICOM series, patient and study, which "
+                                 "--deidentify removes: de-identified DICOM output is not supported; use one of them")
+            _need("highdicom", "--dicom-out")
+            if "_dicom_series" not in case.metadata:
+                raise ValueError("--dicom-out needs a case whose images are DICOM series (a DICOM export, or a "
+                                 "case.json written by 'rnassess import'): there is no source series to reference")
+            if os.path.abspath(args.dicom_out) == os.path.abspath(args.out) or \
+                    os.path.abspath(args.dicom_out).startswith(os.path.abspath(args.out) + os.sep):
+                raise ValueError("--dicom-out must not be inside --out (the output folder is replaced as a whole)")
         levels = parse_levels(args.levels, case.dose.prescription_gy if case.dose else None) if args.levels else None
         paths = _assess_and_write(case, args.out, levels=levels, deidentify=args.deidentify, pdf=not args.no_pdf)
         if imported:
             for name in ("import_log.txt", "import_log.json"):
                 shutil.copy(os.path.join(imported, name), os.path.join(os.path.dirname(paths["findings"]), name))
+        if args.dicom_out:
+            from .output.dicom_out import write_dicom_outputs
+            dicom_files = write_dicom_outputs(case, os.path.dirname(paths["findings"]), args.dicom_out, log=_log)
+            _log(f"[assess] wrote {len(dicom_files)} DICOM file(s) in {args.dicom_out}")
+            if args.send:
+                from .io.pacs import parse_address, store
+                sent = store(dicom_files, parse_address(args.send))
+                _log(f"[assess] sent {sent} DICOM file(s) to {args.send}")
     finally:
         if imported:
             shutil.rmtree(imported, ignore_errors=True)
@@ -258,6 +306,13 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--deidentify", action="store_true",
                    help="remove names, IDs, birth date and absolute dates (days since SRS instead) from every output")
     a.add_argument("--no-pdf", action="store_true", help="do not print report.pdf (needs Chromium)")
+    a.add_argument("--dicom-out", metavar="DIR",
+                   help="also write DICOM, referencing the source series (a case from DICOM): the findings and "
+                        "grown/regressed portions as a Segmentation on each follow-up series, the isodose levels as "
+                        "an RT Structure Set on the SRS-time series, the report as Encapsulated PDF, the key images "
+                        "as Secondary Capture")
+    a.add_argument("--send", metavar="AET@HOST:PORT",
+                   help="store the --dicom-out files to a PACS by C-STORE (e.g. ORTHANC@127.0.0.1:4242)")
     _add_import_options(a)
     a.set_defaults(func=cmd_assess)
 
@@ -270,7 +325,11 @@ def build_parser() -> argparse.ArgumentParser:
                                    "write case.json and import_log.txt saying why each was taken. Where the export "
                                    "allows two readings the import stops and lists the candidates and the option "
                                    "that chooses.")
-    m.add_argument("dicom_dir", help="folder holding the patient's DICOM export (any layout; DICOMDIR not needed)")
+    m.add_argument("dicom_dir", nargs="?", help="folder holding the patient's DICOM export (any layout; DICOMDIR "
+                                                "not needed)")
+    m.add_argument("--from-pacs", metavar="AET@HOST:PORT",
+                   help="retrieve the studies of --patient from a PACS (C-FIND, then C-GET into CASE_DIR/dicom/) "
+                        "instead of reading a folder")
     m.add_argument("--out", required=True, help="case folder to write (case.json, import_log.txt, "
                                                 "import_log.json, a .tfm per DICOM registration); not inside "
                                                 "the export")

@@ -9,6 +9,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
+import socket
+import subprocess
+import time
 
 import numpy as np
 import pydicom
@@ -43,6 +47,69 @@ def exports(demo_case, tmp_path_factory):
             made[variant] = (path, write_dicom_export(demo_case, path, variant))
         return made[variant]
     return get
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def orthanc(tmp_path_factory):
+    """A real PACS: Debian's Orthanc on a free port, accepting only our AE title from 127.0.0.1 (Orthanc 1.10 has
+    no bind address for DICOM, so its modality table and host check keep other hosts out; HTTP is off). It runs
+    under `timeout`, so it stops by itself if the test process dies."""
+    exe = shutil.which("Orthanc")
+    if exe is None:
+        if os.environ.get("RNASSESS_REQUIRE_ORTHANC"):
+            pytest.fail("Orthanc (Debian's orthanc) is required here and not installed")
+        yield None
+        return
+    root = tmp_path_factory.mktemp("orthanc")
+    port = _free_port()
+    config = {"Name": "rnassess-test", "StorageDirectory": str(root / "db"), "IndexDirectory": str(root / "db"),
+              "HttpServerEnabled": False, "DicomServerEnabled": True, "DicomAet": "ORTHANC", "DicomPort": port,
+              "DicomCheckCalledAet": True, "RemoteAccessAllowed": False, "DicomCheckModalityHost": True,
+              "DicomAlwaysAllowEcho": False, "DicomAlwaysAllowStore": False, "DicomAlwaysAllowFind": False,
+              "DicomAlwaysAllowGet": False, "DicomAlwaysAllowMove": False, "UnknownSopClassAccepted": True,
+              "Plugins": [], "StorageCompression": False,
+              "DicomModalities": {"rnassess": {"AET": "RNASSESS", "Host": "127.0.0.1", "Port": 104,
+                                               "AllowEcho": True, "AllowFind": True, "AllowGet": True,
+                                               "AllowStore": True, "AllowMove": False}}}
+    (root / "orthanc.json").write_text(json.dumps(config))
+    log = open(root / "orthanc.log", "w")
+    proc = subprocess.Popen(["timeout", "1200", exe, str(root / "orthanc.json")], stdout=log, stderr=log)
+    try:
+        deadline = time.time() + 60
+        while True:
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            if proc.poll() is not None or time.time() > deadline:
+                pytest.fail("Orthanc did not start: " + (root / "orthanc.log").read_text()[-2000:])
+            time.sleep(0.2)
+        yield f"ORTHANC@127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def dicom_assessed(exports, orthanc, tmp_path_factory):
+    """`rnassess assess` on the standard export with --dicom-out (and --send to the test PACS when it runs)."""
+    export, truth = exports("standard")
+    root = tmp_path_factory.mktemp("assessed")
+    out, dcm = str(root / "assessment"), str(root / "dicom")
+    args = ["assess", export, "--out", out, "--dicom-out", dcm] + (["--send", orthanc] if orthanc else [])
+    before = _digest(export)
+    assert cli.main(args) == 0
+    return {"out": out, "dicom": dcm, "export": export, "truth": truth, "export_digest_before": before,
+            "export_digest_after": _digest(export)}
 
 
 def _digest(folder):
@@ -92,15 +159,23 @@ def test_import_picks_what_the_ground_truth_says(exports, tmp_path):
     assert _digest(export) == before                      # the export is read only
 
 
-def test_every_object_of_the_export_passes_the_dicom_validator(exports):
-    """dciodvfy (dicom3tools) on one image of every MR series and on every RT and REG object: no errors."""
-    import shutil
-    import subprocess
+def _dciodvfy():
     tool = shutil.which("dciodvfy")
     if tool is None:
         if os.environ.get("RNASSESS_REQUIRE_DCIODVFY"):
             pytest.fail("dciodvfy (Debian's dicom3tools) is required here and not installed")
         pytest.skip("dciodvfy (Debian's dicom3tools) is not installed")
+    return tool
+
+
+def _validator_errors(tool, path):
+    out = subprocess.run([tool, path], capture_output=True, text=True)
+    return [line for line in (out.stderr + out.stdout).splitlines() if line.startswith("Error")]
+
+
+def test_every_object_of_the_export_passes_the_dicom_validator(exports):
+    """dciodvfy (dicom3tools) on one image of every MR series and on every RT and REG object: no errors."""
+    tool = _dciodvfy()
     export, _ = exports("standard")
     files = []
     for root, _, names in os.walk(export):
@@ -108,9 +183,7 @@ def test_every_object_of_the_export_passes_the_dicom_validator(exports):
         files += [os.path.join(root, n) for n in (names if "rt" in root or "reg.dcm" in names else names[:1])]
     assert len(files) >= 3 * 3 + 2 + 3 + 1     # 3 studies x 3 series, localizer + MPR, plan/dose/struct, REG
     for f in files:
-        out = subprocess.run([tool, f], capture_output=True, text=True).stderr + ""
-        errors = [line for line in out.splitlines() if line.startswith("Error")]
-        assert not errors, (f, errors)
+        assert not _validator_errors(tool, f), f
 
 
 def test_imported_case_loads_with_the_mask_and_geometry_of_the_nrrd_case(exports, demo_case, tmp_path):
@@ -133,11 +206,10 @@ def test_imported_case_loads_with_the_mask_and_geometry_of_the_nrrd_case(exports
         < 1e-6 * float(sitk.GetArrayViewFromImage(ref.dose.image).max()) + 1e-6
 
 
-def test_assess_on_the_dicom_folder_gives_the_findings_of_the_nrrd_case(exports, demo_case, tmp_path):
+def test_assess_on_the_dicom_folder_gives_the_findings_of_the_nrrd_case(exports, demo_case, dicom_assessed,
+                                                                        tmp_path):
     """The same pieces as NRRD (T1c, treated lesion, dose, the REG's transform; no follow-up masks, automatic
     boundaries, as in the export) give the same findings as `assess` on the DICOM folder."""
-    export, _ = exports("standard")
-    before = _digest(export)
     base = os.path.dirname(demo_case)
     spec = json.load(open(demo_case))
     for t, label in zip(spec["timepoints"], ("srs", "fu1", "fu2")):
@@ -153,17 +225,17 @@ def test_assess_on_the_dicom_folder_gives_the_findings_of_the_nrrd_case(exports,
     with open(tmp_path / "nrrd" / "case.json", "w") as f:
         json.dump(spec, f)
     assert cli.main(["assess", str(tmp_path / "nrrd" / "case.json"), "--out", str(tmp_path / "a"), "--no-pdf"]) == 0
-    assert cli.main(["assess", export, "--out", str(tmp_path / "b"), "--no-pdf"]) == 0
+    b = dicom_assessed["out"]
     fa = json.load(open(tmp_path / "a" / "findings.json"))["findings"]
-    fb = json.load(open(tmp_path / "b" / "findings.json"))["findings"]
+    fb = json.load(open(os.path.join(b, "findings.json")))["findings"]
     assert [(f["kind"], f.get("timepoint"), f.get("boundary")) for f in fb] == \
         [(f["kind"], f.get("timepoint"), f.get("boundary")) for f in fa]
     assert "noncontiguous_across_boundary" in {f["kind"] for f in fb}
     vox = 1.0   # mm3: the phantom's 1 mm voxels; intensities differ by < 1/130000 of the range, a voxel may flip
     for x, y in zip(fa, fb):
         assert abs((x.get("volume_mm3") or 0) - (y.get("volume_mm3") or 0)) <= 2 * vox
-    assert os.path.isfile(tmp_path / "b" / "import_log.txt")
-    assert _digest(export) == before
+    assert os.path.isfile(os.path.join(b, "import_log.txt"))
+    assert dicom_assessed["export_digest_after"] == dicom_assessed["export_digest_before"]   # read only
 
 
 def test_missing_contrast_attributes_fall_back_to_the_description_and_say_so(exports, tmp_path):
@@ -273,3 +345,125 @@ def test_import_errors_are_clear(tmp_path, exports):
         import_dicom(export, os.path.join(export, "case"))
     with pytest.raises(ValueError, match="no MR series"):
         import_dicom(shared("dicompyler-example"), str(tmp_path / "c"), ImportOptions(target="Tumor Bed"))
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# DICOM out (assess --dicom-out) and a real PACS (Orthanc on loopback)
+# ------------------------------------------------------------------------------------------------------------------
+
+def _lps_points(image, ijk):
+    from RNAssessmentLib.io import geometry as geo
+    return geo.index_to_lps(image, ijk)
+
+
+def test_dicom_outputs_pass_the_validator_and_read_back(dicom_assessed, exports):
+    import highdicom as hd
+    from RNAssessmentLib.io import geometry as geo
+    from RNAssessmentLib.io.structures import mask_on_grid, read_rtstruct, read_seg_nrrd
+    from RNAssessmentLib.palette import isodose_colours
+    tool = _dciodvfy()
+    out, dcm = dicom_assessed["out"], dicom_assessed["dicom"]
+    doc = json.load(open(os.path.join(out, "findings.json")))
+    files = sorted(os.listdir(dcm))
+    for f in files:
+        assert not _validator_errors(tool, os.path.join(dcm, f)), f
+    case = load_manifest(_imported_manifest(dicom_assessed))
+    tps = {t.label: t for t in case.timepoints}
+    planning_segments = {s.name: s.mask for s in read_seg_nrrd(os.path.join(out, "findings.seg.nrrd"))}
+    # Segmentations: on each follow-up's own series, segment by segment where the registration puts them.
+    for label in ("fu1", "fu2"):
+        seg = hd.seg.segread(os.path.join(dcm, f"SEG_{label}.dcm"))
+        fu = tps[label]
+        series_uid = pydicom.dcmread(case.metadata["_dicom_series"][label][0], stop_before_pixels=True).SeriesInstanceUID
+        assert seg.ReferencedSeriesSequence[0].SeriesInstanceUID == series_uid
+        uids = [pydicom.dcmread(f, stop_before_pixels=True).SOPInstanceUID for f in case.metadata["_dicom_series"][label]]
+        m = np.array(doc["summary"]["registration"][label]["planning_to_followup_lps"])
+        for d in seg.SegmentSequence:
+            name = d.SegmentLabel
+            assert name.split(" ", 1)[0].split("-")[-1] == label
+            arr = seg.get_pixels_by_source_instance(source_sop_instance_uids=uids, segment_numbers=[d.SegmentNumber],
+                                                    combine_segments=False)[..., 0]        # (k, j, i)
+            ijk = np.argwhere(arr.transpose(2, 1, 0) > 0)
+            got = _lps_points(fu.t1c, ijk).mean(0)
+            planning = planning_segments[name]
+            pts = _lps_points(planning, np.argwhere(geo.array_view(planning) > 0))
+            want = (np.c_[pts, np.ones(len(pts))] @ m.T)[:, :3].mean(0)
+            # Nearest-neighbour resampling moves a boundary voxel by at most half a voxel: centroids within 1 mm.
+            assert np.linalg.norm(got - want) < 1.0, (label, name, got, want)
+            assert len(ijk) == pytest.approx(len(pts), rel=0.15)
+    # Isodose structure set: on the SRS-time series, each level's region as the dose gives it, in the palette.
+    rois = read_rtstruct(os.path.join(dcm, "RTSTRUCT_isodose.dcm"))
+    levels = [i["level_gy"] for i in doc["summary"]["isodose"]]
+    assert sorted(r.name for r in rois) == sorted(f"Isodose {lv:g} Gy" for lv in levels)
+    dose = sitk.Resample(case.dose.image, case.planning.t1c, sitk.Transform(), sitk.sitkLinear, 0.0)
+    colours = isodose_colours(levels)
+    for r, lv in ((next(r for r in rois if r.name == f"Isodose {lv:g} Gy"), lv) for lv in levels):
+        got = sitk.GetArrayViewFromImage(mask_on_grid(r, case.planning.t1c)) > 0
+        want = sitk.GetArrayViewFromImage(dose) >= lv
+        assert 2 * (got & want).sum() / (got.sum() + want.sum()) > 0.97, lv
+        assert np.allclose(r.color, [round(255 * c) / 255 for c in colours[lv]], atol=1 / 255)
+    # The report as Encapsulated PDF, byte for byte; one key image per finding.
+    if os.path.isfile(os.path.join(out, "report.pdf")):
+        ds = pydicom.dcmread(os.path.join(dcm, "report_pdf.dcm"))
+        pdf = open(os.path.join(out, "report.pdf"), "rb").read()
+        assert ds.EncapsulatedDocument[:len(pdf)] == pdf and ds.EncapsulatedDocumentLength == len(pdf)
+        assert ds.StudyInstanceUID == pydicom.dcmread(case.metadata["_dicom_series"]["fu2"][0],
+                                                      stop_before_pixels=True).StudyInstanceUID
+    elif os.environ.get("RNASSESS_REQUIRE_BROWSER"):
+        pytest.fail("report.pdf was not printed")
+    sc = [f for f in files if f.startswith("SC_")]
+    if sc or os.environ.get("RNASSESS_REQUIRE_BROWSER"):
+        assert len(sc) == len(doc["findings"])
+        img = pydicom.dcmread(os.path.join(dcm, sc[0])).pixel_array
+        assert img.ndim == 3 and img.shape[2] == 3 and img.std() > 10       # a picture, not a blank
+
+
+def _imported_manifest(dicom_assessed):
+    """The case as the assess run imported it (imported again into a scratch folder: assess does not keep one)."""
+    import tempfile
+    out = tempfile.mkdtemp()
+    return import_dicom(dicom_assessed["export"], out)["manifest"]
+
+
+def test_dicom_out_refuses_what_it_cannot_do(demo_case, exports, tmp_path, capsys):
+    assert cli.main(["assess", demo_case, "--out", str(tmp_path / "a"), "--dicom-out", str(tmp_path / "d")]) == 2
+    assert "needs a case whose images are DICOM series" in capsys.readouterr().err
+    export, _ = exports("standard")
+    assert cli.main(["assess", export, "--out", str(tmp_path / "a"), "--dicom-out", str(tmp_path / "d"),
+                     "--deidentify"]) == 2
+    assert "de-identified DICOM output is not supported" in capsys.readouterr().err
+    assert cli.main(["assess", export, "--out", str(tmp_path / "a"), "--send", "X@127.0.0.1:1"]) == 2
+    assert "give --dicom-out" in capsys.readouterr().err
+    assert not os.path.exists(tmp_path / "a" / "findings.json") and not os.path.exists(tmp_path / "d")
+
+
+def test_pacs_receives_the_outputs_and_gives_the_case_back(dicom_assessed, orthanc, tmp_path):
+    from RNAssessmentLib.io import pacs
+    if orthanc is None:
+        pytest.skip("Orthanc (Debian's orthanc) is not installed")
+    addr = pacs.parse_address(orthanc)
+    truth = dicom_assessed["truth"]
+    # The outputs were sent by `assess --send`: every one is in the PACS now.
+    studies = pacs.find(addr, "STUDY", {"PatientID": truth["patient_id"], "StudyInstanceUID": ""})
+    series = [s for st in studies for s in pacs.find(addr, "SERIES", {
+        "StudyInstanceUID": st["StudyInstanceUID"], "SeriesInstanceUID": "", "Modality": "",
+        "NumberOfSeriesRelatedInstances": ""})]
+    modalities = sorted(s["Modality"] for s in series)
+    assert modalities.count("SEG") == 2 and "RTSTRUCT" in modalities
+    sent = len(os.listdir(dicom_assessed["dicom"]))
+    assert sum(int(s["NumberOfSeriesRelatedInstances"] or 0) for s in series) == sent
+    # The export into the PACS, then the case back from it: the same choices as from the folder.
+    files = [os.path.join(r, f) for r, _, fs in os.walk(dicom_assessed["export"]) for f in fs]
+    assert pacs.store(files, addr) == len(files)
+    case_dir = str(tmp_path / "case")
+    assert cli.main(["import", "--from-pacs", orthanc, "--patient", truth["patient_id"], "--out", case_dir]) == 0
+    spec = _spec(case_dir)
+    assert [_series_of(case_dir, t["t1c"]) for t in spec["timepoints"]] == [t["t1c_series"] for t in truth["timepoints"]]
+    assert spec["treated_lesion"]["roi"] == TARGET and spec["dose"]["prescription_gy"] == truth["prescription_gy"]
+    case = load_manifest(os.path.join(case_dir, "case.json"))
+    assert case.planning.t1c.GetSize() == load_manifest(_imported_manifest(dicom_assessed)).planning.t1c.GetSize()
+    # Only our AE title is served; a wrong called AE title is refused.
+    with pytest.raises(ValueError, match="no association"):
+        pacs.store(files[:1], pacs.Address("WRONG", addr.host, addr.port))
+    with pytest.raises(ValueError, match="AET@HOST:PORT"):
+        pacs.parse_address("127.0.0.1:4242")

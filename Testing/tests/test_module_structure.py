@@ -73,7 +73,9 @@ def test_every_python_file_is_listed_in_cmake():
 #: Packages Slicer does not bundle, each allowed in one command-line-only module that imports it inside the function
 #: that needs it and says which extra to install when it is missing (the Slicer module never reaches them).
 OPTIONAL = {os.path.join("RNAssessmentLib", "cohort.py"): {"dask"},
-            os.path.join("RNAssessmentLib", "output", "cohort_table.py"): {"pyarrow"}}
+            os.path.join("RNAssessmentLib", "output", "cohort_table.py"): {"pyarrow"},
+            os.path.join("RNAssessmentLib", "output", "dicom_out.py"): {"highdicom"},
+            os.path.join("RNAssessmentLib", "io", "pacs.py"): {"pynetdicom"}}
 
 
 def test_core_imports_only_bundled_packages():

@@ -344,11 +344,14 @@ def load_manifest(path: str | os.PathLike) -> Case:
     base = os.path.dirname(path)
     check_manifest(spec, path)
     tps = []
-    sources = []
+    sources, dicom_series = [], {}
     for n, t in enumerate(spec["timepoints"]):
         label = str(t.get("label", f"t{n}"))
         img, t1c_path, files = _read_image_ref(t["t1c"], base, f"post-contrast T1 of timepoint '{label}'")
         sources += files
+        if isinstance(t["t1c"], dict):
+            # The series' files, for outputs that reference it (DICOM SEG, RT structure set).
+            dicom_series[label] = files
         lesion = None
         src = {"t1c": t1c_path}
         if t.get("lesion"):
@@ -397,6 +400,8 @@ def load_manifest(path: str | os.PathLike) -> Case:
                     source=p)
     meta = dict(spec.get("metadata") or {})
     meta["_sources"] = sources
+    if dicom_series:
+        meta["_dicom_series"] = dicom_series
     case = Case(id=str(spec.get("id", os.path.splitext(os.path.basename(path))[0])), timepoints=tps,
                 treated_lesion=treated, boundaries=boundaries, dose=dose,
                 registered=bool(spec.get("registered", True)), metadata=meta, manifest_path=path,

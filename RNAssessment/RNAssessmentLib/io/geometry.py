@@ -88,6 +88,27 @@ def lps_to_index(image: sitk.Image, points_lps) -> np.ndarray:
     return (pts - m[:3, 3]) @ np.linalg.inv(m[:3, :3]).T
 
 
+def linear_matrix(transform: sitk.Transform) -> np.ndarray:
+    """4x4 matrix of a linear SimpleITK transform (x -> A (x - c) + c + t), in the points' own coordinates."""
+    tf = transform.Downcast() if hasattr(transform, "Downcast") else transform
+    if tf.GetName() == "CompositeTransform":
+        m = np.eye(4)
+        for n in range(tf.GetNumberOfTransforms()):
+            m = linear_matrix(tf.GetNthTransform(n)) @ m
+        return m
+    if tf.GetName() == "IdentityTransform":
+        return np.eye(4)
+    if not tf.IsLinear():
+        raise ValueError(f"{tf.GetName()} is not linear")
+    a = np.array(tf.GetMatrix()).reshape(3, 3)
+    c = np.array(tf.GetCenter()) if hasattr(tf, "GetCenter") else np.zeros(3)
+    t = np.array(tf.GetTranslation())
+    m = np.eye(4)
+    m[:3, :3] = a
+    m[:3, 3] = t + c - a @ c
+    return m
+
+
 def array_view(image: sitk.Image) -> np.ndarray:
     """Voxel array in (i, j, k) index order, i.e. ``array[i, j, k]`` is voxel (i, j, k).
 

@@ -191,6 +191,22 @@ class Headless:
         with open(path, "wb") as f:
             f.write(base64.b64decode(data))
 
+    def element_screenshots(self, selector: str) -> list[bytes]:
+        """PNG bytes of every element matching ``selector``, each clipped to its own box (in page order)."""
+        boxes = self.evaluate(
+            f"Array.from(document.querySelectorAll({json.dumps(selector)})).map(e => {{"
+            "const r = e.getBoundingClientRect(); return [r.left + window.scrollX, r.top + window.scrollY, "
+            "r.width, r.height]; })")
+        out = []
+        for x, y, w, h in boxes or []:
+            if w < 1 or h < 1:
+                continue
+            data = self.call("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True,
+                                                        "clip": {"x": x, "y": y, "width": w, "height": h,
+                                                                 "scale": 1}}, session=True)["data"]
+            out.append(base64.b64decode(data))
+        return out
+
     def pdf(self, path: str) -> None:
         data = self.call("Page.printToPDF", {"printBackground": True, "preferCSSPageSize": True}, session=True)
         with open(path, "wb") as f:

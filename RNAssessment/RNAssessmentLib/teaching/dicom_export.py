@@ -20,6 +20,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from ..io import dicom_write as dw
+from ..io import geometry as geo
 from ..io.case import load_manifest
 from ..io.rtdose import write_rtdose
 
@@ -122,18 +123,6 @@ def _write_reg(path, study: dw.StudyInfo, fixed_frame: str, moving_frame: str, m
     return str(ds.SOPInstanceUID)
 
 
-def _matrix(tf: sitk.Transform) -> np.ndarray:
-    """4x4 of a linear SimpleITK transform (x -> A (x - c) + c + t)."""
-    tf = tf.Downcast() if hasattr(tf, "Downcast") else tf
-    A = np.array(tf.GetMatrix()).reshape(3, 3)
-    c = np.array(tf.GetCenter())
-    t = np.array(tf.GetTranslation())
-    m = np.eye(4)
-    m[:3, :3] = A
-    m[:3, 3] = t + c - A @ c
-    return m
-
-
 def write_dicom_export(manifest: str, out_dir: str, variant: str = "standard") -> dict:
     """Write the case of a teaching ``manifest`` (its truth/ folder beside it) as a DICOM export in ``out_dir``.
     Returns what an import must pick (also written beside the export, as ``out_dir + '.truth.json'``)."""
@@ -204,7 +193,6 @@ def write_dicom_export(manifest: str, out_dir: str, variant: str = "standard") -
             dose_img = case.dose.image
             if variant == "dose_misses_target":
                 # A grid that ends 20 mm short of the lesion (a dose exported for another target).
-                from ..io import geometry as geo
                 c = geo.centroid_lps(case.treated_lesion)
                 idx = dose_img.TransformPhysicalPointToIndex(tuple(c + np.array([0, 0, 25.0])))
                 z0 = max(0, min(dose_img.GetSize()[2] - 2, idx[2]))
@@ -233,7 +221,7 @@ def write_dicom_export(manifest: str, out_dir: str, variant: str = "standard") -
         if n == 1:
             # One REG: the first follow-up's frame into the SRS frame (the inverse of planning -> follow-up).
             tf_path = os.path.join(truth_dir, f"transform_{tp.label}.tfm")
-            t = _matrix(sitk.ReadTransform(tf_path))
+            t = geo.linear_matrix(sitk.ReadTransform(tf_path))
             _write_reg(os.path.join(folder, "reg.dcm"), study, frames[srs.label], frame, np.linalg.inv(t),
                        {frames[srs.label]: _instances(srs_t1c_files), frame: _instances(post)})
             entry["transform_from_reg"] = t.tolist()

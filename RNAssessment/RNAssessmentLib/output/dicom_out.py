@@ -1,0 +1,218 @@
+"""An assessment back to PACS as DICOM, referencing the source series, patient and study.
+
+Written from an ``assess`` output folder and the case it was computed from (a case imported from DICOM, so that
+there are series to reference):
+
+* ``SEG_<label>.dcm`` — per follow-up, a DICOM Segmentation (highdicom, binary) on that follow-up's post-contrast
+  T1 series: the findings at that timepoint and the grown/regressed portions of the intervals ending there, taken
+  from ``findings.seg.nrrd`` (planning frame) onto the follow-up's own grid with the registration the assessment
+  used (``summary.registration[label].planning_to_followup_lps``). Segment labels and colours as in the report.
+* ``RTSTRUCT_isodose.dcm`` — the isodose levels as ROIs of an RT Structure Set on the SRS-time series (closed planar
+  contours, what planning systems and viewers read), in the palette's isodose colours.
+* ``report_pdf.dcm`` — the report as Encapsulated PDF (when ``report.pdf`` was printed), in the latest study.
+* ``SC_<n>.dcm`` — the report's key images as Secondary Capture (highdicom), in the latest study.
+
+Patient coordinates are LPS throughout, as DICOM's.
+"""
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import SimpleITK as sitk
+
+from .. import __version__, palette
+from ..io import dicom_write as dw
+from ..io import geometry as geo
+
+ENCAPSULATED_PDF_STORAGE = "1.2.840.10008.5.1.4.1.1.104.1"
+
+
+def _headers(files):
+    import pydicom
+    return [pydicom.dcmread(f, stop_before_pixels=True) for f in files]
+
+
+def _lab(rgb):
+    import highdicom as hd
+    return hd.color.CIELabColor(*_rgb_to_lab(rgb))
+
+
+def _rgb_to_lab(rgb):
+    lab = palette._lab(rgb)
+    return float(lab[0]), float(lab[1]), float(lab[2])
+
+
+def _study_of(header) -> dw.StudyInfo:
+    return dw.StudyInfo(patient_name=str(header.get("PatientName", "")), patient_id=str(header.get("PatientID", "")),
+                        date=str(header.get("StudyDate", "")), study_uid=str(header.StudyInstanceUID),
+                        description=str(header.get("StudyDescription", "")),
+                        birth_date=str(header.get("PatientBirthDate", "")), sex=str(header.get("PatientSex", "")),
+                        accession=str(header.get("AccessionNumber", "")), time=str(header.get("StudyTime", "")))
+
+
+def _segmentation(headers, masks: dict, series_number: int, description: str):
+    import highdicom as hd
+    from pydicom.sr.codedict import codes
+    algo = hd.AlgorithmIdentificationSequence(name="RNAssessment", version=__version__,
+                                              family=codes.cid7162.ArtificialIntelligence)
+    names = list(masks)
+    arr = np.stack([sitk.GetArrayFromImage(masks[n]).astype(np.uint8) for n in names], axis=-1)   # (k, j, i, s)
+    descs = []
+    for n, name in enumerate(names, start=1):
+        kind = name.split(" ", 1)[1] if " " in name else name
+        descs.append(hd.seg.SegmentDescription(
+            segment_number=n, segment_label=name[:64],
+            segmented_property_category=codes.SCT.MorphologicallyAbnormalStructure,
+            segmented_property_type=codes.SCT.Lesion, algorithm_type=hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC,
+            algorithm_identification=algo, tracking_uid=hd.UID(), tracking_id=name[:64],
+            display_color=_lab(palette.segment_colour(kind))))
+    return hd.seg.Segmentation(
+        source_images=headers, pixel_array=arr, segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
+        segment_descriptions=descs, series_instance_uid=hd.UID(), series_number=series_number,
+        sop_instance_uid=hd.UID(), instance_number=1, manufacturer="RNAssessment",
+        manufacturer_model_name="RNAssessment", software_versions=__version__, device_serial_number="0",
+        series_description=description[:64], content_label="FINDINGS", content_description=description[:64],
+        omit_empty_frames=True)
+
+
+def write_dicom_outputs(case, assessment_dir: str, out_dir: str, *, log=print) -> list[str]:
+    """Write the DICOM outputs of an assessment; returns the files written. ``case`` must come from DICOM."""
+    import pydicom
+    series = case.metadata.get("_dicom_series") or {}
+    if case.planning.label not in series:
+        raise ValueError("--dicom-out needs a case whose images are DICOM series (a DICOM export given to assess, or "
+                         "a case.json written by 'rnassess import'): there is no source series to reference")
+    with open(os.path.join(assessment_dir, "findings.json"), encoding="utf-8") as f:
+        doc = json.load(f)
+    os.makedirs(out_dir, exist_ok=True)
+    written = []
+    planning = case.planning.t1c
+    regs = doc["summary"].get("registration") or {}
+    segs_path = os.path.join(assessment_dir, "findings.seg.nrrd")
+    from ..io.structures import read_seg_nrrd
+    segments = read_seg_nrrd(segs_path) if os.path.isfile(segs_path) else []
+
+    # Findings and change portions per follow-up, on that follow-up's series.
+    for n, tp in enumerate(case.timepoints[1:], start=1):
+        if tp.label not in series:
+            continue
+        mine = [s for s in segments if s.name.split(" ", 1)[0] == tp.label
+                or s.name.split(" ", 1)[0].endswith("-" + tp.label)]
+        if not mine:
+            continue
+        m = np.array(regs.get(tp.label, {}).get("planning_to_followup_lps", np.eye(4)), float)
+        back = sitk.AffineTransform(3)                      # follow-up point -> planning point, for resampling
+        inv = np.linalg.inv(m)
+        back.SetMatrix(inv[:3, :3].ravel().tolist())
+        back.SetTranslation(inv[:3, 3].tolist())
+        masks = {}
+        for s in mine:
+            on_fu = sitk.Resample(sitk.Cast(s.mask > 0, sitk.sitkUInt8), tp.t1c, back, sitk.sitkNearestNeighbor, 0,
+                                  sitk.sitkUInt8)
+            if sitk.GetArrayViewFromImage(on_fu).any():
+                masks[s.name] = on_fu
+        if not masks:
+            continue
+        seg = _segmentation(_headers(series[tp.label]), masks, 600 + n, f"RNAssessment findings {tp.label}")
+        path = os.path.join(out_dir, f"SEG_{tp.label}.dcm")
+        seg.save_as(path)
+        written.append(path)
+        log(f"[dicom] {os.path.basename(path)}: {len(masks)} segment(s) on the {tp.label} series")
+
+    # Isodose levels on the SRS-time series.
+    levels = [i["level_gy"] for i in doc["summary"].get("isodose") or []]
+    if case.dose is not None and levels:
+        dose_p = sitk.Resample(case.dose.image, planning, sitk.Transform(), sitk.sitkLinear, 0.0, sitk.sitkFloat32)
+        colours = palette.isodose_colours(levels)
+        masks = {}
+        for lv in sorted(levels, reverse=True):
+            mk = sitk.Cast(dose_p >= float(lv), sitk.sitkUInt8)
+            if sitk.GetArrayViewFromImage(mk).any():
+                masks[f"Isodose {lv:g} Gy"] = (mk, colours[lv])
+        if masks:
+            first = _headers(series[case.planning.label][:1])[0]
+            path = dw.write_rtstruct({k: v[0] for k, v in masks.items()}, series[case.planning.label],
+                                     os.path.join(out_dir, "RTSTRUCT_isodose.dcm"), _study_of(first),
+                                     label="ISODOSE", colors={k: v[1] for k, v in masks.items()},
+                                     description="RNAssessment isodose levels", interpreted_type="ISODOSE")
+            written.append(path)
+            log(f"[dicom] RTSTRUCT_isodose.dcm: {len(masks)} isodose level(s) on the SRS-time series")
+
+    # The report (PDF) and the key images, in the latest study.
+    last = case.timepoints[-1]
+    ref = pydicom.dcmread(series.get(last.label, series[case.planning.label])[0], stop_before_pixels=True)
+    pdf = os.path.join(assessment_dir, "report.pdf")
+    if os.path.isfile(pdf):
+        path = os.path.join(out_dir, "report_pdf.dcm")
+        _write_encapsulated_pdf(pdf, ref, path, title=f"RNAssessment report {case.id}")
+        written.append(path)
+        log("[dicom] report_pdf.dcm: the report as Encapsulated PDF")
+    pngs = _key_images(os.path.join(assessment_dir, "report.html"), log)
+    if pngs:
+        import highdicom as hd
+        uid = hd.UID()
+        for n, rgb in enumerate(pngs, start=1):
+            sc = hd.sc.SCImage.from_ref_dataset(
+                ref, rgb, photometric_interpretation="RGB", bits_allocated=8, coordinate_system="PATIENT",
+                series_instance_uid=uid, series_number=650, sop_instance_uid=hd.UID(), instance_number=n,
+                manufacturer="RNAssessment", patient_orientation=("L", "P"),
+                series_description="RNAssessment key images")
+            sc.BodyPartExamined = "BRAIN"     # an unpaired part: Laterality is not required (dciodvfy checks)
+            path = os.path.join(out_dir, f"SC_{n:02d}.dcm")
+            sc.save_as(path)
+            written.append(path)
+        log(f"[dicom] SC_*.dcm: {len(pngs)} key image(s) as Secondary Capture")
+    return written
+
+
+def _key_images(report_html: str, log) -> list[np.ndarray]:
+    """The report's key images (one per finding: its title, legend and views) as RGB arrays, rendered by headless
+    Chromium as the reader sees them (outlines and isodose lines are SVG over the slice). [] (and a log line) when no browser is available."""
+    import tempfile
+
+    from .browser import BrowserError, Headless, find_chromium
+    if not os.path.isfile(report_html) or not find_chromium():
+        log("[dicom] no Chromium: the key images (Secondary Capture) are left out")
+        return []
+    out = []
+    try:
+        with Headless(width=1400, height=1000) as b:
+            b.open(report_html)
+            shots = b.element_screenshots("div.finding-images")   # one per finding: title, legend, views
+    except BrowserError as exc:
+        log(f"[dicom] key images left out: {exc}")
+        return []
+    with tempfile.TemporaryDirectory() as tmp:
+        for n, png in enumerate(shots):
+            p = os.path.join(tmp, f"{n}.png")
+            with open(p, "wb") as f:
+                f.write(png)
+            arr = sitk.GetArrayFromImage(sitk.ReadImage(p))
+            out.append(np.ascontiguousarray(arr[..., :3].astype(np.uint8)))
+    return out
+
+
+def _write_encapsulated_pdf(pdf_path: str, ref, path: str, *, title: str) -> None:
+    from pydicom.dataset import Dataset
+    from pydicom.sequence import Sequence
+    from pydicom.uid import generate_uid
+    study = _study_of(ref)
+    ds = dw._base(ENCAPSULATED_PDF_STORAGE, study, "DOC", generate_uid(), 660, "RNAssessment report")
+    for key in ("PatientSex",):
+        if key in ref:
+            setattr(ds, key, ref.get(key))
+    ds.ConversionType = "WSD"
+    ds.BurnedInAnnotation = "YES"
+    ds.DocumentTitle = title[:64]
+    concept = Dataset()
+    concept.CodeValue, concept.CodingSchemeDesignator, concept.CodeMeaning = "18748-4", "LN", "Diagnostic imaging report"
+    ds.ConceptNameCodeSequence = Sequence([concept])
+    ds.MIMETypeOfEncapsulatedDocument = "application/pdf"
+    ds.AcquisitionDateTime = ""
+    data = open(pdf_path, "rb").read()
+    ds.EncapsulatedDocument = data + (b"\0" if len(data) % 2 else b"")
+    ds.EncapsulatedDocumentLength = len(data)
+    ds.InstanceNumber = 1
+    ds.save_as(path, enforce_file_format=True)
