@@ -139,7 +139,10 @@ class RNAssessmentWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         slicer.app.processEvents()
 
     def onAutoFill(self) -> None:
-        self.logic.autoFill(self._parameterNode)
+        notes = self.logic.autoFill(self._parameterNode)
+        # Every choice, and every study left for the user, in the status line (full list as its tooltip).
+        self.ui.statusLabel.text = "; ".join(notes[-3:]) if notes else ""
+        self.ui.statusLabel.toolTip = "\n".join(notes)
 
     def onApplyButton(self) -> None:
         import qt
@@ -259,28 +262,23 @@ class RNAssessmentLogic(ScriptedLoadableModuleLogic):
     def _log(self, message: str) -> None:
         (self.logCallback or logging.info)(message)
 
-    def autoFill(self, parameterNode) -> None:
-        """Volumes with dates (ordered), the SlicerRT dose volume, segmentations named like lesions/boundaries."""
-        from RNAssessmentLib.io.case import boundary_kind
+    def autoFill(self, parameterNode) -> list:
+        """Per DICOM study the post-contrast T1 (as `rnassess import` chooses, with the DICOM database's
+        attributes), ordered by date; the SlicerRT dose volume; segmentations named like lesions/boundaries.
+        Returns notes saying what was chosen or left for the user, and why."""
         from RNAssessmentLib.mrml import bridge as mb
-        scene = slicer.mrmlScene
-        doses = mb.dose_volumes(scene)
-        if doses and not parameterNode.dose:
-            parameterNode.dose = doses[0]
-        vols = [n for n in slicer.util.getNodesByClass("vtkMRMLScalarVolumeNode")
-                if not mb.is_dose_volume(n) and n.GetClassName() == "vtkMRMLScalarVolumeNode"]
-        dated = [(mb.acquisition_date(scene, n), n) for n in vols]
-        if dated:
-            dated.sort(key=lambda dn: (dn[0] is None, dn[0] or 0, dn[1].GetName()))
-            parameterNode.timepoints = [n for _, n in dated]
-        for seg in slicer.util.getNodesByClass("vtkMRMLSegmentationNode"):
-            names = [seg.GetSegmentation().GetNthSegment(i).GetName()
-                     for i in range(seg.GetSegmentation().GetNumberOfSegments())]
-            if any(boundary_kind(n) for n in names):
-                if not parameterNode.boundaries:
-                    parameterNode.boundaries = seg
-            elif not parameterNode.treatedLesion:
-                parameterNode.treatedLesion = seg
+        fill = mb.auto_fill(slicer.mrmlScene, lookup=_dicom_database_lookup)
+        if fill["dose"] and not parameterNode.dose:
+            parameterNode.dose = fill["dose"]
+        if fill["timepoints"]:
+            parameterNode.timepoints = fill["timepoints"]
+        if fill["boundaries"] and not parameterNode.boundaries:
+            parameterNode.boundaries = fill["boundaries"]
+        if fill["treated_lesion"] and not parameterNode.treatedLesion:
+            parameterNode.treatedLesion = fill["treated_lesion"]
+        for note in fill["notes"]:
+            self._log(f"auto-fill: {note}")
+        return fill["notes"]
 
     def process(self, parameterNode) -> dict:
         p = parameterNode
@@ -318,6 +316,22 @@ class RNAssessmentLogic(ScriptedLoadableModuleLogic):
     def writeReport(self, result, outputDirectory: str, pdf: bool = True) -> dict:
         from RNAssessmentLib.slicer_case import write_report_for
         return write_report_for(result, outputDirectory, pdf=pdf, log_callback=self._log)
+
+
+#: DICOM keywords the auto-fill reads from Slicer's DICOM database, as the tags the database is asked for.
+_DICOM_TAGS = {"ContrastBolusAgent": "0018,0010", "ContrastBolusIngredient": "0018,1048", "ImageType": "0008,0008",
+               "MRAcquisitionType": "0018,0023", "SliceThickness": "0018,0050", "SeriesDescription": "0008,103e",
+               "RepetitionTime": "0018,0080", "EchoTime": "0018,0081", "InversionTime": "0018,0082",
+               "SpacingBetweenSlices": "0018,0088", "SequenceName": "0018,0024"}
+
+
+def _dicom_database_lookup(node, keyword):
+    """A header value of the node's first DICOM instance from Slicer's DICOM database ('' when unknown)."""
+    uids = (node.GetAttribute("DICOM.instanceUIDs") or "").split()
+    db = getattr(slicer, "dicomDatabase", None)
+    if not uids or db is None or keyword not in _DICOM_TAGS:
+        return ""
+    return db.instanceValue(uids[0], _DICOM_TAGS[keyword]) or ""
 
 
 class RNAssessmentTest(ScriptedLoadableModuleTest):

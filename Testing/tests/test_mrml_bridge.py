@@ -120,3 +120,61 @@ def test_scene_with_outputs_writes_and_reloads(tmp_path):
     sh = slicer.vtkMRMLSubjectHierarchyNode.GetSubjectHierarchyNode(again)
     folder = sh.GetItemByName("RNAssessment run 1")
     assert folder and sh.GetItemParent(sh.GetItemByDataNode(v2)) == folder
+
+
+def _study(scene, patient, date, volumes):
+    """A DICOM study item (as Slicer's DICOM module makes them) holding named volumes with DICOM attributes."""
+    sh = slicer.vtkMRMLSubjectHierarchyNode.GetSubjectHierarchyNode(scene)
+    study = sh.CreateStudyItem(patient, f"MR {date}")
+    sh.SetItemAttribute(study, "DICOM.StudyDate", date)
+    nodes = {}
+    for name, attrs, slices in volumes:
+        img = sitk.GetImageFromArray(np.random.default_rng(0).random((slices, 12, 12)).astype(np.float32))
+        n = mb.add_volume(scene, img, name)
+        for k, v in attrs.items():
+            n.SetAttribute(f"DICOM.{k}", v)
+        sh.SetItemParent(mb.sh_item(scene, n), study)
+        nodes[name] = n
+    return nodes
+
+
+def test_auto_fill_picks_per_study_what_the_import_picks():
+    """Volumes as Slicer's DICOM module loads an exam: per study the post-contrast T1 by its contrast attributes (or
+    description), not the localizer, MPR, pre-contrast T1 or FLAIR; studies in date order; the SlicerRT dose; a study
+    with two equally good candidates left to the user with a note."""
+    scene = slicer.vtkMRMLScene()
+    sh = slicer.vtkMRMLSubjectHierarchyNode.GetSubjectHierarchyNode(scene)
+    patient = sh.CreateSubjectItem(sh.GetSceneItemID(), "DEMO")
+    t1 = {"MRAcquisitionType": "3D", "SliceThickness": "1"}
+    later = _study(scene, patient, "20240920", [
+        ("3: T1 MPRAGE", t1, 20), ("4: T1 MPRAGE", dict(t1, ContrastBolusAgent="Gadobutrol"), 20),
+        ("5: AX FLAIR", {"MRAcquisitionType": "2D", "SliceThickness": "5"}, 8)])
+    srs = _study(scene, patient, "20240304", [
+        ("1: localizer", {"ImageType": "ORIGINAL\\PRIMARY\\LOCALIZER"}, 3),
+        ("2: T1 post Gd 2D", dict(SliceThickness="5", MRAcquisitionType="2D"), 10),
+        ("3: T1 MPRAGE post Gd", t1, 20), ("103: T1 MPRAGE post Gd MPR", {"ImageType": "DERIVED\\SECONDARY"}, 20)])
+    _study(scene, patient, "20241219", [("3: T1 3D post Gd", dict(t1, ContrastBolusAgent="Gd"), 20),
+                                        ("4: T1 3D post Gd repeat", dict(t1, ContrastBolusAgent="Gd"), 20)])
+    dose = mb.add_volume(scene, sitk.Image([5, 5, 5], sitk.sitkFloat32) + 1.0, "RTDOSE")
+    mb.mark_dose_volume(scene, dose)
+    fill = mb.auto_fill(scene)
+    assert fill["timepoints"] == [srs["3: T1 MPRAGE post Gd"], later["4: T1 MPRAGE"]]
+    assert fill["dose"] is dose
+    notes = "\n".join(fill["notes"])
+    assert "'1: localizer': left out" in notes and "'103: T1 MPRAGE post Gd MPR': left out" in notes
+    assert "ContrastBolusAgent 'Gadobutrol'" in notes
+    assert "study of 2024-12-19: 2 equally good post-contrast T1" in notes
+    # A lookup (Slicer's DICOM database) is asked first: here it says the first T1 of the later study had contrast.
+    fill = mb.auto_fill(scene, lookup=lambda node, key: "Dotarem" if key == "ContrastBolusAgent"
+                        and node is later["3: T1 MPRAGE"] else "")
+    assert "study of 2024-09-20: 2 equally good post-contrast T1" in "\n".join(fill["notes"])
+    assert fill["timepoints"] == [srs["3: T1 MPRAGE post Gd"]]
+
+
+def test_auto_fill_keeps_volumes_outside_dicom_studies_as_timepoints():
+    scene = slicer.vtkMRMLScene()
+    a = mb.add_volume(scene, sitk.Image([8, 8, 8], sitk.sitkFloat32), "t1")
+    b = mb.add_volume(scene, sitk.Image([8, 8, 8], sitk.sitkFloat32), "t0")
+    a.SetAttribute("RNAssessment.Date", "2024-09-20")
+    b.SetAttribute("RNAssessment.Date", "2024-03-04")
+    assert mb.auto_fill(scene)["timepoints"] == [b, a]

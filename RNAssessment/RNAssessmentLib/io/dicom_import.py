@@ -72,8 +72,9 @@ def _float(v, default=None):
 
 @dataclasses.dataclass
 class MRInfo:
-    series: dx.Series
+    series: object                    # a dicom_index.Series, or whatever the caller classified (an MRML node)
     usable: bool
+    label: str = ""
     why_not: str = ""
     weighting: str = "unknown"        # T1, T2, FLAIR, unknown
     weighting_why: str = ""
@@ -86,8 +87,27 @@ class MRInfo:
         return (0 if self.is_3d else 1, round(self.thickness_mm, 2))
 
     def describe(self) -> str:
-        return (f"{self.series.label()}: {self.weighting} ({self.weighting_why}), contrast {self.contrast} "
+        return (f"{self.label or self.series.label()}: {self.weighting} ({self.weighting_why}), contrast {self.contrast} "
                 f"({self.contrast_why}), {'3D' if self.is_3d else '2D'}, {self.thickness_mm:.2f} mm slices")
+
+
+class _Getter:
+    def __init__(self, get):
+        self._get = get
+
+    def get(self, key, default=None):
+        try:
+            v = self._get(key, default)
+        except KeyError:
+            return default
+        return default if v in (None, "") else v
+
+
+def rank_t1c(infos: list) -> tuple[list, list]:
+    """(post-contrast T1 candidates, best first; the ones tied with the best). More than one tied: ambiguous."""
+    cands = sorted((m for m in infos if m.usable and m.weighting == "T1" and m.contrast == "post"), key=MRInfo.rank)
+    tied = [m for m in cands if m.rank() == cands[0].rank()] if cands else []
+    return cands, tied
 
 
 def classify_mr(se: dx.Series) -> MRInfo:
@@ -113,6 +133,15 @@ def classify_mr(se: dx.Series) -> MRInfo:
                for i in se.instances}
     if len(orients) > 1:
         return dataclasses.replace(info, usable=False, why_not=f"{len(orients)} slice orientations: not one volume")
+    return classify_attributes(first.get, desc, series=se)
+
+
+def classify_attributes(get, desc: str, *, series=None, label: str = "") -> MRInfo:
+    """Weighting, contrast, 3D and slice thickness of one usable MR series from its attributes (``get(keyword,
+    default)``, e.g. a header's or a DICOM database's) and its description. Shared by the import and the Slicer
+    panel's auto-fill, so both pick the same series."""
+    info = MRInfo(series=series, usable=True, label=label)
+    first = _Getter(get)
     # Weighting: the description first (what the technologist named it), then the timing parameters.
     if _FLAIR.search(desc):
         info.weighting, info.weighting_why = "FLAIR", f"description '{desc}'"
@@ -414,7 +443,7 @@ def import_dicom(folder: str | os.PathLike, out_dir: str | os.PathLike, options:
         if forced:
             t1c, why = forced[0], "chosen with --t1c"
         else:
-            cands = [m for m in usable if m.weighting == "T1" and m.contrast == "post"]
+            cands, tied = rank_t1c(usable)
             if not cands:
                 unknown = [m for m in usable if m.weighting in ("T1", "unknown") and m.contrast == "unknown"]
                 if unknown:
@@ -426,9 +455,7 @@ def import_dicom(folder: str | os.PathLike, out_dir: str | os.PathLike, options:
                         + "; ".join(f"{m.series.description or m.series.uid} = {m.weighting}, {m.contrast}"
                                     for m in usable) + "); not a timepoint")
                 continue
-            cands.sort(key=MRInfo.rank)
-            if len(cands) > 1 and cands[0].rank() == cands[1].rank():
-                tied = [m for m in cands if m.rank() == cands[0].rank()]
+            if len(tied) > 1:
                 raise AmbiguousImport(f"study of {st.date}: {len(tied)} post-contrast T1 series are equally good:\n  "
                                       + "\n  ".join(m.describe() for m in tied)
                                       + "\nchoose with --t1c SERIES_UID")
