@@ -163,9 +163,6 @@ def cmd_assess(args) -> int:
         case = load_manifest(manifest)
     try:
         if args.dicom_out:
-            if args.deidentify:
-                raise ValueError("--dicom-out references the source DICOM series, patient and study, which "
-                                 "--deidentify removes: de-identified DICOM output is not supported; use one of them")
             _need("highdicom", "--dicom-out")
             if "_dicom_series" not in case.metadata:
                 raise ValueError("--dicom-out needs a case whose images are DICOM series (a DICOM export, or a "
@@ -180,7 +177,8 @@ def cmd_assess(args) -> int:
                 shutil.copy(os.path.join(imported, name), os.path.join(os.path.dirname(paths["findings"]), name))
         if args.dicom_out:
             from .output.dicom_out import write_dicom_outputs
-            dicom_files = write_dicom_outputs(case, os.path.dirname(paths["findings"]), args.dicom_out, log=_log)
+            dicom_files = write_dicom_outputs(case, os.path.dirname(paths["findings"]), args.dicom_out,
+                                              deidentify=args.deidentify, log=_log)
             _log(f"[assess] wrote {len(dicom_files)} DICOM file(s) in {args.dicom_out}")
             if args.send:
                 from .io.pacs import parse_address, store

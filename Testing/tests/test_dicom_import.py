@@ -23,6 +23,7 @@ from RNAssessmentLib import cli
 from RNAssessmentLib.io import dicom_write as dw
 from RNAssessmentLib.io.case import load_manifest
 from RNAssessmentLib.io.dicom_import import AmbiguousImport, ImportOptions, import_dicom
+from RNAssessmentLib.output.dicom_out import TREATED_ROI
 from RNAssessmentLib.teaching.dicom_export import TARGET, write_dicom_export
 
 pytestmark = pytest.mark.xdist_group("dicom_import")
@@ -394,7 +395,11 @@ def test_dicom_outputs_pass_the_validator_and_read_back(dicom_assessed, exports)
     # Isodose structure set: on the SRS-time series, each level's region as the dose gives it, in the palette.
     rois = read_rtstruct(os.path.join(dcm, "RTSTRUCT_isodose.dcm"))
     levels = [i["level_gy"] for i in doc["summary"]["isodose"]]
-    assert sorted(r.name for r in rois) == sorted(f"Isodose {lv:g} Gy" for lv in levels)
+    assert sorted(r.name for r in rois) == sorted([f"Isodose {lv:g} Gy" for lv in levels] + [TREATED_ROI])
+    gtv = sitk.GetArrayViewFromImage(mask_on_grid(next(r for r in rois if r.name == TREATED_ROI),
+                                                  case.planning.t1c)) > 0
+    ref = sitk.GetArrayViewFromImage(case.treated_lesion) > 0
+    assert 2 * (gtv & ref).sum() / (gtv.sum() + ref.sum()) > 0.99
     dose = sitk.Resample(case.dose.image, case.planning.t1c, sitk.Transform(), sitk.sitkLinear, 0.0)
     colours = isodose_colours(levels)
     for r, lv in ((next(r for r in rois if r.name == f"Isodose {lv:g} Gy"), lv) for lv in levels):
@@ -429,12 +434,54 @@ def test_dicom_out_refuses_what_it_cannot_do(demo_case, exports, tmp_path, capsy
     assert cli.main(["assess", demo_case, "--out", str(tmp_path / "a"), "--dicom-out", str(tmp_path / "d")]) == 2
     assert "needs a case whose images are DICOM series" in capsys.readouterr().err
     export, _ = exports("standard")
-    assert cli.main(["assess", export, "--out", str(tmp_path / "a"), "--dicom-out", str(tmp_path / "d"),
-                     "--deidentify"]) == 2
-    assert "de-identified DICOM output is not supported" in capsys.readouterr().err
+    assert cli.main(["assess", export, "--out", str(tmp_path / "a"), "--dicom-out", str(tmp_path / "a" / "d")]) == 2
+    assert "must not be inside --out" in capsys.readouterr().err
     assert cli.main(["assess", export, "--out", str(tmp_path / "a"), "--send", "X@127.0.0.1:1"]) == 2
     assert "give --dicom-out" in capsys.readouterr().err
     assert not os.path.exists(tmp_path / "a" / "findings.json") and not os.path.exists(tmp_path / "d")
+
+
+def test_deidentified_dicom_output_carries_no_identity_and_reimports(exports, tmp_path):
+    """--deidentify with --dicom-out: de-identified copies of the referenced series beside the results, which
+    reference them; no name, ID, birth date, real date or source UID in any byte; the copy re-imports as a case
+    with the same intervals."""
+    pytest.importorskip("highdicom")
+    export, truth = exports("standard")
+    dcm = str(tmp_path / "dicom")
+    assert cli.main(["assess", export, "--out", str(tmp_path / "a"), "--dicom-out", dcm, "--deidentify",
+                     "--no-pdf"]) == 0
+    phi = {b"RNA-01", b"DEMO^FALX_CINGULATE_RN", b"FALX_CINGULATE", b"19600101"}
+    phi |= {t["date"].replace("-", "").encode() for t in truth["timepoints"]}
+    uids = set()
+    for root, _, names in os.walk(export):
+        for n in names:
+            ds = pydicom.dcmread(os.path.join(root, n), stop_before_pixels=True)
+            uids |= {str(ds.SOPInstanceUID), str(ds.SeriesInstanceUID), str(ds.StudyInstanceUID)}
+            if "FrameOfReferenceUID" in ds:
+                uids.add(str(ds.FrameOfReferenceUID))
+    phi |= {u.encode() for u in uids}
+    files = [os.path.join(r, n) for r, _, ns in os.walk(dcm) for n in ns]
+    for f in files:
+        data = open(f, "rb").read()
+        leaked = [v for v in phi if v in data]
+        assert not leaked, (f, leaked[:3])
+    pseudonym = json.load(open(tmp_path / "a" / "findings.json"))["case"]
+    seg = pydicom.dcmread(os.path.join(dcm, "SEG_fu2.dcm"), stop_before_pixels=True)
+    fu2 = pydicom.dcmread(os.path.join(dcm, "images", "fu2", "IM0001.dcm"), stop_before_pixels=True)
+    assert seg.PatientID == pseudonym == fu2.PatientID and seg.StudyInstanceUID == fu2.StudyInstanceUID
+    assert seg.ReferencedSeriesSequence[0].SeriesInstanceUID == fu2.SeriesInstanceUID
+    assert fu2.PatientIdentityRemoved == "YES"
+    tool = shutil.which("dciodvfy")
+    if tool:
+        for f in [os.path.join(dcm, n) for n in os.listdir(dcm) if n.endswith(".dcm")] + [fu2.filename]:
+            assert not _validator_errors(tool, f), f
+    import_dicom(dcm, str(tmp_path / "c"))
+    spec = _spec(str(tmp_path / "c"))
+    days = [(np.datetime64(t["date"]) - np.datetime64(truth["timepoints"][0]["date"])).astype(int)
+            for t in truth["timepoints"]]
+    assert [t["date"] for t in spec["timepoints"]] == \
+        [str(np.datetime64("2000-01-01") + np.timedelta64(d, "D")) for d in days]
+    assert spec["treated_lesion"]["roi"] == TREATED_ROI and spec["id"] == pseudonym
 
 
 def test_pacs_receives_the_outputs_and_gives_the_case_back(dicom_assessed, orthanc, tmp_path):

@@ -175,7 +175,7 @@ def mask_contours_lps(mask: sitk.Image) -> list[np.ndarray]:
 
 def write_rtstruct(structures: dict, reference_files: list[str], path: str, study: StudyInfo, *,
                    label: str = "RNAssessment", colors: dict | None = None, series_number: int = 900,
-                   description: str = "Structures", interpreted_type: str | None = None) -> str:
+                   description: str = "Structures", interpreted_types: dict | None = None) -> str:
     """Write binary masks {name: mask on the reference series' grid} as an RT Structure Set referencing the
     reference image series (its files, for the Contour Image and Referenced Frame of Reference sequences)."""
     import pydicom
@@ -232,7 +232,8 @@ def write_rtstruct(structures: dict, reference_files: list[str], path: str, stud
         ob = Dataset()
         ob.ObservationNumber = n
         ob.ReferencedROINumber = n
-        ob.RTROIInterpretedType = interpreted_type or ("GTV" if name.upper().startswith("GTV") else "ORGAN")
+        ob.RTROIInterpretedType = (interpreted_types or {}).get(name) or ("GTV" if name.upper().startswith("GTV")
+                                                                          else "ORGAN")
         ob.ROIInterpreter = ""
         obs_seq.append(ob)
     ds.StructureSetROISequence = roi_seq

@@ -8,7 +8,9 @@ there are series to reference):
   from ``findings.seg.nrrd`` (planning frame) onto the follow-up's own grid with the registration the assessment
   used (``summary.registration[label].planning_to_followup_lps``). Segment labels and colours as in the report.
 * ``RTSTRUCT_isodose.dcm`` — the isodose levels as ROIs of an RT Structure Set on the SRS-time series (closed planar
-  contours, what planning systems and viewers read), in the palette's isodose colours.
+  contours, what planning systems and viewers read), in the palette's isodose colours, with the treated lesion.
+* with ``deidentify``: ``images/<timepoint>/``, de-identified copies of the referenced series, which every object
+  above references instead (pseudonym, dates shifted so that SRS is 2000-01-01, new UIDs).
 * ``report_pdf.dcm`` — the report as Encapsulated PDF (when ``report.pdf`` was printed), in the latest study.
 * ``SC_<n>.dcm`` — the report's key images as Secondary Capture (highdicom), in the latest study.
 
@@ -27,6 +29,8 @@ from ..io import dicom_write as dw
 from ..io import geometry as geo
 
 ENCAPSULATED_PDF_STORAGE = "1.2.840.10008.5.1.4.1.1.104.1"
+#: The treated lesion's ROI in the isodose structure set (named so that `rnassess import` takes it as the target).
+TREATED_ROI = "GTV treated lesion"
 
 
 def _headers(files):
@@ -77,10 +81,96 @@ def _segmentation(headers, masks: dict, series_number: int, description: str):
         omit_empty_frames=True)
 
 
-def write_dicom_outputs(case, assessment_dir: str, out_dir: str, *, log=print) -> list[str]:
-    """Write the DICOM outputs of an assessment; returns the files written. ``case`` must come from DICOM."""
+#: Attributes that identify a patient, a person or a place; emptied (Type 2) or removed in de-identified copies.
+_IDENTIFYING = ("PatientName", "PatientID", "PatientBirthDate", "PatientBirthTime", "OtherPatientIDs",
+                "OtherPatientNames", "OtherPatientIDsSequence", "PatientAddress", "PatientTelephoneNumbers",
+                "PatientMotherBirthName", "MilitaryRank", "EthnicGroup", "PatientComments", "InstitutionName",
+                "InstitutionAddress", "InstitutionalDepartmentName", "ReferringPhysicianName",
+                "PerformingPhysicianName", "PhysiciansOfRecord", "RequestingPhysician", "OperatorsName",
+                "NameOfPhysiciansReadingStudy", "AccessionNumber", "StudyID", "StationName", "DeviceSerialNumber",
+                "RequestAttributesSequence", "ReferencedPatientSequence", "ContentCreatorName")
+#: Shifted dates: the SRS date becomes this day, so intervals (days since SRS) are kept and no real date is.
+DEID_SRS_DATE = "20000101"
+
+
+class _Deidentifier:
+    """De-identified copies of source series: the pseudonym for name and ID, identifying attributes emptied, every
+    date shifted so that SRS is 2000-01-01, times emptied, private tags removed, and every instance-specific UID
+    replaced by one derived from it and a secret drawn for this run (consistent within the output, not
+    reversible)."""
+
+    def __init__(self, pseudonym: str, srs_date):
+        import datetime as _dt
+        self.pseudonym = pseudonym
+        self.srs = srs_date
+        self.secret = os.urandom(16).hex()
+        self._dt = _dt
+
+    def uid(self, value: str) -> str:
+        from pydicom.uid import generate_uid
+        return generate_uid(entropy_srcs=[self.secret, str(value)])
+
+    def date(self, value: str) -> str:
+        v = str(value or "")
+        if len(v) < 8 or not v[:8].isdigit() or self.srs is None:
+            return ""
+        try:
+            d = self._dt.date(int(v[:4]), int(v[4:6]), int(v[6:8]))
+        except ValueError:
+            return ""
+        base = self._dt.date(2000, 1, 1)
+        return (base + (d - self.srs)).strftime("%Y%m%d")
+
+    def apply(self, ds) -> None:
+        ds.remove_private_tags()
+        for key in _IDENTIFYING:
+            if key in ds:
+                delattr(ds, key)
+        ds.PatientName = f"{self.pseudonym}^"      # one family-name component, as PN expects
+        ds.PatientID = self.pseudonym
+        ds.PatientBirthDate = ""
+        ds.ReferringPhysicianName = ""
+        ds.AccessionNumber = ""
+        ds.StudyID = ""
+        keep = {"SOPClassUID", "ReferencedSOPClassUID", "TransferSyntaxUID", "MediaStorageSOPClassUID",
+                "ImplementationClassUID", "CodingSchemeUID", "ContextUID"}
+
+        def visit(d, elem):
+            if elem.VR == "UI" and elem.keyword not in keep and elem.value:
+                vals = elem.value if elem.VM > 1 else [elem.value]
+                new = [self.uid(v) if not str(v).startswith("1.2.840.10008.") else v for v in vals]
+                elem.value = new if elem.VM > 1 else new[0]
+            elif elem.VR == "DA" and elem.value:
+                elem.value = self.date(elem.value)
+            elif elem.VR in ("TM", "DT") and elem.value:
+                elem.value = ""
+        ds.walk(visit)
+        if hasattr(ds, "file_meta"):
+            ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+        ds.PatientIdentityRemoved = "YES"
+        ds.DeidentificationMethod = f"RNAssessment: pseudonym, new UIDs, SRS date {DEID_SRS_DATE}"   # LO: 64
+
+    def copy_series(self, files: list[str], folder: str) -> list[str]:
+        import pydicom
+        os.makedirs(folder, exist_ok=True)
+        out = []
+        for n, f in enumerate(files, start=1):
+            ds = pydicom.dcmread(f)
+            self.apply(ds)
+            path = os.path.join(folder, f"IM{n:04d}.dcm")
+            ds.save_as(path, enforce_file_format=True)
+            out.append(path)
+        return out
+
+
+def write_dicom_outputs(case, assessment_dir: str, out_dir: str, *, deidentify: bool = False,
+                        log=print) -> list[str]:
+    """Write the DICOM outputs of an assessment; returns the files written. ``case`` must come from DICOM.
+
+    ``deidentify`` (the assessment was de-identified): de-identified copies of the referenced source series are
+    written too (``images/<timepoint>/``) and every object references them, under the report's pseudonym."""
     import pydicom
-    series = case.metadata.get("_dicom_series") or {}
+    series = dict(case.metadata.get("_dicom_series") or {})
     if case.planning.label not in series:
         raise ValueError("--dicom-out needs a case whose images are DICOM series (a DICOM export given to assess, or "
                          "a case.json written by 'rnassess import'): there is no source series to reference")
@@ -88,6 +178,19 @@ def write_dicom_outputs(case, assessment_dir: str, out_dir: str, *, log=print) -
         doc = json.load(f)
     os.makedirs(out_dir, exist_ok=True)
     written = []
+    # The assessment's own timepoint labels (de-identification renames them srs, fu1, ...), in case order.
+    names = [t["label"] for t in doc["summary"]["timepoints"]]
+    if len(names) == len(case.timepoints):
+        series = {names[i]: series[tp.label] for i, tp in enumerate(case.timepoints) if tp.label in series}
+        labels = dict(zip((tp.label for tp in case.timepoints), names))
+    else:
+        labels = {tp.label: tp.label for tp in case.timepoints}
+    if deidentify:
+        deid = _Deidentifier(str(doc["case"]), case.srs_date)
+        for label in list(series):
+            series[label] = deid.copy_series(series[label], os.path.join(out_dir, "images", label))
+            written += series[label]
+        log(f"[dicom] images/: de-identified copies of {len(series)} source series (pseudonym '{doc['case']}')")
     planning = case.planning.t1c
     regs = doc["summary"].get("registration") or {}
     segs_path = os.path.join(assessment_dir, "findings.seg.nrrd")
@@ -96,13 +199,14 @@ def write_dicom_outputs(case, assessment_dir: str, out_dir: str, *, log=print) -
 
     # Findings and change portions per follow-up, on that follow-up's series.
     for n, tp in enumerate(case.timepoints[1:], start=1):
-        if tp.label not in series:
+        label = labels[tp.label]
+        if label not in series:
             continue
-        mine = [s for s in segments if s.name.split(" ", 1)[0] == tp.label
-                or s.name.split(" ", 1)[0].endswith("-" + tp.label)]
+        mine = [s for s in segments if s.name.split(" ", 1)[0] == label
+                or s.name.split(" ", 1)[0].endswith("-" + label)]
         if not mine:
             continue
-        m = np.array(regs.get(tp.label, {}).get("planning_to_followup_lps", np.eye(4)), float)
+        m = np.array(regs.get(label, {}).get("planning_to_followup_lps", np.eye(4)), float)
         back = sitk.AffineTransform(3)                      # follow-up point -> planning point, for resampling
         inv = np.linalg.inv(m)
         back.SetMatrix(inv[:3, :3].ravel().tolist())
@@ -115,11 +219,11 @@ def write_dicom_outputs(case, assessment_dir: str, out_dir: str, *, log=print) -
                 masks[s.name] = on_fu
         if not masks:
             continue
-        seg = _segmentation(_headers(series[tp.label]), masks, 600 + n, f"RNAssessment findings {tp.label}")
-        path = os.path.join(out_dir, f"SEG_{tp.label}.dcm")
+        seg = _segmentation(_headers(series[label]), masks, 600 + n, f"RNAssessment findings {label}")
+        path = os.path.join(out_dir, f"SEG_{label}.dcm")
         seg.save_as(path)
         written.append(path)
-        log(f"[dicom] {os.path.basename(path)}: {len(masks)} segment(s) on the {tp.label} series")
+        log(f"[dicom] {os.path.basename(path)}: {len(masks)} segment(s) on the {label} series")
 
     # Isodose levels on the SRS-time series.
     levels = [i["level_gy"] for i in doc["summary"].get("isodose") or []]
@@ -132,17 +236,24 @@ def write_dicom_outputs(case, assessment_dir: str, out_dir: str, *, log=print) -
             if sitk.GetArrayViewFromImage(mk).any():
                 masks[f"Isodose {lv:g} Gy"] = (mk, colours[lv])
         if masks:
-            first = _headers(series[case.planning.label][:1])[0]
-            path = dw.write_rtstruct({k: v[0] for k, v in masks.items()}, series[case.planning.label],
+            types = {k: "ISODOSE" for k in masks}
+            if case.treated_lesion is not None:
+                # The treated lesion with the levels: a viewer shows them together, and the output re-imports.
+                masks[TREATED_ROI] = (case.treated_lesion, palette.TREATED)
+                types[TREATED_ROI] = "GTV"
+            srs_label = labels[case.planning.label]
+            first = _headers(series[srs_label][:1])[0]
+            path = dw.write_rtstruct({k: v[0] for k, v in masks.items()}, series[srs_label],
                                      os.path.join(out_dir, "RTSTRUCT_isodose.dcm"), _study_of(first),
                                      label="ISODOSE", colors={k: v[1] for k, v in masks.items()},
-                                     description="RNAssessment isodose levels", interpreted_type="ISODOSE")
+                                     description="RNAssessment isodose levels", interpreted_types=types)
             written.append(path)
-            log(f"[dicom] RTSTRUCT_isodose.dcm: {len(masks)} isodose level(s) on the SRS-time series")
+            log(f"[dicom] RTSTRUCT_isodose.dcm: {len(masks) - (TREATED_ROI in masks)} isodose level(s) and the "
+                "treated lesion on the SRS-time series")
 
     # The report (PDF) and the key images, in the latest study.
-    last = case.timepoints[-1]
-    ref = pydicom.dcmread(series.get(last.label, series[case.planning.label])[0], stop_before_pixels=True)
+    last = labels[case.timepoints[-1].label]
+    ref = pydicom.dcmread(series.get(last, series[labels[case.planning.label]])[0], stop_before_pixels=True)
     pdf = os.path.join(assessment_dir, "report.pdf")
     if os.path.isfile(pdf):
         path = os.path.join(out_dir, "report_pdf.dcm")
