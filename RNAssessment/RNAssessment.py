@@ -4,6 +4,7 @@ GUI and glue only: the computations live in RNAssessmentLib (pure Python on nump
 RNAssessmentLib.mrml.bridge converts between MRML nodes and the core's images.
 """
 import logging
+import os
 import pathlib
 import traceback
 from typing import Annotated
@@ -85,6 +86,7 @@ class RNAssessmentWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.isodoseTable.connect("cellChanged(int,int)", self.onIsodoseCellChanged)
         self.ui.compareLayoutButton.connect("clicked(bool)", self.onCompareLayout)
         self.ui.writeReportButton.connect("clicked(bool)", self.onWriteReport)
+        self.ui.writeDicomButton.connect("clicked(bool)", self.onWriteDicom)
         self.ui.progressBar.hide()
         self._result = None
         self.initializeParameterNode()
@@ -249,6 +251,23 @@ class RNAssessmentWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             qt.QDesktopServices.openUrl(qt.QUrl.fromLocalFile(paths["report"]))
 
 
+    def onWriteDicom(self) -> None:
+        """The report folder's DICOM: SEG per follow-up, isodose structure set, PDF and key images, written into
+        <report folder>/dicom and added to Slicer's DICOM database (send them to PACS from the DICOM module)."""
+        with slicer.util.tryWithErrorDisplay(_("DICOM output failed."), waitCursor=True):
+            if not self._result:
+                raise ValueError(_("Run the assessment first."))
+            out = str(self._parameterNode.reportDirectory or "")
+            if not out or out == ".":
+                raise ValueError(_("Choose a folder for the report."))
+            self.logic.writeReport(self._result, out, pdf=self._parameterNode.writePdf)
+            files = self.logic.writeDicom(self._result, out, os.path.join(out, "dicom"))
+            from DICOMLib import DICOMUtils
+            DICOMUtils.importDicom(os.path.join(out, "dicom"))
+            self.ui.statusLabel.text = _("{count} DICOM files written to {path} and added to the DICOM "
+                                         "database.").format(count=len(files), path=os.path.join(out, "dicom"))
+
+
 class RNAssessmentLogic(ScriptedLoadableModuleLogic):
     """Takes nodes and plain values; never touches the GUI and never modifies an input node."""
 
@@ -313,6 +332,13 @@ class RNAssessmentLogic(ScriptedLoadableModuleLogic):
         vols = result["timepoint_volumes"] if result else list(parameterNode.timepoints)
         return mb.compare_layout(scene or slicer.mrmlScene, vols, foreground=parameterNode.dose)
 
+    def writeDicom(self, result, reportDirectory: str, dicomDirectory: str, scene=None) -> list:
+        """DICOM outputs of a result whose report is in ``reportDirectory``; the timepoint volumes must have been
+        loaded from DICOM (their files come from Slicer's DICOM database)."""
+        from RNAssessmentLib.slicer_case import write_dicom_for
+        return write_dicom_for(scene or slicer.mrmlScene, result, reportDirectory, dicomDirectory,
+                               _dicom_files_of_node, log_callback=self._log)
+
     def writeReport(self, result, outputDirectory: str, pdf: bool = True) -> dict:
         from RNAssessmentLib.slicer_case import write_report_for
         return write_report_for(result, outputDirectory, pdf=pdf, log_callback=self._log)
@@ -323,6 +349,15 @@ _DICOM_TAGS = {"ContrastBolusAgent": "0018,0010", "ContrastBolusIngredient": "00
                "MRAcquisitionType": "0018,0023", "SliceThickness": "0018,0050", "SeriesDescription": "0008,103e",
                "RepetitionTime": "0018,0080", "EchoTime": "0018,0081", "InversionTime": "0018,0082",
                "SpacingBetweenSlices": "0018,0088", "SequenceName": "0018,0024"}
+
+
+def _dicom_files_of_node(node) -> list:
+    """The files a volume was loaded from, by its DICOM.instanceUIDs in Slicer's DICOM database."""
+    db = getattr(slicer, "dicomDatabase", None)
+    uids = (node.GetAttribute("DICOM.instanceUIDs") or "").split() if node else []
+    if db is None or not uids:
+        return []
+    return [f for f in (db.fileForInstance(u) for u in uids) if f]
 
 
 def _dicom_database_lookup(node, keyword):

@@ -165,6 +165,31 @@ def write_report_for(result: dict, out_dir: str, *, pdf: bool = True, log_callba
                          phi=result.get("phi"), log_callback=log_callback)
 
 
+def write_dicom_for(scene, result: dict, report_dir: str, dicom_dir: str, files_for_node, *, log_callback=None) -> list:
+    """The DICOM outputs (SEG per follow-up, isodose RT structure set, Encapsulated PDF, key images) of an
+    :func:`assess_nodes` result whose report was written to ``report_dir`` by :func:`write_report_for`.
+    ``files_for_node(node)``: the DICOM files a volume was loaded from (in Slicer: its ``DICOM.instanceUIDs``
+    looked up in the DICOM database); a volume without files is an error naming it. A de-identified result writes
+    de-identified copies of the series too."""
+    import dataclasses
+
+    from .output.dicom_out import write_dicom_outputs
+    case = result["case"]
+    series = {}
+    for tp in case.timepoints:
+        node = scene.GetNodeByID(tp.source.get("node", ""))
+        files = list(files_for_node(node)) if node is not None else []
+        if not files:
+            raise ValueError(f"volume '{node.GetName() if node else tp.label}' was not loaded from DICOM (no files in "
+                             "the DICOM database): DICOM outputs reference the source series")
+        series[tp.label] = files
+    meta = dict(case.metadata)
+    meta["_dicom_series"] = series
+    # A de-identified result keeps the dates inside (days since SRS); the original SRS date shifts the copies.
+    return write_dicom_outputs(dataclasses.replace(case, metadata=meta), report_dir, dicom_dir,
+                               deidentify=bool(case.metadata.get("deidentified")), log=log_callback or print)
+
+
 def _finding_nodes(scene, case, assessment, extra, folder, folder_name) -> list:
     """Findings table, one markup per finding at its centroid, findings and automatic-boundary segmentations."""
     nodes = []

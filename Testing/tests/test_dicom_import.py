@@ -514,3 +514,47 @@ def test_pacs_receives_the_outputs_and_gives_the_case_back(dicom_assessed, ortha
         pacs.store(files[:1], pacs.Address("WRONG", addr.host, addr.port))
     with pytest.raises(ValueError, match="AET@HOST:PORT"):
         pacs.parse_address("127.0.0.1:4242")
+
+
+def test_slicer_panel_writes_the_dicom_of_a_scene_loaded_from_dicom(exports, tmp_path):
+    """The panel's path on the real MRML of slicer-core: volumes as Slicer's DICOM module loads them (with
+    DICOM.instanceUIDs), assessed from the nodes, report written, then the DICOM outputs from the database's files."""
+    slicer = pytest.importorskip("slicer", reason="the test extra installs slicer-core")
+    from RNAssessmentLib.mrml import bridge as mb
+    from RNAssessmentLib.slicer_case import assess_nodes, write_dicom_for, write_report_for
+    export, truth = exports("standard")
+    case = load_manifest(import_dicom(export, str(tmp_path / "c"))["manifest"])
+    scene = slicer.vtkMRMLScene()
+    files_of, vols = {}, []
+    for tp in case.timepoints:
+        node = mb.add_volume(scene, tp.t1c, f"{tp.label} T1 post Gd")
+        files = case.metadata["_dicom_series"][tp.label]
+        node.SetAttribute("DICOM.instanceUIDs", " ".join(
+            str(pydicom.dcmread(f, stop_before_pixels=True).SOPInstanceUID) for f in files))
+        node.SetAttribute("RNAssessment.Date", tp.date.isoformat())
+        files_of[node.GetID()] = files
+        vols.append(node)
+    seg = mb.add_segmentation(scene, {"GTV": case.treated_lesion}, case.planning.t1c, "lesion")
+    dose = mb.add_volume(scene, case.dose.image, "RTDOSE")
+    mb.mark_dose_volume(scene, dose)
+    result = assess_nodes(scene, vols, seg, dose, 20.0, 1, "20,15,12,10,5", register=True)
+    rep = str(tmp_path / "report")
+    write_report_for(result, rep, pdf=False)
+    written = write_dicom_for(scene, result, rep, str(tmp_path / "dicom"), lambda n: files_of.get(n.GetID(), []))
+    names = sorted(os.path.basename(f) for f in written)
+    assert "RTSTRUCT_isodose.dcm" in names and any(n.startswith("SEG_") for n in names)
+    for f in written:
+        ds = pydicom.dcmread(f, stop_before_pixels=True)
+        assert ds.PatientID == truth["patient_id"]
+        if ds.Modality == "SEG":
+            label = os.path.basename(f)[4:-4]
+            fu = pydicom.dcmread(files_of[vols[[tp.label for tp in result["case"].timepoints].index(label)].GetID()][0],
+                                 stop_before_pixels=True)
+            assert ds.ReferencedSeriesSequence[0].SeriesInstanceUID == fu.SeriesInstanceUID
+    tool = shutil.which("dciodvfy")
+    for f in written if tool else []:
+        assert not _validator_errors(tool, f), f
+    # A volume that was not loaded from DICOM: a clear error naming it, nothing written.
+    with pytest.raises(ValueError, match="was not loaded from DICOM"):
+        write_dicom_for(scene, result, rep, str(tmp_path / "d2"), lambda n: [])
+    assert not os.path.exists(tmp_path / "d2")

@@ -35,6 +35,10 @@ _POST = re.compile(r"post|\+\s*c\b|\+\s*gd|\bgd\b|gad|contrast|\bce\b|t1c\b|t1-?
 _PRE = re.compile(r"\bpre\b|pre[-_ ]?contrast|\bnative?\b|nativ|without|\bw/?o\b|non[-_ ]?contrast|plain", re.I)
 
 
+#: Series descriptions of what ``assess --dicom-out`` writes (output/dicom_out.py).
+OUTPUT_PREFIX = "RNAssessment "
+
+
 class AmbiguousImport(ValueError):
     """The export allows more than one reading; the message lists the candidates and the option that chooses."""
 
@@ -311,6 +315,13 @@ def _choose_dose(pat, plan, opts, log) -> dict | None:
 def _choose_target(pat, srs_frame: str, opts, log) -> tuple[dict | None, dict]:
     """(treated-lesion ROI reference, boundary ROI references) from the structure sets in the SRS frame."""
     sets = [(st, se, i) for st, se, i in _rt_objects(pat, "RTSTRUCT")]
+    # Our own results sent back to PACS (assess --dicom-out) are not inputs, as long as the planning system's
+    # structure set is there: a de-identified teaching output has only ours, and then it is used.
+    ours = [x for x in sets if x[1].description.startswith(OUTPUT_PREFIX)]
+    if ours and len(ours) < len(sets):
+        for _, se, _ in ours:
+            log.say(f"{se.label()}: an RNAssessment result, not an input: not used")
+        sets = [x for x in sets if x not in ours]
     rois = []    # (name, path, frame)
     for _, _, inst in sets:
         for item in inst.ds.get("StructureSetROISequence", []) or []:

@@ -65,7 +65,7 @@ def _segmentation(headers, masks: dict, series_number: int, description: str):
     arr = np.stack([sitk.GetArrayFromImage(masks[n]).astype(np.uint8) for n in names], axis=-1)   # (k, j, i, s)
     descs = []
     for n, name in enumerate(names, start=1):
-        kind = name.split(" ", 1)[1] if " " in name else name
+        kind = name
         descs.append(hd.seg.SegmentDescription(
             segment_number=n, segment_label=name[:64],
             segmented_property_category=codes.SCT.MorphologicallyAbnormalStructure,
@@ -202,8 +202,8 @@ def write_dicom_outputs(case, assessment_dir: str, out_dir: str, *, deidentify: 
         label = labels[tp.label]
         if label not in series:
             continue
-        mine = [s for s in segments if s.name.split(" ", 1)[0] == label
-                or s.name.split(" ", 1)[0].endswith("-" + label)]
+        # "<label> <finding>" at this timepoint, "<from>-<label> grew/regressed" for intervals ending here.
+        mine = [s for s in segments if s.name.startswith(label + " ") or f"-{label} " in s.name]
         if not mine:
             continue
         m = np.array(regs.get(label, {}).get("planning_to_followup_lps", np.eye(4)), float)
