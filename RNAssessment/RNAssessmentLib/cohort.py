@@ -219,6 +219,10 @@ def _client(scheduler: str | None, workers: int | None, n_cases: int):
     cores = os.cpu_count() or 1
     n = max(1, min(workers or cores, n_cases))
     threads = max(1, cores // n)
+    # Dask's nanny starts workers with OMP/MKL/OpenBLAS at one thread; a worker given ``threads`` cores (ITK's
+    # threads are set per task in run_case) may use them in numpy too, as a direct `assess` does.
+    dask.config.set({f"distributed.nanny.pre-spawn-environ.{k}": str(threads)
+                     for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")})
     memory = None
     try:
         total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")

@@ -304,6 +304,30 @@ def test_two_equal_post_contrast_series_stop_and_t1c_chooses(exports, tmp_path):
     assert _series_of(str(tmp_path / "c"), _spec(str(tmp_path / "c"))["timepoints"][1]["t1c"]) == chosen
 
 
+def test_several_plans_stop_and_plan_chooses(exports, tmp_path):
+    """A second plan (a replan) in the export: the import lists both and --plan chooses; the dose follows the plan."""
+    export, truth = exports("standard")
+    copy = tmp_path / "export"
+    for root, _, names in os.walk(export):
+        for n in names:
+            dst = copy / os.path.relpath(root, export) / n
+            os.makedirs(dst.parent, exist_ok=True)
+            os.symlink(os.path.join(root, n), dst)
+    rp = pydicom.dcmread(os.path.join(export, "study1", "rt", "RP.dcm"))
+    rp.SOPInstanceUID = rp.file_meta.MediaStorageSOPInstanceUID = pydicom.uid.generate_uid()
+    rp.RTPlanLabel = rp.RTPlanName = "SRS replan"
+    rp.save_as(str(copy / "study1" / "rt" / "RP2.dcm"), enforce_file_format=True)
+    with pytest.raises(AmbiguousImport, match="2 RT plans") as exc:
+        import_dicom(str(copy), str(tmp_path / "x"))
+    assert "SRS met1" in str(exc.value) and "SRS replan" in str(exc.value) and "--plan" in str(exc.value)
+    r = import_dicom(str(copy), str(tmp_path / "c"), ImportOptions(plan="SRS met1"))
+    assert _spec(str(tmp_path / "c"))["dose"]["prescription_gy"] == truth["prescription_gy"]
+    assert any("chosen with --plan" in line for line in r["log"])
+    # The replan has no dose of its own: choosing it is an error that lists the dose files.
+    with pytest.raises(ValueError, match="no RTDOSE references"):
+        import_dicom(str(copy), str(tmp_path / "y"), ImportOptions(plan="SRS replan"))
+
+
 def test_the_real_eclipse_plan_dose_and_structures(tmp_path):
     """The real DICOM RT files of ../shared/data (an Eclipse plan: 14 Gy in 7 fractions, a plan-sum dose, ten ROIs
     with 'Tumor Bed' and 'Tumor Bed Block'), beside an MR series in their frame of reference."""
