@@ -197,7 +197,7 @@ def _save_state(path: str, state: dict) -> None:
     write_file_atomically(path, write)
 
 
-def _client(scheduler: str | None, workers: int | None, n_cases: int):
+def _client(scheduler: str | None, workers: int | None, n_cases: int, threads_per_worker: int | None = None):
     """(client, cluster or None, threads per worker)."""
     try:
         import dask
@@ -218,7 +218,7 @@ def _client(scheduler: str | None, workers: int | None, n_cases: int):
             raise ValueError(f"cannot reach the Dask scheduler at '{scheduler}': {exc}") from exc
     cores = os.cpu_count() or 1
     n = max(1, min(workers or cores, n_cases))
-    threads = max(1, cores // n)
+    threads = threads_per_worker or max(1, cores // n)
     # Dask's nanny starts workers with OMP/MKL/OpenBLAS at one thread; a worker given ``threads`` cores (ITK's
     # threads are set per task in run_case) may use them in numpy too, as a direct `assess` does.
     dask.config.set({f"distributed.nanny.pre-spawn-environ.{k}": str(threads)
@@ -239,9 +239,10 @@ def _client(scheduler: str | None, workers: int | None, n_cases: int):
 
 def run_cohort(source: str, out: str, *, scheduler: str | None = None, workers: int | None = None,
                resume: bool = False, levels: str | None = None, deidentify: bool = False, pdf: bool = True,
-               title: str | None = None, log=print) -> dict:
+               title: str | None = None, threads_per_worker: int | None = None, log=print) -> dict:
     """Assess every case of SOURCE into ``out/cases/`` and write the cohort table and page; returns
-    {"paths": ..., "ran": [...], "unchanged": [...], "failed": [...]}."""
+    {"paths": ..., "ran": [...], "unchanged": [...], "failed": [...]}. ``threads_per_worker`` (local cluster):
+    the cores each worker's case may use (default: the machine's cores shared among the workers)."""
     out = os.path.abspath(out)
     if os.path.exists(out) and not os.path.isdir(out):
         raise ValueError(f"--out '{out}' is an existing file, not a folder")
@@ -266,7 +267,7 @@ def run_cohort(source: str, out: str, *, scheduler: str | None = None, workers: 
     if todo:
         log(f"[cohort] {len(todo)} of {len(entries)} cases to assess"
             + (f" on {scheduler}" if scheduler else ""))
-        client, cluster, threads = _client(scheduler, workers, len(todo))
+        client, cluster, threads = _client(scheduler, workers, len(todo), threads_per_worker)
         try:
             from dask.distributed import as_completed
             futures = {}

@@ -308,6 +308,16 @@ def bench_cohort():
     print(f"  1 worker {t[1]:.0f} s: runner overhead {100 * (t[1] / direct - 1):+.1f} % vs direct "
           f"({(t[1] - direct) / len(cases):+.2f} s per case, cluster start and stop included)")
     print(f"  2 workers {t[2]:.0f} s: speed-up {t[1] / t[2]:.2f}x over 1 worker")
+    # The runner's own scaling, apart from the threads one case already uses: one core per worker in both runs.
+    s = {}
+    for n in (1, 2):
+        t0 = time.perf_counter()
+        r = run_cohort(demo, os.path.join(work, f"s{n}"), workers=n, pdf=False, threads_per_worker=1,
+                       log=lambda m: None)
+        s[n] = time.perf_counter() - t0
+        assert not r["failed"], r["failed"]
+    print(f"  one thread per worker: 1 worker {s[1]:.0f} s, 2 workers {s[2]:.0f} s: speed-up {s[1] / s[2]:.2f}x "
+          f"(a single case on both cores runs {s[1] / t[1]:.2f}x faster than on one)")
 
 
 def bench_import():
