@@ -303,13 +303,12 @@ def _choose_dose(pat, plan, opts, log) -> dict | None:
     else:
         raise ValueError("RTDOSE summation type(s) " + ", ".join(sorted(kinds)) + " cannot be turned into the plan "
                          "dose here (PLAN or BEAM expected): " + ", ".join(i.path for v in kinds.values() for i in v))
-    units = {str(i.get("DoseUnits", "")).upper() for i in chosen}
     frames = {str(i.get("FrameOfReferenceUID", "")) for i in chosen}
     if len(frames) > 1:
         raise ValueError("the dose files to sum are in different frames of reference: "
                          + ", ".join(i.path for i in chosen))
     log.choose("RT dose", ", ".join(i.path for i in chosen), why)
-    return {"files": [i.path for i in chosen], "frame": frames.pop(), "units": units}
+    return {"files": [i.path for i in chosen], "frame": frames.pop()}
 
 
 def _choose_target(pat, srs_frame: str, opts, log) -> tuple[dict | None, dict]:
@@ -331,7 +330,7 @@ def _choose_target(pat, srs_frame: str, opts, log) -> tuple[dict | None, dict]:
     here = [r for r in rois if r[2] in ("", srs_frame)]
     elsewhere = [r for r in rois if r not in here]
     if elsewhere:
-        log.say(f"structure set ROIs in another frame of reference than the SRS-time T1 (not used): "
+        log.say("structure set ROIs in another frame of reference than the SRS-time T1 (not used): "
                 + ", ".join(sorted({r[0] for r in elsewhere})))
     boundaries = {}
     for name, path, _ in here:

@@ -11,6 +11,8 @@ import os
 
 import numpy as np
 
+from .images import is_dicom_file
+
 #: The attributes read from each header; everything else is skipped by pydicom's ``specific_tags``.
 TAGS = (
     "SOPClassUID", "SOPInstanceUID", "Modality", "PatientName", "PatientID", "PatientBirthDate",
@@ -122,14 +124,7 @@ class Index:
 
 
 def _is_candidate(path: str) -> bool:
-    if path.lower().endswith(".dcm"):
-        return True
-    try:
-        with open(path, "rb") as f:
-            f.seek(128)
-            return f.read(4) == b"DICM"
-    except OSError:
-        return False
+    return path.lower().endswith(".dcm") or is_dicom_file(path)
 
 
 def read_header(path: str):

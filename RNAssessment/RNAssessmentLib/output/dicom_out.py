@@ -26,7 +26,6 @@ import SimpleITK as sitk
 
 from .. import __version__, palette
 from ..io import dicom_write as dw
-from ..io import geometry as geo
 
 ENCAPSULATED_PDF_STORAGE = "1.2.840.10008.5.1.4.1.1.104.1"
 #: The treated lesion's ROI in the isodose structure set (named so that `rnassess import` takes it as the target).

@@ -12,7 +12,6 @@ a dose grid that misses the treated lesion, two equally good post-contrast T1 se
 """
 from __future__ import annotations
 
-import datetime as _dt
 import json
 import os
 
