@@ -305,11 +305,13 @@ OUTPUT_NAMES = ("findings.json", "dvh.csv", "dvh_curves.csv", "volumes.csv", "re
 
 
 def write_outputs(case: Case, assessment: Assessment, extra: dict, out_dir: str, *, report: bool = True,
-                  pdf: bool = True, phi: list | None = None, log_callback=None) -> dict:
+                  pdf: bool = True, phi: list | None = None, log_callback=None, inputs: dict | None = None) -> dict:
     """Write findings.json, dvh.csv (+ dvh_curves.csv), volumes.csv, change maps, segmentations, isodose surfaces
     and report.html (+ report.pdf). Refuses to write into a folder holding an input file under an output name.
 
-    ``phi``: identifying strings of the original case (see deid.py); every text output is scrubbed of them."""
+    ``phi``: identifying strings of the original case (see deid.py); every text output is scrubbed of them.
+    ``inputs``: where the images are, for findings.json (default: the case's manifest); a de-identified output
+    (``phi`` given) records none, since a path may name the patient."""
     say = log_callback or log.info
     out_dir = os.path.abspath(out_dir)
     protect = case.input_paths()
@@ -319,6 +321,12 @@ def write_outputs(case: Case, assessment: Assessment, extra: dict, out_dir: str,
                    (os.path.basename(p) in OUTPUT_NAMES or os.path.basename(p).startswith(("change_", "isodose"))))
     if clash:
         raise ValueError(f"refusing to overwrite input file '{clash[0]}': choose another output folder")
+    if phi:
+        assessment.inputs = {}
+    elif inputs:
+        assessment.inputs = dict(inputs)
+    elif case.manifest_path:
+        assessment.inputs = {"manifest": os.path.abspath(case.manifest_path)}
     assessment.write(paths["findings"])
     write_dvh_csv(extra.get("dose_stats", []), paths["dvh"])
     write_dvh_curves(extra.get("dose_stats", []), os.path.join(out_dir, "dvh_curves.csv"))
@@ -359,7 +367,7 @@ def write_outputs(case: Case, assessment: Assessment, extra: dict, out_dir: str,
 
 
 def assess_to_folder(case: Case, out: str, *, levels=None, deidentify: bool = False, pdf: bool = True,
-                     log_callback=None) -> tuple[dict, Assessment]:
+                     log_callback=None, inputs: dict | None = None) -> tuple[dict, Assessment]:
     """Assess and write every output to ``out`` at once (output/atomic.py): a failed or killed run leaves the
     previous outputs as they were; inputs are never inside ``out``. Returns ({output name: path}, assessment)."""
     from .output.atomic import OutputFolder
@@ -372,7 +380,7 @@ def assess_to_folder(case: Case, out: str, *, levels=None, deidentify: bool = Fa
             case, phi = deidentify_case(case)
             say(f"[assess] de-identified as '{case.id}'")
         assessment, extra = assess_case(case, levels_gy=levels, log_callback=say)
-        paths = write_outputs(case, assessment, extra, tmp, pdf=pdf, phi=phi, log_callback=say)
+        paths = write_outputs(case, assessment, extra, tmp, pdf=pdf, phi=phi, log_callback=say, inputs=inputs)
     for w in assessment.warnings:
         say(f"warning: {w}")
     return {k: os.path.join(folder.out, os.path.relpath(v, tmp)) for k, v in paths.items()}, assessment

@@ -1,8 +1,9 @@
-"""``rnassess`` command line: demo, assess, import, dvh, isodose, cohort (arguments and output files are contracts)."""
+"""``rnassess`` command line: demo, assess, import, dvh, isodose, cohort, review (arguments and output files are contracts)."""
 from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import json
 import logging
 import os
@@ -82,11 +83,33 @@ def cmd_cohort(args) -> int:
     return 1 if r["failed"] and not (r["ran"] or r["unchanged"]) else 0
 
 
-def _assess_and_write(case, out: str, *, levels=None, deidentify: bool = False, pdf: bool = True) -> dict:
+def _assess_and_write(case, out: str, *, levels=None, deidentify: bool = False, pdf: bool = True,
+                      inputs: dict | None = None) -> dict:
     """assess.assess_to_folder, remembering the case and folder for an internal error's message and log."""
     from .assess import assess_to_folder
     _STATE["case"], _STATE["out"] = case.id, os.path.abspath(out)
-    return assess_to_folder(case, out, levels=levels, deidentify=deidentify, pdf=pdf, log_callback=_log)[0]
+    return assess_to_folder(case, out, levels=levels, deidentify=deidentify, pdf=pdf, log_callback=_log,
+                            inputs=inputs)[0]
+
+
+def cmd_review(args) -> int:
+    import importlib.util
+
+    from .review import find_assessments
+    from .review_app import check_serving
+    token = check_serving(args.host, args.token, generate=args.generate_token)     # before anything is read
+    if args.port < 0 or args.port > 65535:
+        raise ValueError(f"--port {args.port}: give 0-65535 (0 picks a free port)")
+    cases = find_assessments(args.folder)
+    missing = [m for m in ("trame", "trame_slicer", "slicer") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise ValueError(f"rnassess review needs {', '.join(missing)}: pip install \".[review]\" (trame-slicer with "
+                         "Slicer's slicer-core)")
+    from .review_app import serve
+    for name in ("trame", "trame_client", "trame_server", "trame_rca", "trame_slicer", "wslink", "aiohttp"):
+        logging.getLogger(name).setLevel(logging.WARNING)          # their INFO is a trace of every widget
+    _log(f"[review] {len(cases)} assessment(s) under {os.path.abspath(args.folder)}; read only")
+    return serve(args.folder, host=args.host, port=args.port, token=token, timeout=args.idle_timeout, log=_log)
 
 
 def _import_options(args):
@@ -171,7 +194,11 @@ def cmd_assess(args) -> int:
                     os.path.abspath(args.dicom_out).startswith(os.path.abspath(args.out) + os.sep):
                 raise ValueError("--dicom-out must not be inside --out (the output folder is replaced as a whole)")
         levels = parse_levels(args.levels, case.dose.prescription_gy if case.dose else None) if args.levels else None
-        paths = _assess_and_write(case, args.out, levels=levels, deidentify=args.deidentify, pdf=not args.no_pdf)
+        # A DICOM case's manifest lives in a scratch folder: findings.json names the export and how it was read.
+        inputs = ({"dicom": os.path.abspath(args.manifest),
+                   "import_options": dataclasses.asdict(_import_options(args))} if imported else None)
+        paths = _assess_and_write(case, args.out, levels=levels, deidentify=args.deidentify, pdf=not args.no_pdf,
+                                  inputs=inputs)
         if imported:
             for name in ("import_log.txt", "import_log.json"):
                 shutil.copy(os.path.join(imported, name), os.path.join(os.path.dirname(paths["findings"]), name))
@@ -361,6 +388,24 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--deidentify", action="store_true", help="de-identify every case's outputs")
     c.add_argument("--no-pdf", action="store_true", help="do not print report.pdf per case")
     c.set_defaults(func=cmd_cohort)
+
+    r = sub.add_parser("review", help="serve an assessed case (or a cohort/demo folder) as a web app in Slicer's "
+                                      "own views",
+                       description="Serve FOLDER (an 'assess --out' folder, or a cohort or demo folder: a case "
+                                   "picker) in the browser: the timepoints side by side in linked slice views with "
+                                   "isodose lines (show/hide per level), the treated lesion, findings and "
+                                   "boundaries, a 3D view, and the findings list (click one to centre the views on "
+                                   "it). Read only. Loopback by default; any other --host needs a token. Needs the "
+                                   "'review' extra: pip install \".[review]\".")
+    r.add_argument("folder", help="assessment folder (holds findings.json), or a folder of several")
+    r.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    r.add_argument("--port", type=int, default=8080, help="port (default 8080; 0 picks a free one)")
+    r.add_argument("--token", help="secret the URL must carry (?token=...), 16+ characters; required with a --host "
+                                   "other than loopback")
+    r.add_argument("--generate-token", action="store_true", help="make a random token and print the URL with it")
+    r.add_argument("--idle-timeout", type=int, metavar="S",
+                   help="stop S seconds after the last browser disconnects (default: run until Ctrl-C)")
+    r.set_defaults(func=cmd_review)
 
     i = sub.add_parser("isodose", help="isodose surfaces and enclosed volumes")
     i.add_argument("--dose", required=True, help="RTDOSE .dcm or dose image in Gy (NRRD, NIfTI, MetaImage)")

@@ -121,14 +121,8 @@ def assess_nodes(scene, timepoint_volumes, treated_lesion_segmentation, dose_vol
     stamp = _dt.datetime.now().strftime("%Y-%m-%d %H:%M:%S")
     folder_name = f"RNAssessment {stamp}"
     folder = mb.folder(scene, folder_name)
-    nodes = []
-    iso = extra.get("isodose") or []
-    if iso:
-        nodes.append(mb.add_colour_table(scene, [i.level_gy for i in iso], [i.colour for i in iso]))
-        mb.set_parent(scene, nodes[-1], folder)
-        for lv in iso:
-            nodes.append(mb.add_model(scene, lv.surface_lps, f"Isodose {lv.level_gy:g} Gy", lv.colour,
-                                      parent_item=folder))
+    nodes = _isodose_nodes(scene, [(i.level_gy, i.colour, i.surface_lps) for i in extra.get("isodose") or []],
+                           folder)
     rows = []
     for t in assessment.summary["timepoints"]:
         rows.append({"timepoint": t["label"], "date": t["date"] or "", "days_since_srs": t["days_since_srs"],
@@ -152,7 +146,12 @@ def assess_nodes(scene, timepoint_volumes, treated_lesion_segmentation, dose_vol
         nodes.append(mb.add_plot(scene, ctable, "days_since_srs", ["volume_cm3", "sum_longest_diameter_mm"],
                                  f"{folder_name} lesion over time", x_title="days since SRS",
                                  y_title="cm³ / mm", parent_item=folder))
-    nodes += _finding_nodes(scene, case, assessment, extra, folder, folder_name)
+    planning = case.planning.t1c
+    nodes += _finding_nodes(scene, planning, [f.to_dict() for f in assessment.findings],
+                            {n: geo.image_from_array(m.astype("uint8"), planning)
+                             for n, m in finding_segments(extra).items()},
+                            extra.get("auto_boundaries"), folder, f"{folder_name} boundaries (automatic)",
+                            folder_name)
     return {"nodes": nodes, "folder": folder, "folder_name": folder_name, "assessment": assessment,
             "case": case, "extra": extra, "phi": phi, "timepoint_volumes": list(timepoint_volumes),
             "isodose_models": [n for n in nodes if n.IsA("vtkMRMLModelNode")]}
@@ -190,34 +189,107 @@ def write_dicom_for(scene, result: dict, report_dir: str, dicom_dir: str, files_
                                deidentify=bool(case.metadata.get("deidentified")), log=log_callback or print)
 
 
-def _finding_nodes(scene, case, assessment, extra, folder, folder_name) -> list:
-    """Findings table, one markup per finding at its centroid, findings and automatic-boundary segmentations."""
+def _isodose_nodes(scene, levels: list, folder) -> list:
+    """Isodose colour table and one model per level ([(level Gy, colour, LPS surface)]), shown as slice lines."""
+    if not levels:
+        return []
+    table = mb.add_colour_table(scene, [lv for lv, _, _ in levels], [c for _, c, _ in levels])
+    mb.set_parent(scene, table, folder)
+    return [table] + [mb.add_model(scene, surf, f"Isodose {lv:g} Gy", colour, parent_item=folder)
+                      for lv, colour, surf in levels]
+
+
+def _finding_nodes(scene, planning, findings: list[dict], masks: dict, boundaries: dict | None, folder,
+                   boundaries_name: str, folder_name: str, *, closed_surface: bool = False) -> list:
+    """Findings table, one markup per finding at its centroid, findings and boundary segmentations (masks on the
+    planning grid). ``findings``: as in findings.json (``Finding.to_dict``)."""
     nodes = []
-    findings = assessment.findings
     if findings:
         rows = []
         for i, f in enumerate(findings, 1):
-            d = f.to_dict()
-            rows.append({"finding": i, "kind": f.kind, "when": f.timepoint or f"{f.from_}→{f.to}",
-                         "description": f.description or "",
-                         "boundary": f.boundary or "", "volume_mm3": f.volume_mm3,
-                         "gap_mm": f.gap_mm, "geodesic_mm": f.geodesic_mm,
-                         "mean_gy": (f.dose or {}).get("mean_gy"), "favours": d["favours"],
-                         "r": f.centroid_ras[0], "a": f.centroid_ras[1], "s": f.centroid_ras[2]})
+            rows.append({"finding": i, "kind": f["kind"], "when": f.get("timepoint") or f"{f.get('from')}→{f.get('to')}",
+                         "description": f.get("description") or "",
+                         "boundary": f.get("boundary") or "", "volume_mm3": f.get("volume_mm3"),
+                         "gap_mm": f.get("gap_mm"), "geodesic_mm": f.get("geodesic_mm"),
+                         "mean_gy": (f.get("dose") or {}).get("mean_gy"), "favours": f.get("favours"),
+                         "r": f["centroid_ras"][0], "a": f["centroid_ras"][1], "s": f["centroid_ras"][2]})
         nodes.append(mb.add_table(scene, rows, f"{folder_name} findings", parent_item=folder))
-        pts = geo.lps_from_ras([f.centroid_ras for f in findings])
-        labels = [f"{i}: {f.kind.replace('_', ' ')}" for i, f in enumerate(findings, 1)]
+        pts = geo.lps_from_ras([f["centroid_ras"] for f in findings])
+        labels = [str(i) for i in range(1, len(findings) + 1)]        # the number in the findings table / list
         nodes.append(mb.add_markups(scene, pts, labels, f"{folder_name} finding markers", parent_item=folder))
-    planning = case.planning.t1c
-    masks = finding_segments(extra)
     if masks:
-        nodes.append(mb.add_segmentation(scene, {n: geo.image_from_array(m.astype("uint8"), planning)
-                                                 for n, m in masks.items()}, planning, f"{folder_name} findings",
-                                         colours={n: palette.segment_colour(n) for n in masks}, parent_item=folder))
-    if extra.get("auto_boundaries"):
-        nodes.append(mb.add_segmentation(scene, extra["auto_boundaries"], planning,
-                                         f"{folder_name} boundaries (automatic)", parent_item=folder))
+        nodes.append(mb.add_segmentation(scene, masks, planning, f"{folder_name} findings",
+                                         colours={n: palette.segment_colour(n) for n in masks}, parent_item=folder,
+                                         closed_surface=closed_surface))
+    if boundaries:
+        nodes.append(mb.add_segmentation(scene, boundaries, planning, boundaries_name, parent_item=folder,
+                                         colours={n: palette.BOUNDARY for n in boundaries}))
     return nodes
+
+
+def add_review_nodes(scene, rc, progress=None) -> dict:
+    """The scene of an assessment read back (:class:`review.ReviewCase`); see :func:`review_node_steps`.
+    ``progress(fraction, message)`` is called before each step. Returns the nodes by role."""
+    out: dict = {}
+    for fraction, message in review_node_steps(scene, rc, out):
+        if progress:
+            progress(fraction, message)
+    return out
+
+
+def review_node_steps(scene, rc, out: dict):
+    """Add the nodes of an assessment read back, one step per ``next()`` (yields (fraction done, next step), so a
+    server can report progress between steps), filling ``out`` with the nodes by role: the timepoint images
+    (follow-ups under the registration's transform, so linked views show the same anatomy), the dose, the treated
+    lesion, and the same isodose, findings and boundary nodes :func:`assess_nodes` adds, in one folder."""
+    case = rc.case
+    planning = case.planning.t1c
+    folder_name = f"RNAssessment review {case.id}"
+    folder = mb.folder(scene, folder_name)
+    n_steps = len(case.timepoints) + 4
+    volumes, transforms = [], []
+    for i, tp in enumerate(case.timepoints):
+        yield i / n_steps, f"image {tp.label}"
+        vol = mb.add_volume(scene, tp.t1c, f"{case.id} {tp.label}", parent_item=folder)
+        m = rc.planning_to_followup.get(tp.label) if i else None
+        if m is not None and not np.allclose(m, np.eye(4)):
+            transforms.append(mb.add_linear_transform(scene, m, f"{case.id} {tp.label} to SRS image", [vol],
+                                                      parent_item=folder))
+        volumes.append(vol)
+    step = len(case.timepoints)
+    dose = None
+    if case.dose is not None:
+        yield step / n_steps, "dose"
+        dose = mb.add_volume(scene, case.dose.image, f"{case.id} dose", parent_item=folder)
+        mb.mark_dose_volume(scene, dose)
+    yield (step + 1) / n_steps, "isodose surfaces"
+    iso_nodes = _isodose_nodes(scene, rc.isodose, folder)
+    iso_models = {lv: n for (lv, _, _), n in zip(rc.isodose, iso_nodes[1:])}
+    treated = None
+    if case.treated_lesion is not None:
+        yield (step + 2) / n_steps, "treated lesion"
+        treated = mb.add_segmentation(scene, {"treated lesion": case.treated_lesion}, planning,
+                                      f"{case.id} treated lesion", colours={"treated lesion": palette.TREATED},
+                                      parent_item=folder, closed_surface=True)
+        mb.set_segment_display(treated, fill_2d=0.0, outline_2d=True, opacity_3d=0.35)
+    yield (step + 3) / n_steps, "findings"
+    bname = f"{folder_name} boundaries ({rc.boundaries_source})"
+    fnodes = _finding_nodes(scene, planning, rc.findings.get("findings") or [], rc.finding_masks, rc.boundaries,
+                            folder, bname, folder_name, closed_surface=True)
+    by_name = {n.GetName(): n for n in fnodes}
+    seg = by_name.get(f"{folder_name} findings")
+    if seg is not None:
+        mb.set_segment_display(seg, fill_2d=0.35, outline_2d=True, opacity_3d=0.8)
+    bnd = by_name.get(bname)
+    if bnd is not None:
+        mb.set_segment_display(bnd, fill_2d=0.25, outline_2d=True)
+        mb.set_shown(bnd, True, view_3d=False)
+    out.update({"folder": folder, "volumes": volumes, "transforms": transforms, "dose": dose,
+                "isodose": iso_models, "colour_table": iso_nodes[0] if iso_nodes else None,
+                "treated_lesion": treated, "findings": seg, "boundaries": bnd,
+                "markers": by_name.get(f"{folder_name} finding markers"),
+                "nodes": [n for n in volumes + transforms + [dose, treated] + iso_nodes + fnodes if n is not None]})
+    yield 1.0, "views"
 
 
 def load_phantom_into_scene(scene, scenario_name: str) -> dict:

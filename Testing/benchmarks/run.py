@@ -1,6 +1,6 @@
 """Benchmarks (not tests): each figure is printed as a ratio to a peer measured in the same run on this machine.
 
-    pip install ".[bench]" && python Testing/benchmarks/run.py [dvh] [isodose] [case] [boundaries] [change] [realmri] [cohort] [import]
+    pip install ".[bench]" && python Testing/benchmarks/run.py [dvh] [isodose] [case] [boundaries] [change] [realmri] [cohort] [import] [review]
 
 * dvh      – all ROIs of the dicompyler example plan: RNAssessment vs ``dicompylercore.dvhcalc.get_dvh``, plus each
              one's agreement with the TPS DVHs embedded in the RTDOSE (volume and mean dose).
@@ -16,6 +16,9 @@
 * cohort     – the 16 teaching cases through ``rnassess cohort`` with 1 and 2 workers and assessed directly one
                after another: speed-up of the second worker (target >= 1.7x) and runner overhead (< 5 %).
 * import     – header scan of a 5,000-file DICOM export vs ``pydicom.dcmread`` of the same headers.
+* review     – ``rnassess review`` of an assessed 240x240x155 two-timepoint case (BraTS implant): time from starting
+               the server to the first rendered views in headless Chromium, and the server's peak resident memory,
+               vs a plain read of the case's files in a fresh process. Needs the review extra and Chromium.
 """
 from __future__ import annotations
 
@@ -347,10 +350,82 @@ def bench_import():
           f"(ratio {t_index / t_pydicom:.2f}; {idx.files} indexed, {len(files) / t_index:.0f} files/s)")
 
 
+def _peak_rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status", encoding="ascii") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
+    return float("nan")
+
+
+def bench_review():
+    import hashlib
+    import json
+    import re
+    import subprocess
+    import tempfile
+
+    from RNAssessmentLib.cli import main as cli
+    from RNAssessmentLib.output.browser import Headless
+    from RNAssessmentLib.teaching import realmri as R
+
+    base = R.BASES["brats"]
+    images = R.load_base(base, os.path.join(SHARED, "real-mri"))
+    tpl = next(t for t in R.templates() if t.name == "falx_cingulate_rn")
+    with tempfile.TemporaryDirectory() as d:
+        manifest = R.write_case(tpl, base, images, d, seed=0)
+        with open(manifest, encoding="utf-8") as f:
+            spec = json.load(f)
+        spec["timepoints"] = spec["timepoints"][:2]
+        with open(manifest, "w", encoding="utf-8") as f:
+            json.dump(spec, f)
+        out = os.path.join(d, "assessment")
+        assert cli(["assess", manifest, "--out", out, "--no-pdf"]) == 0
+        read = _in_child(manifest, "read")
+        env = dict(os.environ, VTK_DEFAULT_OPENGL_WINDOW="vtkEGLRenderWindow",
+                   PYTHONPATH=os.path.join(ROOT, "RNAssessment"))
+        t0 = time.perf_counter()
+        proc = subprocess.Popen([sys.executable, "-m", "RNAssessmentLib.cli", "review", out, "--port", "0",
+                                 "--idle-timeout", "60"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                text=True, env=env)
+        try:
+            url = None
+            for line in proc.stdout:
+                m = re.search(r"at (http://\S+)", line)
+                if m:
+                    url = m.group(1)
+                    break
+            t_listen = time.perf_counter() - t0
+            with Headless(width=1600, height=1000, timeout_s=120) as b:
+                b.open(url)
+                prev, first = None, None
+                while time.perf_counter() - t0 < 180:
+                    if b.evaluate("!!(window.trame && window.trame.state && window.trame.state.get('loaded'))"):
+                        shots = b.element_screenshots(".review-views img")
+                        digest = [hashlib.sha1(x).hexdigest() for x in shots]
+                        if len(shots) == 3 and all(len(x) > 5000 for x in shots):
+                            first = first or time.perf_counter() - t0
+                            if digest == prev:
+                                break
+                        prev = digest
+                    time.sleep(0.1)
+                settled = time.perf_counter() - t0
+            peak = _peak_rss_mb(proc.pid)
+        finally:
+            proc.terminate()
+            proc.wait(15)
+    print(f"review: {'x'.join(map(str, images.t1c.GetSize()))} BraTS case, 2 timepoints. Plain read of its files "
+          f"{read['seconds']:.1f} s, {read['peak_mb']:.0f} MB peak.")
+    print(f"  server listening {t_listen:.1f} s; first rendered views in the browser {first:.1f} s after start "
+          f"({first / read['seconds']:.1f}x the read), stable {settled:.1f} s; server peak memory {peak:.0f} MB "
+          f"({peak / read['peak_mb']:.1f}x the read's)")
+
+
 def main(argv):
-    which = argv or ["dvh", "isodose", "case", "boundaries", "change", "realmri", "cohort", "import"]
+    which = argv or ["dvh", "isodose", "case", "boundaries", "change", "realmri", "cohort", "import", "review"]
     table = {"dvh": bench_dvh, "isodose": bench_isodose, "case": bench_case, "boundaries": bench_boundaries,
-             "change": bench_change, "realmri": bench_realmri, "cohort": bench_cohort, "import": bench_import}
+             "change": bench_change, "realmri": bench_realmri, "cohort": bench_cohort, "import": bench_import,
+             "review": bench_review}
     for name in which:
         table[name]()
 

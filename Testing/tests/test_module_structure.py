@@ -75,7 +75,8 @@ def test_every_python_file_is_listed_in_cmake():
 OPTIONAL = {os.path.join("RNAssessmentLib", "cohort.py"): {"dask"},
             os.path.join("RNAssessmentLib", "output", "cohort_table.py"): {"pyarrow"},
             os.path.join("RNAssessmentLib", "output", "dicom_out.py"): {"highdicom"},
-            os.path.join("RNAssessmentLib", "io", "pacs.py"): {"pynetdicom"}}
+            os.path.join("RNAssessmentLib", "io", "pacs.py"): {"pynetdicom"},
+            os.path.join("RNAssessmentLib", "review_app.py"): {"trame", "trame_slicer", "trame_rca", "aiohttp"}}
 
 
 def test_core_imports_only_bundled_packages():

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 
 import numpy as np
 import SimpleITK as sitk
@@ -407,3 +408,18 @@ def write_surface(surface: vtk.vtkPolyData, path: str, *, ras: bool = False) -> 
     w.SetInputData(pd)
     w.SetFileVersion(42)
     w.Write()
+
+
+def read_surface(path: str) -> vtk.vtkPolyData:
+    """Read a legacy .vtk surface written by :func:`write_surface` (LPS)."""
+    if not os.path.isfile(path):
+        raise ValueError(f"surface '{path}': file not found")
+    r = vtk.vtkPolyDataReader()
+    r.SetFileName(path)
+    r.Update()
+    pd = r.GetOutput()
+    if pd is None or not r.IsFilePolyData():
+        raise ValueError(f"surface '{path}': not a VTK polydata file")
+    out = vtk.vtkPolyData()
+    out.DeepCopy(pd)
+    return out

@@ -213,11 +213,17 @@ class Assessment:
     findings: list
     summary: dict
     warnings: list = dataclasses.field(default_factory=list)
+    #: Where the assessed images are (``{"manifest": path}`` or ``{"dicom": folder, "import_options": {...}}``), so
+    #: ``rnassess review`` can show them beside the outputs; empty for a de-identified output (paths may identify).
+    inputs: dict = dataclasses.field(default_factory=dict)
 
     def to_dict(self) -> dict:
-        return {"case": self.case_id, "findings": [f.to_dict() for f in self.findings],
-                "summary": _clean(self.summary), "warnings": list(self.warnings),
-                "disclaimer": DISCLAIMER, "software": f"RNAssessment {__version__}"}
+        d = {"case": self.case_id, "findings": [f.to_dict() for f in self.findings],
+             "summary": _clean(self.summary), "warnings": list(self.warnings),
+             "disclaimer": DISCLAIMER, "software": f"RNAssessment {__version__}"}
+        if self.inputs:
+            d["inputs"] = dict(self.inputs)
+        return d
 
     def write(self, path: str | os.PathLike) -> None:
         with open(path, "w", encoding="utf-8") as f:

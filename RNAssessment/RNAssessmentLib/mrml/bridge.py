@@ -126,6 +126,20 @@ def planning_to_node_transform(planning_node, node) -> sitk.Transform | None:
     return tf
 
 
+def add_linear_transform(scene, planning_to_node_lps: np.ndarray, name: str, nodes=(), parent_item=None):
+    """Linear transform node placing ``nodes`` (images in their own frame) in the planning frame, from the 4x4
+    LPS matrix mapping a planning point to the node's point (ITK resampling convention, as registrations give it).
+    The inverse of :func:`planning_to_node_transform` for a planning node that is not transformed."""
+    to_parent_lps = np.linalg.inv(np.asarray(planning_to_node_lps, float))     # node point → planning point
+    tnode = scene.AddNewNodeByClass("vtkMRMLLinearTransformNode", name)
+    tnode.SetMatrixTransformToParent(geo.to_vtk_matrix(geo.lps_transform_from_ras(to_parent_lps)))
+    for n in nodes:
+        n.SetAndObserveTransformNodeID(tnode.GetID())
+    if parent_item is not None:
+        set_parent(scene, tnode, parent_item)
+    return tnode
+
+
 def acquisition_date(scene, node):
     """Date of a volume: attribute ``RNAssessment.Date`` (ISO), else the DICOM series/study date on its subject
     hierarchy items; None when unknown."""
@@ -393,6 +407,13 @@ def add_model(scene, surface_lps: vtk.vtkPolyData, name: str, colour=(1.0, 1.0, 
     """Model node (RAS, as MRML expects) of an LPS surface, shown as slice intersections when ``visible_2d``."""
     pd = vtk.vtkPolyData()
     pd.DeepCopy(surface_lps)
+    # A surface contoured from the dose carries its scalars; mapped through a colour table every level would get
+    # the same colour (and an empty range warns): the level's own colour is the point.
+    point_data = pd.GetPointData()
+    normals = point_data.GetNormals()
+    for array_name in [point_data.GetArrayName(i) for i in range(point_data.GetNumberOfArrays())
+                       if point_data.GetArray(i) is not normals]:
+        point_data.RemoveArray(array_name)
     if pd.GetNumberOfPoints():
         pts = numpy_support.vtk_to_numpy(pd.GetPoints().GetData()).astype(float)
         pd.GetPoints().SetData(numpy_support.numpy_to_vtk(geo.ras_from_lps(pts), deep=True))
@@ -406,12 +427,25 @@ def add_model(scene, surface_lps: vtk.vtkPolyData, name: str, colour=(1.0, 1.0, 
     node.CreateDefaultDisplayNodes()
     disp = node.GetDisplayNode()
     disp.SetColor(*colour[:3])
+    disp.SetScalarVisibility(False)
     disp.SetOpacity(opacity)
     disp.SetVisibility2D(visible_2d)
     disp.SetSliceIntersectionThickness(2)
     if parent_item is not None:
         set_parent(scene, node, parent_item)
     return node
+
+
+def bounds_ras(nodes) -> list | None:
+    """[xmin, xmax, ymin, ymax, zmin, zmax] (RAS) around the given models' surfaces, None when all are empty."""
+    box = None
+    for n in nodes:
+        pd = n.GetPolyData() if n is not None else None
+        if pd is None or not pd.GetNumberOfPoints():
+            continue
+        b = pd.GetBounds()
+        box = list(b) if box is None else [min(box[i], b[i]) if i % 2 == 0 else max(box[i], b[i]) for i in range(6)]
+    return box
 
 
 def surface_from_model(node) -> vtk.vtkPolyData:
@@ -563,6 +597,54 @@ def jump_slices(scene, ras, centred: bool = True) -> None:
     """Move every slice view of the scene to the RAS point (what clicking a finding does)."""
     mode = slicer.vtkMRMLSliceNode.CenteredJumpSlice if centred else slicer.vtkMRMLSliceNode.OffsetJumpSlice
     slicer.vtkMRMLSliceNode.JumpAllSlices(scene, float(ras[0]), float(ras[1]), float(ras[2]), mode)
+
+
+def slice_offsets(scene, tags) -> dict:
+    """{layout name: slice offset (mm along the slice normal)} of the named slice views."""
+    out = {}
+    for tag in tags:
+        sn = scene.GetSingletonNode(tag, "vtkMRMLSliceNode")
+        if sn is not None:
+            out[tag] = float(sn.GetSliceOffset())
+    return out
+
+
+def slice_centre_ras(scene, tag: str):
+    """The RAS point at the centre of a slice view (its SliceToRAS origin)."""
+    sn = scene.GetSingletonNode(tag, "vtkMRMLSliceNode")
+    m = sn.GetSliceToRAS()
+    return [m.GetElement(i, 3) for i in range(3)]
+
+
+def set_shown(node, visible: bool, *, view_2d: bool = True, view_3d: bool = True) -> None:
+    """Show or hide a displayable node (model, segmentation, markups) in slice and 3D views."""
+    for i in range(node.GetNumberOfDisplayNodes()):
+        d = node.GetNthDisplayNode(i)
+        if d is None:
+            continue
+        d.SetVisibility(bool(visible))
+        if hasattr(d, "SetVisibility2D"):
+            d.SetVisibility2D(bool(visible) and view_2d)
+        if hasattr(d, "SetVisibility3D"):
+            d.SetVisibility3D(bool(visible) and view_3d)
+
+
+def is_shown(node) -> bool:
+    d = node.GetDisplayNode()
+    return bool(d is not None and d.GetVisibility())
+
+
+def set_segment_display(seg_node, *, fill_2d: float | None = None, outline_2d: bool | None = None,
+                        opacity_3d: float | None = None) -> None:
+    """Segmentation display: 2D fill opacity and outline, 3D opacity."""
+    d = seg_node.GetDisplayNode()
+    if fill_2d is not None:
+        d.SetOpacity2DFill(float(fill_2d))
+        d.SetVisibility2DFill(fill_2d > 0)
+    if outline_2d is not None:
+        d.SetVisibility2DOutline(bool(outline_2d))
+    if opacity_3d is not None:
+        d.SetOpacity3D(float(opacity_3d))
 
 
 def patient_identity(scene, node) -> dict:

@@ -1,0 +1,409 @@
+"""rnassess review: an assessed teaching case served by trame-slicer and driven in headless Chromium.
+
+The scene half (reading an assessment back, the MRML nodes) runs on slicer-core without a server; the browser half
+starts ``rnassess review`` as a user would (its own process, loopback, a free port, a token) and checks what the
+page shows against findings.json and the MRML slice nodes the server reports.
+"""
+import hashlib
+import io
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+from conftest import ROOT
+
+pytestmark = pytest.mark.xdist_group("review")
+
+REQUIRED = bool(os.environ.get("RNASSESS_REQUIRE_REVIEW"))
+TOKEN = "review-test-token-0123456789"
+
+
+def _need(module):
+    import importlib.util
+    if importlib.util.find_spec(module) is None:
+        if REQUIRED:
+            pytest.fail(f"RNASSESS_REQUIRE_REVIEW is set but '{module}' is not installed (pip install \".[test]\")")
+        pytest.skip(f"{module} not installed")
+
+
+def _tree_digest(*folders) -> dict:
+    """{path: (size, mtime_ns, sha1)} of every file under the folders: what 'read only' must leave as it was."""
+    out = {}
+    for folder in folders:
+        for root, _, files in os.walk(folder):
+            for name in files:
+                p = os.path.join(root, name)
+                st = os.stat(p)
+                with open(p, "rb") as f:
+                    out[p] = (st.st_size, st.st_mtime_ns, hashlib.sha1(f.read()).hexdigest())
+    return out
+
+
+def _assess(case_dir, out, *extra):
+    from RNAssessmentLib.cli import main
+    assert main(["assess", os.path.join(case_dir, "case.json"), "--out", out, "--no-pdf", *extra]) == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def assessed(tmp_path_factory):
+    """Two teaching twins written and assessed as `rnassess demo` lays them out (<case>/assessment)."""
+    from RNAssessmentLib.teaching.demo import write_demo
+    base = tmp_path_factory.mktemp("review")
+    manifests = write_demo(str(base / "demo"), ["falx_cingulate_rn", "falx_cingulate_pd"], log=lambda *_: None)
+    dirs = {}
+    for m in manifests:
+        case_dir = os.path.dirname(m)
+        dirs[os.path.basename(case_dir)] = _assess(case_dir, os.path.join(case_dir, "assessment"))
+    return {"root": str(base / "demo"), "rn": dirs["falx_cingulate_rn"], "pd": dirs["falx_cingulate_pd"],
+            "base": str(base)}
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# Reading an assessment back and its scene (slicer-core, no server)
+# ------------------------------------------------------------------------------------------------------------------
+
+def test_findings_json_names_the_images_it_was_assessed_from(assessed):
+    with open(os.path.join(assessed["rn"], "findings.json"), encoding="utf-8") as f:
+        d = json.load(f)
+    assert d["inputs"] == {"manifest": os.path.join(os.path.dirname(assessed["rn"]), "case.json")}
+
+
+def test_find_assessments_single_and_folder_of_several(assessed):
+    from RNAssessmentLib.review import find_assessments
+    assert find_assessments(assessed["rn"]) == [("falx_cingulate_rn", assessed["rn"])]
+    assert find_assessments(assessed["root"]) == [("falx_cingulate_pd", assessed["pd"]),
+                                                  ("falx_cingulate_rn", assessed["rn"])]
+
+
+def test_review_scene_matches_the_assessment_and_the_truth(assessed):
+    """The nodes the review adds: every isodose level in its own colour, one marker per finding at its centroid,
+    the findings segments, and follow-ups placed by the registration so linked views show the same anatomy
+    (checked against the phantom's true transforms: the follow-up lesion lands where it is in the planning
+    frame)."""
+    _need("slicer")
+    import slicer
+    import vtk
+
+    from RNAssessmentLib import palette
+    from RNAssessmentLib.io import geometry as geo
+    from RNAssessmentLib.mrml import bridge as mb
+    from RNAssessmentLib.review import load_review_case
+    from RNAssessmentLib.slicer_case import add_review_nodes
+    case_dir = os.path.dirname(assessed["rn"])
+    before = _tree_digest(case_dir)
+    rc = load_review_case(assessed["rn"], log=lambda *_: None)
+    scene = slicer.vtkMRMLScene()
+    steps = []
+    nodes = add_review_nodes(scene, rc, lambda f, m: steps.append((f, m)))
+    assert [f for f, _ in steps] == sorted(f for f, _ in steps) and steps[-1][0] == 1.0
+
+    with open(os.path.join(assessed["rn"], "findings.json"), encoding="utf-8") as f:
+        d = json.load(f)
+    levels = [x["level_gy"] for x in d["summary"]["isodose"]]
+    assert sorted(nodes["isodose"]) == sorted(levels)
+    colours = palette.isodose_colours(levels)
+    for lv, model in nodes["isodose"].items():
+        disp = model.GetDisplayNode()
+        assert np.allclose(disp.GetColor(), colours[lv], atol=1e-6)
+        assert not disp.GetScalarVisibility() and disp.GetVisibility2D()
+        assert model.GetPolyData().GetNumberOfPoints() > 100
+    # One marker per finding, at the centroid findings.json gives (RAS).
+    markers = nodes["markers"]
+    assert markers.GetNumberOfControlPoints() == len(d["findings"])
+    for i, f in enumerate(d["findings"]):
+        p = [0.0, 0.0, 0.0]
+        markers.GetNthControlPointPosition(i, p)
+        assert np.allclose(p, f["centroid_ras"], atol=1e-3)
+        assert markers.GetNthControlPointLabel(i) == str(i + 1)
+    names = set(mb.segment_names(nodes["findings"]))
+    assert {"t1 across falx", "t2 across falx", "t1-t2 grew", "t1-t2 regressed"} <= names
+    assert set(mb.segment_names(nodes["boundaries"])) == {"falx", "tentorium", "ventricles", "csf"}
+    # Follow-ups sit under their registration: the t1 lesion's centroid, mapped to the planning frame through the
+    # transform node, lands where the true (phantom) transform puts it.
+    t1_node = nodes["volumes"][1]
+    tnode = t1_node.GetParentTransformNode()
+    assert tnode is not None and nodes["volumes"][0].GetParentTransformNode() is None
+    t1 = rc.case.timepoints[1]
+    c_t1_lps = geo.centroid_lps(t1.lesion)
+    to_world = vtk.vtkGeneralTransform()
+    tnode.GetTransformToWorld(to_world)
+    world = to_world.TransformPoint(*geo.ras_from_lps(c_t1_lps))
+    truth = sitk.ReadTransform(os.path.join(case_dir, "truth", "transform_t1.tfm"))     # planning → t1 (LPS)
+    expected_lps = np.asarray(truth.GetInverse().TransformPoint(tuple(c_t1_lps)))
+    err = np.linalg.norm(geo.lps_from_ras(world) - expected_lps)
+    assert err < 1.5, f"t1 placed {err:.2f} mm from where the true transform puts it"
+    # The transform moved something (the phantom follow-ups are misaligned by several mm on purpose).
+    assert np.linalg.norm(geo.lps_from_ras(world) - c_t1_lps) > 2.0
+    assert _tree_digest(case_dir) == before, "reviewing wrote into the case or assessment folder"
+
+
+def test_a_folder_that_is_not_an_assessment_is_refused_clearly(tmp_path, assessed):
+    from RNAssessmentLib.review import NotAnAssessment, find_assessments, load_review_case
+    with pytest.raises(NotAnAssessment, match="is not an assessment: no RNAssessment findings.json"):
+        find_assessments(str(tmp_path))
+    (tmp_path / "findings.json").write_text(json.dumps({"something": 1}))
+    with pytest.raises(NotAnAssessment, match="not an RNAssessment findings.json"):
+        find_assessments(str(tmp_path))
+    with pytest.raises(NotAnAssessment, match="is not a folder"):
+        find_assessments(str(tmp_path / "nowhere"))
+    # The case moved away after the assessment: said, with what to do.
+    moved = tmp_path / "moved"
+    shutil.copytree(os.path.dirname(assessed["pd"]), moved)
+    with open(moved / "assessment" / "findings.json", encoding="utf-8") as f:
+        d = json.load(f)
+    d["inputs"]["manifest"] = str(tmp_path / "gone" / "case.json")
+    (moved / "assessment" / "findings.json").write_text(json.dumps(d))
+    with pytest.raises(NotAnAssessment, match="which is no longer there"):
+        load_review_case(str(moved / "assessment"), log=lambda *_: None)
+
+
+def test_a_deidentified_assessment_keeps_no_path_and_says_so(assessed, tmp_path):
+    from RNAssessmentLib.review import NotAnAssessment, load_review_case
+    out = _assess(os.path.dirname(assessed["rn"]), str(tmp_path / "deid"), "--deidentify")
+    with open(os.path.join(out, "findings.json"), encoding="utf-8") as f:
+        d = json.load(f)
+    assert "inputs" not in d and "falx_cingulate_rn" not in json.dumps(d)
+    with pytest.raises(NotAnAssessment, match="de-identified and keeps no link to its images"):
+        load_review_case(out, log=lambda *_: None)
+
+
+def _cli(*args, timeout=120):
+    env = dict(os.environ, PYTHONPATH=os.path.join(ROOT, "RNAssessment"))
+    return subprocess.run([sys.executable, "-m", "RNAssessmentLib.cli", *args], capture_output=True, text=True,
+                          timeout=timeout, env=env)
+
+
+def test_cli_refuses_network_without_token_and_non_assessments(tmp_path, assessed):
+    r = _cli("review", assessed["rn"], "--host", "0.0.0.0")
+    assert r.returncode == 2 and "give --token" in r.stderr and "serving" not in r.stdout
+    r = _cli("review", assessed["rn"], "--host", "0.0.0.0", "--token", "short")
+    assert r.returncode == 2 and "at least 16 characters" in r.stderr
+    r = _cli("review", str(tmp_path))
+    assert r.returncode == 2 and "is not an assessment" in r.stderr
+    r = _cli("review", assessed["rn"], "--port", "70000")
+    assert r.returncode == 2 and "--port 70000" in r.stderr
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# The web app in a real browser
+# ------------------------------------------------------------------------------------------------------------------
+
+class Server:
+    """``rnassess review`` in its own process on loopback (free port), stopped at the end (and by itself when
+    idle)."""
+
+    def __init__(self, folder, *args):
+        env = dict(os.environ, PYTHONPATH=os.path.join(ROOT, "RNAssessment"),
+                   VTK_DEFAULT_OPENGL_WINDOW="vtkEGLRenderWindow")
+        self.t0 = time.time()
+        # stderr into a file: a pipe nobody reads would block the server once full.
+        self.log = tempfile.TemporaryFile(mode="w+")
+        self.proc = subprocess.Popen([sys.executable, "-m", "RNAssessmentLib.cli", "review", folder, "--port", "0",
+                                      "--idle-timeout", "120", *args],
+                                     stdout=subprocess.PIPE, stderr=self.log, text=True, env=env)
+        self.url = None
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            line = self.proc.stdout.readline()
+            if not line:
+                break
+            m = re.search(r"serving \d+ case\(s\) at (http://\S+)", line)
+            if m:
+                self.url = m.group(1)
+                break
+        # Keep reading what the server prints, so its stdout pipe never fills.
+        threading.Thread(target=lambda: [None for _ in self.proc.stdout], daemon=True).start()
+        if self.url is None:
+            self.stop()
+            self.log.seek(0)
+            pytest.fail(f"rnassess review did not start: {self.log.read()[-3000:]}")
+        self.base = self.url.split("?")[0].rstrip("/")
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def _png(data: bytes) -> np.ndarray:
+    from PIL import Image
+    return np.asarray(Image.open(io.BytesIO(data)).convert("L"), dtype=float)
+
+
+@pytest.fixture(scope="module")
+def browser_session(assessed):
+    _need("trame_slicer")
+    from RNAssessmentLib.output.browser import Headless, find_chromium
+    if find_chromium() is None:
+        if REQUIRED or os.environ.get("RNASSESS_REQUIRE_BROWSER"):
+            pytest.fail("no Chromium found (Debian's chromium)")
+        pytest.skip("no Chromium")
+    digest = _tree_digest(assessed["root"])
+    server = Server(assessed["root"], "--token", TOKEN)
+    b = Headless(width=1600, height=1000, timeout_s=90)
+    try:
+        yield {"server": server, "browser": b, "digest": digest}
+    finally:
+        b.close()
+        server.stop()
+
+
+def _wait(b, expression, timeout=90.0, what=""):
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        v = b.evaluate(expression)
+        if v:
+            return v
+        time.sleep(0.25)
+    raise AssertionError(f"timed out waiting for {what or expression}")
+
+
+def _state(b) -> dict:
+    return json.loads(b.evaluate("fetch('/rnassess/state').then(r => r.text())"))
+
+
+def _view_images(b, settle=1.5):
+    """PNG of every view (slice views left to right, then 3D), once the picture has stopped changing."""
+    prev = None
+    for _ in range(40):
+        time.sleep(settle / 3)
+        shots = b.element_screenshots(".review-views img")
+        digest = [hashlib.sha1(s).hexdigest() for s in shots]
+        if digest == prev:
+            return [_png(s) for s in shots]
+        prev = digest
+    return [_png(s) for s in shots]
+
+
+def test_token_is_required_and_moves_into_a_cookie(browser_session):
+    base = browser_session["server"].base
+    for url in (f"{base}/", f"{base}/?token=wrong-token-0123456789", f"{base}/rnassess/state"):
+        with pytest.raises(urllib.error.HTTPError) as e:
+            urllib.request.urlopen(url, timeout=10)
+        assert e.value.code == 403, url
+
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *a, **k):
+            return None
+    opener = urllib.request.build_opener(NoRedirect)
+    with pytest.raises(urllib.error.HTTPError) as e:
+        opener.open(f"{base}/?token={TOKEN}", timeout=10)
+    assert e.value.code == 303 and e.value.headers["Location"] == "/"
+    cookie = e.value.headers["Set-Cookie"]
+    assert TOKEN in cookie and "HttpOnly" in cookie and "SameSite=Strict" in cookie
+    # A Host header that is not a loopback name (DNS rebinding) is refused even with the token.
+    req = urllib.request.Request(f"{base}/?token={TOKEN}", headers={"Host": "attacker.example"})
+    with pytest.raises(urllib.error.HTTPError) as e:
+        urllib.request.urlopen(req, timeout=10)
+    assert e.value.code == 403
+
+
+def test_review_in_the_browser(browser_session, assessed):
+    """Open the URL the server printed; the views render, differ between timepoints; the legend lists the case's
+    levels; hiding a level changes the views; a finding click centres every slice view on it; no console errors;
+    nothing in the case folders written."""
+    b, server = browser_session["browser"], browser_session["server"]
+    b.open(server.url)
+    assert "token" not in b.evaluate("window.location.href")          # moved into the cookie
+    _wait(b, "window.trame && window.trame.state && window.trame.state.get('loaded')", what="the case to load")
+    st = _state(b)
+    assert st["loaded"] and not st["error"]
+    names = b.evaluate("window.trame.state.get('case_names')")
+    assert names == ["falx_cingulate_pd", "falx_cingulate_rn"]
+    assert st["case"] == "falx_cingulate_pd"                            # the first in the picker
+    b.evaluate("window.trame.state.set('case_name', 'falx_cingulate_rn')")
+    _wait(b, "fetch('/rnassess/state').then(r => r.json()).then(j => j.loaded && j.case === 'falx_cingulate_rn')",
+          what="the RN case to load")
+    with open(os.path.join(assessed["rn"], "findings.json"), encoding="utf-8") as f:
+        d = json.load(f)
+    # Legend: the case's isodose levels, highest first, in the page.
+    levels = sorted((x["level_gy"] for x in d["summary"]["isodose"]), reverse=True)
+    legend = b.evaluate("Array.from(document.querySelectorAll('.iso-label')).map(e => e.textContent.trim())")
+    assert legend == [f"{lv:g} Gy" for lv in levels]
+    views = _view_images(b)
+    assert len(views) == len(d["summary"]["timepoints"]) + 1            # one slice view per timepoint, and 3D
+    for i, v in enumerate(views):
+        assert v.shape[0] > 200 and v.shape[1] > 200, f"view {i} is {v.shape}"
+        assert v.std() > 10, f"view {i} is blank (std {v.std():.1f})"
+    slices = views[:-1]
+    for i in range(len(slices) - 1):
+        a, c = slices[i], slices[i + 1]
+        h, w = min(a.shape[0], c.shape[0]), min(a.shape[1], c.shape[1])
+        assert np.abs(a[:h, :w] - c[:h, :w]).mean() > 2, f"timepoints {i} and {i + 1} look the same"
+    # The 3D view shows the isodose surfaces: coloured pixels, not only the background gradient.
+    shot3d = b.element_screenshots(".review-views img")[-1]
+    from PIL import Image
+    rgb = np.asarray(Image.open(io.BytesIO(shot3d)).convert("RGB"), dtype=float)
+    saturation = rgb.max(axis=2) - rgb.min(axis=2)
+    assert (saturation > 80).mean() > 0.005, "no coloured surface in the 3D view"
+
+    # Hide the lowest level: the server hides that model and the slice views change.
+    lowest = len(levels) - 1
+    b.evaluate(f"document.querySelectorAll('.iso-toggle input')[{lowest}].click()")
+    _wait(b, f"fetch('/rnassess/state').then(r => r.json()).then(j => j.isodose_shown['{levels[-1]:g}'] === false)",
+          what="the level to be hidden")
+    hidden = _view_images(b)
+    changed = [np.abs(x - y).mean() for x, y in zip(views[:-1], hidden[:-1])]
+    assert max(changed) > 0.05, f"hiding {levels[-1]:g} Gy changed no slice view ({changed})"
+    assert all(v for k, v in _state(b)["isodose_shown"].items() if k != f"{levels[-1]:g}")
+    b.evaluate(f"document.querySelectorAll('.iso-toggle input')[{lowest}].click()")
+    _wait(b, f"fetch('/rnassess/state').then(r => r.json()).then(j => j.isodose_shown['{levels[-1]:g}'] === true)",
+          what="the level to be shown again")
+
+    # Click each finding: every slice view's centre moves to its centroid (read back from the MRML slice nodes).
+    items = b.evaluate("Array.from(document.querySelectorAll('.finding-item')).length")
+    assert items == len(d["findings"])
+    for k in (2, 1):
+        b.evaluate(f"document.querySelectorAll('.finding-item')[{k - 1}].click()")
+        _wait(b, f"fetch('/rnassess/state').then(r => r.json()).then(j => j.active_finding === {k})",
+              what=f"finding {k} to be active")
+        st = _state(b)
+        target = np.asarray(d["findings"][k - 1]["centroid_ras"])
+        assert len(st["slice_centres_ras"]) == len(d["summary"]["timepoints"])
+        for tag, centre in st["slice_centres_ras"].items():
+            assert np.linalg.norm(np.asarray(centre) - target) < 0.5, (tag, centre, target)
+        assert len(set(round(v, 3) for v in st["slice_offsets"].values())) == 1      # linked: one offset
+    # Axial offset = the centroid's S coordinate.
+    assert abs(next(iter(st["slice_offsets"].values())) - d["findings"][0]["centroid_ras"][2]) < 0.5
+    if os.environ.get("RNASSESS_SCREENSHOTS"):
+        b.screenshot(os.path.join(os.environ["RNASSESS_SCREENSHOTS"], "review_falx.png"), full_page=False)
+    assert b.errors() == [], b.errors()
+    assert _tree_digest(assessed["root"]) == browser_session["digest"], "the review wrote into the case folders"
+
+
+def test_case_picker_switches_case(browser_session, assessed):
+    b = browser_session["browser"]
+    _wait(b, "window.trame && window.trame.state && window.trame.state.get('loaded')", what="a case")
+    current = _state(b)["case"]
+    before = _view_images(b)
+    other = "falx_cingulate_pd" if current == "falx_cingulate_rn" else "falx_cingulate_rn"
+    b.evaluate(f"window.trame.state.set('case_name', '{other}')")
+    _wait(b, f"fetch('/rnassess/state').then(r => r.json()).then(j => j.loaded && j.case === '{other}')",
+          what=f"{other} to load")
+    with open(os.path.join(assessed["pd" if other.endswith("pd") else "rn"], "findings.json"),
+              encoding="utf-8") as f:
+        d = json.load(f)
+    # The page follows (state pushed over the websocket, after the server says it has loaded).
+    _wait(b, f"document.querySelectorAll('.finding-item').length === {len(d['findings'])}",
+          what="the page to list the other case's findings")
+    assert b.evaluate("window.trame.state.get('case_title')").startswith(other)
+    after = _view_images(b)
+    assert max(np.abs(x[:200, :200] - y[:200, :200]).mean() for x, y in zip(before[:-1], after[:-1])) > 1
+    assert b.errors() == [], b.errors()
