@@ -50,6 +50,10 @@ def test_assessment_adds_outputs_in_one_folder_and_leaves_inputs_alone(loaded, a
     models = [n for n in res["nodes"] if n.IsA("vtkMRMLModelNode")]
     assert [m.GetName() for m in models] == ["Isodose 20 Gy", "Isodose 15 Gy", "Isodose 10 Gy"]
     assert all(m.GetDisplayNode().GetVisibility2D() for m in models)
+    # Each line in its level's colour: no dose scalars left on the surface to colour it through a table instead.
+    assert all(m.GetPolyData().GetPointData().GetScalars() is None and not m.GetDisplayNode().GetScalarVisibility()
+               for m in models)
+    assert len({tuple(round(c, 3) for c in m.GetDisplayNode().GetColor()) for m in models}) == 3
     sh = slicer.vtkMRMLSubjectHierarchyNode.GetSubjectHierarchyNode(scene)
     for n in res["nodes"]:
         assert sh.GetItemParent(mb.sh_item(scene, n)) == res["folder"]

@@ -411,9 +411,9 @@ def add_model(scene, surface_lps: vtk.vtkPolyData, name: str, colour=(1.0, 1.0, 
     # the same colour (and an empty range warns): the level's own colour is the point.
     point_data = pd.GetPointData()
     normals = point_data.GetNormals()
-    for array_name in [point_data.GetArrayName(i) for i in range(point_data.GetNumberOfArrays())
-                       if point_data.GetArray(i) is not normals]:
-        point_data.RemoveArray(array_name)
+    for i in reversed(range(point_data.GetNumberOfArrays())):       # by index: the contour's scalars have no name
+        if point_data.GetArray(i) is not normals:
+            point_data.RemoveArray(i)
     if pd.GetNumberOfPoints():
         pts = numpy_support.vtk_to_numpy(pd.GetPoints().GetData()).astype(float)
         pd.GetPoints().SetData(numpy_support.numpy_to_vtk(geo.ras_from_lps(pts), deep=True))
