@@ -48,16 +48,20 @@ def check_serving(host: str, token: str | None, *, generate: bool = False) -> st
     return token
 
 
+def _host_name(host_header: str) -> str:
+    """The name part of a Host header: 'localhost:8080' → 'localhost', '[::1]:8080' → '[::1]'."""
+    if host_header.startswith("["):
+        return host_header.split("]", 1)[0] + "]"
+    return host_header.rsplit(":", 1)[0] if host_header.count(":") == 1 else host_header
+
+
 def _guard(token: str | None, loopback_only: bool):
     from aiohttp import web
 
     @web.middleware
     async def guard(request, handler):
-        if loopback_only:
-            host = (request.host or "").rsplit(":", 1)[0] if not (request.host or "").startswith("[") \
-                else (request.host or "").split("]")[0] + "]"
-            if host not in LOOPBACK_NAMES:
-                return web.Response(status=403, text="rnassess review: this server answers on loopback names only")
+        if loopback_only and _host_name(request.host or "") not in LOOPBACK_NAMES:
+            return web.Response(status=403, text="rnassess review: this server answers on loopback names only")
         given = request.query.get("token")
         if token is not None:
             sent = given if given is not None else request.cookies.get(TOKEN_COOKIE, "")

@@ -239,6 +239,22 @@ def test_assess_on_the_dicom_folder_gives_the_findings_of_the_nrrd_case(exports,
     assert dicom_assessed["export_digest_after"] == dicom_assessed["export_digest_before"]   # read only
 
 
+def test_review_reads_a_dicom_assessment_back_from_its_export(dicom_assessed):
+    """findings.json of `assess DICOM_DIR` names the export and the import options; `rnassess review` re-imports it
+    (into a scratch folder, the export untouched) and gets the assessed timepoints and the findings segments."""
+    from RNAssessmentLib.review import load_review_case
+    out = dicom_assessed["out"]
+    d = json.load(open(os.path.join(out, "findings.json")))
+    assert d["inputs"]["dicom"] == os.path.abspath(dicom_assessed["export"])
+    assert set(d["inputs"]["import_options"]) >= {"patient", "t1c", "plan", "target"}
+    before = _digest(dicom_assessed["export"])
+    rc = load_review_case(out, log=lambda *_: None)
+    assert rc.labels == [t.label for t in rc.case.timepoints] == ["srs", "fu1", "fu2"]
+    assert "_dicom_series" in rc.case.metadata and rc.case.dose is not None
+    assert any("across" in n for n in rc.finding_masks)
+    assert _digest(dicom_assessed["export"]) == before
+
+
 def test_missing_contrast_attributes_fall_back_to_the_description_and_say_so(exports, tmp_path):
     export, truth = exports("no_contrast_attributes")
     r = import_dicom(export, str(tmp_path / "c"))

@@ -125,6 +125,12 @@ def test_plain_language_findings_with_evidence(reports):
 
 def test_deidentified_output_has_no_identifying_value(reports, phi_case):
     _, deid = reports
+    # No path to the images either (a folder name may be the patient's): `rnassess review` says why it cannot.
+    from RNAssessmentLib.review import NotAnAssessment, load_review_case
+    assert "inputs" not in json.loads((deid / "findings.json").read_text(encoding="utf-8"))
+    with pytest.raises(NotAnAssessment, match="de-identified and keeps no link to its images"):
+        load_review_case(str(deid), log=lambda *_: None)
+    assert "inputs" in json.loads((reports[0] / "findings.json").read_text(encoding="utf-8"))
     values = ["Quetzalcoatl", "Xiomara", PATIENT_ID, "73915542", BIRTH, "1958-03-17", SRS_DATE, "2024-03-04",
               "St Elsewhere"]
     for d in FU_DATES:

@@ -170,16 +170,6 @@ def test_a_folder_that_is_not_an_assessment_is_refused_clearly(tmp_path, assesse
         load_review_case(str(moved / "assessment"), log=lambda *_: None)
 
 
-def test_a_deidentified_assessment_keeps_no_path_and_says_so(assessed, tmp_path):
-    from RNAssessmentLib.review import NotAnAssessment, load_review_case
-    out = _assess(os.path.dirname(assessed["rn"]), str(tmp_path / "deid"), "--deidentify")
-    with open(os.path.join(out, "findings.json"), encoding="utf-8") as f:
-        d = json.load(f)
-    assert "inputs" not in d and "falx_cingulate_rn" not in json.dumps(d)
-    with pytest.raises(NotAnAssessment, match="de-identified and keeps no link to its images"):
-        load_review_case(out, log=lambda *_: None)
-
-
 def _cli(*args, timeout=120):
     env = dict(os.environ, PYTHONPATH=os.path.join(ROOT, "RNAssessment"))
     return subprocess.run([sys.executable, "-m", "RNAssessmentLib.cli", *args], capture_output=True, text=True,
@@ -195,6 +185,21 @@ def test_cli_refuses_network_without_token_and_non_assessments(tmp_path, assesse
     assert r.returncode == 2 and "is not an assessment" in r.stderr
     r = _cli("review", assessed["rn"], "--port", "70000")
     assert r.returncode == 2 and "--port 70000" in r.stderr
+
+
+def test_serving_rules_for_hosts_and_tokens():
+    from RNAssessmentLib.review_app import _host_name, check_serving, is_loopback
+    assert check_serving("127.0.0.1", None) is None and check_serving("::1", None) is None
+    assert check_serving("localhost", None) is None
+    for host in ("0.0.0.0", "192.168.1.20", "::", "example.org"):
+        assert not is_loopback(host)
+        with pytest.raises(ValueError, match="give --token"):
+            check_serving(host, None)
+    made = check_serving("0.0.0.0", None, generate=True)
+    assert len(made) >= 16 and made != check_serving("0.0.0.0", None, generate=True)
+    assert check_serving("0.0.0.0", TOKEN) == TOKEN
+    assert [_host_name(h) for h in ("localhost:8080", "127.0.0.1", "[::1]:80", "evil.example:80")] == \
+        ["localhost", "127.0.0.1", "[::1]", "evil.example"]
 
 
 # ------------------------------------------------------------------------------------------------------------------
