@@ -1,4 +1,5 @@
-"""``rnassess`` command line: demo, assess, import, dvh, isodose, cohort, review (arguments and output files are contracts)."""
+"""``rnassess`` command line: demo, assess, import, dvh, isodose, cohort, review (arguments and outputs are
+contracts)."""
 from __future__ import annotations
 
 import argparse

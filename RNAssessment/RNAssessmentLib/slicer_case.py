@@ -207,8 +207,8 @@ def _finding_nodes(scene, planning, findings: list[dict], masks: dict, boundarie
     if findings:
         rows = []
         for i, f in enumerate(findings, 1):
-            rows.append({"finding": i, "kind": f["kind"], "when": f.get("timepoint") or f"{f.get('from')}→{f.get('to')}",
-                         "description": f.get("description") or "",
+            when = f.get("timepoint") or f"{f.get('from')}→{f.get('to')}"
+            rows.append({"finding": i, "kind": f["kind"], "when": when, "description": f.get("description") or "",
                          "boundary": f.get("boundary") or "", "volume_mm3": f.get("volume_mm3"),
                          "gap_mm": f.get("gap_mm"), "geodesic_mm": f.get("geodesic_mm"),
                          "mean_gy": (f.get("dose") or {}).get("mean_gy"), "favours": f.get("favours"),

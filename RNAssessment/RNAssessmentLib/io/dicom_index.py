@@ -9,9 +9,8 @@ from __future__ import annotations
 import dataclasses
 import os
 
-import numpy as np
 
-from .images import is_dicom_file
+from .images import is_dicom_file, slice_sort_key
 
 #: The attributes read from each header; everything else is skipped by pydicom's ``specific_tags``.
 TAGS = (
@@ -80,14 +79,9 @@ class Series:
 
     def sorted_files(self) -> list[str]:
         """Image files in slice order (position along the slice normal, then instance number)."""
-        def key(inst):
-            ipp = inst.get("ImagePositionPatient", None)
-            iop = inst.get("ImageOrientationPatient", None)
-            if ipp and iop and len(iop) == 6:
-                r, c = np.array(iop[:3], float), np.array(iop[3:], float)
-                return (float(np.dot(np.cross(r, c), np.array(ipp, float))), int(inst.get("InstanceNumber", 0) or 0))
-            return (0.0, int(inst.get("InstanceNumber", 0) or 0))
-        return [i.path for i in sorted(self.instances, key=key)]
+        return [i.path for i in sorted(self.instances, key=lambda inst: slice_sort_key(
+            inst.get("ImagePositionPatient", None), inst.get("ImageOrientationPatient", None),
+            inst.get("InstanceNumber", 0)))]
 
 
 @dataclasses.dataclass

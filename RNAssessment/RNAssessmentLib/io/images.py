@@ -73,6 +73,17 @@ def read_dicom_series(folder: str) -> sitk.Image:
     return img
 
 
+def slice_sort_key(ipp, iop, instance_number) -> tuple[float, int]:
+    """Where a slice goes in its series: its position along the slice normal (row x column direction of
+    ImageOrientationPatient, dotted with ImagePositionPatient; 0 when either is missing), then InstanceNumber.
+    The one ordering of the importer and the loader (a manifest's file order is not trusted)."""
+    n = int(instance_number or 0)
+    if ipp is None or iop is None or len(iop) != 6 or len(ipp) != 3:
+        return (0.0, n)
+    iop = np.asarray(iop, float)
+    return (float(np.dot(np.cross(iop[:3], iop[3:]), np.asarray(ipp, float))), n)
+
+
 def read_dicom_files(files: list[str], what: str = "image") -> sitk.Image:
     """One DICOM image series from its files (any folders, any order): checked to be one series with one
     orientation, sorted along the slice normal, read with its geometry (LPS) and rescale applied."""
@@ -89,9 +100,8 @@ def read_dicom_files(files: list[str], what: str = "image") -> sitk.Image:
         except Exception as exc:
             raise ValueError(f"{what}: '{f}' is not a readable DICOM file ({exc})") from None
         series.add(str(ds.get("SeriesInstanceUID", "")))
-        iop = np.array(ds.get("ImageOrientationPatient", [1, 0, 0, 0, 1, 0]), float)
-        ipp = np.array(ds.get("ImagePositionPatient", [0, 0, 0]), float)
-        keyed.append((float(np.dot(np.cross(iop[:3], iop[3:]), ipp)), int(ds.get("InstanceNumber", 0) or 0), f))
+        keyed.append((*slice_sort_key(ds.get("ImagePositionPatient"), ds.get("ImageOrientationPatient"),
+                                      ds.get("InstanceNumber")), f))
     if len(series) > 1:
         raise ValueError(f"{what}: the listed files belong to {len(series)} series ({', '.join(sorted(series))})")
     keyed.sort()
