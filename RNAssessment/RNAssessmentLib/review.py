@@ -31,14 +31,16 @@ class NotAnAssessment(ValueError):
     """The folder holds no assessment (or one that cannot be read back)."""
 
 
-def _is_findings(path: str) -> bool:
+def read_findings(path: str) -> dict | None:
+    """findings.json as written by RNAssessment, or None for a missing, unreadable or foreign file."""
     try:
         with open(path, encoding="utf-8") as f:
             d = json.load(f)
     except (OSError, ValueError):
-        return False
-    return isinstance(d, dict) and "findings" in d and "summary" in d and \
+        return None
+    ok = isinstance(d, dict) and "findings" in d and "summary" in d and \
         str(d.get("software", "")).startswith("RNAssessment")
+    return d if ok else None
 
 
 def find_assessments(path: str) -> list[tuple[str, str]]:
@@ -50,10 +52,11 @@ def find_assessments(path: str) -> list[tuple[str, str]]:
                               "cohort or demo folder holding several")
     own = os.path.join(path, "findings.json")
     if os.path.isfile(own):
-        if not _is_findings(own):
+        d = read_findings(own)
+        if d is None:
             raise NotAnAssessment(f"'{own}' is not an RNAssessment findings.json (no findings/summary, or another "
                                   "program's file)")
-        return [(_case_name(own, path), path)]
+        return [(str(d.get("case") or os.path.basename(path)), path)]
     found = []
     base_depth = path.rstrip(os.sep).count(os.sep)
     for root, dirs, files in os.walk(path):
@@ -61,9 +64,9 @@ def find_assessments(path: str) -> list[tuple[str, str]]:
         if root.count(os.sep) - base_depth >= SEARCH_DEPTH:
             dirs[:] = []
         if "findings.json" in files and root != path:
-            p = os.path.join(root, "findings.json")
-            if _is_findings(p):
-                found.append((_case_name(p, root), root))
+            d = read_findings(os.path.join(root, "findings.json"))
+            if d is not None:
+                found.append((str(d.get("case") or os.path.basename(root)), root))
                 dirs[:] = []
     if not found:
         raise NotAnAssessment(f"'{path}' is not an assessment: no RNAssessment findings.json in it or in its "
@@ -77,11 +80,6 @@ def find_assessments(path: str) -> list[tuple[str, str]]:
     return out
 
 
-def _case_name(findings_path: str, folder: str) -> str:
-    with open(findings_path, encoding="utf-8") as f:
-        return str(json.load(f).get("case") or os.path.basename(folder))
-
-
 @dataclasses.dataclass
 class ReviewCase:
     """One assessment read back: findings.json, its case, and what the assessment drew (LPS, planning grid)."""
@@ -92,7 +90,8 @@ class ReviewCase:
     finding_masks: dict                     # findings-segmentation segment name → mask on the planning grid
     boundaries: dict                        # boundary name → mask on the planning grid (given, or automatic)
     boundaries_source: str                  # "given" or "automatic"
-    planning_to_followup: dict              # timepoint label → 4x4 LPS matrix (planning point → follow-up point)
+    planning_to_followup: dict              # follow-up label → 4x4 LPS matrix (planning point → follow-up point);
+    #                                         none for a follow-up given already aligned
 
     @property
     def labels(self) -> list[str]:
@@ -112,8 +111,7 @@ class ReviewCase:
 
 def load_timepoint_labels(folder: str) -> list[str]:
     """The timepoint labels of an assessment (from findings.json only: cheap)."""
-    with open(os.path.join(folder, "findings.json"), encoding="utf-8") as f:
-        return [t["label"] for t in json.load(f)["summary"]["timepoints"]]
+    return [t["label"] for t in read_findings(os.path.join(folder, "findings.json"))["summary"]["timepoints"]]
 
 
 def _inputs_case(folder: str, findings: dict, log) -> Case:
@@ -160,11 +158,9 @@ def load_review_case(folder: str, log=print) -> ReviewCase:
     from .io import geometry as geo
     from .io.structures import read_seg_nrrd
     folder = os.path.abspath(folder)
-    path = os.path.join(folder, "findings.json")
-    if not _is_findings(path):
+    findings = read_findings(os.path.join(folder, "findings.json"))
+    if findings is None:
         raise NotAnAssessment(f"'{folder}' is not an assessment: no RNAssessment findings.json in it")
-    with open(path, encoding="utf-8") as f:
-        findings = json.load(f)
     case = _inputs_case(folder, findings, log)
     labels = [t["label"] for t in findings["summary"]["timepoints"]]
     if [t.label for t in case.timepoints] != labels:
@@ -199,11 +195,9 @@ def load_review_case(folder: str, log=print) -> ReviewCase:
         boundaries, source = on_planning(read_seg_nrrd(auto), "boundaries_auto.seg.nrrd"), "automatic"
     for name, m in case.boundaries.items():        # given masks win over the automatic ones
         boundaries[name] = m
-    transforms = {}
-    for label in labels[1:]:
-        reg = (findings["summary"].get("registration") or {}).get(label) or {}
-        m = reg.get("planning_to_followup_lps")
-        transforms[label] = np.asarray(m, float) if m is not None else np.eye(4)
+    registrations = findings["summary"].get("registration") or {}
+    transforms = {label: np.asarray(reg["planning_to_followup_lps"], float) for label, reg in registrations.items()
+                  if label in labels[1:] and reg.get("planning_to_followup_lps") is not None}
     return ReviewCase(folder=folder, findings=findings, case=case, isodose=iso, finding_masks=masks,
                       boundaries=boundaries, boundaries_source=source, planning_to_followup=transforms)
 

@@ -2,8 +2,8 @@
 
 The scene is built by :func:`slicer_case.review_node_steps` through the MRML bridge (the nodes the Slicer panel
 adds); views are Slicer's displayable managers rendered offscreen (EGL) and streamed as images. Page state the
-tests read back: ``progress``, ``loaded``, ``iso_levels`` (level, colour, shown), ``slice_offsets`` (from the MRML
-slice nodes), ``findings``. Guard: a token (query ``?token=`` once, then an HttpOnly cookie) on every HTTP and
+tests read: ``loaded``, ``iso_levels`` (level, colour, shown), ``findings``, ``case_title``; what the views show
+(slice offsets and centres from the MRML slice nodes, model visibility) comes from ``GET /rnassess/state``. Guard: a token (query ``?token=`` once, then an HttpOnly cookie) on every HTTP and
 websocket request when one is set; on loopback the Host header must be a loopback name (DNS rebinding).
 
 Needs the ``review`` extra (trame-slicer with its slicer-core). Coordinates: finding centroids are RAS (MRML).
@@ -19,7 +19,7 @@ import sys
 import time
 
 from . import DISCLAIMER, palette
-from .review import NotAnAssessment, find_assessments, load_review_case, load_timepoint_labels
+from .review import find_assessments, load_review_case, load_timepoint_labels
 
 TOKEN_COOKIE = "rnassess_review"
 LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1", "[::1]"}
@@ -81,15 +81,14 @@ def _guard(token: str | None, loopback_only: bool):
 class ReviewApp:
     """One trame server showing the assessments found under ``path`` (one at a time, with a picker)."""
 
-    def __init__(self, path: str, *, server=None, token: str | None = None, loopback_only: bool = True,
-                 log=print):
+    def __init__(self, path: str, *, token: str | None = None, loopback_only: bool = True, log=print):
         from trame.app import get_server
         from trame_slicer import module as trame_slicer_module
         from trame_slicer.core import SlicerApp
         from trame_slicer.rca_view import register_rca_factories
         self.log = log
         self.cases = find_assessments(path)          # NotAnAssessment before any server starts
-        self.server = server or get_server(f"rnassess-review-{id(self)}", client_type="vue3")
+        self.server = get_server(f"rnassess-review-{id(self)}", client_type="vue3")
         from trame_rca import module as trame_rca_module
         self.server.enable_module(trame_slicer_module)
         # Views are created when a case loads (after the server started): its streaming protocol must be set up
@@ -103,15 +102,13 @@ class ReviewApp:
         from trame_slicer.core import LayoutManager
         self.layouts = LayoutManager(self.scene, self.slicer.view_manager, self.server)
         self.nodes: dict = {}
-        self.rc = None
-        self.timings: dict = {"start": time.time()}
         self.ctrl.on_server_bind.add(self._bind)
         self.ctrl.on_server_ready.add(self._ready)
         self.state.update({
             "trame__title": "RNAssessment review",
             "case_names": [n for n, _ in self.cases], "case_name": self.cases[0][0],
             "progress": 0.0, "progress_text": "starting", "loaded": False, "error": "",
-            "iso_levels": [], "findings": [], "timepoints": [], "slice_offsets": {}, "active_finding": 0,
+            "iso_levels": [], "findings": [], "timepoints": [], "active_finding": 0,
             "show_boundaries": True, "show_treated": True, "show_findings": True, "orientation": "Axial",
             "case_title": "", "disclaimer": DISCLAIMER, "boundaries_source": "",
         })
@@ -119,7 +116,6 @@ class ReviewApp:
         self.state.change("show_boundaries", "show_treated", "show_findings")(self._on_toggles)
         self.state.change("orientation")(self._on_orientation)
         self.state.change("case_name")(self._on_case_name)
-        self.ctrl.jump_to_finding = self.jump_to_finding
         self.ctrl.trigger("jump_to_finding")(self.jump_to_finding)
         self.ctrl.trigger("show_level")(self.show_level)
         self._loopback_only = loopback_only
@@ -147,7 +143,6 @@ class ReviewApp:
         app.router.add_post("/paraview/", session)
 
     def _ready(self, **_):
-        self.timings["server_ready"] = time.time()
         self._loading = asyncio.ensure_future(self._load(self.state.case_name))
 
     def server_state(self) -> dict:
@@ -159,7 +154,7 @@ class ReviewApp:
                 "slice_centres_ras": {t: mb.slice_centre_ras(self.scene, t) for t in tags
                                       if self.scene.GetSingletonNode(t, "vtkMRMLSliceNode") is not None},
                 "iso_levels": self.state.iso_levels, "active_finding": self.state.active_finding,
-                "orientation": self.state.orientation, "timings": dict(self.timings),
+                "orientation": self.state.orientation,
                 "shown": {k: mb.is_shown(n) for k, n in self.nodes.items()
                           if k in ("boundaries", "treated_lesion", "findings") and n is not None},
                 "isodose_shown": {f"{lv:g}": mb.is_shown(n) for lv, n in (self.nodes.get("isodose") or {}).items()}}
@@ -181,22 +176,20 @@ class ReviewApp:
         try:
             loop = asyncio.get_running_loop()
             rc = await loop.run_in_executor(None, lambda: load_review_case(folder, log=self.log))
-        except (NotAnAssessment, ValueError, OSError) as exc:
+        except (ValueError, OSError) as exc:          # NotAnAssessment is a ValueError
             with self.state:
                 self.state.error = str(exc)
                 self.state.progress_text = "could not load"
             self.log(f"[review] {name}: {exc}")
             return
-        self.timings["case_read"] = time.time()
         self._clear_case()
         self._set_layout(len(rc.labels))
         out: dict = {}
         for fraction, text in review_node_steps(self.scene, rc, out):
             self._progress(0.4 + 0.55 * fraction, text)
             await asyncio.sleep(0)
-        self.nodes, self.rc, self._loaded_name = out, rc, name
+        self.nodes, self._loaded_name = out, name
         self._show_case(rc)
-        self.timings["scene_built"] = time.time()
         self.log(f"[review] {name}: {len(out['nodes'])} nodes in {time.time() - t0:.1f} s")
         with self.state:
             self.state.loaded = True
@@ -204,9 +197,9 @@ class ReviewApp:
             self.state.progress_text = "ready"
 
     def _clear_case(self):
-        for n in self.nodes.get("nodes", []):
-            if n.GetScene() is self.scene:
-                self.scene.RemoveNode(n)
+        from .mrml import bridge as mb
+        if self.nodes:
+            mb.remove_folder(self.scene, self.nodes["folder"])       # every node of the case is under it
         self.nodes = {}
 
     def _set_layout(self, n: int):
@@ -244,7 +237,6 @@ class ReviewApp:
         if centre is not None:
             mb.jump_slices(self.scene, centre)
         self._frame_3d()
-        self._publish_offsets()
 
     def _frame_3d(self):
         """3D view: no box or axis labels (they would set the framing), no depth peeling (Mesa's offscreen EGL
@@ -276,10 +268,6 @@ class ReviewApp:
     def _apply_compare(self):
         from .mrml import bridge as mb
         mb.compare_layout(self.scene, self.nodes["volumes"], orientation=self.state.orientation, prefix=VIEW_PREFIX)
-
-    def _publish_offsets(self):
-        from .mrml import bridge as mb
-        self.state.slice_offsets = mb.slice_offsets(self.scene, [t["tag"] for t in self.state.timepoints])
 
     # -- interaction ----------------------------------------------------------------------------------------------
     def _on_levels(self, iso_levels, **_):
@@ -313,7 +301,6 @@ class ReviewApp:
             view.fit_view_to_content()
         if self.state.active_finding:
             self.jump_to_finding(self.state.active_finding)
-        self._publish_offsets()
 
     def _on_case_name(self, case_name, **_):
         if case_name and self._loaded_name and case_name != self._loaded_name:
@@ -328,7 +315,6 @@ class ReviewApp:
             return
         mb.jump_slices(self.scene, items[number - 1]["centroid_ras"])
         self.state.active_finding = number
-        self._publish_offsets()
 
     # -- page -----------------------------------------------------------------------------------------------------
     def _build_ui(self):

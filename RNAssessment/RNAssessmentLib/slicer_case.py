@@ -252,7 +252,7 @@ def review_node_steps(scene, rc, out: dict):
         yield i / n_steps, f"image {tp.label}"
         vol = mb.add_volume(scene, tp.t1c, f"{case.id} {tp.label}", parent_item=folder)
         m = rc.planning_to_followup.get(tp.label) if i else None
-        if m is not None and not np.allclose(m, np.eye(4)):
+        if m is not None:
             transforms.append(mb.add_linear_transform(scene, m, f"{case.id} {tp.label} to SRS image", [vol],
                                                       parent_item=folder))
         volumes.append(vol)

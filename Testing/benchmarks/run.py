@@ -250,26 +250,32 @@ def _in_child(manifest, what):
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def bench_realmri():
+def _realmri_two_timepoint_case(folder: str) -> tuple[str, str]:
+    """The falx case implanted in the 240x240x155 BraTS MRI, cut to the SRS time and one follow-up:
+    (manifest path, image size)."""
     import json
-    import tempfile
 
     from RNAssessmentLib.teaching import realmri as R
-
     base = R.BASES["brats"]
     images = R.load_base(base, os.path.join(SHARED, "real-mri"))
     tpl = next(t for t in R.templates() if t.name == "falx_cingulate_rn")
+    manifest = R.write_case(tpl, base, images, folder, seed=0)
+    with open(manifest, encoding="utf-8") as f:
+        spec = json.load(f)
+    spec["timepoints"] = spec["timepoints"][:2]              # SRS time and one follow-up
+    with open(manifest, "w", encoding="utf-8") as f:
+        json.dump(spec, f)
+    return manifest, "x".join(map(str, images.t1c.GetSize()))
+
+
+def bench_realmri():
+    import tempfile
+
     with tempfile.TemporaryDirectory() as d:
-        manifest = R.write_case(tpl, base, images, d, seed=0)
-        with open(manifest, encoding="utf-8") as f:
-            spec = json.load(f)
-        spec["timepoints"] = spec["timepoints"][:2]          # SRS time and one follow-up
-        with open(manifest, "w", encoding="utf-8") as f:
-            json.dump(spec, f)
+        manifest, size = _realmri_two_timepoint_case(d)
         read = _in_child(manifest, "read")
         atlas = _in_child(manifest, "atlas")
         whole = _in_child(manifest, "assess")
-    size = "x".join(map(str, images.t1c.GetSize()))
     print(f"realmri: {size} BraTS case, 2 timepoints. Plain read of its files {read['seconds']:.1f} s, "
           f"{read['peak_mb']:.0f} MB peak.")
     print(f"  atlas step (fit + automatic boundaries) {atlas['seconds']:.1f} s (target <= 15 s) -> "
@@ -360,25 +366,15 @@ def _peak_rss_mb(pid: int) -> float:
 
 def bench_review():
     import hashlib
-    import json
     import re
     import subprocess
     import tempfile
 
     from RNAssessmentLib.cli import main as cli
     from RNAssessmentLib.output.browser import Headless
-    from RNAssessmentLib.teaching import realmri as R
 
-    base = R.BASES["brats"]
-    images = R.load_base(base, os.path.join(SHARED, "real-mri"))
-    tpl = next(t for t in R.templates() if t.name == "falx_cingulate_rn")
     with tempfile.TemporaryDirectory() as d:
-        manifest = R.write_case(tpl, base, images, d, seed=0)
-        with open(manifest, encoding="utf-8") as f:
-            spec = json.load(f)
-        spec["timepoints"] = spec["timepoints"][:2]
-        with open(manifest, "w", encoding="utf-8") as f:
-            json.dump(spec, f)
+        manifest, size = _realmri_two_timepoint_case(d)
         out = os.path.join(d, "assessment")
         assert cli(["assess", manifest, "--out", out, "--no-pdf"]) == 0
         read = _in_child(manifest, "read")
@@ -414,7 +410,7 @@ def bench_review():
         finally:
             proc.terminate()
             proc.wait(15)
-    print(f"review: {'x'.join(map(str, images.t1c.GetSize()))} BraTS case, 2 timepoints. Plain read of its files "
+    print(f"review: {size} BraTS case, 2 timepoints. Plain read of its files "
           f"{read['seconds']:.1f} s, {read['peak_mb']:.0f} MB peak.")
     print(f"  server listening {t_listen:.1f} s; first rendered views in the browser {first:.1f} s after start "
           f"({first / read['seconds']:.1f}x the read), stable {settled:.1f} s; server peak memory {peak:.0f} MB "

@@ -147,6 +147,10 @@ def test_review_scene_matches_the_assessment_and_the_truth(assessed):
     assert err < 1.5, f"t1 placed {err:.2f} mm from where the true transform puts it"
     # The transform moved something (the phantom follow-ups are misaligned by several mm on purpose).
     assert np.linalg.norm(geo.lps_from_ras(world) - c_t1_lps) > 2.0
+    # Every node of the case sits in its folder: removing the folder (a case switch) leaves none behind.
+    ids = [n.GetID() for n in nodes["nodes"]]
+    mb.remove_folder(scene, nodes["folder"])
+    assert not [i for i in ids if scene.GetNodeByID(i) is not None]
     assert _tree_digest(case_dir) == before, "reviewing wrote into the case or assessment folder"
 
 

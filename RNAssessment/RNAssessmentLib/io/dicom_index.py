@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 import os
 
-
 from .images import is_dicom_file, slice_sort_key
 
 #: The attributes read from each header; everything else is skipped by pydicom's ``specific_tags``.

@@ -356,6 +356,12 @@ def folder(scene, name: str, parent_item: int | None = None) -> int:
     return sh.CreateFolderItem(parent_item if parent_item is not None else sh.GetSceneItemID(), name)
 
 
+def remove_folder(scene, item: int) -> None:
+    """Remove a subject-hierarchy folder with everything under it, data nodes included."""
+    sh = slicer.vtkMRMLSubjectHierarchyNode.GetSubjectHierarchyNode(scene)
+    sh.RemoveItem(item, True, True)
+
+
 def sh_item(scene, node) -> int:
     """The node's subject-hierarchy item, created when missing (outside the app nothing creates them)."""
     sh = slicer.vtkMRMLSubjectHierarchyNode.GetSubjectHierarchyNode(scene)
