@@ -43,6 +43,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from ..io import geometry as geo
+from .enhancement import enclosed_fraction
 from .findings import Finding
 
 MIN_PORTION_MM3 = 50.0
@@ -114,49 +115,11 @@ def _has_core(mask: np.ndarray, ref: sitk.Image) -> bool:
 
 
 #: A regressed candidate is *enclosed* by the later lesion when straight rays from its voxels meet that lesion
-#: within ENCLOSURE_REACH_MM in, on average, at least ENCLOSED_FRACTION of the 26 grid directions. The necrotic
+#: (:func:`.enhancement.enclosed_fraction`) in, on average, at least ENCLOSED_FRACTION of the 26 directions. The necrotic
 #: core of a grown ring lesion is enclosed even where the ring's wall is faint or cut (hole filling needs a closed
 #: wall): 0.63-0.83 measured on the real-MRI implants; a portion at the edge of a lesion that really regressed
 #: sees the rest of the lesion in at most about half the directions (a half-space; 0.14-0.16 measured).
-ENCLOSURE_REACH_MM = 20.0
 ENCLOSED_FRACTION = 0.6
-
-
-def _shifted(a: np.ndarray, off) -> np.ndarray:
-    """``a`` moved so that out[x] = a[x + off] (False beyond the edge)."""
-    out = np.zeros_like(a)
-    src, dst = [], []
-    for o, n in zip(off, a.shape):
-        o = int(o)
-        if abs(o) >= n:
-            return out
-        src.append(slice(max(o, 0), n + min(o, 0)))
-        dst.append(slice(max(-o, 0), n - max(o, 0)))
-    out[tuple(dst)] = a[tuple(src)]
-    return out
-
-
-def enclosed_fraction(mask: np.ndarray, ref: sitk.Image, where: np.ndarray,
-                      reach_mm: float = ENCLOSURE_REACH_MM) -> np.ndarray:
-    """For the voxels of ``where``: the fraction of the 26 grid directions in which a straight ray meets ``mask``
-    within ``reach_mm`` (array on the grid, 0 outside ``where``)."""
-    out = np.zeros(mask.shape, np.float32)
-    if not where.any() or not mask.any():
-        return out
-    sp = np.array(ref.GetSpacing(), float)
-    hits = np.zeros(int(where.sum()), np.uint8)
-    dirs = [(i, j, k) for i in (-1, 0, 1) for j in (-1, 0, 1) for k in (-1, 0, 1) if (i, j, k) != (0, 0, 0)]
-    for d in dirs:
-        step = np.array(d)
-        n = max(int(np.ceil(reach_mm / float(np.linalg.norm(step * sp)))), 1)
-        h = _shifted(mask, step)            # covers steps 1 .. covered
-        covered = 1
-        while covered < n:
-            h = h | _shifted(h, step * covered)
-            covered *= 2
-        hits += h[where]
-    out[where] = hits / float(len(dirs))
-    return out
 
 
 def interval_portions(before: np.ndarray, after: np.ndarray, ref: sitk.Image,

@@ -73,12 +73,55 @@ def segment_enhancement(t1c_box: np.ndarray, roi_box: np.ndarray, model: TissueM
     return remove_small((t1c_box >= model.threshold) & roi_box, box, min_volume_mm3)
 
 
-def lesion_extent(enh: np.ndarray, box: Box) -> np.ndarray:
-    """A lesion's extent from its enhancement: the enhancement, closed by 2 mm, plus what it encloses — a voxel is
-    enclosed when hole filling in at least two of the three orthogonal slice directions says so, so a rim left open
-    towards one side (an open ring, a rim cut by a sulcus) still has its necrotic core counted as lesion."""
-    if not enh.any():
-        return enh.copy()
+#: Straight rays from a voxel meet a lesion within this reach (mm) in the directions counted by
+#: :func:`enclosed_fraction`.
+ENCLOSURE_REACH_MM = 20.0
+#: A voxel outside the closed enhancement is the lesion's core when rays meet the enhancement in at least this
+#: fraction of the 26 grid directions (20 of 26). Outside a convex lesion a voxel sees it in at most about half of
+#: them; in a sulcus between two walls of enhancement (two parts of a lesion on either side) in 18 of 26 (0.69);
+#: the necrotic core of a ring whose thin wall is cut in places in 0.8-1.0. Measured on the real BraTS implant of
+#: temporal_mixed_pd (two ring lesions, 1.5 mm walls): the extent covers 81 % of the true lesion instead of 51 %.
+CORE_ENCLOSED_FRACTION = 0.75
+
+
+def _shifted(a: np.ndarray, off) -> np.ndarray:
+    """``a`` moved so that out[x] = a[x + off] (False beyond the edge)."""
+    out = np.zeros_like(a)
+    src, dst = [], []
+    for o, n in zip(off, a.shape):
+        o = int(o)
+        if abs(o) >= n:
+            return out
+        src.append(slice(max(o, 0), n + min(o, 0)))
+        dst.append(slice(max(-o, 0), n - max(o, 0)))
+    out[tuple(dst)] = a[tuple(src)]
+    return out
+
+
+def enclosed_fraction(mask: np.ndarray, grid: sitk.Image, where: np.ndarray,
+                      reach_mm: float = ENCLOSURE_REACH_MM) -> np.ndarray:
+    """For the voxels of ``where``: the fraction of the 26 grid directions in which a straight ray meets ``mask``
+    within ``reach_mm`` (array on ``grid``, 0 outside ``where``)."""
+    out = np.zeros(mask.shape, np.float32)
+    if not where.any() or not mask.any():
+        return out
+    sp = np.array(grid.GetSpacing(), float)
+    hits = np.zeros(int(where.sum()), np.uint8)
+    dirs = [(i, j, k) for i in (-1, 0, 1) for j in (-1, 0, 1) for k in (-1, 0, 1) if (i, j, k) != (0, 0, 0)]
+    for d in dirs:
+        step = np.array(d)
+        n = max(int(np.ceil(reach_mm / float(np.linalg.norm(step * sp)))), 1)
+        h = _shifted(mask, step)            # covers steps 1 .. covered
+        covered = 1
+        while covered < n:
+            h = h | _shifted(h, step * covered)
+            covered *= 2
+        hits += h[where]
+    out[where] = hits / float(len(dirs))
+    return out
+
+
+def _closed_and_filled(enh: np.ndarray, box: Box) -> np.ndarray:
     closed = geo.array_view(sitk.BinaryMorphologicalClosing(
         box_image(enh, box), [max(int(round(2.0 / s)), 1) for s in box.grid.GetSpacing()])) > 0
     votes = np.zeros(enh.shape, np.uint8)
@@ -92,6 +135,27 @@ def lesion_extent(enh: np.ndarray, box: Box) -> np.ndarray:
             filled[tuple(idx)] = f
         votes += filled
     return closed | (votes >= 2) | enh
+
+
+def lesion_extent(enh: np.ndarray, box: Box) -> np.ndarray:
+    """A lesion's extent from its enhancement: the enhancement, closed by 2 mm, plus what it encloses.
+
+    A voxel is enclosed when hole filling in at least two of the three orthogonal slice directions says so (a rim
+    left open towards one side, an open ring or a rim cut by a sulcus, still has its core), or when straight rays
+    meet the lesion in at least :data:`CORE_ENCLOSED_FRACTION` of the 26 directions: a thin ring wall that blur and
+    noise cut in several places leaves no closed slice around the core, and the core would otherwise be missing
+    from the extent (and its growth read as growth at one margin). Repeated (at most three times) while cores are
+    added, since a filled core encloses the rest."""
+    if not enh.any():
+        return enh.copy()
+    ext = _closed_and_filled(enh, box)
+    for _ in range(3):
+        near = ~ext & (distance_mm(ext, box) <= ENCLOSURE_REACH_MM)
+        core = enclosed_fraction(ext, box.grid, near) >= CORE_ENCLOSED_FRACTION
+        if not core.any():
+            break
+        ext = _closed_and_filled(ext | core, box)
+    return ext
 
 
 def centroid_ras(mask: np.ndarray, box: Box) -> list:
