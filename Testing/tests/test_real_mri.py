@@ -40,7 +40,9 @@ KNOWN_FAILURES = {
     ("brats", "central_sulcus_pd"): "implanted pial enhancement along the sulcus not found at t2",
     ("brats", "sylvian_cavity_rn"): "the automatic CSF misses the fissure between cavity and focus",
     ("brats", "temporal_mixed_rn"): "the t1->t2 mixed response is called concentric growth",
-    ("brats", "ventricle_open_ring_pd"): "ependymal enhancement not found; a csf boundary enhancement instead",
+    ("brats", "ventricle_open_ring_pd"): "ependymal enhancement at t1 not found: the implanted layer lies where the "
+                                         "automatic ventricle mask stops short of the displaced ventricle's edge "
+                                         "(at t2 it is found, through the CSF hugging the ventricle)",
     ("brats", "ventricle_open_ring_rn"): "t1->t2 growth below the resolution-dependent depth",
     ("tcga", "ventricle_open_ring_pd"): "ependymal enhancement found at t1 but not at t2: on 5.5 mm slices the "
                                         "slit-like frontal horn's wall holds 1 enhancing voxel after registration",
@@ -50,14 +52,21 @@ KNOWN_FAILURES = {
     ("tcga", "central_sulcus_rn"): "the sulcus between lesion and focus is not found on 5.5 mm slices",
     ("tcga", "falx_cingulate_pd"): "a focus across the falx at t2 beside the enhancing falx: reported without "
                                     "direction (the falx is not spared), an extra noncontiguous_focus",
-    ("tcga", "falx_cingulate_rn"): "falx enhancement reported at t1, so the t1 focus across it is not counted as "
-                                    "RN; change called regression, truth indeterminate",
+    ("tcga", "falx_cingulate_rn"): "change called regression where the truth is indeterminate on 5.5 mm slices "
+                                    "(t1->t2, t0->t2)",
     ("tcga", "sylvian_cavity_rn"): "the fissure is not found on 5.5 mm slices; change calls differ",
-    ("tcga", "temporal_mixed_pd"): "csf boundary enhancement reported on the PD twin",
+    ("tcga", "temporal_mixed_pd"): "change: the two parts are one lesion after registration on 5.5 mm slices "
+                                    "(two in the truth), called concentric growth as a whole",
     ("tcga", "temporal_mixed_rn"): "change calls differ from the truth on 5.5 mm slices",
-    ("tcga", "tentorium_pd"): "csf boundary enhancement reported on the PD twin",
+    ("tcga", "tentorium_pd"): "change: the lesion and the focus across the enhancing tentorium are one lesion "
+                               "after registration on 5.5 mm slices (two in the truth)",
     ("tcga", "tentorium_rn"): "the focus across the tentorium is not reported; change called regression",
 }
+
+#: Known failures whose boundary findings are exact, only change calls differing: their boundary findings are
+#: asserted all the same (so a PD twin's false meningeal enhancement, say, cannot come back behind its xfail).
+BOUNDARIES_EXACT = {("brats", "ventricle_open_ring_rn"), ("brats", "temporal_mixed_rn"), ("tcga", "falx_cingulate_rn"),
+                    ("tcga", "tentorium_pd"), ("tcga", "temporal_mixed_rn"), ("tcga", "temporal_mixed_pd")}
 
 
 @functools.lru_cache(maxsize=2)
@@ -108,6 +117,7 @@ def test_atlas_tentorium_separates_cerebellum_from_occipital_lobe(name):
 def test_the_real_mri_demo_cases_are_rn_pd_pairs_with_no_known_failure():
     demo = [tuple(n.split("_", 1)) for n in R.DEMO_CASES]
     assert not set(demo) & set(KNOWN_FAILURES)
+    assert BOUNDARIES_EXACT <= set(KNOWN_FAILURES)
     assert set(demo) <= set(ALL_CASES) and set(demo) <= set(CASES)
     names = {n for _, n in demo}
     assert {n.replace("_rn", "_pd") for n in names if n.endswith("_rn")} <= names     # each RN case has its PD twin
@@ -133,6 +143,8 @@ def test_real_mri_case_gives_exactly_its_ground_truth(base, name, bases, tmp_pat
         # The worst error: a sign of RN on progressing tumour.
         assert not [f for f in findings if f["favours"] == "RN"], [f["description"] for f in findings]
     problems = truth_problems(assessment, truth["expected"])
+    if (base, name) in BOUNDARIES_EXACT:
+        assert not [p for p in problems if not p.startswith("change ")], problems
     if problems and (base, name) in KNOWN_FAILURES:
         pytest.xfail(f"{KNOWN_FAILURES[(base, name)]} (found: {problems})")
     assert not problems, problems

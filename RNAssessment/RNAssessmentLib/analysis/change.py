@@ -115,9 +115,9 @@ def _has_core(mask: np.ndarray, ref: sitk.Image) -> bool:
 
 
 #: A regressed candidate is *enclosed* by the later lesion when straight rays from its voxels meet that lesion
-#: (:func:`.enhancement.enclosed_fraction`) in, on average, at least ENCLOSED_FRACTION of the 26 directions. The necrotic
-#: core of a grown ring lesion is enclosed even where the ring's wall is faint or cut (hole filling needs a closed
-#: wall): 0.63-0.83 measured on the real-MRI implants; a portion at the edge of a lesion that really regressed
+#: (:func:`.enhancement.enclosed_fraction`) in, on average, at least ENCLOSED_FRACTION of the 26 directions. The
+#: necrotic core of a grown ring lesion is enclosed even where the ring's wall is faint or cut (hole filling needs a
+#: closed wall): 0.63-0.83 measured on the real-MRI implants; a portion at the edge of a lesion that really regressed
 #: sees the rest of the lesion in at most about half the directions (a half-space; 0.14-0.16 measured).
 ENCLOSED_FRACTION = 0.6
 
