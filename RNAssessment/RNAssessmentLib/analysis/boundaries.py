@@ -492,7 +492,7 @@ def analyse_followup(timepoint: str, t1c: sitk.Image, treated: sitk.Image, bound
             # enhancement of that fold's meninges; hugging the ventricles (CSF-dark voxels at the ventricle's edge
             # that its mask left out, as where a mass displaced it from the atlas), of the ependyma.
             for fk in FOLDS + ("ventricles",):
-                if fk in bnd and bnd[fk].any() and (distance_mm(bnd[fk], box)[m] <= 4.0).mean() >= 0.5:
+                if fk in bnd and (distance_mm(bnd[fk], box)[m] <= 4.0).mean() >= 0.5:
                     target = fk
                     chk["note"] = f"enhancing CSF within 4 mm of the {fk}: counted as enhancement of the {fk}"
                     break
