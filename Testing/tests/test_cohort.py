@@ -61,6 +61,30 @@ def test_every_cohort_column_is_documented_in_the_readme():
     assert set(T.COLUMNS) <= documented, sorted(set(T.COLUMNS) - documented)
 
 
+def _worker_settings():
+    import dask
+    return (dask.config.get("distributed.worker.profile.enabled"), dask.config.get("distributed.admin.tick.interval"),
+            os.environ.get("OMP_NUM_THREADS"))
+
+
+def test_local_cluster_workers_get_the_quiet_settings_and_the_caller_keeps_its_own():
+    import dask
+    from RNAssessmentLib import cohort
+    before = dask.config.get("distributed")
+    before = json.dumps(before, sort_keys=True, default=str)
+    client, cluster, threads = cohort._client(None, 1, 3, threads_per_worker=2)
+    try:
+        assert threads == 2 and cluster is not None
+        (settings,) = client.run(_worker_settings).values()
+        # the profiler off and the tick slowed (QUIET_LOCAL_CLUSTER); numpy's threads = the cores given the worker
+        assert settings == (False, cohort.QUIET_LOCAL_CLUSTER["distributed.admin.tick.interval"], "2")
+    finally:
+        client.close()
+        cluster.close()
+    # the settings were scoped to the cluster's start: this process's Dask configuration is as it was
+    assert json.dumps(dask.config.get("distributed"), sort_keys=True, default=str) == before
+
+
 def _run(argv):
     code = cli.main(argv)
     return code
