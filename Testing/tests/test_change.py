@@ -198,3 +198,30 @@ def test_growth_as_a_whole_vs_growth_at_one_margin(seed):
     assert kinds["bud"].evidence["surface_moved_out_fraction"] < 0.35
     assert FAVOURS["concentric_growth"] == "PD" and FAVOURS["eccentric_growth"] == "neutral"
     assert "part of the margin" in describe(kinds["bud"])
+
+
+@pytest.mark.parametrize("empty_slices,one_lesion", [(0, True), (1, True), (2, False)])
+def test_lesion_groups_measure_gaps_between_surfaces_on_thick_slices(empty_slices, one_lesion):
+    """Two parts stacked along 5.5 mm slices with ``empty_slices`` empty slices between them. Each voxel reaches
+    half a slice beyond its centre, so the gap between the parts' surfaces is 5.5 mm per empty slice (11 mm between
+    the voxel centres for one): one lesion within 10 mm (group_mm), two beyond. Grouping voxel centres split the
+    real-MRI implants' temporal parts (one empty slice) in two on the clinical exam's grid."""
+    ref = sitk.Image([40, 40, 12], sitk.sitkUInt8)
+    ref.SetSpacing([0.9, 0.9, 5.5])
+    ref.SetOrigin([-10.0, 20.0, 3.0])
+    ref.SetDirection(sitk.Euler3DTransform((0, 0, 0), 0.2, 0.1, 0.3).GetMatrix())   # oblique, as the exam
+    a = np.zeros(ref.GetSize(), bool)          # (i, j, k), as geo.array_view
+    b = a.copy()
+    a[10:30, 10:30, 2:5] = True
+    b[10:30, 10:30, 5 + empty_slices:8 + empty_slices] = True
+    g = C.lesion_groups([a, b], ref)
+    assert set(np.unique(g[a | b])) == ({1} if one_lesion else {1, 2})
+    assert not g[~(a | b)].any()
+    # An isotropic grid keeps its own voxels: the same parts 3 voxels apart in 1 mm are one lesion, 12 apart two.
+    iso = sitk.Image([40, 40, 40], sitk.sitkUInt8)
+    a = np.zeros((40, 40, 40), bool)
+    a[10:20, 10:20, 5:15] = True
+    for gap, n in ((3, 1), (12, 2)):
+        b = np.zeros_like(a)
+        b[10:20, 10:20, 15 + gap:25 + gap] = True
+        assert len(np.unique(C.lesion_groups([a, b], iso)[a | b])) == n

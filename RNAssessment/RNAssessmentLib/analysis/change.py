@@ -19,12 +19,14 @@ registration. Method:
 * a new non-contiguous focus (enhancement at the later timepoint that the boundary analysis reported as
   non-contiguous and that does not overlap the earlier lesion) is that focus, not a grown portion of the lesion, in
   every interval; a focus that already existed and grows is a grown portion;
-* one lesion = the timepoints' lesion voxels grouped within ``group_mm`` (10 mm) of each other: foci across a
-  barrier inside the dose region belong to the lesion they arose from;
+* one lesion = the timepoints' lesion voxels grouped when their surfaces lie within ``group_mm`` (10 mm) of each
+  other (on thick slices a voxel reaches half a slice beyond its centre): foci across a barrier inside the dose
+  region belong to the lesion they arose from;
 * ``mixed_response`` when a lesion has, in the same interval, at least one portion that grew and one that regressed;
   ``regression`` when all its portions regressed;
 * growth only: ``concentric_growth`` (growth as a whole) when the earlier lesion's surface moved out (Δ ≥ 0.75 mm)
-  over at least ``CONCENTRIC_SURFACE_FRACTION`` (40 %) of it, else ``eccentric_growth`` (growth at part of the
+  over at least ``CONCENTRIC_SURFACE_FRACTION`` (40 %) of it (on slices thicker than 2 mm, of its in-plane rim),
+  else ``eccentric_growth`` (growth at part of the
   margin). The paper: a metastasis that is not responding grows as a whole, recurrence after response may grow at
   one margin, and RN enlarges eccentrically (its scenario 6), so growth at one margin points neither way. Measured
   on the teaching phantoms: the whole-nodule PD twins move 54-100 % of their surface out, one-sided RN growth
@@ -49,6 +51,7 @@ from .findings import Finding
 MIN_PORTION_MM3 = 50.0
 MIN_DEPTH_MM = 2.5        # a portion's core must reach this far beyond the other surface: more than a wobble
 MIN_CORE_MM3 = 20.0       # ... over at least this volume
+GROUP_MM = 10.0           # parts whose surfaces lie within this distance are one lesion
 REGISTRATION_UNCERTAINTY_MM = 0.5   # a rigid registration (TRE 0.1-0.2 mm on the phantoms, < 1 mm on real MRI)
 
 
@@ -82,16 +85,35 @@ def _components(mask: np.ndarray, ref: sitk.Image) -> np.ndarray:
     return geo.array_view(sitk.ConnectedComponent(geo.image_from_array(mask.astype(np.uint8), ref), True))
 
 
-def lesion_groups(masks: list[np.ndarray], ref: sitk.Image, group_mm: float = 10.0) -> np.ndarray:
-    """Label map of lesions: all timepoints' voxels, grouped when within ``group_mm`` of each other."""
+def lesion_groups(masks: list[np.ndarray], ref: sitk.Image, group_mm: float = GROUP_MM) -> np.ndarray:
+    """Label map of lesions: all timepoints' voxels, grouped when their surfaces lie within ``group_mm`` of each
+    other. On a grid whose slices are thicker than the pixels the union's surface is placed first (signed distances
+    resampled, as :func:`resample_mask` does, onto an isotropic grid of the finest spacing) and grouped there: a voxel
+    reaches half its spacing on either side, so two parts with one empty 5.5 mm slice between them are 5.5 mm apart,
+    not the 11 mm between their voxel centres (which once split one lesion in two, or not, by where the slices fell).
+    Isotropic grids are grouped on their own voxels."""
     union = np.zeros(masks[0].shape, bool)
     for m in masks:
         union |= m
     if not union.any():
         return np.zeros(union.shape, np.int32)
-    d = _sdf(union, ref)
-    grown = _components(d <= group_mm / 2.0, ref)
-    return np.where(union, grown, 0).astype(np.int32)
+    spacing = np.array(ref.GetSpacing())
+    if spacing.max() <= 1.25 * spacing.min():
+        grown = _components(_sdf(union, ref) <= group_mm / 2.0, ref)
+        return np.where(union, grown, 0).astype(np.int32)
+    iso = float(spacing.min())
+    size = [int(np.ceil(n * s / iso)) for n, s in zip(ref.GetSize(), spacing)]
+    grid = sitk.Image(size, sitk.sitkUInt8)
+    grid.SetSpacing([iso] * 3)
+    grid.SetDirection(ref.GetDirection())
+    # The same physical extent: the first voxel's outer face is where the reference's first voxel's face is.
+    grid.SetOrigin(ref.TransformContinuousIndexToPhysicalPoint([-0.5 + 0.5 * iso / s for s in spacing]))
+    fine = geo.array_view(resample_mask(geo.image_from_array(union.astype(np.uint8), ref), grid)) > 0
+    grown = sitk.Cast(geo.image_from_array(_components(_sdf(fine, grid) <= group_mm / 2.0, grid).astype(np.int32),
+                                           grid), sitk.sitkInt32)
+    # Every voxel centre of the union lies inside the placed surface, so inside a labelled (grown) region.
+    back = geo.array_view(sitk.Resample(grown, ref, sitk.Transform(), sitk.sitkNearestNeighbor, 0, sitk.sitkInt32))
+    return np.where(union, back, 0).astype(np.int32)
 
 
 @dataclasses.dataclass
@@ -190,8 +212,12 @@ def interval_portions(before: np.ndarray, after: np.ndarray, ref: sitk.Image,
 
 def surface_moved_out(before: np.ndarray, disp: np.ndarray, ref: sitk.Image, where: np.ndarray) -> float | None:
     """Fraction of the earlier lesion's surface voxels within ``where`` whose boundary moved out by at least
-    ``DISPLACEMENT_MM`` (None when the earlier lesion has no surface there)."""
-    inner = geo.array_view(sitk.BinaryErode(geo.image_from_array(before.astype(np.uint8), ref), [1, 1, 1])) > 0
+    ``DISPLACEMENT_MM`` (None when the earlier lesion has no surface there). On slices thicker than 2 mm the surface
+    is the in-plane rim of every slice: through the top and bottom slices' faces a surface moves by whole slices,
+    so 3 mm of growth on 5.5 mm slices left them unmoved and a lesion growing as a whole read as growth at part of
+    its margin."""
+    radius = [1 if s <= 2.0 else 0 for s in ref.GetSpacing()]
+    inner = geo.array_view(sitk.BinaryErode(geo.image_from_array(before.astype(np.uint8), ref), radius)) > 0
     surface = before & ~inner & where
     if not surface.any():
         return None
@@ -280,7 +306,7 @@ def new_foci(foci_after: np.ndarray | None, before: np.ndarray, ref: sitk.Image)
 
 
 def analyse_changes(masks: dict[str, np.ndarray], ref: sitk.Image, dose_on_ref: np.ndarray | None = None,
-                    min_portion_mm3: float = MIN_PORTION_MM3, group_mm: float = 10.0, vs_first: bool = True, *,
+                    min_portion_mm3: float = MIN_PORTION_MM3, group_mm: float = GROUP_MM, vs_first: bool = True, *,
                     slice_mm: dict | None = None, registration_mm: dict | None = None, foci: dict | None = None,
                     boundaries: np.ndarray | None = None, enhancing: dict | None = None):
     """Findings for every consecutive interval (and from the SRS image to the last timepoint).
@@ -344,6 +370,8 @@ def analyse_changes(masks: dict[str, np.ndarray], ref: sitk.Image, dose_on_ref: 
             low = [p for p in below if (p.mask & gm).any()]
             vol_a = float((masks[a] & gm).sum() * vox)
             vol_b = float((masks[b] & gm).sum() * vox)
+            if vol_a == 0 and vol_b == 0:           # a lesion of other timepoints only (portions lie in a or b)
+                continue
             idx = np.argwhere(gm & (masks[a] | masks[b])).mean(0, keepdims=True)
             centroid = geo.ras_from_lps(geo.index_to_lps(ref, idx))[0].tolist()
             evidence = {"lesion_volume_before_mm3": vol_a, "lesion_volume_after_mm3": vol_b,
