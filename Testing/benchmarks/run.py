@@ -243,11 +243,16 @@ print(json.dumps({"seconds": time.perf_counter() - t, "peak_mb": resource.getrus
 """
 
 
-def _in_child(manifest, what):
+def _run_child(script, *args):
+    """Run ``script`` in a fresh interpreter; its last stdout line is JSON."""
     import json
     import subprocess
-    out = subprocess.run([sys.executable, "-c", _CHILD, manifest, what], check=True, capture_output=True, text=True)
+    out = subprocess.run([sys.executable, "-c", script, *args], check=True, capture_output=True, text=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _in_child(manifest, what):
+    return _run_child(_CHILD, manifest, what)
 
 
 def _realmri_two_timepoint_case(folder: str) -> tuple[str, str]:
@@ -301,10 +306,7 @@ print(json.dumps({"seconds": time.perf_counter() - t}))
 def _direct(manifests, out):
     """The cases assessed one after another in one fresh process (what ``rnassess assess`` runs, without a
     process start per case): seconds."""
-    import json
-    import subprocess
-    r = subprocess.run([sys.executable, "-c", _DIRECT, out, *manifests], check=True, capture_output=True, text=True)
-    return json.loads(r.stdout.strip().splitlines()[-1])["seconds"]
+    return _run_child(_DIRECT, out, *manifests)["seconds"]
 
 
 def bench_cohort():

@@ -101,13 +101,7 @@ def lesion_groups(masks: list[np.ndarray], ref: sitk.Image, group_mm: float = GR
     if spacing.max() <= 1.25 * spacing.min():
         grown = _components(_sdf(union, ref) <= group_mm / 2.0, ref)
         return np.where(union, grown, 0).astype(np.int32)
-    iso = float(spacing.min())
-    size = [int(np.ceil(n * s / iso)) for n, s in zip(ref.GetSize(), spacing)]
-    grid = sitk.Image(size, sitk.sitkUInt8)
-    grid.SetSpacing([iso] * 3)
-    grid.SetDirection(ref.GetDirection())
-    # The same physical extent: the first voxel's outer face is where the reference's first voxel's face is.
-    grid.SetOrigin(ref.TransformContinuousIndexToPhysicalPoint([-0.5 + 0.5 * iso / s for s in spacing]))
+    grid = geo.isotropic_grid(ref, float(spacing.min()))
     fine = geo.array_view(resample_mask(geo.image_from_array(union.astype(np.uint8), ref), grid)) > 0
     grown = sitk.Cast(geo.image_from_array(_components(_sdf(fine, grid) <= group_mm / 2.0, grid).astype(np.int32),
                                            grid), sitk.sitkInt32)
