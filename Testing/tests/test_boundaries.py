@@ -242,3 +242,38 @@ def test_an_enhancing_falx_in_the_users_mask_is_never_a_focus_across_it(rendered
     else:
         assert ("boundary_enhancement", "falx") in kinds
         assert not any(k == "noncontiguous_across_boundary" for k, _ in kinds)
+
+
+def test_a_focus_joined_to_the_lesion_by_enhancing_falx_is_contiguous_also_with_a_users_mask(rendered, brains):
+    """New enhancement joined to the lesion through enhancing meninges is contiguous (the PD sign), whether the
+    enhancing dura is in the mask (automatic enhancement keeps it) or a user's lesion mask leaves it out: the
+    boundary enhancement found next to the lesion bridges them. Without it, the same mask's focus is across the
+    falx."""
+    name = "falx_cingulate_rn"
+    r = rendered(name, misalign=False)
+    tp = r["timepoints"][1]
+    lesion = geo.image_from_array((geo.array_view(tp.lesion) > 0).astype(np.uint8), r["treated_lesion"])
+    falx = geo.array_view(sitk.BinaryDilate(sitk.Cast(r["boundaries"]["falx"] > 0, sitk.sitkUInt8), [1, 1, 1])) > 0
+    # The falx between the lesion and the focus (and 5 mm around) enhances: every falx voxel within 5 mm of the
+    # segment box joining them.
+    les = geo.array_view(lesion) > 0
+    dist = geo.array_view(sitk.SignedMaurerDistanceMap(sitk.Cast(lesion, sitk.sitkUInt8), insideIsPositive=False,
+                                                       squaredDistance=False, useImageSpacing=True))
+    dura = falx & (dist <= 5.0) & ~les
+    assert dura.sum() > 100
+    a = geo.array_view(tp.t1c).astype(np.float32)
+    brain = brains(name)
+    a[dura] = 1.1 * np.percentile(a[geo.array_view(brain) > 0], 99.5)
+    t1c = geo.image_from_array(a.astype(geo.array_view(tp.t1c).dtype), tp.t1c)
+
+    def run(image):
+        return B.analyse_followup(tp.label, image, r["treated_lesion"], r["boundaries"], brain=brain, dose=r["dose"],
+                                  lesion=lesion)
+    plain, res = run(tp.t1c), run(t1c)
+    assert ("noncontiguous_across_boundary", "falx") in [(f.kind, f.boundary) for f in plain.findings]
+    kinds = [(f.kind, f.boundary) for f in res.findings]
+    assert ("boundary_enhancement", "falx") in kinds
+    assert not [k for k in kinds if k[0].startswith("noncontiguous")], kinds
+    focus = les & ~(geo.array_view(r["treated_lesion"]) > 0)
+    ext = [f for f in res.findings if f.kind == "contiguous_extension"]
+    assert ext and res.finding_masks[ext[0].segment].sum() >= 0.9 * res.box.crop(focus).sum()

@@ -225,3 +225,27 @@ def test_lesion_groups_measure_gaps_between_surfaces_on_thick_slices(empty_slice
         b = np.zeros_like(a)
         b[10:20, 10:20, 15 + gap:25 + gap] = True
         assert len(np.unique(C.lesion_groups([a, b], iso)[a | b])) == n
+
+
+@pytest.mark.parametrize("dz", [0.0, 1.5, 2.75, 4.0])
+def test_resample_mask_never_loses_a_part_one_slice_thick(dz):
+    """A part drawn on one 5.5 mm slice, a few pixels wide, has an inside distance of one pixel: its signed
+    distance's zero level lies 0.8 mm either side of the slice, and target slices 5.5 mm apart, shifted by ``dz``,
+    fall beyond it (the clinical exam's 26 mm³ remnant came back as nothing). It is kept where nearest-neighbour
+    sampling puts it; a part many slices thick keeps its signed-distance surface (half a slice beyond its last
+    slice, ±1 target slice)."""
+    src = sitk.Image([40, 40, 12], sitk.sitkUInt8)
+    src.SetSpacing([0.9, 0.9, 5.5])
+    src.SetOrigin([0.0, 0.0, 0.0])
+    a = np.zeros(src.GetSize(), np.uint8)
+    a[5:8, 5:7, 6] = 1                  # 6 pixels on one slice: 27 mm³
+    a[20:35, 20:35, 2:7] = 1            # 15 x 15 pixels on 5 slices
+    mask = geo.image_from_array(a, src)
+    tgt = sitk.Image([40, 40, 12], sitk.sitkUInt8)
+    tgt.SetSpacing([0.9, 0.9, 5.5])
+    tgt.SetOrigin([0.0, 0.0, dz])
+    out = geo.array_view(C.resample_mask(mask, tgt)) > 0
+    assert out[:12, :12].any()                                  # the small part is there
+    big = out[15:40, 15:40]
+    assert big.any(axis=(0, 1)).sum() in (4, 5, 6)             # 5 slices, the surface half a slice beyond
+    assert not out[12:15].any() and not out[:, 12:15].any()     # and nothing else came with it

@@ -524,6 +524,15 @@ def analyse_followup(timepoint: str, t1c: sitk.Image, treated: sitk.Image, bound
                              "centroid_ras": centroid_ras(dura, box)})
     labels = components(enh, box)
     groups = contiguity_groups(labels, tr)
+    if claimed.any():
+        # Boundary enhancement found above bridges what it touches: new enhancement joined to the lesion through
+        # enhancing meninges/ependyma is contiguous (as progression is), also when a user's lesion mask leaves the
+        # enhancing dura out (automatic enhancement keeps it, see above).
+        bridged = components(enh | claimed, box)
+        via = contiguity_groups(bridged, tr)
+        for lab in groups:
+            if groups[lab] and via[int(bridged[labels == lab][0])] == 0:
+                groups[lab] = 0
     passable = br & ~all_bnd
     by_group: dict[int, list[int]] = {}
     for lab, g in groups.items():
