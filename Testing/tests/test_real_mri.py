@@ -34,10 +34,11 @@ CASES += [c for c in (tuple(n.split("_", 1)) for n in R.DEMO_CASES) if c not in 
 #: is what the last full run found; they are run and reported (xfail with what differs), never skipped, and one
 #: that starts to pass passes (then it leaves this list).
 KNOWN_FAILURES = {
-    ("brats", "central_sulcus_rn"): "the automatic CSF misses the partial-volumed sulcus: focus reported as "
-                                    "non-contiguous, not across the sulcus; change called mixed",
-    ("brats", "central_sulcus_pd"): "implanted pial enhancement along the sulcus not found at t2",
-    ("brats", "sylvian_cavity_rn"): "the automatic CSF misses the fissure between cavity and focus",
+    ("brats", "central_sulcus_rn"): "at t2 (lesion gone, focus grown) 12 % of the segments to the treated lesion "
+                                    "cross the automatic CSF: focus reported as non-contiguous, not across the "
+                                    "sulcus (found across at t1); change called mixed",
+    ("brats", "sylvian_cavity_rn"): "the focus across the fissure is found at t1, not at t2: the automatic CSF "
+                                    "misses the fissure between cavity and grown focus",
     ("brats", "temporal_mixed_rn"): "the t1->t2 mixed response is called concentric growth: the receding part's "
                                     "5 mm remnant at t1 (52 mm³ in the truth, just above the 50 mm³ portion) "
                                     "lies below the enhancement threshold over most of it (22 mm³ found)",
@@ -167,3 +168,30 @@ def test_registration_and_atlas_fit_are_reproducible():
     for p in geo.centroid_lps(fits[0].brain) + np.array([[0, 0, 0], [40, 0, 0], [0, 50, 0], [0, 0, 30.0]]):
         assert np.linalg.norm(np.subtract(regs[0].transform.TransformPoint(p.tolist()),
                                           inverse.TransformPoint(p.tolist()))) < 0.5
+
+
+def test_automatic_csf_holds_the_partial_volumed_convexity_sulcus_on_thin_slices():
+    """The BraTS convexity sulcus that the central-sulcus scenarios straddle is 1-2 voxels wide: on T1 just above
+    the CSF-dark threshold, on T2 138-152 between grey matter (119) and CSF (212). With the T2, the automatic CSF
+    holds it at the anchor: of the lines along the sulcus normal through a 4 x 4 mm patch around the anchor (1 mm
+    apart), most meet CSF within 2 mm of its plane (64 %; 16 % with the half-way T2 threshold, which missed the
+    sulcus and with it the pial enhancement the PD twin implants there). The sulcus is not a flat sheet, so lines
+    farther out leave it."""
+    base = R.BASES["brats"]
+    images = R.load_base(base, shared("real-mri"))
+    img = images.t1c
+    fit = anat_atlas.fit_atlas(img)
+    model = anat_brain.tissue_model(geo.array_view(img).astype(np.float32), geo.array_view(fit.brain) > 0)
+    plane = anat_midline.midsagittal_plane(img, brain=fit.brain)
+    anatomy = anat_barriers.automatic_boundaries(img, fit, model, plane, t2=images.extra["t2"],
+                                                 flair=images.extra["flair"])
+    csf = geo.array_view(anatomy.masks["csf"]) > 0
+    frame = R.frame_for(base.anchors["convexity"], base, images)
+    hits = []
+    for u in np.arange(-2.0, 2.01, 1.0):
+        for v in np.arange(-2.0, 2.01, 1.0):
+            pts = np.array([frame.to_lps((t, u, v)) for t in np.arange(-2.0, 2.01, 0.5)])
+            ijk = np.round([img.TransformPhysicalPointToContinuousIndex(p.tolist()) for p in pts]).astype(int)
+            hits.append(bool(csf[tuple(ijk.T)].any()))
+    assert np.mean(hits) >= 0.5, np.mean(hits)
+    assert "thin sulci from T2" in anatomy.methods["csf"]

@@ -35,6 +35,8 @@ COMPARTMENT_NAMES = {LEFT: "left cerebral hemisphere", RIGHT: "right cerebral he
 #: callosum (4-5 mm thick at its body even in atrophy, 10 mm at genu and splenium). A cingulate gyrus pressed
 #: against its twin is grey matter, darker than the 0.8 × white-matter threshold, and does not stop the falx.
 BRIDGE_MM = 4.0
+#: Where between grey matter and CSF on T2 a voxel darker than grey matter on T1 is a thin sulcus (1-2 mm slices).
+THIN_SULCUS_T2_FRAC = 0.2
 
 
 def csf_like(sequence: sitk.Image, reference: sitk.Image, brain: np.ndarray, bright: bool,
@@ -366,8 +368,13 @@ def automatic_boundaries(t1c: sitk.Image, fit: atl.AtlasFit, model: TissueModel,
         refined.append("FLAIR-dark")
     if t2_bright is not None:
         # Thin sulci, partial-volumed on T1, are plain on T2: T2-bright voxels darker than grey matter on T1 are CSF
-        # too, unless the FLAIR calls them oedema (bright).
-        thin = br & t2_bright & (arr < 0.85 * model.nawm)
+        # too, unless the FLAIR calls them oedema (bright). On 1-2 mm slices a sulcus 1-2 voxels wide is seen at
+        # 20 % of the way from grey matter to CSF on T2 (the BraTS central sulcus: T2 138-152 with grey matter at
+        # 119 and CSF at 212; the half-way threshold, 165, missed it and the pial enhancement implanted in it);
+        # on thick slices every slab with a sliver of CSF reaches that far (on the clinical exam's 5.5 mm slices the
+        # CSF over the tentorium became a second, false meningeal enhancement), so the half-way threshold stays.
+        thin_frac = THIN_SULCUS_T2_FRAC if max(t1c.GetSpacing()) <= 2.0 else 0.5
+        thin = br & csf_like(t2, t1c, br, bright=True, frac=thin_frac) & (arr < 0.85 * model.nawm)
         if flair is not None:
             thin &= ~csf_like(flair, t1c, br, bright=True)
         dark |= thin
