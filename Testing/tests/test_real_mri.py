@@ -25,7 +25,7 @@ from truthcheck import truth_problems
 LANDMARKS = json.load(open(os.path.join(ROOT, "Testing", "data", "real_mri_landmarks.json"), encoding="utf-8"))
 ALL_CASES = [(b, t.name) for b in ("brats", "tcga") for t in R.templates()]
 #: By default each template runs on one of the two images (alternating, so both images and every scenario are
-#: covered); RNASSESS_REAL_MRI=all runs the whole matrix (28 cases, ~25 min on 2 cores).
+#: covered); RNASSESS_REAL_MRI=all runs the whole matrix (28 cases, ~11 min on 2 cores, measured 10.5).
 CASES = ALL_CASES if os.environ.get("RNASSESS_REAL_MRI") == "all" else \
     [("brats" if i % 2 == 0 else "tcga", t.name) for i, t in enumerate(R.templates())]
 #: The real-MRI teaching cases of ``rnassess demo --real-mri`` always run: the demo promises their exact truth.
