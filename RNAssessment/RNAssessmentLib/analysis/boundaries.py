@@ -530,9 +530,10 @@ def analyse_followup(timepoint: str, t1c: sitk.Image, treated: sitk.Image, bound
         # enhancing dura out (automatic enhancement keeps it, see above).
         bridged = components(enh | claimed, box)
         via = contiguity_groups(bridged, tr)
-        for lab in groups:
-            if groups[lab] and via[int(bridged[labels == lab][0])] == 0:
-                groups[lab] = 0
+        labs, first = np.unique(labels.ravel(), return_index=True)     # each component lies in one bridged one
+        for lab, b in zip(labs, bridged.ravel()[first]):
+            if lab and via[int(b)] == 0:
+                groups[int(lab)] = 0
     passable = br & ~all_bnd
     by_group: dict[int, list[int]] = {}
     for lab, g in groups.items():

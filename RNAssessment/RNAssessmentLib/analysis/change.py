@@ -423,23 +423,22 @@ def resample_mask(mask: sitk.Image, reference: sitk.Image, transform: sitk.Trans
         return out
     # Distance to the mask minus distance to its outside: −(distance to the outside) inside, +(distance to the mask)
     # outside, so the zero level sits half-way between the last voxel in and the first voxel out (in mm, whatever
-    # the slice thickness).
+    # the slice thickness) where the part is wider than a slice is thick.
     def unsigned(x):
         return sitk.Abs(sitk.SignedMaurerDistanceMap(x, insideIsPositive=False, squaredDistance=False,
                                                      useImageSpacing=True)) * sitk.Cast(x == 0, sitk.sitkFloat32)
     sdf = unsigned(m) - unsigned(sitk.Cast(m == 0, sitk.sitkUInt8))
-    r = sitk.Resample(sdf, reference, transform or sitk.Transform(), sitk.sitkLinear, 1e4, sitk.sitkFloat32)
-    out = geo.array_view(r) < 0
+    transform = transform or sitk.Transform()
+    out = geo.array_view(sitk.Resample(sdf, reference, transform, sitk.sitkLinear, 1e4, sitk.sitkFloat32)) < 0
     # A part one slice thick and a few voxels wide has an inside distance of one pixel (0.9 mm), not half a slice:
     # its zero level lies 0.8 mm either side of its slice and target slices 5.5 mm apart can miss it entirely (a
     # 26 mm³ lesion drawn on one follow-up slice came back as nothing, and its lesion read as gone). Each part
     # that comes back empty is kept where nearest-neighbour sampling puts it.
     parts = sitk.ConnectedComponent(m, True)
-    near = geo.array_view(sitk.Resample(parts, reference, transform or sitk.Transform(), sitk.sitkNearestNeighbor, 0,
-                                        parts.GetPixelID()))
+    near = geo.array_view(sitk.Resample(parts, reference, transform, sitk.sitkNearestNeighbor, 0, parts.GetPixelID()))
     found = np.unique(near[near > 0])
     kept = np.unique(near[out & (near > 0)])
     lost = np.setdiff1d(found, kept)
     if lost.size:
         out = out | np.isin(near, lost)
-    return sitk.Cast(geo.image_from_array(out.astype(np.uint8), reference), sitk.sitkUInt8)
+    return geo.image_from_array(out.astype(np.uint8), reference)

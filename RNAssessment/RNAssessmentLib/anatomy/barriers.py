@@ -39,12 +39,9 @@ BRIDGE_MM = 4.0
 THIN_SULCUS_T2_FRAC = 0.2
 
 
-def csf_like(sequence: sitk.Image, reference: sitk.Image, brain: np.ndarray, bright: bool,
-             frac: float = 0.5) -> np.ndarray:
-    """Voxels whose intensity on another sequence of the same session says CSF: the brightest of three intensity
-    classes in the brain on T2, the darkest on FLAIR (CSF is suppressed; oedema, T1-dark too, stays bright).
-    ``frac``: where between the two upper (bright) or lower class centres the threshold lies; below 0.5 on T2
-    admits partial-volumed CSF (thin sulci)."""
+def intensity_classes(sequence: sitk.Image, reference: sitk.Image, brain: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``sequence`` on ``reference``'s grid ((i, j, k) float32) and the centres of its three intensity classes in the
+    brain, ascending (k-means, once per sequence: every threshold :func:`csf_like` draws comes from them)."""
     img = sequence if geo.same_grid(sequence, reference) else \
         sitk.Resample(sequence, reference, sitk.Transform(), sitk.sitkLinear, 0.0, sitk.sitkFloat32)
     arr = geo.array_view(img).astype(np.float32)
@@ -52,7 +49,15 @@ def csf_like(sequence: sitk.Image, reference: sitk.Image, brain: np.ndarray, bri
     if vals.size < 1000:
         raise ValueError("the T2/FLAIR image hardly overlaps the brain of the post-contrast T1")
     centres, _ = _kmeans_1d(vals[:: max(1, vals.size // 200000)], 3)
-    c = np.sort(centres)
+    return arr, np.sort(centres)
+
+
+def csf_like(classes: tuple[np.ndarray, np.ndarray], bright: bool, frac: float = 0.5) -> np.ndarray:
+    """Voxels whose intensity on another sequence of the same session says CSF: the brightest of three intensity
+    classes in the brain on T2, the darkest on FLAIR (CSF is suppressed; oedema, T1-dark too, stays bright).
+    ``classes``: :func:`intensity_classes` of that sequence. ``frac``: where between the two upper (bright) or lower
+    class centres the threshold lies; below 0.5 on T2 admits partial-volumed CSF (thin sulci)."""
+    arr, c = classes
     return (arr > c[1] + frac * (c[2] - c[1])) if bright else (arr < c[0] + frac * (c[1] - c[0]))
 
 
@@ -359,14 +364,15 @@ def automatic_boundaries(t1c: sitk.Image, fit: atl.AtlasFit, model: TissueModel,
     dark_thr = model.csf + 0.5 * (0.7 * model.nawm - model.csf)
     dark = br & (arr < dark_thr)
     refined = []
-    t2_bright = csf_like(t2, t1c, br, bright=True) if t2 is not None else None
-    if t2 is not None:
-        dark &= t2_bright
+    t2_classes = intensity_classes(t2, t1c, br) if t2 is not None else None
+    flair_classes = intensity_classes(flair, t1c, br) if flair is not None else None
+    if t2_classes is not None:
+        dark &= csf_like(t2_classes, bright=True)
         refined.append("T2-bright")
-    if flair is not None:
-        dark &= csf_like(flair, t1c, br, bright=False)
+    if flair_classes is not None:
+        dark &= csf_like(flair_classes, bright=False)
         refined.append("FLAIR-dark")
-    if t2_bright is not None:
+    if t2_classes is not None:
         # Thin sulci, partial-volumed on T1, are plain on T2: T2-bright voxels darker than grey matter on T1 are CSF
         # too, unless the FLAIR calls them oedema (bright). On 1-2 mm slices a sulcus 1-2 voxels wide is seen at
         # 20 % of the way from grey matter to CSF on T2 (the BraTS central sulcus: T2 138-152 with grey matter at
@@ -374,9 +380,9 @@ def automatic_boundaries(t1c: sitk.Image, fit: atl.AtlasFit, model: TissueModel,
         # on thick slices every slab with a sliver of CSF reaches that far (on the clinical exam's 5.5 mm slices the
         # CSF over the tentorium became a second, false meningeal enhancement), so the half-way threshold stays.
         thin_frac = THIN_SULCUS_T2_FRAC if max(t1c.GetSpacing()) <= 2.0 else 0.5
-        thin = br & csf_like(t2, t1c, br, bright=True, frac=thin_frac) & (arr < 0.85 * model.nawm)
-        if flair is not None:
-            thin &= ~csf_like(flair, t1c, br, bright=True)
+        thin = br & csf_like(t2_classes, bright=True, frac=thin_frac) & (arr < 0.85 * model.nawm)
+        if flair_classes is not None:
+            thin &= ~csf_like(flair_classes, bright=True)
         dark |= thin
         refined.append("thin sulci from T2")
     masks: dict = {}
