@@ -123,7 +123,7 @@ class Portion:
 
 def _has_core(mask: np.ndarray, ref: sitk.Image) -> bool:
     """True when the mask survives an erosion by one voxel (in-plane only on thick slices)."""
-    radius = [1 if s <= 2.0 else 0 for s in ref.GetSpacing()]
+    radius = [int(thin) for thin in geo.thin_axes(ref)]
     box = geo.crop_box(mask, 2)
     sub = mask[box]
     img = sitk.GetImageFromArray(np.ascontiguousarray(sub.transpose(2, 1, 0).astype(np.uint8)))
@@ -206,11 +206,11 @@ def interval_portions(before: np.ndarray, after: np.ndarray, ref: sitk.Image,
 
 def surface_moved_out(before: np.ndarray, disp: np.ndarray, ref: sitk.Image, where: np.ndarray) -> float | None:
     """Fraction of the earlier lesion's surface voxels within ``where`` whose boundary moved out by at least
-    ``DISPLACEMENT_MM`` (None when the earlier lesion has no surface there). On slices thicker than 2 mm the surface
+    ``DISPLACEMENT_MM`` (None when the earlier lesion has no surface there). On slices thicker than ``geo.THIN_SLICE_MM`` the surface
     is the in-plane rim of every slice: through the top and bottom slices' faces a surface moves by whole slices,
     so 3 mm of growth on 5.5 mm slices left them unmoved and a lesion growing as a whole read as growth at part of
     its margin."""
-    radius = [1 if s <= 2.0 else 0 for s in ref.GetSpacing()]
+    radius = [int(thin) for thin in geo.thin_axes(ref)]
     inner = geo.array_view(sitk.BinaryErode(geo.image_from_array(before.astype(np.uint8), ref), radius)) > 0
     surface = before & ~inner & where
     if not surface.any():

@@ -379,7 +379,7 @@ def automatic_boundaries(t1c: sitk.Image, fit: atl.AtlasFit, model: TissueModel,
         # 119 and CSF at 212; the half-way threshold, 165, missed it and the pial enhancement implanted in it);
         # on thick slices every slab with a sliver of CSF reaches that far (on the clinical exam's 5.5 mm slices the
         # CSF over the tentorium became a second, false meningeal enhancement), so the half-way threshold stays.
-        thin_frac = THIN_SULCUS_T2_FRAC if max(t1c.GetSpacing()) <= 2.0 else 0.5
+        thin_frac = THIN_SULCUS_T2_FRAC if all(geo.thin_axes(t1c)) else 0.5
         thin = br & csf_like(t2_classes, bright=True, frac=thin_frac) & (arr < 0.85 * model.nawm)
         if flair_classes is not None:
             thin &= ~csf_like(flair_classes, bright=True)

@@ -181,6 +181,17 @@ def resample(image: sitk.Image, reference: sitk.Image, *, linear: bool = True,
     return sitk.Resample(image, reference, transform or sitk.Transform(), interp, default, image.GetPixelID())
 
 
+#: Spacing (mm) up to which an axis is "thin": a structure one or two voxels across is resolved along it, so a
+#: one-voxel erosion or a 1-2 voxel sulcus means the same along it as in-plane. Thicker axes (the 5-7 mm slices of
+#: clinical follow-ups) move surfaces by whole slices and smear thin CSF over a slab.
+THIN_SLICE_MM = 2.0
+
+
+def thin_axes(image: sitk.Image) -> list[bool]:
+    """Per axis (i, j, k): is its spacing at most ``THIN_SLICE_MM``."""
+    return [s <= THIN_SLICE_MM for s in image.GetSpacing()]
+
+
 def voxel_volume_mm3(image: sitk.Image) -> float:
     """Volume of one voxel in mm³ (|det| of the scaled direction matrix)."""
     return float(abs(np.linalg.det(ijk_to_lps(image)[:3, :3])))
