@@ -277,3 +277,52 @@ def test_a_focus_joined_to_the_lesion_by_enhancing_falx_is_contiguous_also_with_
     focus = les & ~(geo.array_view(r["treated_lesion"]) > 0)
     ext = [f for f in res.findings if f.kind == "contiguous_extension"]
     assert ext and res.finding_masks[ext[0].segment].sum() >= 0.9 * res.box.crop(focus).sum()
+
+
+def _grid(size, spacing):
+    img = sitk.Image(list(size), sitk.sitkUInt8)
+    img.SetSpacing(spacing)
+    return B.Box(slices=tuple(slice(0, n) for n in size), grid=img)
+
+
+def test_partial_volume_of_a_fold_on_thick_slices_reaches_through_the_slice_not_across_it():
+    """A fold one pixel wide on 0.9 x 0.9 x 5.5 mm slices: its partial volume reaches 2 mm within its slice (the
+    blur), not the 3.25 mm (half a slice + 0.5) that holds through the slice; on a 1 mm grid it is 2 mm all round."""
+    box = _grid((40, 20, 9), (0.9, 0.9, 5.5))
+    fold = np.zeros((40, 20, 9), bool)
+    fold[20, :, 4] = True                                  # a sheet in one slice (its free edge, say)
+    near = B.within_partial_volume(fold, box)
+    assert near[22, 10, 4]                                 # 1.8 mm sideways, same slice
+    assert not near[23, 10, 4]                             # 2.7 mm sideways: the old isotropic 3.25 mm took it
+    assert B.distance_mm(fold, box)[23, 10, 4] <= B.partial_volume_mm(box.grid)
+    assert not near[20, 10, 5] and not near[20, 10, 3]    # the next slice, 5.5 mm away
+    iso = _grid((40, 20, 20), (1.0, 1.0, 1.0))
+    sheet = np.zeros((40, 20, 20), bool)
+    sheet[20] = True
+    assert np.array_equal(B.within_partial_volume(sheet, iso), B.distance_mm(sheet, iso) <= 2.0)
+
+
+@pytest.mark.parametrize("shift, extension", [((0, 0, 1), False), ((4, 0, 0), True)])
+def test_a_remnant_one_thick_slice_over_is_no_contiguous_extension(shift, extension):
+    """On 5.5 mm slices a follow-up's remnant that resampling placed one slice over touches the treated lesion's
+    faces: no contiguous extension (it once was, 36 mm³ 'beyond' a 1 mm margin). A remnant reaching 3.6 mm beyond
+    it within the slice is one."""
+    size, spacing = (80, 80, 15), (0.9, 0.9, 5.5)
+    ref = sitk.Image(list(size), sitk.sitkUInt8)
+    ref.SetSpacing(spacing)
+    ijk = np.indices(size).astype(np.float32)
+    centre = np.array([40, 40, 7], np.float32)[:, None, None, None]
+    r_mm = np.sqrt((((ijk - centre) * np.array(spacing, np.float32)[:, None, None, None]) ** 2).sum(0))
+    brain = r_mm <= 60.0
+    treated = (np.abs(ijk[0] - 40) <= 5) & (np.abs(ijk[1] - 40) <= 5) & (ijk[2] == 7)
+    remnant = np.roll(treated, shift, axis=(0, 1, 2))
+    # White matter, grey matter and CSF (the tissue model's three classes), with noise.
+    t1 = np.select([r_mm <= 30.0, r_mm <= 45.0, brain], [350.0, 280.0, 80.0], 0.0)
+    t1 = (t1 + np.random.default_rng(0).normal(0.0, 8.0, size) * brain).astype(np.float32)
+    t1[remnant] = 700.0
+    img = lambda a: geo.image_from_array(a, ref)                                     # noqa: E731
+    res = B.analyse_followup("t1", img(t1), img(treated.astype(np.uint8)), {}, brain=img(brain.astype(np.uint8)),
+                             lesion=img(remnant.astype(np.uint8)))
+    kinds = [f.kind for f in res.findings]
+    assert ("contiguous_extension" in kinds) == extension, kinds
+    assert not [k for k in kinds if k.startswith("noncontiguous")], kinds

@@ -363,6 +363,7 @@ def automatic_boundaries(t1c: sitk.Image, fit: atl.AtlasFit, model: TissueModel,
     br = brain & ~les
     dark_thr = model.csf + 0.5 * (0.7 * model.nawm - model.csf)
     dark = br & (arr < dark_thr)
+    dark_t1 = dark.copy()
     refined = []
     t2_classes = intensity_classes(t2, t1c, br) if t2 is not None else None
     flair_classes = intensity_classes(flair, t1c, br) if flair is not None else None
@@ -396,7 +397,14 @@ def automatic_boundaries(t1c: sitk.Image, fit: atl.AtlasFit, model: TissueModel,
         pv = geo.image_from_array(prior_v.astype(np.uint8), t1c)
         near3 = geo.array_view(sitk.BinaryDilate(pv, _vox(t1c, 3.0))) > 0
         near8 = geo.array_view(sitk.BinaryDilate(pv, _vox(t1c, 8.0))) > 0
-        img_dark = geo.image_from_array((dark & near8).astype(np.uint8), t1c)
+        candidates = dark & near8
+        if not all(geo.thin_axes(t1c)):
+            # On thick slices T2 and FLAIR (acquired on their own oblique grid) see another slab than the T1's: a
+            # thin horn, T1 146-155 on the clinical exam's 5.5 mm slices, read T2 247-270, below the T2-bright
+            # threshold, its slab tilted 13 degrees from the T1's holding mostly tissue. Next to the atlas
+            # ventricles (3 mm) the T1 alone says CSF (oedema is not that dark on T1).
+            candidates |= dark_t1 & near3
+        img_dark = geo.image_from_array(candidates.astype(np.uint8), t1c)
         cc = geo.array_view(sitk.ConnectedComponent(img_dark, False))
         vent = np.zeros(brain.shape, bool)
         if cc.max() > 0:
