@@ -18,7 +18,7 @@ from .analysis import change as changemod
 from .analysis import dose as dosemod
 from .analysis.enhancement import lesion_extent
 from .analysis.findings import Assessment, describe, finding_segments, in_display_order
-from .analysis.registration import register_followup, stable_region
+from .analysis.registration import register_followup, register_sequence, stable_region
 from .anatomy import atlas
 from .anatomy import barriers as anat_barriers
 from .anatomy import brain as anat_brain
@@ -120,6 +120,26 @@ def _describe(case: Case, findings: list, extra: dict) -> None:
         f.description = describe(f, days, side)
 
 
+def _aligned_sequences(case: Case, brain: sitk.Image, summary: dict, warnings: list, say) -> dict:
+    """The SRS session's T2 and FLAIR on the planning grid, aligned with its post-contrast T1
+    (:func:`register_sequence`); one that matches it neither as acquired nor registered is left out, said in the
+    warnings (the boundaries then rest on the T1 alone)."""
+    out = {}
+    for key, img in case.planning.extra.items():
+        name = key.lower()
+        if name not in ("t2", "flair"):
+            continue
+        say(f"[{case.id}] aligning the {name.upper()} with the SRS post-contrast T1")
+        try:
+            reg = register_sequence(case.planning.t1c, img, brain, what=name.upper())
+        except ValueError as exc:
+            warnings.append(f"{exc}; the {name.upper()} is not used")
+            continue
+        summary.setdefault("sequences", {})[name] = reg.to_dict()
+        out[name] = sitk.Resample(img, case.planning.t1c, reg.transform, sitk.sitkLinear, 0.0, sitk.sitkFloat32)
+    return out
+
+
 BOUNDARY_SOURCES = {"falx": "atlas prior refined on the image", "tentorium": "atlas prior refined on the image",
                     "ventricles": "atlas ventricles refined on the image (CSF-dark)",
                     "csf": "image (CSF-dark voxels in the brain)"}
@@ -160,7 +180,7 @@ def _boundaries_and_change(case: Case, summary: dict, extra: dict, warnings: lis
     compartments = None
     if missing:
         plane = anat_midline.midsagittal_plane(planning, exclude=treated, brain=brain)
-        extra_seq = {k.lower(): v for k, v in case.planning.extra.items()}
+        extra_seq = _aligned_sequences(case, brain, summary, warnings, say)
         anatomy = anat_barriers.automatic_boundaries(planning, fit, model0, plane, lesion=treated,
                                                      t2=extra_seq.get("t2"), flair=extra_seq.get("flair"),
                                                      kinds=tuple(missing))

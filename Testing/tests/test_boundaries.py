@@ -326,3 +326,34 @@ def test_a_remnant_one_thick_slice_over_is_no_contiguous_extension(shift, extens
     kinds = [f.kind for f in res.findings]
     assert ("contiguous_extension" in kinds) == extension, kinds
     assert not [k for k in kinds if k.startswith("noncontiguous")], kinds
+
+
+def test_no_open_ring_along_a_wall_that_enhances_next_to_the_lesion(rendered, brains):
+    """The ventricular wall beside the lesion (the user's mask) enhances (ependymal spread along it, 3-12 mm from
+    the lesion's edge) while the thin layer right under the lesion stays dark: that is ependymal enhancement (PD), and the wall
+    is not spared, so no open ring (RN) along it at that timepoint, as no focus is called across a boundary that
+    enhances next to the lesion. On the clinical ventricle PD twin both were once reported together."""
+    name = "ventricle_open_ring_rn"
+    r = rendered(name, misalign=False)
+    tp = r["timepoints"][1]
+    brain = brains(name)
+    mask = geo.image_from_array((geo.array_view(tp.lesion) > 0).astype(np.uint8), r["treated_lesion"])
+    plain = B.analyse_followup(tp.label, tp.t1c, r["treated_lesion"], r["boundaries"], brain=brain, dose=r["dose"],
+                               lesion=mask)
+    assert ("open_ring", "ventricles") in [(f.kind, f.boundary) for f in plain.findings]
+    vent = geo.array_view(r["boundaries"]["ventricles"]) > 0
+    wall = vent & (geo.array_view(sitk.SignedMaurerDistanceMap(
+        sitk.Cast(r["boundaries"]["ventricles"] == 0, sitk.sitkUInt8), insideIsPositive=False, squaredDistance=False,
+        useImageSpacing=True)) <= 1.5)
+    d = geo.array_view(sitk.SignedMaurerDistanceMap(mask, insideIsPositive=False, squaredDistance=False,
+                                                    useImageSpacing=True))
+    spread = wall & (d >= 3.0) & (d <= 12.0)
+    assert spread.sum() * geo.voxel_volume_mm3(tp.t1c) > 50
+    a = geo.array_view(tp.t1c).astype(np.float32)
+    a[spread] = 1.1 * np.percentile(a[geo.array_view(brain) > 0], 99.5)
+    res = B.analyse_followup(tp.label, geo.image_from_array(a.astype(geo.array_view(tp.t1c).dtype), tp.t1c),
+                             r["treated_lesion"], r["boundaries"], brain=brain, dose=r["dose"], lesion=mask)
+    kinds = [(f.kind, f.boundary) for f in res.findings]
+    assert ("boundary_enhancement", "ventricles") in kinds
+    assert ("open_ring", "ventricles") not in kinds, kinds
+    assert not [f for f in res.findings if f.to_dict()["favours"] == "RN"], kinds

@@ -65,11 +65,6 @@ def register_followup(planning: sitk.Image, followup: sitk.Image, stable_mask: s
 
     The planning image is sampled on an isotropic 1.5 mm grid of its own orientation (smoothed by 0.75 mm): the
     finest level a rigid transform needs, whatever the planning image's own voxels (1 mm, or 5.5 mm slices)."""
-    grid = geo.isotropic_grid(planning, 1.5)
-    fixed = sitk.Resample(sitk.SmoothingRecursiveGaussian(sitk.Cast(planning, sitk.sitkFloat32), 0.75), grid,
-                          sitk.Transform(), sitk.sitkLinear, 0.0, sitk.sitkFloat32)
-    stable_mask = sitk.Resample(sitk.Cast(stable_mask > 0, sitk.sitkUInt8), grid, sitk.Transform(),
-                                sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
     moving = sitk.Cast(followup, sitk.sitkFloat32)
     if planning_brain is not None and followup_brain is not None:
         # Brain masks' centres of mass give the translation even for a 20 mm shift.
@@ -78,19 +73,47 @@ def register_followup(planning: sitk.Image, followup: sitk.Image, stable_mask: s
                                                  sitk.Euler3DTransform(),
                                                  sitk.CenteredTransformInitializerFilter.MOMENTS)
     else:
+        init = None
+    tf, fixed, stable_mask, final = _rigid_mi(planning, moving, stable_mask, init, seed, what)
+    resampled = sitk.Resample(moving, fixed, tf, sitk.sitkLinear, 0.0, sitk.sitkFloat32)
+    mask = sitk.GetArrayViewFromImage(stable_mask) > 0
+    q = ncc(sitk.GetArrayViewFromImage(fixed)[mask].astype(np.float64),
+            sitk.GetArrayViewFromImage(resampled)[mask].astype(np.float64))
+    result = Registration(transform=tf, quality_ncc=q, metric=final[0],
+                          method="rigid, Mattes MI, 3 levels (6, 3, 1.5 mm), lesion region masked out",
+                          iterations=final[1])
+    if q < MIN_QUALITY:
+        raise ValueError(f"registration of {what} to the SRS image failed (correlation {q:.2f} over the stable "
+                         f"brain, need ≥ {MIN_QUALITY}); check that both are post-contrast T1 of the same patient, "
+                         "or supply a transform")
+    return result
+
+
+def _rigid_mi(planning: sitk.Image, moving: sitk.Image, stable_mask: sitk.Image, init: sitk.Transform | None,
+              seed: int, what: str, coarse_only: bool = False):
+    """Rigid Mattes-MI registration of ``moving`` (float32) to ``planning`` sampled on an isotropic 1.5 mm grid of
+    its own orientation. ``init``: initial transform (None: the images' geometric centres aligned);
+    ``coarse_only``: the 6 mm level alone (a cheap look from one start). Returns (Euler3D transform, fixed image,
+    stable mask on its grid, (final metric, iterations))."""
+    grid = geo.isotropic_grid(planning, 1.5)
+    fixed = sitk.Resample(sitk.SmoothingRecursiveGaussian(sitk.Cast(planning, sitk.sitkFloat32), 0.75), grid,
+                          sitk.Transform(), sitk.sitkLinear, 0.0, sitk.sitkFloat32)
+    stable_mask = sitk.Resample(sitk.Cast(stable_mask > 0, sitk.sitkUInt8), grid, sitk.Transform(),
+                                sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
+    if init is None:
         init = sitk.CenteredTransformInitializer(fixed, moving, sitk.Euler3DTransform(),
                                                  sitk.CenteredTransformInitializerFilter.GEOMETRY)
     reg = geo.registration_method()
     reg.SetMetricAsMattesMutualInformation(numberOfHistogramBins=48)
     reg.SetMetricSamplingStrategy(reg.RANDOM)
-    reg.SetMetricSamplingPercentagePerLevel([0.3, 0.1, 0.03], seed=seed)
+    reg.SetMetricSamplingPercentagePerLevel([0.3] if coarse_only else [0.3, 0.1, 0.03], seed=seed)
     reg.SetMetricFixedMask(sitk.Cast(stable_mask > 0, sitk.sitkUInt8))
     reg.SetInterpolator(sitk.sitkLinear)
     reg.SetOptimizerAsRegularStepGradientDescent(learningRate=2.0, minStep=1e-3, numberOfIterations=150,
                                                  relaxationFactor=0.5, gradientMagnitudeTolerance=1e-6)
     reg.SetOptimizerScalesFromPhysicalShift()
-    reg.SetShrinkFactorsPerLevel([4, 2, 1])
-    reg.SetSmoothingSigmasPerLevel([3.0, 1.5, 0.0])
+    reg.SetShrinkFactorsPerLevel([4] if coarse_only else [4, 2, 1])
+    reg.SetSmoothingSigmasPerLevel([3.0] if coarse_only else [3.0, 1.5, 0.0])
     reg.SmoothingSigmasAreSpecifiedInPhysicalUnitsOn()
     reg.SetInitialTransform(init, inPlace=False)
     try:
@@ -98,16 +121,73 @@ def register_followup(planning: sitk.Image, followup: sitk.Image, stable_mask: s
     except RuntimeError as exc:
         raise ValueError(f"registration of {what} failed: {itk_message(exc)}") from None
     tf = out.GetNthTransform(0) if isinstance(out, sitk.CompositeTransform) else out
-    tf = sitk.Euler3DTransform(tf)
-    resampled = sitk.Resample(moving, fixed, tf, sitk.sitkLinear, 0.0, sitk.sitkFloat32)
-    mask = sitk.GetArrayViewFromImage(stable_mask) > 0
-    q = ncc(sitk.GetArrayViewFromImage(fixed)[mask].astype(np.float64),
-            sitk.GetArrayViewFromImage(resampled)[mask].astype(np.float64))
-    result = Registration(transform=tf, quality_ncc=q, metric=float(reg.GetMetricValue()),
-                          method="rigid, Mattes MI, 3 levels (6, 3, 1.5 mm), lesion region masked out",
-                          iterations=int(reg.GetOptimizerIteration()))
-    if q < MIN_QUALITY:
-        raise ValueError(f"registration of {what} to the SRS image failed (correlation {q:.2f} over the stable "
-                         f"brain, need ≥ {MIN_QUALITY}); check that both are post-contrast T1 of the same patient, "
-                         "or supply a transform")
-    return result
+    return sitk.Euler3DTransform(tf), fixed, stable_mask, (float(reg.GetMetricValue()),
+                                                           int(reg.GetOptimizerIteration()))
+
+
+#: Least correlation of gradient magnitudes (T1 vs T2/FLAIR edges, over the brain) for a same-session sequence
+#: to be used voxel by voxel once registered.
+MIN_EDGE_QUALITY = 0.3
+#: Starting shifts (mm, along the T1's slice normal) of the search for a misaligned sequence.
+SEQUENCE_SEARCH_MM = (0.0, -15.0, 15.0, -30.0, 30.0)
+
+
+def edge_correlation(a: sitk.Image, b: sitk.Image, mask: np.ndarray) -> float:
+    """Correlation of the gradient magnitudes (1.5 mm scale) of two images on one grid over ``mask``: contrasts
+    differ between sequences, their edges do not."""
+    ga, gb = (sitk.GetArrayFromImage(sitk.GradientMagnitudeRecursiveGaussian(x, 1.5)) for x in (a, b))
+    return ncc(ga[mask].astype(np.float64), gb[mask].astype(np.float64))
+
+
+def register_sequence(t1c: sitk.Image, other: sitk.Image, brain: sitk.Image, *, seed: int = 11,
+                      what: str = "T2") -> Registration:
+    """Align another sequence of the same session (T2, FLAIR) with its post-contrast T1: patients move between
+    series, and thick oblique series of one exam can disagree in the scanner's own coordinates (the clinical exam of
+    the shared data: its T2 and FLAIR lay 13-16 mm and 6-9 degrees from its T1). Quality is the correlation of the
+    two images' edges over the brain where both have data (:func:`edge_correlation`). Kept as acquired when that
+    reaches ``MIN_EDGE_QUALITY`` (the usual case: mutual information between contrasts would only wander by a
+    millimetre or two, measured on the co-registered BraTS sequences); else registered rigidly (Mattes MI) from the
+    best of several starts along the slice normal (``SEQUENCE_SEARCH_MM``). Raises ValueError when neither
+    reaches it. The transform maps T1 points to points of ``other``."""
+    moving = sitk.Cast(other, sitk.sitkFloat32)
+    grid = geo.isotropic_grid(t1c, 1.5)
+    fixed = sitk.Resample(sitk.SmoothingRecursiveGaussian(sitk.Cast(t1c, sitk.sitkFloat32), 0.75), grid,
+                          sitk.Transform(), sitk.sitkLinear, 0.0, sitk.sitkFloat32)
+    brain_fixed = sitk.GetArrayFromImage(sitk.Resample(sitk.Cast(brain > 0, sitk.sitkUInt8), grid, sitk.Transform(),
+                                                       sitk.sitkNearestNeighbor, 0)) > 0
+    # Thick series of one exam need not cover the same slab: compare where the other sequence has data (3 mm in
+    # from its edge, where the gradient of its border would count as an edge).
+    field = sitk.Image(moving.GetSize(), sitk.sitkUInt8) + 1
+    field.CopyInformation(moving)
+
+    def quality(transform):
+        inside = sitk.BinaryErode(sitk.Resample(field, fixed, transform, sitk.sitkNearestNeighbor, 0), [2, 2, 2])
+        mask = brain_fixed & (sitk.GetArrayFromImage(inside) > 0)
+        if mask.sum() < 1000:
+            return -1.0
+        return edge_correlation(fixed, sitk.Resample(moving, fixed, transform, sitk.sitkLinear, 0.0,
+                                                     sitk.sitkFloat32), mask)
+    before = quality(sitk.Transform())
+    if before >= MIN_EDGE_QUALITY:
+        # Aligned as acquired (the usual case; MI between contrasts would only wander by a millimetre or two).
+        return Registration(transform=sitk.Euler3DTransform(), quality_ncc=before, metric=float("nan"),
+                            method="scanner coordinates (edges agree with the post-contrast T1)")
+    # Several starts along the slice direction (where thick series of one exam disagree most), each looked at on the
+    # coarse level; the best refined.
+    normal = np.array(t1c.GetDirection()).reshape(3, 3)[:, 2]
+    starts = []
+    for shift in SEQUENCE_SEARCH_MM:
+        init = sitk.Euler3DTransform()
+        init.SetTranslation(tuple(float(v) for v in shift * normal))
+        tf0, _, _, (metric0, _) = _rigid_mi(t1c, moving, brain, init, seed, what, coarse_only=True)
+        starts.append((metric0, shift, tf0))
+    best = min(starts, key=lambda x: x[0])
+    tf, _, _, final = _rigid_mi(t1c, moving, brain, best[2], seed, what)
+    after = quality(tf)
+    if max(before, after) < MIN_EDGE_QUALITY:
+        raise ValueError(f"the {what} does not match the post-contrast T1 (edge correlation {max(before, after):.2f}"
+                         f" over the brain, need ≥ {MIN_EDGE_QUALITY}), with or without registration: is it of "
+                         "the same session?")
+    return Registration(transform=tf, quality_ncc=after, metric=final[0], iterations=final[1],
+                        method="rigid, Mattes MI, 3 levels (6, 3, 1.5 mm), from scanner coordinates; quality: "
+                               "edge correlation")

@@ -399,10 +399,11 @@ def automatic_boundaries(t1c: sitk.Image, fit: atl.AtlasFit, model: TissueModel,
         near8 = geo.array_view(sitk.BinaryDilate(pv, _vox(t1c, 8.0))) > 0
         candidates = dark & near8
         if not all(geo.thin_axes(t1c)):
-            # On thick slices T2 and FLAIR (acquired on their own oblique grid) see another slab than the T1's: a
-            # thin horn, T1 146-155 on the clinical exam's 5.5 mm slices, read T2 247-270, below the T2-bright
-            # threshold, its slab tilted 13 degrees from the T1's holding mostly tissue. Next to the atlas
-            # ventricles (3 mm) the T1 alone says CSF (oedema is not that dark on T1).
+            # On thick slices T2 and FLAIR, acquired on their own oblique grid, see another slab than the T1's: next
+            # to the atlas ventricles (3 mm) the T1 alone says CSF (oedema is not that dark on T1). Found when the
+            # clinical exam's T2 was still read unaligned (16 mm off: its lateral ventricle body read T2 247-270,
+            # tissue); once aligned (assess._aligned_sequences) the clinical callosal case finds that horn without
+            # this rule too; the clinical matrix was measured with it.
             candidates |= dark_t1 & near3
         img_dark = geo.image_from_array(candidates.astype(np.uint8), t1c)
         cc = geo.array_view(sitk.ConnectedComponent(img_dark, False))
