@@ -1,4 +1,5 @@
-"""Rigid registration of follow-up post-contrast T1 images to the SRS-time (planning) image.
+"""Rigid registration of follow-up post-contrast T1 images to the SRS-time (planning) image, and of the SRS
+session's other sequences (T2, FLAIR) to its post-contrast T1 (:func:`register_sequence`).
 
 Transforms follow ITK's resampling convention: a transform maps **planning-frame** points (LPS) to points of the
 follow-up image, so ``sitk.Resample(followup, planning, transform)`` puts the follow-up on the planning grid. The
@@ -74,7 +75,8 @@ def register_followup(planning: sitk.Image, followup: sitk.Image, stable_mask: s
                                                  sitk.CenteredTransformInitializerFilter.MOMENTS)
     else:
         init = None
-    tf, fixed, stable_mask, final = _rigid_mi(planning, moving, stable_mask, init, seed, what)
+    fixed, stable_mask = _fixed_grid(planning, stable_mask)
+    tf, final = _rigid_mi(fixed, stable_mask, moving, init, seed, what)
     resampled = sitk.Resample(moving, fixed, tf, sitk.sitkLinear, 0.0, sitk.sitkFloat32)
     mask = sitk.GetArrayViewFromImage(stable_mask) > 0
     q = ncc(sitk.GetArrayViewFromImage(fixed)[mask].astype(np.float64),
@@ -89,17 +91,21 @@ def register_followup(planning: sitk.Image, followup: sitk.Image, stable_mask: s
     return result
 
 
-def _rigid_mi(planning: sitk.Image, moving: sitk.Image, stable_mask: sitk.Image, init: sitk.Transform | None,
-              seed: int, what: str, coarse_only: bool = False):
-    """Rigid Mattes-MI registration of ``moving`` (float32) to ``planning`` sampled on an isotropic 1.5 mm grid of
-    its own orientation. ``init``: initial transform (None: the images' geometric centres aligned);
-    ``coarse_only``: the 6 mm level alone (a cheap look from one start). Returns (Euler3D transform, fixed image,
-    stable mask on its grid, (final metric, iterations))."""
+def _fixed_grid(planning: sitk.Image, mask: sitk.Image) -> tuple[sitk.Image, sitk.Image]:
+    """``planning`` (smoothed by 0.75 mm) and ``mask`` on an isotropic 1.5 mm grid of the planning image's own
+    orientation: the finest level a rigid transform needs, whatever its voxels (1 mm, or 5.5 mm slices)."""
     grid = geo.isotropic_grid(planning, 1.5)
     fixed = sitk.Resample(sitk.SmoothingRecursiveGaussian(sitk.Cast(planning, sitk.sitkFloat32), 0.75), grid,
                           sitk.Transform(), sitk.sitkLinear, 0.0, sitk.sitkFloat32)
-    stable_mask = sitk.Resample(sitk.Cast(stable_mask > 0, sitk.sitkUInt8), grid, sitk.Transform(),
+    return fixed, sitk.Resample(sitk.Cast(mask > 0, sitk.sitkUInt8), grid, sitk.Transform(),
                                 sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
+
+
+def _rigid_mi(fixed: sitk.Image, fixed_mask: sitk.Image, moving: sitk.Image, init: sitk.Transform | None,
+              seed: int, what: str, coarse_only: bool = False):
+    """Rigid Mattes-MI registration of ``moving`` (float32) to ``fixed`` (:func:`_fixed_grid`), the metric inside
+    ``fixed_mask``. ``init``: initial transform (None: the images' geometric centres aligned); ``coarse_only``: the
+    6 mm level alone (a cheap look from one start). Returns (Euler3D transform, (final metric, iterations))."""
     if init is None:
         init = sitk.CenteredTransformInitializer(fixed, moving, sitk.Euler3DTransform(),
                                                  sitk.CenteredTransformInitializerFilter.GEOMETRY)
@@ -107,7 +113,7 @@ def _rigid_mi(planning: sitk.Image, moving: sitk.Image, stable_mask: sitk.Image,
     reg.SetMetricAsMattesMutualInformation(numberOfHistogramBins=48)
     reg.SetMetricSamplingStrategy(reg.RANDOM)
     reg.SetMetricSamplingPercentagePerLevel([0.3] if coarse_only else [0.3, 0.1, 0.03], seed=seed)
-    reg.SetMetricFixedMask(sitk.Cast(stable_mask > 0, sitk.sitkUInt8))
+    reg.SetMetricFixedMask(fixed_mask)
     reg.SetInterpolator(sitk.sitkLinear)
     reg.SetOptimizerAsRegularStepGradientDescent(learningRate=2.0, minStep=1e-3, numberOfIterations=150,
                                                  relaxationFactor=0.5, gradientMagnitudeTolerance=1e-6)
@@ -121,8 +127,7 @@ def _rigid_mi(planning: sitk.Image, moving: sitk.Image, stable_mask: sitk.Image,
     except RuntimeError as exc:
         raise ValueError(f"registration of {what} failed: {itk_message(exc)}") from None
     tf = out.GetNthTransform(0) if isinstance(out, sitk.CompositeTransform) else out
-    return sitk.Euler3DTransform(tf), fixed, stable_mask, (float(reg.GetMetricValue()),
-                                                           int(reg.GetOptimizerIteration()))
+    return sitk.Euler3DTransform(tf), (float(reg.GetMetricValue()), int(reg.GetOptimizerIteration()))
 
 
 #: Least correlation of gradient magnitudes (T1 vs T2/FLAIR edges, over the brain) for a same-session sequence
@@ -143,18 +148,15 @@ def register_sequence(t1c: sitk.Image, other: sitk.Image, brain: sitk.Image, *, 
                       what: str = "T2") -> Registration:
     """Align another sequence of the same session (T2, FLAIR) with its post-contrast T1: patients move between
     series, and thick oblique series of one exam can disagree in the scanner's own coordinates (the clinical exam of
-    the shared data: its T2 and FLAIR lay 13-16 mm and 6-9 degrees from its T1). Quality is the correlation of the
+    the shared data: its T2 and FLAIR lay 13-16 mm and 8-14 degrees from its T1). Quality is the correlation of the
     two images' edges over the brain where both have data (:func:`edge_correlation`). Kept as acquired when that
     reaches ``MIN_EDGE_QUALITY`` (the usual case: mutual information between contrasts would only wander by a
     millimetre or two, measured on the co-registered BraTS sequences); else registered rigidly (Mattes MI) from the
     best of several starts along the slice normal (``SEQUENCE_SEARCH_MM``). Raises ValueError when neither
     reaches it. The transform maps T1 points to points of ``other``."""
     moving = sitk.Cast(other, sitk.sitkFloat32)
-    grid = geo.isotropic_grid(t1c, 1.5)
-    fixed = sitk.Resample(sitk.SmoothingRecursiveGaussian(sitk.Cast(t1c, sitk.sitkFloat32), 0.75), grid,
-                          sitk.Transform(), sitk.sitkLinear, 0.0, sitk.sitkFloat32)
-    brain_fixed = sitk.GetArrayFromImage(sitk.Resample(sitk.Cast(brain > 0, sitk.sitkUInt8), grid, sitk.Transform(),
-                                                       sitk.sitkNearestNeighbor, 0)) > 0
+    fixed, brain_grid = _fixed_grid(t1c, brain)
+    brain_fixed = sitk.GetArrayFromImage(brain_grid) > 0
     # Thick series of one exam need not cover the same slab: compare where the other sequence has data (3 mm in
     # from its edge, where the gradient of its border would count as an edge).
     field = sitk.Image(moving.GetSize(), sitk.sitkUInt8) + 1
@@ -179,10 +181,10 @@ def register_sequence(t1c: sitk.Image, other: sitk.Image, brain: sitk.Image, *, 
     for shift in SEQUENCE_SEARCH_MM:
         init = sitk.Euler3DTransform()
         init.SetTranslation(tuple(float(v) for v in shift * normal))
-        tf0, _, _, (metric0, _) = _rigid_mi(t1c, moving, brain, init, seed, what, coarse_only=True)
+        tf0, (metric0, _) = _rigid_mi(fixed, brain_grid, moving, init, seed, what, coarse_only=True)
         starts.append((metric0, shift, tf0))
     best = min(starts, key=lambda x: x[0])
-    tf, _, _, final = _rigid_mi(t1c, moving, brain, best[2], seed, what)
+    tf, final = _rigid_mi(fixed, brain_grid, moving, best[2], seed, what)
     after = quality(tf)
     if max(before, after) < MIN_EDGE_QUALITY:
         raise ValueError(f"the {what} does not match the post-contrast T1 (edge correlation {max(before, after):.2f}"
