@@ -330,9 +330,9 @@ def test_a_remnant_one_thick_slice_over_is_no_contiguous_extension(shift, extens
 
 def test_no_open_ring_along_a_wall_that_enhances_next_to_the_lesion(rendered, brains):
     """The ventricular wall beside the lesion (the user's mask) enhances (ependymal spread along it, 3-12 mm from
-    the lesion's edge) while the thin layer right under the lesion stays dark: that is ependymal enhancement (PD), and the wall
-    is not spared, so no open ring (RN) along it at that timepoint, as no focus is called across a boundary that
-    enhances next to the lesion. On the clinical ventricle PD twin both were once reported together."""
+    the lesion's edge) while the thin layer right under the lesion stays dark: that is ependymal enhancement (PD),
+    and the wall is not spared, so no open ring (RN) along it at that timepoint, as no focus is called across a
+    boundary that enhances next to the lesion. On the clinical ventricle PD twin both were once reported together."""
     name = "ventricle_open_ring_rn"
     r = rendered(name, misalign=False)
     tp = r["timepoints"][1]

@@ -51,15 +51,16 @@ KNOWN_FAILURES = {
     ("tcga", "ventricle_open_ring_rn"): "the wrap at t2 is also reported as a focus across the ventricle; t0->t1 "
                                         "growth called indeterminate on 5.5 mm slices (truth: eccentric)",
     ("tcga", "callosal_rn"): "the open ring at t1 is not judged: the focus (found across the ventricle) lies in the "
-                             "5.5 mm slice above the frontal horn, fewer than 15 of its voxels within 3 mm of the ventricle",
+                             "5.5 mm slice above the frontal horn, fewer than 15 of its voxels within 3 mm of the "
+                             "ventricle",
     ("tcga", "sylvian_cavity_rn"): "t1->t2: the focus's growth is not called (truth: indeterminate or eccentric)",
     ("tcga", "tentorium_pd"): "change: the lesion and the focus across the enhancing tentorium are one lesion "
                                "after registration on 5.5 mm slices (two in the truth, their surfaces 11 mm apart); "
                                "5 voxels (22 mm³) of enhancing CSF one slice from the lesion read as meningeal "
                                "enhancement at t1",
     ("tcga", "tentorium_rn"): "change t0->t2: the remnant, one 5.5 mm slice thick, lies one slice over in the "
-                              "follow-up's own slicing (registration 0.15 mm off); the in-plane shrinkage then reads as "
-                              "regression, the truth (remnant on the planning slice) indeterminate",
+                              "follow-up's own slicing (registration 0.15 mm off); the in-plane shrinkage then reads "
+                              "as regression, the truth (remnant on the planning slice) indeterminate",
 }
 
 #: Known failures whose boundary findings are exact, only change calls differing: their boundary findings are

@@ -114,11 +114,10 @@ def within_partial_volume(mask: np.ndarray, box: Box) -> np.ndarray:
     through the slice, a pixel's only by the blur). An isotropic 3.25 mm on 5.5 mm slices reached 3.6 pixels
     sideways: a focus in the corpus callosum centred 6 mm from the midline, in the slab that also holds the falx's
     free edge above it, lay 69 % "in the falx" and was left out as dura (the clinical callosal_rn)."""
-    if all(geo.thin_axes(box.grid)):
-        return distance_mm(mask, box) <= partial_volume_mm(box.grid)
     if not mask.any():
         return np.zeros(mask.shape, bool)
-    # An ellipsoidal reach: thick axes scaled so that partial_volume_mm along them counts as 2 mm in the slice.
+    # An ellipsoidal reach: thick axes scaled so that partial_volume_mm along them counts as 2 mm in the slice (on
+    # 1-2 mm grids nothing is scaled and partial_volume_mm is 2 mm: the plain distance).
     pv = partial_volume_mm(box.grid)
     img = box_image(mask, box)
     img.SetSpacing([s if t else s * PIXEL_PARTIAL_VOLUME_MM / pv

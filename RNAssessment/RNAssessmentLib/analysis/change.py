@@ -206,10 +206,10 @@ def interval_portions(before: np.ndarray, after: np.ndarray, ref: sitk.Image,
 
 def surface_moved_out(before: np.ndarray, disp: np.ndarray, ref: sitk.Image, where: np.ndarray) -> float | None:
     """Fraction of the earlier lesion's surface voxels within ``where`` whose boundary moved out by at least
-    ``DISPLACEMENT_MM`` (None when the earlier lesion has no surface there). On slices thicker than ``geo.THIN_SLICE_MM`` the surface
-    is the in-plane rim of every slice: through the top and bottom slices' faces a surface moves by whole slices,
-    so 3 mm of growth on 5.5 mm slices left them unmoved and a lesion growing as a whole read as growth at part of
-    its margin."""
+    ``DISPLACEMENT_MM`` (None when the earlier lesion has no surface there). On slices thicker than
+    ``geo.THIN_SLICE_MM`` the surface is the in-plane rim of every slice: through the top and bottom slices' faces
+    a surface moves by whole slices, so 3 mm of growth on 5.5 mm slices left them unmoved and a lesion growing as a
+    whole read as growth at part of its margin."""
     radius = [int(thin) for thin in geo.thin_axes(ref)]
     inner = geo.array_view(sitk.BinaryErode(geo.image_from_array(before.astype(np.uint8), ref), radius)) > 0
     surface = before & ~inner & where

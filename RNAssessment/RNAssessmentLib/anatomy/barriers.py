@@ -40,11 +40,14 @@ THIN_SULCUS_T2_FRAC = 0.2
 
 
 def intensity_classes(sequence: sitk.Image, reference: sitk.Image, brain: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``sequence`` on ``reference``'s grid ((i, j, k) float32) and the centres of its three intensity classes in the
-    brain, ascending (k-means, once per sequence: every threshold :func:`csf_like` draws comes from them)."""
-    img = sequence if geo.same_grid(sequence, reference) else \
-        sitk.Resample(sequence, reference, sitk.Transform(), sitk.sitkLinear, 0.0, sitk.sitkFloat32)
-    arr = geo.array_view(img).astype(np.float32)
+    """``sequence`` ((i, j, k) float32) and the centres of its three intensity classes in the brain, ascending
+    (k-means, once per sequence: every threshold :func:`csf_like` draws comes from them). The sequence must already
+    lie on ``reference``'s grid, aligned with it (``registration.register_sequence``): resampled here in the
+    scanner's coordinates, the clinical exam's T2 was read 16 mm from its T1."""
+    if not geo.same_grid(sequence, reference):
+        raise ValueError("the T2/FLAIR is not on the post-contrast T1's grid: align it first "
+                         "(registration.register_sequence) and resample it onto that grid")
+    arr = geo.array_view(sequence).astype(np.float32)
     vals = arr[brain]
     if vals.size < 1000:
         raise ValueError("the T2/FLAIR image hardly overlaps the brain of the post-contrast T1")
@@ -352,7 +355,8 @@ def automatic_boundaries(t1c: sitk.Image, fit: atl.AtlasFit, model: TissueModel,
     """Falx, tentorium, ventricles and CSF on ``t1c``'s grid from the atlas fit refined on the image.
 
     ``plane``: the mid-sagittal plane (:func:`midline.midsagittal_plane`); its normal orients the falx search.
-    ``lesion`` (the treated lesion) is neither CSF nor a fold: a necrotic core is dark like CSF."""
+    ``lesion`` (the treated lesion) is neither CSF nor a fold: a necrotic core is dark like CSF. ``t2``, ``flair``:
+    the session's other sequences on ``t1c``'s grid, aligned with it (:func:`intensity_classes`)."""
     arr = geo.array_view(t1c).astype(np.float32)
     brain = geo.array_view(fit.brain) > 0
     codes = fit.codes()

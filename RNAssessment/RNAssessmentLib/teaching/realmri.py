@@ -698,6 +698,11 @@ def true_boundary(scene: Scene, kind: str) -> np.ndarray:
     return scene.csf
 
 
+#: Least volume (mm³) of a focus the truth calls across a boundary: of its true shape on this image, and of what
+#: the planning slices keep of it.
+MIN_FOCUS_MM3 = 100.0
+
+
 def check_truth_geometry(template: Template, scene: Scene, thick: bool, minimum: float = 0.5) -> dict:
     """Every focus the truth calls *across* a boundary is across it on this image (at least ``minimum`` of the
     segments to the treated lesion pass through the true boundary; the analysis needs 0.3): the anatomy of a real
@@ -710,9 +715,10 @@ def check_truth_geometry(template: Template, scene: Scene, thick: bool, minimum:
         step = next(s for s in template.steps if s.label == e["timepoint"])
         comp = step_maps(step, template, scene, thick).extent[e["component"]]
         volume = float(comp.sum()) * float(np.prod(scene.grid.GetSpacing()))
-        if volume < 100.0:
+        if volume < MIN_FOCUS_MM3:
             raise ValueError(f"{template.name}: the focus '{e['component']}' at {e['timepoint']} keeps only "
-                             f"{volume:.0f} mm³ outside the CSF on this image (at least 100 mm³ wanted)")
+                             f"{volume:.0f} mm³ outside the CSF on this image (at least {MIN_FOCUS_MM3:g} mm³ "
+                             "wanted)")
         frac = crossing_fraction(comp, treated, true_boundary(scene, e["boundary"]), scene.grid)
         out[(e["timepoint"], e["component"])] = frac
         if frac < minimum:
@@ -874,11 +880,11 @@ def write_case(template: Template, base: BaseMRI, images: BaseImages, out_dir: s
         if e["kind"] == "noncontiguous_across_boundary" and e.get("component"):
             comp = geo.array_view(next(t for t in tps_r if t["label"] == e["timepoint"])["components_planning"])
             kept = float((comp == ids[e["component"]]).sum() * geo.voxel_volume_mm3(planning))
-            if kept < 100.0:
+            if kept < MIN_FOCUS_MM3:
                 # As check_truth_geometry asks of the true shape: what the planning slices keep of it.
                 raise ValueError(f"{template.name}: the focus '{e['component']}' at {e['timepoint']} keeps only "
-                                 f"{kept:.0f} mm³ on the planning grid's slices (at least 100 mm³ wanted): too "
-                                 f"thin for this image's slices")
+                                 f"{kept:.0f} mm³ on the planning grid's slices (at least {MIN_FOCUS_MM3:g} mm³ "
+                                 "wanted): too thin for this image's slices")
             new_foci[e["timepoint"]] = new_foci.get(e["timepoint"], np.zeros(comp.shape, bool)) | \
                 (comp == ids[e["component"]])
     slice_mm = {t["label"]: float(max(planning.GetSpacing())) for t in tps_r}
