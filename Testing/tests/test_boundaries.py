@@ -302,6 +302,29 @@ def test_partial_volume_of_a_fold_on_thick_slices_reaches_through_the_slice_not_
     assert np.array_equal(B.within_partial_volume(sheet, iso), B.distance_mm(sheet, iso) <= 2.0)
 
 
+@pytest.mark.parametrize("rows, enhancing", [(1, False), (4, True)])
+def test_a_few_thick_voxels_at_the_threshold_are_no_meningeal_enhancement(rows, enhancing):
+    """On 0.9 x 0.9 x 5.5 mm slices, 5 enhancing voxels of a sulcus one slice over the lesion carry 22 mm³ and reach
+    5 mm beyond its partial-volume edge: both the volume and the extent rules hold, yet 5 voxels at the threshold
+    are what the clinical tentorium PD twin showed as false meningeal enhancement. 15 voxels are wanted (as 15 mm³
+    is on a 1 mm grid); 20 voxels of the same sulcus are enhancement of it."""
+    size = (60, 60, 12)
+    box = _grid(size, (0.9, 0.9, 5.5))
+    body = np.zeros(size, bool)
+    body[20:41, 20:41, 4:8] = True
+    sulcus = np.zeros(size, bool)
+    sulcus[41:48, :, :] = True
+    enh = np.zeros(size, bool)
+    enh[43:48, 30:30 + rows, 8] = True
+    model = anat_brain.TissueModel(nawm=350.0, nawm_sigma=10.0, csf=80.0, threshold=420.0)
+    t1 = np.where(enh | body, 450.0, 350.0).astype(np.float32)
+    out = B.boundary_enhancement(t1, sulcus, enh | body, body, np.zeros(size, bool), model, box, fold=False)
+    assert out["volume_beyond_edge_mm3"] >= B.MIN_BEYOND_MM3                 # the volume rule alone would pass
+    assert out["extent_beyond_edge_mm"] >= out["min_extent_beyond_edge_mm"]   # and so would the extent
+    assert out["voxels_beyond_edge"] == 5 * rows
+    assert out["enhancing"] is enhancing
+
+
 @pytest.mark.parametrize("shift, extension", [((0, 0, 1), False), ((4, 0, 0), True)])
 def test_a_remnant_one_thick_slice_over_is_no_contiguous_extension(shift, extension):
     """On 5.5 mm slices a follow-up's remnant that resampling placed one slice over touches the treated lesion's

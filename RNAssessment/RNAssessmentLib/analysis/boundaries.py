@@ -20,7 +20,7 @@ Methods (stated in outputs so a reader can judge them):
   enhancing voxels inside the boundary (the sulcal CSF as seen on the SRS image, the fold, the 2 mm of the
   ventricle next to its wall), vessels (tubular voxels) removed, that extend along the boundary beyond the
   partial-volume reach of the lesion's own edge (2 mm, or half the slice thickness + 0.5 mm on thick slices) by
-  at least 2 mm over ≥ 15 mm³, and on thick slices to at least one slice thickness + 1.75 mm from the edge
+  at least 2 mm over ≥ 15 mm³ and ≥ 15 voxels (:data:`MIN_BEYOND_VOXELS`), and on thick slices to at least one slice thickness + 1.75 mm from the edge
   (:func:`min_extent_beyond_mm`); for the falx and tentorium, whose normal dura enhances, they must also be
   brighter than the same fold ≥ 15 mm away (≥ 15 % of NAWM above it);
 * open ring (toward the ventricles): next to the ventricle, non-enhancing tissue lying under the enhancement
@@ -143,6 +143,16 @@ MIN_EXTENT_BEYOND_MM = 2.0
 #: ependymal enhancement 4.5-13 mm; this margin puts the threshold midway (4.0 mm). On 1-2 mm slices the first
 #: rule is the stricter one, so nothing changes there.
 SLICE_EXTENT_MARGIN_MM = 1.75
+
+
+#: Boundary enhancement beyond the lesion's edge covers at least this volume (mm³) ...
+MIN_BEYOND_MM3 = 15.0
+#: ... in at least this many voxels (15 mm³ is 15 voxels on a 1 mm grid). On 5.5 mm slices (4.4 mm³ voxels) a few
+#: voxels at the threshold carry 15 mm³ alone: on the clinical tentorium PD twin, 5 voxels (22 mm³) of CSF one slice
+#: from the growing lesion (3 of them native anatomy just above the threshold) read as meningeal enhancement beside
+#: the tentorial enhancement that was found. Implanted meningeal / ependymal enhancement on that exam: 39-470
+#: voxels (173-2087 mm³) beyond the edge. On 1-2 mm grids the volume is the stricter rule, so nothing changes there.
+MIN_BEYOND_VOXELS = 15
 
 
 def min_extent_beyond_mm(grid: sitk.Image) -> float:
@@ -314,7 +324,9 @@ def boundary_enhancement(t1c_box: np.ndarray, bmask: np.ndarray, enh_raw: np.nda
     out.update({"extent_beyond_edge_mm": extent, "volume_beyond_edge_mm3": vol_beyond,
                 "enhancing_boundary_mm3": float(attached.sum() * vox)})
     out["min_extent_beyond_edge_mm"] = min_extent_beyond_mm(box.grid)
-    ok = vol_beyond >= 15.0 and extent >= out["min_extent_beyond_edge_mm"]
+    out["voxels_beyond_edge"] = int(beyond.sum())
+    ok = vol_beyond >= MIN_BEYOND_MM3 and beyond.sum() >= MIN_BEYOND_VOXELS \
+        and extent >= out["min_extent_beyond_edge_mm"]
     if ok and fold:
         near = attached & (d_body <= 10.0)
         far_ref = bmask & (d_body >= 15.0) & (d_body <= 40.0)
