@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 from RNAssessmentLib.analysis import boundaries as B
+from RNAssessmentLib.analysis.findings import describe
 from RNAssessmentLib.anatomy import atlas as anat_atlas
 from RNAssessmentLib.anatomy import barriers as anat_barriers
 from RNAssessmentLib.anatomy import brain as anat_brain
@@ -363,7 +364,11 @@ def test_no_open_ring_along_a_wall_that_enhances_next_to_the_lesion(rendered, br
     mask = geo.image_from_array((geo.array_view(tp.lesion) > 0).astype(np.uint8), r["treated_lesion"])
     plain = B.analyse_followup(tp.label, tp.t1c, r["treated_lesion"], r["boundaries"], brain=brain, dose=r["dose"],
                                lesion=mask)
-    assert ("open_ring", "ventricles") in [(f.kind, f.boundary) for f in plain.findings]
+    ring = next(f for f in plain.findings if (f.kind, f.boundary) == ("open_ring", "ventricles"))
+    # The evidence says where the layer and the enhancement lie, as the two rules read them (mm).
+    assert ring.evidence["eccentricity_mm"] >= B.OPEN_RING_MIN_ECCENTRICITY_MM
+    assert ring.evidence["centroid_shift_mm"] >= B.OPEN_RING_MIN_SHIFT_MM
+    assert f"enhancement's centre {ring.evidence['centroid_shift_mm']:.1f} mm" in describe(ring)
     vent = geo.array_view(r["boundaries"]["ventricles"]) > 0
     wall = vent & (geo.array_view(sitk.SignedMaurerDistanceMap(
         sitk.Cast(r["boundaries"]["ventricles"] == 0, sitk.sitkUInt8), insideIsPositive=False, squaredDistance=False,

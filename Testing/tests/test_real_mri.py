@@ -46,13 +46,6 @@ KNOWN_FAILURES = {
     ("brats", "temporal_mixed_rn"): "the t1->t2 mixed response is called concentric growth: the receding part's "
                                     "5 mm remnant at t1 (52 mm³ in the truth, just above the 50 mm³ portion) "
                                     "lies below the enhancement threshold over most of it (22 mm³ found)",
-    ("brats", "ventricle_open_ring_rn"): "no open ring judged: with the generator's ventricle confined to the "
-                                         "ventricle proper (it leaked into the perisylvian sulci) the implanted "
-                                         "wrap lies lateral to the frontal horn, 3-5 mm from its wall, fewer than "
-                                         "15 voxels of the layer under it within 1.5 mm of the wall: the design "
-                                         "no longer wraps the ventricle on this image",
-    ("tcga", "ventricle_open_ring_rn"): "the wrap at t2 is also reported as a focus across the ventricle; t0->t1 "
-                                        "growth called indeterminate on 5.5 mm slices (truth: eccentric)",
     ("tcga", "callosal_rn"): "the open ring at t1 is not judged: the focus (found across the ventricle) lies in the "
                              "5.5 mm slice above the frontal horn, fewer than 15 of its voxels within 3 mm of the "
                              "ventricle",

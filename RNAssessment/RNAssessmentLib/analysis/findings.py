@@ -115,6 +115,15 @@ def _dose_phrase(dose: dict) -> str:
     return f"outside the isodose lines shown ({stats})" if stats else "outside the isodose lines shown"
 
 
+def _ring_offsets(ev: dict) -> str:
+    """Where the spared layer and the enhancement lie relative to the treated lesion (open ring evidence, mm)."""
+    ecc, shift = ev.get("eccentricity_mm"), ev.get("centroid_shift_mm")
+    if ecc is None or shift is None:
+        return ""
+    return (f", the spared layer centred {ecc:.1f} mm from where the treated lesion meets the wall and the "
+            f"enhancement's centre {shift:.1f} mm from the treated lesion's")
+
+
 def describe(f: "Finding", days: dict | None = None, side: str | None = None) -> str:
     """One sentence a neuroradiologist can read aloud: what was measured, with mm, cm³ and Gy.
 
@@ -149,8 +158,8 @@ def describe(f: "Finding", days: dict | None = None, side: str | None = None) ->
     if f.kind == "open_ring":
         return (f"Open ring at {_when(f.timepoint, days)}{where}: {100 * ev.get('open_fraction', 0):.0f} % of the "
                 f"lesion's rim facing the {b} does not enhance ({ev.get('open_layer_voxels', 0)} non-enhancing "
-                f"voxels under the rim, {ev.get('enhancement_touching_voxels', 0)} enhancing voxels touching it); "
-                f"{_dose_phrase(f.dose)}.")
+                f"voxels under the rim, {ev.get('enhancement_touching_voxels', 0)} enhancing voxels touching it)"
+                f"{_ring_offsets(ev)}; {_dose_phrase(f.dose)}.")
     if f.kind == "contiguous_extension":
         return (f"Enhancement at {_when(f.timepoint, days)} contiguous with the treated lesion extends {cc} beyond "
                 f"its margin at SRS; {_dose_phrase(f.dose)}.")

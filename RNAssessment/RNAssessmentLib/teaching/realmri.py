@@ -451,16 +451,18 @@ def templates() -> list[Template]:
         "Nodular enhancement growing at one margin of the cavity, contiguous with it.", thick_margin=6.0))
     # 6. Caudate metastasis; enhancement wraps the ventricle without ependymal enhancement (open ring).
     t6 = _p((-6.5, 0, 0), 5, ring=2, side=-1, seed=61)
-    # From t1 to t2 the wrap grows by 3 mm in-plane (once 2 mm: below the 2.5 mm minimum depth of a called portion
-    # by design, the truth's growth then rested on a few voxels of the spared layer).
-    peri = _p((1, 0, 8), (11, 8, 4.5), side=0, spare=1.5, seed=62)
+    # The wrap spreads along the lateral wall from the lesion, anteriorly (e2) and upwards, its ependymal side spared;
+    # from t1 to t2 it grows by 3 mm along the wall and 1 mm towards it. (It once lay over the ventricle's roof, 8 mm
+    # above the lesion: with the ventricle confined to the ventricle proper, the 1 mm image's frontal horn is taller
+    # than that and the wrap lay beside it, 3-5 mm from the wall, no ring.)
+    peri = _p((-3, 9, 3), (3.5, 10, 7), side=-1, spare=1.5, seed=62)
     out.append(Template(
         "ventricle_open_ring_rn", "Caudate metastasis; enhancement wraps the ventricle, open ring", 6, "RN",
         "ventricle", 24, 3,
         (Step("t0", 0, {T: t6}),
          Step("t1", 240, {T: dataclasses.replace(t6, spare=1.5), "periventricular": peri}),
          Step("t2", 330, {T: dataclasses.replace(t6, spare=1.5),
-                          "periventricular": dataclasses.replace(peri, radii=(14, 11, 6))})),
+                          "periventricular": dataclasses.replace(peri, radii=(4.5, 13, 10))})),
         ({"kind": "open_ring", "timepoint": "t1", "boundary": "ventricles"},
          {"kind": "open_ring", "timepoint": "t2", "boundary": "ventricles"},
          {"kind": "contiguous_extension", "timepoint": "t1"}, {"kind": "contiguous_extension", "timepoint": "t2"}),
