@@ -303,6 +303,26 @@ def test_partial_volume_of_a_fold_on_thick_slices_reaches_through_the_slice_not_
     assert np.array_equal(B.within_partial_volume(sheet, iso), B.distance_mm(sheet, iso) <= 2.0)
 
 
+def test_an_open_ring_a_thick_slice_above_the_ventricle_is_judged():
+    """On 0.9 x 0.9 x 5.5 mm slices a focus lies in the slice above the ventricle's last one, overhanging its wall,
+    the tissue beside the wall under it spared: no voxel of it is within 3 mm of the ventricle (the through-slice
+    distance is 5.5 mm), yet it is an open ring, eccentric to the treated lesion lateral to the ventricle."""
+    size = (60, 60, 12)
+    box = _grid(size, (0.9, 0.9, 5.5))
+    vent = np.zeros(size, bool)
+    vent[10:31, 10:51, :6] = True
+    treated = np.zeros(size, bool)
+    treated[40:47, 25:36, 3:6] = True
+    focus = np.zeros(size, bool)
+    focus[7:34, 20:41, 6] = True
+    assert (focus & (B.distance_mm(vent, box) <= 3.0)).sum() == 0
+    model = anat_brain.TissueModel(nawm=350.0, nawm_sigma=10.0, csf=80.0, threshold=420.0)
+    t1 = np.where(focus, 600.0, np.where(vent, 80.0, 350.0)).astype(np.float32)
+    ring = B.open_ring(focus, t1, vent, model, box, ~vent, treated=treated)
+    assert ring is not None and ring["is_open"], ring
+    assert ring["enhancement_touching_voxels"] == 0 and ring["open_layer_voxels"] >= 15
+
+
 @pytest.mark.parametrize("rows, enhancing", [(1, False), (4, True)])
 def test_a_few_thick_voxels_at_the_threshold_are_no_meningeal_enhancement(rows, enhancing):
     """On 0.9 x 0.9 x 5.5 mm slices, 5 enhancing voxels of a sulcus one slice over the lesion carry 22 mm³ and reach

@@ -46,9 +46,6 @@ KNOWN_FAILURES = {
     ("brats", "temporal_mixed_rn"): "the t1->t2 mixed response is called concentric growth: the receding part's "
                                     "5 mm remnant at t1 (52 mm³ in the truth, just above the 50 mm³ portion) "
                                     "lies below the enhancement threshold over most of it (22 mm³ found)",
-    ("tcga", "callosal_rn"): "the open ring at t1 is not judged: the focus (found across the ventricle) lies in the "
-                             "5.5 mm slice above the frontal horn, fewer than 15 of its voxels within 3 mm of the "
-                             "ventricle",
     ("tcga", "sylvian_cavity_rn"): "t1->t2: the focus's growth is not called (truth: indeterminate or eccentric)",
     ("tcga", "tentorium_pd"): "change: the lesion and the focus across the enhancing tentorium are one lesion "
                                "after registration on 5.5 mm slices (two in the truth, their surfaces 11 mm apart)",

@@ -372,9 +372,11 @@ def open_ring(enhancement: np.ndarray, t1c_box: np.ndarray, bmask: np.ndarray, m
     and, given the ``treated`` lesion, the layer is eccentric to it (:data:`OPEN_RING_MIN_ECCENTRICITY_MM`) and the
     enhancement has moved off it (:data:`OPEN_RING_MIN_SHIFT_MM`): RN wraps the ventricle eccentric to the original
     lesion, a metastasis grows as a whole.
-    None when fewer than 15 voxels of the enhancement come within 3 mm of the boundary (nothing to judge)."""
+    None when fewer than 15 voxels of the enhancement come within 3 mm of the boundary, on thick slices within one
+    slice thickness + 0.5 mm (nothing to judge): a focus in the 5.5 mm slice above a ventricle's last one lies a
+    slice from it, its spared layer the wall under it in that last slice (the clinical callosal RN case)."""
     d_b = distance_mm(bmask, box)
-    if (enhancement & (d_b <= 3.0)).sum() < 15:
+    if (enhancement & (d_b <= max(3.0, max(box.grid.GetSpacing()) + 0.5))).sum() < 15:
         return None
     # A user's lesion mask may include the non-enhancing rim; the ring is judged on what enhances inside it.
     enhancement = enhancement & (t1c_box >= model.threshold)
