@@ -20,11 +20,12 @@ Methods (stated in outputs so a reader can judge them):
   enhancing voxels inside the boundary (the sulcal CSF as seen on the SRS image, the fold, the 2 mm of the
   ventricle next to its wall), vessels (tubular voxels) removed, that extend along the boundary beyond the
   partial-volume reach of the lesion's own edge (2 mm, or half the slice thickness + 0.5 mm on thick slices) by
-  at least 2 mm over ≥ 15 mm³ and ≥ 15 voxels (:data:`MIN_BEYOND_VOXELS`), and on thick slices to at least one slice thickness + 1.75 mm from the edge
-  (:func:`min_extent_beyond_mm`); for the falx and tentorium, whose normal dura enhances, they must also be
-  brighter than the same fold ≥ 15 mm away (≥ 15 % of NAWM above it);
+  at least 2 mm over ≥ 15 mm³ and ≥ 15 voxels (:data:`MIN_BEYOND_VOXELS`), and on thick slices to at least one
+  slice thickness + 1.75 mm from the edge (:func:`min_extent_beyond_mm`); for the falx and tentorium, whose
+  normal dura enhances, they must also be brighter than the same fold ≥ 15 mm away (≥ 15 % of NAWM above it);
 * open ring (toward the ventricles): next to the ventricle, non-enhancing tissue lying under the enhancement
-  outweighs enhancement touching the ependyma (≥ 50 %).
+  outweighs enhancement touching the ependyma (≥ 50 %), the spared layer is eccentric to the treated lesion and
+  the enhancement has moved off it (see :func:`open_ring`).
 """
 from __future__ import annotations
 
