@@ -405,3 +405,22 @@ def test_no_open_ring_along_a_wall_that_enhances_next_to_the_lesion(rendered, br
     assert ("boundary_enhancement", "ventricles") in kinds
     assert ("open_ring", "ventricles") not in kinds, kinds
     assert not [f for f in res.findings if f.to_dict()["favours"] == "RN"], kinds
+
+
+def test_a_t2_not_on_the_t1_grid_is_refused_not_resampled_in_scanner_coordinates():
+    """The CSF refinement reads a T2/FLAIR voxel by voxel against the T1: one on another grid must have been aligned
+    (registration.register_sequence) and resampled first; resampling it here in scanner coordinates read the
+    clinical exam's T2 16 mm off. On the T1's grid its three classes come back in ascending order."""
+    rng = np.random.default_rng(3)
+    t1 = sitk.Image([30, 30, 20], sitk.sitkFloat32)
+    t1.SetSpacing((1.0, 1.0, 2.0))
+    arr = rng.choice([60.0, 250.0, 900.0], size=(30, 30, 20)).astype(np.float32)      # tissue, tissue, CSF on T2
+    brain = np.ones((30, 30, 20), bool)
+    t2 = geo.image_from_array(arr, t1)
+    arr_back, centres = anat_barriers.intensity_classes(t2, t1, brain)
+    assert np.array_equal(arr_back, arr) and np.all(np.diff(centres) > 0)
+    assert abs(centres[2] - 900.0) < 1.0
+    moved = sitk.Image(t2)
+    moved.SetOrigin((0.0, 0.0, 16.0))                                                  # the same voxels, 16 mm up
+    with pytest.raises(ValueError, match="not on the post-contrast T1's grid"):
+        anat_barriers.intensity_classes(moved, t1, brain)
