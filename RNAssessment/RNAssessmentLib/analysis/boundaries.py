@@ -321,13 +321,12 @@ def boundary_enhancement(t1c_box: np.ndarray, bmask: np.ndarray, enh_raw: np.nda
     attached = np.isin(lab, touching)
     beyond = attached & (d_body > pv) & (d_body <= 25.0)
     extent = float(d_body[beyond].max() - pv) if beyond.any() else 0.0
-    vol_beyond = float(beyond.sum() * vox)
-    out.update({"extent_beyond_edge_mm": extent, "volume_beyond_edge_mm3": vol_beyond,
+    n_beyond = int(beyond.sum())
+    vol_beyond = float(n_beyond * vox)
+    out.update({"extent_beyond_edge_mm": extent, "volume_beyond_edge_mm3": vol_beyond, "voxels_beyond_edge": n_beyond,
                 "enhancing_boundary_mm3": float(attached.sum() * vox)})
     out["min_extent_beyond_edge_mm"] = min_extent_beyond_mm(box.grid)
-    out["voxels_beyond_edge"] = int(beyond.sum())
-    ok = vol_beyond >= MIN_BEYOND_MM3 and beyond.sum() >= MIN_BEYOND_VOXELS \
-        and extent >= out["min_extent_beyond_edge_mm"]
+    ok = vol_beyond >= MIN_BEYOND_MM3 and n_beyond >= MIN_BEYOND_VOXELS and extent >= out["min_extent_beyond_edge_mm"]
     if ok and fold:
         near = attached & (d_body <= 10.0)
         far_ref = bmask & (d_body >= 15.0) & (d_body <= 40.0)
