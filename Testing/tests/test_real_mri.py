@@ -146,6 +146,32 @@ def test_real_mri_case_gives_exactly_its_ground_truth(base, name, bases, tmp_pat
     assert assessment.summary["atlas"]["method"].startswith("ICBM 2009a")
 
 
+def test_the_clinical_cavity_pd_twin_with_its_exact_transforms_gets_no_rn_finding(tmp_path):
+    """The follow-ups' transforms given in the manifest (a user's own registration; here the exact ones) instead of
+    the registration's: the same truth, and no RN sign on the progressing cavity rim. On 5.5 mm slices the rim
+    mapped back from each follow-up's own slicing leaves a 213-511 mm³ "regressed" portion 7.3 mm deep (beyond
+    the 6.2 mm the resolution allows) where its enhancement merely fell between slices; the check that a regressed
+    portion lost enhancement it had (change.interval_portions, ``was_enhancing``) is what keeps the interval from
+    reading as a mixed response (RN) on this PD twin: without it, measured, t0->t2 is a mixed response."""
+    base = R.BASES["tcga"]
+    tpl = next(t for t in R.templates() if t.name == "sylvian_cavity_pd")
+    manifest = R.write_case(tpl, base, R.load_base(base, shared("real-mri")), str(tmp_path),
+                            seed=R.templates().index(tpl))
+    spec = json.load(open(manifest, encoding="utf-8"))
+    for tp in spec["timepoints"][1:]:
+        tp["transform"] = f"truth/transform_{tp['label']}.tfm"
+    spec["registered"] = False
+    given = os.path.join(os.path.dirname(manifest), "case_given.json")
+    with open(given, "w", encoding="utf-8") as f:
+        json.dump(spec, f)
+    truth = json.load(open(os.path.join(os.path.dirname(manifest), "truth", "truth.json"), encoding="utf-8"))
+    assessment, _ = assess_case(load_manifest(given), log_callback=lambda m: None)
+    assert all(r["method"].startswith("given transform") for r in assessment.summary["registration"].values())
+    findings = [f.to_dict() for f in assessment.findings]
+    assert not [f for f in findings if f["favours"] == "RN"], [f["description"] for f in findings]
+    assert not truth_problems(assessment, truth["expected"])
+
+
 def test_registration_and_atlas_fit_are_reproducible():
     """The same images give the same transforms, bit for bit: ITK's threaded metric once summed in any order and
     an open ring on a real-MRI PD twin came and went between runs (io/geometry.registration_method)."""
