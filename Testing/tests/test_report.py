@@ -23,6 +23,8 @@ PATIENT_ID = "PHI-73915542"
 BIRTH = "19580317"
 SRS_DATE = "20240304"
 FU_DATES = ["2024-09-20", "2024-12-19"]
+#: The module's tests share one assessed case (``reports``, ~40 s to make): on one worker it is made once.
+pytestmark = pytest.mark.xdist_group("report")
 
 
 def write_mr_series(img: sitk.Image, folder: str) -> None:

@@ -15,6 +15,10 @@ from RNAssessmentLib.slicer_case import (  # noqa: E402
 )
 
 
+#: The module's tests share one scene and its assessment (``assessed``): on one worker they are made once.
+pytestmark = pytest.mark.xdist_group("slicer_case")
+
+
 @pytest.fixture(scope="module")
 def loaded():
     scene = slicer.vtkMRMLScene()

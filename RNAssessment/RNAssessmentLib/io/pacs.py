@@ -44,7 +44,23 @@ def _associate(ae, addr: Address, **kw):
     if not assoc.is_established:
         raise ValueError(f"PACS {addr}: no association (refused, aborted or not listening; check the AE title, "
                          "host and port)")
+    _no_delay(assoc)
     return assoc
+
+
+def _no_delay(assoc) -> None:
+    """Send each PDU at once (TCP_NODELAY). A DIMSE exchange is a few small writes answered by a small reply: with
+    Nagle's algorithm on one side and delayed ACKs on the other every C-STORE waited for the 40 ms ACK timer, twice
+    (90 ms per instance to a local Orthanc, 52 ms with this side's Nagle off, 7 ms with both sides'). pynetdicom
+    has no option for it; its association keeps the connected socket at ``dul.socket.socket``. Only a speed-up:
+    if that ever moves, the association works as before."""
+    import socket
+    sock = getattr(getattr(getattr(assoc, "dul", None), "socket", None), "socket", None)
+    if isinstance(sock, socket.socket):
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:
+            pass
 
 
 def store(files: list[str], addr: Address, *, calling_aet: str = CALLING_AET) -> int:
