@@ -502,13 +502,17 @@ def templates() -> list[Template]:
         ({"kind": "contiguous_extension", "timepoint": "t1"}, {"kind": "contiguous_extension", "timepoint": "t2"}),
         "Concentric growth of the whole caudate nodule.", dose_falloff_mm=(10.0, 30.0)))
     # 8. Temporal lesion after 60 Gy/30: the part on one side of a sulcus grows, the other recedes.
+    # The receding part's remnant at t1 (3.5 mm, from 7) is designed clear of the thresholds it then crosses: its
+    # depth of regression 3.5 mm (≥ 2.5) and, when it is gone at t2, a regressed portion of 166 mm³ on the 1 mm
+    # image (≥ 50). A 2.5 mm remnant (from 6) gave 52 mm³ in the truth, of which 22 mm³ enhanced above the
+    # threshold on the image: the t1->t2 mixed response turned on a partial-volumed rim, not on the design.
     med = _p((-6.5, 0, 0), 5, ring=1.5, side=-1, seed=81)
-    lat = _p((6.5, 0, 0), 6, ring=1.5, side=1, seed=82)
+    lat = _p((6.5, 0, 0), 7, ring=1.5, side=1, seed=82)
     out.append(Template(
         "temporal_mixed_rn", "Temporal lesion: one part grows, the other recedes", 8, "RN", "temporal", 60, 30,
         (Step("t0", 0, {"medial": med, "lateral": lat}),
          Step("t1", 150, {"medial": dataclasses.replace(med, radii=(8.5, 8.5, 8.5)),
-                          "lateral": dataclasses.replace(lat, radii=(2.5, 2.5, 2.5))}),
+                          "lateral": dataclasses.replace(lat, radii=(3.5, 3.5, 3.5))}),
          Step("t2", 270, {"medial": dataclasses.replace(med, radii=(12, 12, 12))})),
         ({"kind": "contiguous_extension", "timepoint": "t1"}, {"kind": "contiguous_extension", "timepoint": "t2"}),
         "Temporal lobe lesion after 60 Gy in 30: the part on one side of a spared sulcus grows while the other "
