@@ -116,6 +116,14 @@ def test_the_real_mri_demo_cases_are_rn_pd_pairs_with_no_known_failure():
     assert {n.replace("_rn", "_pd") for n in names if n.endswith("_rn")} <= names     # each RN case has its PD twin
 
 
+def _write_case(base, name, images, tmp_path):
+    """The template ``name`` implanted into the base image ``base`` under tmp_path: (template, manifest, truth)."""
+    tpl = next(t for t in R.templates() if t.name == name)
+    manifest = R.write_case(tpl, R.BASES[base], images, str(tmp_path), seed=R.templates().index(tpl))
+    truth = json.load(open(os.path.join(os.path.dirname(manifest), "truth", "truth.json"), encoding="utf-8"))
+    return tpl, manifest, truth
+
+
 @pytest.fixture(scope="module")
 def bases():
     return {}
@@ -127,9 +135,7 @@ def test_real_mri_case_gives_exactly_its_ground_truth(base, name, bases, tmp_pat
     RN-favouring finding: that check comes first and is never excused."""
     if base not in bases:
         bases[base] = R.load_base(R.BASES[base], shared("real-mri"))
-    tpl = next(t for t in R.templates() if t.name == name)
-    manifest = R.write_case(tpl, R.BASES[base], bases[base], str(tmp_path), seed=R.templates().index(tpl))
-    truth = json.load(open(os.path.join(os.path.dirname(manifest), "truth", "truth.json"), encoding="utf-8"))
+    tpl, manifest, truth = _write_case(base, name, bases[base], tmp_path)
     assessment, extra = assess_case(load_manifest(manifest), log_callback=lambda m: None)
     findings = [f.to_dict() for f in assessment.findings]
     if tpl.counterpart == "PD":
@@ -155,10 +161,8 @@ def test_the_clinical_cavity_pd_twin_with_its_exact_transforms_gets_no_rn_findin
     the 6.2 mm the resolution allows) where its enhancement merely fell between slices; the check that a regressed
     portion lost enhancement it had (change.interval_portions, ``was_enhancing``) is what keeps the interval from
     reading as a mixed response (RN) on this PD twin: without it, measured, t0->t2 is a mixed response."""
-    base = R.BASES["tcga"]
-    tpl = next(t for t in R.templates() if t.name == "sylvian_cavity_pd")
-    manifest = R.write_case(tpl, base, R.load_base(base, shared("real-mri")), str(tmp_path),
-                            seed=R.templates().index(tpl))
+    _, manifest, truth = _write_case("tcga", "sylvian_cavity_pd",
+                                     R.load_base(R.BASES["tcga"], shared("real-mri")), tmp_path)
     spec = json.load(open(manifest, encoding="utf-8"))
     for tp in spec["timepoints"][1:]:
         tp["transform"] = f"truth/transform_{tp['label']}.tfm"
@@ -166,7 +170,6 @@ def test_the_clinical_cavity_pd_twin_with_its_exact_transforms_gets_no_rn_findin
     given = os.path.join(os.path.dirname(manifest), "case_given.json")
     with open(given, "w", encoding="utf-8") as f:
         json.dump(spec, f)
-    truth = json.load(open(os.path.join(os.path.dirname(manifest), "truth", "truth.json"), encoding="utf-8"))
     assessment, _ = assess_case(load_manifest(given), log_callback=lambda m: None)
     assert all(r["method"].startswith("given transform") for r in assessment.summary["registration"].values())
     findings = [f.to_dict() for f in assessment.findings]
