@@ -249,3 +249,30 @@ def test_resample_mask_never_loses_a_part_one_slice_thick(dz):
     big = out[15:40, 15:40]
     assert big.any(axis=(0, 1)).sum() in (4, 5, 6)             # 5 slices, the surface half a slice beyond
     assert not out[12:15].any() and not out[:, 12:15].any()     # and nothing else came with it
+
+
+@pytest.mark.parametrize("remnant_slice,remnant_mm,kind", [(6, 5.4, "change_indeterminate"),
+                                                           (5, 5.4, "change_indeterminate"),
+                                                           (6, 2.0, "regression")])
+def test_a_remnant_one_thick_slice_over_regressed_only_as_far_as_its_in_plane_shrinkage(remnant_slice, remnant_mm,
+                                                                                          kind):
+    """A lesion on one 5.5 mm slice (10 mm radius) shrinks to a remnant that registration puts on the next slice
+    (the clinical exam's tentorium case). Its voxels reach from the next slice's face, so the regression is as deep
+    as the in-plane shrinkage (4.6 mm), less than the 6 mm the slices and the registration can produce:
+    indeterminate, as on the same slice. Counted between voxel centres it was √(5.5² + 4.6²) = 7.2 mm deep and
+    read as regression. Shrinking to 2 mm (8 mm in-plane) is regression wherever the remnant lies."""
+    ref = sitk.Image([60, 60, 12], sitk.sitkUInt8)
+    ref.SetSpacing([0.9, 0.9, 5.5])
+    ii, jj = np.mgrid[:60, :60]
+    r = np.hypot(ii - 30, jj - 30) * 0.9
+    before = np.zeros(ref.GetSize(), bool)
+    after = np.zeros(ref.GetSize(), bool)
+    before[..., 5] = r <= 10.0
+    after[..., remnant_slice] = r <= remnant_mm
+    found, _ = C.analyse_changes({"t0": before, "t1": after}, ref, slice_mm={"t0": 5.5, "t1": 5.5},
+                                 registration_mm={"t0": 0.0, "t1": 0.5})
+    assert [f.kind for f in found] == [kind]
+    regressed = [p for p in (found[0].portions or []) + found[0].evidence.get("sub_resolution_portions", [])
+                 if p["kind"] == "regressed"]
+    assert len(regressed) == 1
+    assert regressed[0]["max_depth_mm"] == pytest.approx(10.0 - remnant_mm, abs=0.9)   # in-plane, within a pixel

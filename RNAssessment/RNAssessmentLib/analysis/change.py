@@ -13,7 +13,10 @@ registration. Method:
   regression;
 * the minimum depth knows the resolution: max(2.5 mm, u) with the uncertainty u = the coarser slice thickness of
   the two timepoints (each surface may be off by half a slice) + their registration uncertainties added in
-  quadrature (0 in the planning frame, 0.5 mm for a registration). Portions that reach 2.5 mm but not that depth are *sub-resolution*: an
+  quadrature (0 in the planning frame, 0.5 mm for a registration). On a planning grid with thick slices the depth
+  compared with it is counted to the other surface's nearest *slab face* through the slices (a voxel spans its
+  slice): a part that lies one slice over is as deep as its in-plane offset, the least the change can be, not the
+  slice spacing more. Portions that reach 2.5 mm (between voxel centres) but not that depth are *sub-resolution*: an
   interval with nothing else is reported as ``change_indeterminate`` (e.g. 3 mm of growth on 6.5 mm slices), never
   as a mixed response;
 * a new non-contiguous focus (enhancement at the later timepoint that the boundary analysis reported as
@@ -71,6 +74,22 @@ def _sdf(mask: np.ndarray, ref: sitk.Image) -> np.ndarray:
     d = sitk.SignedMaurerDistanceMap(geo.image_from_array(mask.astype(np.uint8), ref), insideIsPositive=False,
                                      squaredDistance=False, useImageSpacing=True)
     return geo.array_view(d).astype(np.float32)
+
+
+def _depth_beyond(mask: np.ndarray, ref: sitk.Image, sdf: np.ndarray) -> np.ndarray:
+    """How far (mm) each voxel lies beyond ``mask``'s surface. On a grid with slices thicker than
+    ``geo.THIN_SLICE_MM`` a voxel is a slab: the distance through the slices is counted from slab face to slab face
+    (the mask is grown by one slice along each thick axis before the in-plane distance is taken), so a part that lies
+    one slice over is as far as its in-plane offset, not the 5.5 mm between the slices' centres (which once made a
+    remnant that landed in the next slice after registration a regression the truth did not have). ``sdf``: the
+    mask's signed distances when the grid has no thick axis."""
+    thin = geo.thin_axes(ref)
+    if all(thin) or not mask.any():
+        return sdf
+    radius = [0 if t else 1 for t in thin]
+    grown = geo.array_view(sitk.BinaryDilate(geo.image_from_array(mask.astype(np.uint8), ref), radius,
+                                             sitk.sitkBox)) > 0
+    return np.clip(_sdf(grown, ref), -20, 20)
 
 
 def displacement_mm(before: np.ndarray, after: np.ndarray, ref: sitk.Image, sigma_mm: float = SMOOTH_SIGMA_MM):
@@ -163,6 +182,7 @@ def interval_portions(before: np.ndarray, after: np.ndarray, ref: sitk.Image,
     below: list[Portion] = []
     label = np.zeros(before.shape, np.uint8)
     label[before & after] = 3
+    depth_maps: dict = {"grew": None, "regressed": None}
     for kind, raw, sign in (("grew", after & ~before, 1.0), ("regressed", before & ~after, -1.0)):
         cand = raw & (sign * disp >= DISPLACEMENT_MM)
         if kind == "grew" and not_grown is not None:
@@ -187,9 +207,15 @@ def interval_portions(before: np.ndarray, after: np.ndarray, ref: sitk.Image,
             if kind == "regressed" and was_enhancing is not None and \
                     (m & was_enhancing).sum() * vox < MIN_CORE_MM3:
                 continue                # no enhancement was lost there
-            depth = sdf_a[m] if kind == "grew" else sdf_b[m]
-            if (depth >= MIN_DEPTH_MM).sum() * vox < MIN_CORE_MM3:
+            # More than a wobble: measured between voxel centres. Beyond the resolution: measured from the other
+            # surface's nearest slab face on thick slices (see _depth_beyond), the least the change can be.
+            centre = sdf_a[m] if kind == "grew" else sdf_b[m]
+            if (centre >= MIN_DEPTH_MM).sum() * vox < MIN_CORE_MM3:
                 continue
+            if depth_maps[kind] is None:
+                depth_maps[kind] = _depth_beyond(before, ref, sdf_a) if kind == "grew" else \
+                    _depth_beyond(after, ref, sdf_b)
+            depth = depth_maps[kind][m]
             idx = np.argwhere(m).mean(0, keepdims=True)
             p = Portion(kind=kind, volume_mm3=float(m.sum() * vox),
                         max_displacement_mm=float(sign * np.max(sign * disp[m])),
