@@ -1,4 +1,9 @@
-"""Shared fixtures: paths to the reference data in ../shared/data and rendered phantom scenarios."""
+"""Shared fixtures: paths to the reference data in ../shared/data and rendered phantom scenarios.
+
+Every costly fixture in the test modules is session-scoped, even where one module alone uses it: pytest-xdist hands
+a worker tests of several modules interleaved, and pytest tears a module-scoped fixture down whenever the next test
+comes from another module, so module scope rebuilt them mid-run (the cohort source and run, 160 s, twice; the
+report, review and DICOM cases likewise)."""
 import os
 
 import pytest

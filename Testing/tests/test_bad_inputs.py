@@ -34,7 +34,7 @@ spec.loader.exec_module(make_corpus)
 FUZZ_PER_FAMILY = int(os.environ.get("RNASSESS_FUZZ_PER_FAMILY", "400"))
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def corpus(tmp_path_factory):
     out = tmp_path_factory.mktemp("bad")
     return out, make_corpus.make_corpus(str(out))
@@ -129,7 +129,7 @@ def _readers():
             "seg_nrrd": read_seg_nrrd, "manifest": load_manifest}
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def fuzz_sources(tmp_path_factory):
     """(family, file name, original bytes, folder): real files and the corpus' valid case."""
     d = tmp_path_factory.mktemp("fuzzsrc")

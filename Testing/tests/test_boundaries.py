@@ -34,7 +34,7 @@ def _run(r, boundaries, brain, lesion_masks=None):
     return found, results
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def brains(rendered):
     cache = {}
 
@@ -82,7 +82,7 @@ def test_findings_match_truth_with_jittered_user_masks(name, rendered, brains):
     assert found == _expected(scn)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def automatic(rendered):
     """Automatic boundaries of each scenario's SRS image: atlas fit, mid-sagittal plane, refined folds."""
     cache = {}

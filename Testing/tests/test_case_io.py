@@ -13,7 +13,7 @@ from RNAssessmentLib.teaching.demo import write_scenario
 from RNAssessmentLib.teaching.scenarios import get_scenario
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def demo_case(tmp_path_factory):
     out = tmp_path_factory.mktemp("demo")
     return write_scenario(get_scenario("tentorium_rn"), str(out))

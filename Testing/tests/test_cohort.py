@@ -97,7 +97,7 @@ def _rows(path):
         return list(csv.DictReader(f))
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def cohort_source(tmp_path_factory):
     src = str(tmp_path_factory.mktemp("cohort_src"))
     assert _run(["demo", "--out", src, "--no-assess", "--real-mri", shared("real-mri"),
@@ -115,7 +115,7 @@ def cohort_source(tmp_path_factory):
     return src
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def local_run(cohort_source, tmp_path_factory):
     out = str(tmp_path_factory.mktemp("cohort_local"))
     assert _run(["cohort", os.path.join(cohort_source, "source.csv"), "--out", out, "--workers", "2",

@@ -30,14 +30,14 @@ pytestmark = pytest.mark.xdist_group("dicom_import")
 CASE = "falx_cingulate_rn"
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def demo_case(tmp_path_factory):
     out = str(tmp_path_factory.mktemp("demo"))
     assert cli.main(["demo", "--out", out, "--no-assess", "--scenario", CASE]) == 0
     return os.path.join(out, CASE, "case.json")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def exports(demo_case, tmp_path_factory):
     root = tmp_path_factory.mktemp("exports")
     made = {}
@@ -56,7 +56,7 @@ def _free_port():
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def orthanc(tmp_path_factory):
     """A real PACS: Debian's Orthanc on a free port, accepting only our AE title from 127.0.0.1 (Orthanc 1.10 has
     no bind address for DICOM, so its modality table and host check keep other hosts out; HTTP is off). It runs
@@ -103,7 +103,7 @@ def orthanc(tmp_path_factory):
         log.close()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def dicom_assessed(exports, orthanc, tmp_path_factory):
     """`rnassess assess` on the standard export with --dicom-out (and --send to the test PACS when it runs)."""
     export, truth = exports("standard")

@@ -14,7 +14,7 @@ from RNAssessmentLib.io.rtdose import embedded_dvhs, read_rtdose
 from RNAssessmentLib.io.structures import Structure, read_rtstruct, read_seg_vtm
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def prostate():
     dose = read_image(shared("slicerrt-eclipse-prostate", "EclipseProstate_Dose.nrrd"))
     segs = read_seg_vtm(shared("slicerrt-eclipse-prostate", "EclipseProstate_Structures.seg.vtm"))
@@ -127,7 +127,7 @@ def test_contour_lines_on_slice_in_pixel_units(prostate):
     assert D.dose_on_grid(dose, _point_grid(lps)).GetPixel(0, 0, 0) == pytest.approx(20.0, abs=0.3)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def breast():
     dose, _ = read_rtdose(shared("dicompyler-example", "rtdose.dcm"))
     rois = read_rtstruct(shared("dicompyler-example", "rtss.dcm"))

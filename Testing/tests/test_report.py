@@ -49,7 +49,7 @@ def write_mr_series(img: sitk.Image, folder: str) -> None:
         w.Execute(s)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def phi_case(tmp_path_factory, rendered):
     """falx_cingulate_rn written as a clinic would hand it over: SRS MRI and RTDOSE in DICOM with identity,
     follow-ups as NRRD with dated labels."""
@@ -85,7 +85,7 @@ def _run(args):
                           encoding="utf-8", timeout=900)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def reports(phi_case, tmp_path_factory):
     out = tmp_path_factory.mktemp("reports")
     plain, deid = out / "plain", out / "deid"

@@ -57,7 +57,7 @@ def _assess(case_dir, out, *extra):
     return out
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def assessed(tmp_path_factory):
     """Two teaching twins written and assessed as `rnassess demo` lays them out (<case>/assessment)."""
     from RNAssessmentLib.teaching.demo import write_demo
@@ -256,7 +256,7 @@ def _png(data: bytes) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(data)).convert("L"), dtype=float)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def browser_session(assessed):
     _need("trame_slicer")
     from RNAssessmentLib.output.browser import Headless, find_chromium
@@ -289,15 +289,18 @@ def _state(b) -> dict:
 
 
 def _view_images(b, settle=1.5):
-    """PNG of every view (slice views left to right, then 3D), once the picture has stopped changing."""
+    """PNG of every view (slice views left to right, then 3D), once the views are on the page and the picture has
+    stopped changing (while a case loads the views can be off the page for a moment: no views twice is no answer,
+    as it once was on a loaded machine)."""
     prev = None
     for _ in range(40):
         time.sleep(settle / 3)
         shots = b.element_screenshots(".review-views img")
         digest = [hashlib.sha1(s).hexdigest() for s in shots]
-        if digest == prev:
+        if shots and digest == prev:
             return [_png(s) for s in shots]
         prev = digest
+    assert shots, "no view images on the page"
     return [_png(s) for s in shots]
 
 

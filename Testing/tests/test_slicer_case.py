@@ -19,14 +19,14 @@ from RNAssessmentLib.slicer_case import (  # noqa: E402
 pytestmark = pytest.mark.xdist_group("slicer_case")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def loaded():
     scene = slicer.vtkMRMLScene()
     nodes = load_phantom_into_scene(scene, "tentorium_rn")
     return scene, nodes
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def assessed(loaded):
     scene, nodes = loaded
     before = {n.GetID(): n.GetMTime() for n in nodes["timepoints"] + [nodes["dose"]]}
