@@ -198,7 +198,8 @@ def test_internal_error_exits_3_with_a_log(tmp_path, monkeypatch, capsys):
 
 def _run_assess(manifest, out):
     return subprocess.Popen([sys.executable, "-m", "RNAssessmentLib.cli", "assess", manifest, "--out", out,
-                             "--no-pdf"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                             "--no-pdf"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            encoding="utf-8", errors="replace")      # VTK's log is UTF-8 whatever the locale
 
 
 def test_killed_runs_leave_previous_outputs_byte_identical(tmp_path):

@@ -6,8 +6,6 @@ import py_compile
 import re
 import xml.etree.ElementTree as ET
 
-import pytest
-
 from conftest import ROOT
 
 MODULE = os.path.join(ROOT, "RNAssessment")
@@ -137,12 +135,3 @@ def test_every_import_points_down_the_stages():
                 assert tgt in LAYERS, f"{os.path.relpath(path, lib)} imports the pipeline module '{tgt}'"
                 assert LAYERS[tgt] < LAYERS[stage], f"{os.path.relpath(path, lib)} ({stage}) imports {tgt}: arrows must point down"
 
-
-@pytest.mark.xdist_group("grouping_probe")
-def test_xdist_groups_are_honoured(request):
-    """The costly fixtures are shared by the tests of one xdist group on one worker. pytest-xdist marks a grouped
-    test by suffixing its node id with the group; with pytest 9.2 that suffix no longer takes and --dist loadgroup
-    silently spreads a group over the workers (each built the cohort, 170 s, again): pytest is pinned below 9.2."""
-    if not (os.environ.get("PYTEST_XDIST_WORKER") and getattr(request.config.option, "loadgroup", False)):
-        pytest.skip("not run under pytest-xdist --dist loadgroup")       # e.g. -n 0 while debugging
-    assert request.node.nodeid.endswith("@grouping_probe"), request.node.nodeid
