@@ -1,9 +1,9 @@
 """Shared fixtures: paths to the reference data in ../shared/data and rendered phantom scenarios.
 
-Every costly fixture in the test modules is session-scoped, even where one module alone uses it: pytest-xdist hands
-a worker tests of several modules interleaved, and pytest tears a module-scoped fixture down whenever the next test
-comes from another module, so module scope rebuilt them mid-run (the cohort source and run, 160 s, twice; the
-report, review and DICOM cases likewise)."""
+Every costly fixture in the test modules is session-scoped, even where one module alone uses it, so that a worker
+builds it once whatever order its tests come in. Each of them was still built twice in one CI run (the cohort
+source and run, 170 s): not by scope but because pytest 9.2 keeps pytest-xdist from honouring the xdist_group marks
+(pytest-xdist issue 1386), so a group's tests ran on both workers."""
 import os
 
 import pytest
