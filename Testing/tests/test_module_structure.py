@@ -134,4 +134,3 @@ def test_every_import_points_down_the_stages():
             for tgt in targets:
                 assert tgt in LAYERS, f"{os.path.relpath(path, lib)} imports the pipeline module '{tgt}'"
                 assert LAYERS[tgt] < LAYERS[stage], f"{os.path.relpath(path, lib)} ({stage}) imports {tgt}: arrows must point down"
-

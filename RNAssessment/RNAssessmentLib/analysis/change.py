@@ -182,8 +182,8 @@ def interval_portions(before: np.ndarray, after: np.ndarray, ref: sitk.Image,
     below: list[Portion] = []
     label = np.zeros(before.shape, np.uint8)
     label[before & after] = 3
-    depth_maps: dict = {"grew": None, "regressed": None}
     for kind, raw, sign in (("grew", after & ~before, 1.0), ("regressed", before & ~after, -1.0)):
+        depth_map = None                # depth beyond the other surface, computed once a portion needs it
         cand = raw & (sign * disp >= DISPLACEMENT_MM)
         if kind == "grew" and not_grown is not None:
             cand &= ~not_grown
@@ -212,10 +212,10 @@ def interval_portions(before: np.ndarray, after: np.ndarray, ref: sitk.Image,
             centre = sdf_a[m] if kind == "grew" else sdf_b[m]
             if (centre >= MIN_DEPTH_MM).sum() * vox < MIN_CORE_MM3:
                 continue
-            if depth_maps[kind] is None:
-                depth_maps[kind] = _depth_beyond(before, ref, sdf_a) if kind == "grew" else \
+            if depth_map is None:
+                depth_map = _depth_beyond(before, ref, sdf_a) if kind == "grew" else \
                     _depth_beyond(after, ref, sdf_b)
-            depth = depth_maps[kind][m]
+            depth = depth_map[m]
             idx = np.argwhere(m).mean(0, keepdims=True)
             p = Portion(kind=kind, volume_mm3=float(m.sum() * vox),
                         max_displacement_mm=float(sign * np.max(sign * disp[m])),
