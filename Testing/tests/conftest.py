@@ -3,7 +3,8 @@
 Every costly fixture in the test modules is session-scoped, even where one module alone uses it, so that a worker
 builds it once whatever order its tests come in. Each of them was still built twice in one CI run (the cohort
 source and run, 170 s): not by scope but because pytest 9.2 keeps pytest-xdist from honouring the xdist_group marks
-(pytest-xdist issue 1386), so a group's tests ran on both workers."""
+(pytest-xdist issue 1386), so a group's tests ran on both workers. The test extra pins pytest below 9.2 and
+test_module_structure.test_xdist_groups_are_honoured fails if the grouping stops taking again."""
 import os
 
 import pytest

@@ -56,11 +56,28 @@ def _free_port():
         return s.getsockname()[1]
 
 
+_ORTHANC_LOG = []
+
+
+def _die_with_parent():
+    """In the child before exec: SIGTERM when the test process dies (Linux prctl PR_SET_PDEATHSIG; `timeout` passes
+    it on to Orthanc)."""
+    import ctypes
+    import signal
+    ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM), 0, 0, 0)
+
+
+def _orthanc_log_tail():
+    return "".join(p.read_text()[-3000:] for p in _ORTHANC_LOG if p.exists()) or "(no Orthanc log)"
+
+
 @pytest.fixture(scope="session")
 def orthanc(tmp_path_factory):
     """A real PACS: Debian's Orthanc on a free port, accepting only our AE title from 127.0.0.1 (Orthanc 1.10 has
-    no bind address for DICOM, so its modality table and host check keep other hosts out; HTTP is off). It runs
-    under `timeout`, so it stops by itself if the test process dies."""
+    no bind address for DICOM, so its modality table and host check keep other hosts out; HTTP is off). It lives
+    as long as the test process: the kernel stops it when that process dies (PR_SET_PDEATHSIG), and `timeout`
+    bounds it to CI's 90 minutes. (A 20-minute `timeout` could stop it while the session still needed it: a
+    session-scoped fixture outlives its module when xdist interleaves groups.)"""
     exe = shutil.which("Orthanc")
     if exe is None:
         if os.environ.get("RNASSESS_REQUIRE_ORTHANC"):
@@ -82,8 +99,9 @@ def orthanc(tmp_path_factory):
     log = open(root / "orthanc.log", "w")
     # TCP_NODELAY=1: DCMTK (Orthanc's DICOM layer) then turns Nagle's algorithm off on its sockets, as pacs.py does
     # on ours; otherwise every instance waits for delayed ACKs (7 ms per C-STORE instead of 90 ms, see pacs._no_delay).
-    proc = subprocess.Popen(["timeout", "1200", exe, str(root / "orthanc.json")], stdout=log, stderr=log,
-                            env=dict(os.environ, TCP_NODELAY="1"))
+    proc = subprocess.Popen(["timeout", "5400", exe, str(root / "orthanc.json")], stdout=log, stderr=log,
+                            env=dict(os.environ, TCP_NODELAY="1"), preexec_fn=_die_with_parent)
+    _ORTHANC_LOG.append(root / "orthanc.log")
     try:
         deadline = time.time() + 60
         while True:
@@ -439,14 +457,14 @@ def test_dicom_outputs_pass_the_validator_and_read_back(dicom_assessed, exports)
     rois = read_rtstruct(os.path.join(dcm, "RTSTRUCT_isodose.dcm"))
     levels = [i["level_gy"] for i in doc["summary"]["isodose"]]
     assert sorted(r.name for r in rois) == sorted([f"Isodose {lv:g} Gy" for lv in levels] + [TREATED_ROI])
-    gtv = sitk.GetArrayViewFromImage(mask_on_grid(next(r for r in rois if r.name == TREATED_ROI),
-                                                  case.planning.t1c)) > 0
+    # GetArrayFromImage (a copy), not a view: a view of the temporary image would read freed memory.
+    gtv = sitk.GetArrayFromImage(mask_on_grid(next(r for r in rois if r.name == TREATED_ROI), case.planning.t1c)) > 0
     ref = sitk.GetArrayViewFromImage(case.treated_lesion) > 0
     assert 2 * (gtv & ref).sum() / (gtv.sum() + ref.sum()) > 0.99
     dose = sitk.Resample(case.dose.image, case.planning.t1c, sitk.Transform(), sitk.sitkLinear, 0.0)
     colours = isodose_colours(levels)
     for r, lv in ((next(r for r in rois if r.name == f"Isodose {lv:g} Gy"), lv) for lv in levels):
-        got = sitk.GetArrayViewFromImage(mask_on_grid(r, case.planning.t1c)) > 0
+        got = sitk.GetArrayFromImage(mask_on_grid(r, case.planning.t1c)) > 0
         want = sitk.GetArrayViewFromImage(dose) >= lv
         assert 2 * (got & want).sum() / (got.sum() + want.sum()) > 0.97, lv
         assert np.allclose(r.color, [round(255 * c) / 255 for c in colours[lv]], atol=1 / 255)
@@ -564,7 +582,10 @@ def test_pacs_receives_the_outputs_and_gives_the_case_back(dicom_assessed, ortha
     assert sum(int(s["NumberOfSeriesRelatedInstances"] or 0) for s in series) == sent
     # The export into the PACS, then the case back from it: the same choices as from the folder.
     files = [os.path.join(r, f) for r, _, fs in os.walk(dicom_assessed["export"]) for f in fs]
-    assert pacs.store(files, addr) == len(files)
+    try:
+        assert pacs.store(files, addr) == len(files)
+    except ValueError as e:
+        pytest.fail(f"{e}\nOrthanc's log:\n{_orthanc_log_tail()}")
     case_dir = str(tmp_path / "case")
     assert cli.main(["import", "--from-pacs", orthanc, "--patient", truth["patient_id"], "--out", case_dir]) == 0
     spec = _spec(case_dir)

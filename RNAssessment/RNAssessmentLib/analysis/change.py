@@ -146,7 +146,8 @@ def _has_core(mask: np.ndarray, ref: sitk.Image) -> bool:
     box = geo.crop_box(mask, 2)
     sub = mask[box]
     img = sitk.GetImageFromArray(np.ascontiguousarray(sub.transpose(2, 1, 0).astype(np.uint8)))
-    return bool(sitk.GetArrayViewFromImage(sitk.BinaryErode(img, radius)).any())
+    eroded = sitk.BinaryErode(img, radius)          # kept alive while its buffer is viewed
+    return bool(sitk.GetArrayViewFromImage(eroded).any())
 
 
 #: A regressed candidate is *enclosed* by the later lesion when straight rays from its voxels meet that lesion
