@@ -48,11 +48,6 @@ KNOWN_FAILURES = {
                                     "sulcus (found across at t1); change called mixed",
     ("brats", "sylvian_cavity_rn"): "the focus across the fissure is found at t1, not at t2: the automatic CSF "
                                     "misses the fissure between cavity and grown focus",
-    ("brats", "temporal_mixed_rn"): "the t1->t2 mixed response is called concentric growth: the receding part's "
-                                    "7 mm ring remnant at t1 (166 mm³ in the truth) has a 1.5 mm rim that "
-                                    "partial volume brings to 580-690 on the image, mostly below the enhancement "
-                                    "threshold (NAWM + 5 sigma = 663): 20 mm³ of it found, so its loss at t2 is "
-                                    "no portion",
     ("tcga", "sylvian_cavity_rn"): "t1->t2: the focus's growth is not called (truth: indeterminate); the focus is "
                                    "lobulated across a sulcus and the analysis does not join its lobes",
     ("tcga", "tentorium_pd"): "change: the lesion and the focus across the enhancing tentorium are one lesion "
@@ -61,7 +56,7 @@ KNOWN_FAILURES = {
 
 #: Known failures whose boundary findings are exact, only change calls differing: their boundary findings are
 #: asserted all the same (so a PD twin's false meningeal enhancement, say, cannot come back behind its xfail).
-BOUNDARIES_EXACT = {("brats", "temporal_mixed_rn"), ("tcga", "sylvian_cavity_rn"), ("tcga", "tentorium_pd")}
+BOUNDARIES_EXACT = {("tcga", "sylvian_cavity_rn"), ("tcga", "tentorium_pd")}
 
 
 @functools.lru_cache(maxsize=2)
