@@ -140,16 +140,6 @@ class Portion:
     max_depth_mm: float = 0.0     # how far the portion reaches beyond the other timepoint's surface
 
 
-def _has_core(mask: np.ndarray, ref: sitk.Image) -> bool:
-    """True when the mask survives an erosion by one voxel (in-plane only on thick slices)."""
-    radius = [int(thin) for thin in geo.thin_axes(ref)]
-    box = geo.crop_box(mask, 2)
-    sub = mask[box]
-    img = sitk.GetImageFromArray(np.ascontiguousarray(sub.transpose(2, 1, 0).astype(np.uint8)))
-    eroded = sitk.BinaryErode(img, radius)          # kept alive while its buffer is viewed
-    return bool(sitk.GetArrayViewFromImage(eroded).any())
-
-
 #: A regressed candidate is *enclosed* by the later lesion when straight rays from its voxels meet that lesion
 #: (:func:`.enhancement.enclosed_fraction`) in, on average, at least ENCLOSED_FRACTION of the 26 directions. The
 #: necrotic core of a grown ring lesion is enclosed even where the ring's wall is faint or cut (hole filling needs a
@@ -199,8 +189,6 @@ def interval_portions(before: np.ndarray, after: np.ndarray, ref: sitk.Image,
             if lab == 0:
                 continue
             m = comps == lab
-            if not _has_core(m, ref):
-                continue                # a sheet one voxel thin (meninges, a wobbling rim) is no portion
             if boundaries is not None and boundaries[m].mean() >= 0.5:
                 continue
             if enclosure is not None and enclosure[m].mean() >= ENCLOSED_FRACTION:
