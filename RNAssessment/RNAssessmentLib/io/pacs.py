@@ -63,32 +63,65 @@ def _no_delay(assoc) -> None:
             pass
 
 
+#: How often an operation whose answer was lost is tried again, each time on a new association.
+RETRIES = 1
+
+
+class _NoAnswer(Exception):
+    """The PACS's answer never reached us: the association timed out waiting for it."""
+
+
+def _answered(status) -> bool:
+    """pynetdicom gives an empty status when no answer came within its DIMSE timeout (the association is then
+    aborted). Besides a slow or vanished PACS this happens on a healthy one: pynetdicom's own reactor thread can
+    take the response off the queue before the waiting request sees it ("Received unexpected C-STORE service
+    message", pynetdicom issue 875; seen storing to Orthanc on loopback under load)."""
+    return status is not None and "Status" in status
+
+
+def _with_retries(what: str, addr: Address, attempt):
+    """``attempt()`` (one association), again on a new association when its answer was lost, at most RETRIES
+    times; then a clear error. Every operation here can be repeated: a PACS keeps one copy of an instance stored
+    twice, a query or retrieval asked twice gives the same."""
+    for n in range(RETRIES + 1):
+        try:
+            return attempt()
+        except _NoAnswer as e:
+            if n == RETRIES:
+                raise ValueError(f"PACS {addr}: no answer {what} ({e}; association lost, tried {RETRIES + 1} "
+                                 "times)") from None
+
+
 def store(files: list[str], addr: Address, *, calling_aet: str = CALLING_AET) -> int:
-    """C-STORE every file; returns how many were stored. A refused or failed store is an error naming the file."""
+    """C-STORE every file; returns how many were stored. A refused or failed store is an error naming the file; a
+    lost answer is sent again on a new association (see :func:`_with_retries`)."""
     import pydicom
     from pynetdicom import AE
     datasets = [(f, pydicom.dcmread(f)) for f in files]
     ae = AE(ae_title=calling_aet)
     for cls, ts in sorted({(str(ds.SOPClassUID), str(ds.file_meta.TransferSyntaxUID)) for _, ds in datasets}):
         ae.add_requested_context(cls, [ts])
-    assoc = _associate(ae, addr)
-    sent = 0
-    try:
-        for path, ds in datasets:
-            status = assoc.send_c_store(ds)
-            code = getattr(status, "Status", None)
-            if code is None:
-                raise ValueError(f"PACS {addr}: no answer storing '{path}' (association lost)")
-            if code not in (0x0000, 0xB000, 0xB006, 0xB007):
-                raise ValueError(f"PACS {addr}: storing '{path}' failed with status 0x{code:04X}")
-            sent += 1
-    finally:
-        assoc.release()
-    return sent
+    done = [0]
+
+    def attempt():
+        assoc = _associate(ae, addr)
+        try:
+            for path, ds in datasets[done[0]:]:
+                status = assoc.send_c_store(ds)
+                if not _answered(status):
+                    raise _NoAnswer(f"storing '{path}'")
+                if status.Status not in (0x0000, 0xB000, 0xB006, 0xB007):
+                    raise ValueError(f"PACS {addr}: storing '{path}' failed with status 0x{status.Status:04X}")
+                done[0] += 1
+        finally:
+            assoc.release()
+    _with_retries("while storing", addr, attempt)
+    return done[0]
 
 
 def find(addr: Address, level: str, keys: dict, *, calling_aet: str = CALLING_AET) -> list[dict]:
-    """C-FIND at ``level`` (PATIENT, STUDY, SERIES, IMAGE) with the Study Root model; returns the matches."""
+    """C-FIND at ``level`` (PATIENT, STUDY, SERIES, IMAGE) with the Study Root model; returns the matches. A query
+    whose answer was lost part-way is asked again whole (never a silently partial list)."""
     from pydicom.dataset import Dataset
     from pynetdicom import AE
     from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelFind
@@ -98,17 +131,22 @@ def find(addr: Address, level: str, keys: dict, *, calling_aet: str = CALLING_AE
     q.QueryRetrieveLevel = level
     for k, v in keys.items():
         setattr(q, k, v)
-    assoc = _associate(ae, addr)
-    out = []
-    try:
-        for status, ident in assoc.send_c_find(q, StudyRootQueryRetrieveInformationModelFind):
-            if status and status.Status in (0xFF00, 0xFF01) and ident is not None:
-                out.append({k: str(ident.get(k, "")) for k in keys})
-            elif status and status.Status not in (0x0000, 0xFF00, 0xFF01):
-                raise ValueError(f"PACS {addr}: C-FIND failed with status 0x{status.Status:04X}")
-    finally:
-        assoc.release()
-    return out
+
+    def attempt():
+        assoc = _associate(ae, addr)
+        out = []
+        try:
+            for status, ident in assoc.send_c_find(q, StudyRootQueryRetrieveInformationModelFind):
+                if not _answered(status):
+                    raise _NoAnswer(f"to the {level} query")
+                if status.Status in (0xFF00, 0xFF01) and ident is not None:
+                    out.append({k: str(ident.get(k, "")) for k in keys})
+                elif status.Status not in (0x0000, 0xFF00, 0xFF01):
+                    raise ValueError(f"PACS {addr}: C-FIND failed with status 0x{status.Status:04X}")
+        finally:
+            assoc.release()
+        return out
+    return _with_retries("to a query", addr, attempt)
 
 
 def retrieve_patient(addr: Address, patient_id: str, dest: str, *, calling_aet: str = CALLING_AET) -> int:
@@ -140,17 +178,23 @@ def retrieve_patient(addr: Address, patient_id: str, dest: str, *, calling_aet: 
     for cls in RETRIEVED_CLASSES:
         ae.add_requested_context(cls, [ExplicitVRLittleEndian, ImplicitVRLittleEndian])
         roles.append(build_role(cls, scp_role=True))
-    assoc = _associate(ae, addr, ext_neg=roles, evt_handlers=[(evt.EVT_C_STORE, on_store)])
-    try:
-        for st in studies:
-            q = Dataset()
-            q.QueryRetrieveLevel = "STUDY"
-            q.PatientID = patient_id
-            q.StudyInstanceUID = st["StudyInstanceUID"]
+
+    def get_study(uid):
+        q = Dataset()
+        q.QueryRetrieveLevel = "STUDY"
+        q.PatientID = patient_id
+        q.StudyInstanceUID = uid
+        assoc = _associate(ae, addr, ext_neg=roles, evt_handlers=[(evt.EVT_C_STORE, on_store)])
+        try:
             for status, _ in assoc.send_c_get(q, StudyRootQueryRetrieveInformationModelGet):
-                if status and status.Status not in (0x0000, 0xFF00, 0xB000):
-                    raise ValueError(f"PACS {addr}: C-GET of study {st['StudyInstanceUID']} failed with status "
-                                     f"0x{status.Status:04X}")
-    finally:
-        assoc.release()
-    return len(received)
+                if not _answered(status):
+                    raise _NoAnswer(f"retrieving study {uid}")
+                if status.Status not in (0x0000, 0xFF00, 0xB000):
+                    raise ValueError(f"PACS {addr}: C-GET of study {uid} failed with status 0x{status.Status:04X}")
+        finally:
+            assoc.release()
+    # One association per study: a study whose answer was lost is asked for again (its files are written again
+    # under the same names; each instance is counted once).
+    for st in studies:
+        _with_retries("while retrieving", addr, lambda uid=st["StudyInstanceUID"]: get_study(uid))
+    return len(set(received))
