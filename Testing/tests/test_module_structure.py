@@ -66,8 +66,12 @@ def test_every_python_file_is_listed_in_cmake():
     core_data = {os.path.relpath(p, MODULE) for p in glob.glob(os.path.join(MODULE, "RNAssessmentLib", "Resources", "**", "*"),
                                                               recursive=True) if os.path.isfile(p)}
     assert core_data and core_data <= set(resources), f"not in MODULE_PYTHON_RESOURCES: {sorted(core_data - set(resources))}"
-    pyproject = open(os.path.join(ROOT, "pyproject.toml"), encoding="utf-8").read()
-    assert '"Resources/Atlas/*"' in pyproject
+    import tomllib
+    with open(os.path.join(ROOT, "pyproject.toml"), "rb") as f:
+        tool = tomllib.load(f)["tool"]["setuptools"]
+    for folder in {os.path.dirname(p) for p in core_data}:
+        package = folder.replace(os.sep, ".")
+        assert package in tool["packages"] and tool["package-data"].get(package) == ["*"], package
     assert "slicer_add_python_unittest(SCRIPT ${MODULE_NAME}.py)" in cmake
 
 
