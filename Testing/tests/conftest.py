@@ -34,3 +34,16 @@ def rendered():
             cache[key] = phantom.render_scenario(scenarios.get_scenario(name, misalign))
         return cache[key]
     return get
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    """Tests parametrized by a teaching scenario (``name``) that are in no xdist group of their own go to that
+    scenario's group: one worker renders the scenario (3.5 s for each of its two poses) and finds its brain, not
+    both. Runs before pytest-xdist's own hook, which turns the marks into groups."""
+    from RNAssessmentLib.teaching.scenarios import scenario_list
+    names = {s.name for s in scenario_list()}
+    for item in items:
+        name = getattr(getattr(item, "callspec", None), "params", {}).get("name")
+        if name in names and not any(True for _ in item.iter_markers("xdist_group")):
+            item.add_marker(pytest.mark.xdist_group(f"scenario-{name}"))

@@ -69,7 +69,11 @@ def _anatomy(name):
     return img, fit, anat_barriers.automatic_boundaries(img, fit, model, plane)
 
 
-@pytest.mark.parametrize("name", ["brats", "tcga"])
+#: The anatomy tests of one image share its atlas fit and boundaries (``_anatomy``, ~15 s): one worker per image.
+_ANATOMY = [pytest.param(n, marks=pytest.mark.xdist_group(f"real-mri-anatomy-{n}")) for n in ("brats", "tcga")]
+
+
+@pytest.mark.parametrize("name", _ANATOMY)
 def test_atlas_falx_lies_on_the_traced_falx(name):
     img, fit, anatomy = _anatomy(name)
     lm = LANDMARKS[name]["falx_plane"]
@@ -84,7 +88,7 @@ def test_atlas_falx_lies_on_the_traced_falx(name):
     assert "refined on the image" in anatomy.methods["falx"]
 
 
-@pytest.mark.parametrize("name", ["brats", "tcga"])
+@pytest.mark.parametrize("name", _ANATOMY)
 def test_atlas_tentorium_separates_cerebellum_from_occipital_lobe(name):
     img, fit, anatomy = _anatomy(name)
     tent = geo.array_view(anatomy.masks["tentorium"]) > 0
