@@ -50,13 +50,11 @@ KNOWN_FAILURES = {
                                     "misses the fissure between cavity and grown focus",
     ("tcga", "sylvian_cavity_rn"): "t1->t2: the focus's growth is not called (truth: indeterminate); the focus is "
                                    "lobulated across a sulcus and the analysis does not join its lobes",
-    ("tcga", "tentorium_pd"): "change: the lesion and the focus across the enhancing tentorium are one lesion "
-                               "after registration on 5.5 mm slices (two in the truth, their surfaces 11 mm apart)",
 }
 
 #: Known failures whose boundary findings are exact, only change calls differing: their boundary findings are
 #: asserted all the same (so a PD twin's false meningeal enhancement, say, cannot come back behind its xfail).
-BOUNDARIES_EXACT = {("tcga", "sylvian_cavity_rn"), ("tcga", "tentorium_pd")}
+BOUNDARIES_EXACT = {("tcga", "sylvian_cavity_rn")}
 
 
 @functools.lru_cache(maxsize=2)
