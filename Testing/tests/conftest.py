@@ -45,5 +45,5 @@ def pytest_collection_modifyitems(config, items):
     names = {s.name for s in scenario_list()}
     for item in items:
         name = getattr(getattr(item, "callspec", None), "params", {}).get("name")
-        if name in names and not any(True for _ in item.iter_markers("xdist_group")):
+        if name in names and item.get_closest_marker("xdist_group") is None:
             item.add_marker(pytest.mark.xdist_group(f"scenario-{name}"))

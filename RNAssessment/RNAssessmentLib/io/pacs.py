@@ -101,22 +101,23 @@ def store(files: list[str], addr: Address, *, calling_aet: str = CALLING_AET) ->
     ae = AE(ae_title=calling_aet)
     for cls, ts in sorted({(str(ds.SOPClassUID), str(ds.file_meta.TransferSyntaxUID)) for _, ds in datasets}):
         ae.add_requested_context(cls, [ts])
-    done = [0]
+    done = 0
 
     def attempt():
+        nonlocal done
         assoc = _associate(ae, addr)
         try:
-            for path, ds in datasets[done[0]:]:
+            for path, ds in datasets[done:]:
                 status = assoc.send_c_store(ds)
                 if not _answered(status):
                     raise _NoAnswer(f"storing '{path}'")
                 if status.Status not in (0x0000, 0xB000, 0xB006, 0xB007):
                     raise ValueError(f"PACS {addr}: storing '{path}' failed with status 0x{status.Status:04X}")
-                done[0] += 1
+                done += 1
         finally:
             assoc.release()
     _with_retries("while storing", addr, attempt)
-    return done[0]
+    return done
 
 
 def find(addr: Address, level: str, keys: dict, *, calling_aet: str = CALLING_AET) -> list[dict]:

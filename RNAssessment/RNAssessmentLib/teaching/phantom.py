@@ -253,12 +253,9 @@ def _blob_extent(blob: Blob, x, y, z) -> np.ndarray:
     dx, dy, dz = (x - c[0]) / r[0], (y - c[1]) / r[1], (z - c[2]) / r[2]
     # The bumps scale the radius by (1 ± irregularity) at most: only points within the box that bounds that are
     # evaluated (the same mask, a few per cent of a scene's points to evaluate).
-    if blob.irregularity < 1.0:
-        lim = 1.001 / (1.0 - max(blob.irregularity, 0.0))
-        near = (np.abs(dx) <= lim) & (np.abs(dy) <= lim) & (np.abs(dz) <= lim)
-        dx, dy, dz = dx[near], dy[near], dz[near]
-    else:
-        near = None
+    lim = 1.001 / (1.0 - max(blob.irregularity, 0.0)) if blob.irregularity < 1.0 else np.inf
+    near = (np.abs(dx) <= lim) & (np.abs(dy) <= lim) & (np.abs(dz) <= lim)
+    dx, dy, dz = dx[near], dy[near], dz[near]
     rho = np.sqrt(dx * dx + dy * dy + dz * dz)
     if blob.irregularity > 0:
         rng = np.random.default_rng(blob.seed)
@@ -271,8 +268,6 @@ def _blob_extent(blob: Blob, x, y, z) -> np.ndarray:
             freq = rng.integers(1, 4)
             bump += np.cos(freq * np.arccos(np.clip((dx * v[0] + dy * v[1] + dz * v[2]) * inv, -1, 1)) + phase)
         rho = rho * (1.0 + blob.irregularity / 4.0 * bump)
-    if near is None:
-        return rho <= 1.0
     out = np.zeros(np.shape(x), bool)
     out[near] = rho <= 1.0
     return out
