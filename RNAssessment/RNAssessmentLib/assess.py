@@ -39,7 +39,9 @@ def assess_case(case: Case, *, levels_gy=None, log_callback=None, estimate_bound
     target; with a treated lesion and follow-ups: registration, boundaries at each follow-up and change in shape
     between consecutive timepoints (and from SRS to the last when ``compare_with_srs``).
 
-    ``estimate_boundaries``: estimate falx, ventricles and CSF when not given. Returns (assessment, extra)."""
+    ``estimate_boundaries``: estimate falx, ventricles and CSF when not given. Returns (assessment, extra); extra
+    holds the images worth showing or saving (isodose, boundaries given and automatic, compartments, lesion masks
+    and change maps on the planning grid) and the atlas fit they rest on (``atlas_fit``)."""
     say = log_callback or log.info
     warnings: list[str] = []
     deid = bool(case.metadata.get("deidentified"))
@@ -163,6 +165,7 @@ def _boundaries_and_change(case: Case, summary: dict, extra: dict, warnings: lis
     say(f"[{case.id}] atlas, brain and boundaries")
     fit = atlas.fit_atlas(planning, exclude=changing)
     summary["atlas"] = fit.summary()
+    extra["atlas_fit"] = fit
     if fit.quality_ncc < 0.1:
         warnings.append(f"the brain atlas fits the SRS image poorly (correlation {fit.quality_ncc:.2f}): check the "
                         "automatic boundaries, or give them")

@@ -24,15 +24,37 @@ def shared(*parts):
 
 @pytest.fixture(scope="session")
 def rendered():
-    """Rendered scenarios, cached per session (rendering one costs a few seconds)."""
+    """Rendered scenarios, cached per session (rendering one costs a few seconds). Only two scenarios misalign
+    their follow-ups; the others are the same scenario either way and are rendered once for both."""
     from RNAssessmentLib.teaching import phantom, scenarios
     cache = {}
 
     def get(name, misalign=True):
-        key = (name, misalign)
-        if key not in cache:
-            cache[key] = phantom.render_scenario(scenarios.get_scenario(name, misalign))
-        return cache[key]
+        scn = scenarios.get_scenario(name, misalign)
+        other = (name, not misalign)
+        if (name, misalign) not in cache:
+            same = other in cache and scenarios.get_scenario(name, not misalign) == scn
+            cache[(name, misalign)] = cache[other] if same else phantom.render_scenario(scn)
+        return cache[(name, misalign)]
+    return get
+
+
+@pytest.fixture(scope="session")
+def demo_assessment(rendered):
+    """Each teaching case assessed end to end as `rnassess demo` assesses it (given boundaries, misaligned
+    follow-ups registered here): (assessment, atlas fit), once per session; the boundary tests reuse the fit. The
+    rest of the assessment's images are let go (a few hundred MB per case)."""
+    from RNAssessmentLib.assess import assess_case
+    from RNAssessmentLib.teaching.demo import case_from_render
+    from RNAssessmentLib.teaching.scenarios import get_scenario
+    cache = {}
+
+    def get(name):
+        if name not in cache:
+            assessment, extra = assess_case(case_from_render(get_scenario(name), rendered(name)),
+                                            log_callback=lambda m: None)
+            cache[name] = (assessment, extra["atlas_fit"])
+        return cache[name]
     return get
 
 

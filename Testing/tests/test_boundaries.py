@@ -83,15 +83,18 @@ def test_findings_match_truth_with_jittered_user_masks(name, rendered, brains):
 
 
 @pytest.fixture(scope="session")
-def automatic(rendered):
-    """Automatic boundaries of each scenario's SRS image: atlas fit, mid-sagittal plane, refined folds."""
+def automatic(rendered, demo_assessment):
+    """Automatic boundaries of each scenario's SRS image: atlas fit, mid-sagittal plane, refined folds. The atlas
+    fit is the demo assessment's own (fitted with the treated lesion and the 10 Gy region left out, as every
+    assessment fits it); the SRS image is the same with or without misaligned follow-ups."""
     cache = {}
 
     def get(name):
         if name not in cache:
             r = rendered(name, misalign=False)
             t0 = r["timepoints"][0]
-            fit = anat_atlas.fit_atlas(t0.t1c, exclude=r["treated_lesion"])
+            fit = demo_assessment(name)[1]
+            assert np.array_equal(geo.array_view(rendered(name)["timepoints"][0].t1c), geo.array_view(t0.t1c))
             box = B.analysis_box(r["treated_lesion"], [r["treated_lesion"]], r["dose"])
             model = anat_brain.tissue_model(box.crop(geo.array_view(t0.t1c)).astype(np.float32),
                                             box.crop(geo.array_view(fit.brain)) > 0)

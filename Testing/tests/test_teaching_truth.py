@@ -2,8 +2,6 @@
 the finding kinds of its ground truth, no more and no fewer (boundary kinds per timepoint and boundary, change kinds
 per interval). A learner shown an RN case must not see a sign of PD that its truth does not contain."""
 import pytest
-from RNAssessmentLib.assess import assess_case
-from RNAssessmentLib.teaching.demo import case_from_render
 from RNAssessmentLib.teaching.scenarios import get_scenario, scenario_list
 from truthcheck import truth_problems
 
@@ -15,10 +13,9 @@ KNOWN_DIFFERENCES: dict = {}
 @pytest.mark.parametrize("name", [
     pytest.param(s.name, marks=[pytest.mark.xfail(reason=KNOWN_DIFFERENCES[s.name], strict=False)]
                  if s.name in KNOWN_DIFFERENCES else []) for s in scenario_list()])
-def test_demo_case_reports_exactly_its_truth(name, rendered):
+def test_demo_case_reports_exactly_its_truth(name, demo_assessment):
     scn = get_scenario(name)
-    case = case_from_render(scn, rendered(name))
-    assessment, _ = assess_case(case, log_callback=lambda m: None)
+    assessment, _ = demo_assessment(name)
     problems = truth_problems(assessment, scn.expected)
     assert not problems, problems
     if scn.counterpart == "PD":
