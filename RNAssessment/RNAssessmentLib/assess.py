@@ -202,6 +202,8 @@ def _boundaries_and_change(case: Case, summary: dict, extra: dict, warnings: lis
     stable = stable_region(brain, [treated] + high_dose)
     planning_fg = atlas.foreground_mask(planning) if not case.registered else None
     lesion_masks: dict = {}
+    #: Per timepoint with a segmentation, the fraction of each planning voxel it covers as drawn: the volumes.
+    fractions: dict = {}
     foci: dict = {}
     enhancing: dict = {}
 
@@ -245,6 +247,8 @@ def _boundaries_and_change(case: Case, summary: dict, extra: dict, warnings: lis
         if tp.lesion is not None:
             lesion_p = changemod.resample_mask(tp.lesion, planning, transform) if tp is not case.planning else \
                 sitk.Cast(tp.lesion > 0, sitk.sitkUInt8)
+            if tp is not case.planning:
+                fractions[tp.label] = changemod.mask_fraction(tp.lesion, planning, transform)
         if tp is case.planning:
             lesion_masks[tp.label] = geo.array_view(lesion_p if lesion_p is not None else treated) > 0
             enhancing[tp.label] = on_planning(bndmod.enhancing_in_box(planning, treated, brain, box))
@@ -286,11 +290,11 @@ def _boundaries_and_change(case: Case, summary: dict, extra: dict, warnings: lis
         all_bnd |= geo.array_view(m) > 0
     ch, maps = changemod.analyse_changes(lesion_masks, planning, dose_p, vs_first=compare_with_srs,
                                          slice_mm=slice_mm, registration_mm=registration_mm, foci=foci,
-                                         boundaries=all_bnd, enhancing=enhancing, **kw)
+                                         boundaries=all_bnd, enhancing=enhancing, fractions=fractions, **kw)
     findings += ch
     extra["change_maps"] = maps
     extra["lesion_masks"] = lesion_masks
-    summary["time_course"] = changemod.rano_table(lesion_masks, planning, days)
+    summary["time_course"] = changemod.rano_table(lesion_masks, planning, days, fractions)
     return findings
 
 

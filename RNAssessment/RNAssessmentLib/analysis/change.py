@@ -262,11 +262,21 @@ def axial_diameters(mask: np.ndarray, ref: sitk.Image) -> tuple[float, float]:
     return best
 
 
-def rano_table(masks: dict[str, np.ndarray], ref: sitk.Image, days: dict[str, int | None]) -> list[dict]:
-    """Per timepoint: volume, sum of longest axial diameters of measurable components, % changes, category."""
+#: How the lesion volumes of change findings and of the time course were measured (without, with fractions).
+VOLUMES_FROM = ("voxels of the lesion masks on the SRS grid",
+                "each timepoint's lesion on the SRS grid, partial voxels counted (a follow-up's segmentation as "
+                "drawn, whatever its slice thickness)")
+
+
+def rano_table(masks: dict[str, np.ndarray], ref: sitk.Image, days: dict[str, int | None],
+               fractions: dict | None = None) -> list[dict]:
+    """Per timepoint: volume, sum of longest axial diameters of measurable components, % changes, category.
+    ``fractions``: as for :func:`analyse_changes`, the volumes' source where given."""
     rows = []
     vox = geo.voxel_volume_mm3(ref)
     for label, m in masks.items():
+        frac = (fractions or {}).get(label)
+        volume = float(m.sum() * vox) if frac is None or not m.any() else float(frac.sum(dtype=np.float64) * vox)
         comps = _components(m, ref)
         sld, perp_sum, n_meas = 0.0, 0.0, 0
         for lab in range(1, int(comps.max()) + 1):
@@ -275,7 +285,7 @@ def rano_table(masks: dict[str, np.ndarray], ref: sitk.Image, days: dict[str, in
                 sld += ld
                 perp_sum += pd
                 n_meas += 1
-        rows.append({"timepoint": label, "days_since_srs": days.get(label), "volume_mm3": float(m.sum() * vox),
+        rows.append({"timepoint": label, "days_since_srs": days.get(label), "volume_mm3": volume,
                      "sum_longest_diameter_mm": sld, "sum_perpendicular_mm": perp_sum,
                      "measurable_lesions": n_meas})
     base = rows[0]["sum_longest_diameter_mm"] if rows else 0.0
@@ -286,7 +296,7 @@ def rano_table(masks: dict[str, np.ndarray], ref: sitk.Image, days: dict[str, in
         r["change_from_nadir_pct"] = 100.0 * (s - nadir) / nadir if nadir not in (None, 0) else None
         if r is rows[0]:
             r["rano_bm"] = "baseline"
-        elif r["volume_mm3"] == 0:
+        elif not masks[r["timepoint"]].any():
             r["rano_bm"] = "CR"
         elif nadir is not None and nadir > 0 and s >= 1.2 * nadir and s - nadir >= 5.0:
             r["rano_bm"] = "PD"
@@ -317,14 +327,17 @@ def new_foci(foci_after: np.ndarray | None, before: np.ndarray, ref: sitk.Image)
 def analyse_changes(masks: dict[str, np.ndarray], ref: sitk.Image, dose_on_ref: np.ndarray | None = None,
                     min_portion_mm3: float = MIN_PORTION_MM3, group_mm: float = GROUP_MM, vs_first: bool = True, *,
                     slice_mm: dict | None = None, registration_mm: dict | None = None, foci: dict | None = None,
-                    boundaries: np.ndarray | None = None, enhancing: dict | None = None):
+                    boundaries: np.ndarray | None = None, enhancing: dict | None = None,
+                    fractions: dict | None = None):
     """Findings for every consecutive interval (and from the SRS image to the last timepoint).
 
     ``masks``: ordered {timepoint label: lesion extent on ``ref``}; ``slice_mm`` / ``registration_mm``: per
     timepoint, the coarsest spacing of its acquisition and its registration uncertainty (mm); ``foci``: per
     timepoint, the enhancement reported as non-contiguous with the treated lesion; ``enhancing``: per follow-up,
-    every voxel above its enhancement threshold (see :func:`interval_portions`). Returns (findings,
-    {interval: label map})."""
+    every voxel above its enhancement threshold (see :func:`interval_portions`); ``fractions``: per timepoint, the
+    fraction of each voxel its own segmentation covers (:func:`mask_fraction`), from which the lesion volumes are
+    stated (the masks' voxel counts when not given: they read low where a thick-slice drawing was resampled).
+    Returns (findings, {interval: label map})."""
     # Work in a box around every timepoint's lesion (+ 25 mm): distance maps of a whole head cost seconds each.
     union = np.zeros(next(iter(masks.values())).shape, bool)
     for m in masks.values():
@@ -341,7 +354,8 @@ def analyse_changes(masks: dict[str, np.ndarray], ref: sitk.Image, dose_on_ref: 
                                     group_mm, vs_first, slice_mm=slice_mm, registration_mm=registration_mm,
                                     foci={k: v[box] for k, v in (foci or {}).items()},
                                     boundaries=boundaries[box] if boundaries is not None else None,
-                                    enhancing={k: v[box] for k, v in (enhancing or {}).items()})
+                                    enhancing={k: v[box] for k, v in (enhancing or {}).items()},
+                                    fractions={k: v[box] for k, v in (fractions or {}).items()})
         maps = {}
         for key, lab in maps_c.items():
             full = np.zeros(union.shape, lab.dtype)
@@ -353,6 +367,18 @@ def analyse_changes(masks: dict[str, np.ndarray], ref: sitk.Image, dose_on_ref: 
     slice_mm = {k: (slice_mm or {}).get(k, base) for k in labels}
     registration_mm = {k: (registration_mm or {}).get(k, 0.0) for k in labels}
     groups = lesion_groups(list(masks.values()), ref, group_mm)
+    # Volumes: each group owns the coverage fractions around it, as far as a resampled mask can fall short of its
+    # drawing (its caps pulled in by up to half of the thickest slice) plus a voxel.
+    owner = groups
+    if groups.max() == 1:
+        owner = np.ones(groups.shape, np.int32)
+    elif groups.any() and fractions:
+        reach = 0.5 * max(slice_mm.values()) + max(ref.GetSpacing())
+        grown = geo.array_view(sitk.GrayscaleDilate(geo.image_from_array(groups.astype(np.int32), ref),
+                                                    [int(np.ceil(reach / s)) for s in ref.GetSpacing()]))
+        owner = np.where(groups > 0, groups, grown)
+    coverage = {k: (fractions or {}).get(k) for k in labels}
+    coverage = {k: v if v is not None else masks[k].astype(np.float32) for k, v in coverage.items()}
     findings: list[Finding] = []
     maps: dict = {}
     intervals = list(zip(labels[:-1], labels[1:]))
@@ -377,14 +403,16 @@ def analyse_changes(masks: dict[str, np.ndarray], ref: sitk.Image, dose_on_ref: 
             gm = groups == g
             mine = [p for p in portions if (p.mask & gm).any()]
             low = [p for p in below if (p.mask & gm).any()]
-            vol_a = float((masks[a] & gm).sum() * vox)
-            vol_b = float((masks[b] & gm).sum() * vox)
-            if vol_a == 0 and vol_b == 0:           # a lesion of other timepoints only (portions lie in a or b)
-                continue
+            if not (masks[a] & gm).any() and not (masks[b] & gm).any():
+                continue                            # a lesion of other timepoints only (portions lie in a or b)
+            mine_v = owner == g
+            vol_a, vol_b = (float(coverage[t][mine_v].sum(dtype=np.float64) * vox) if (masks[t] & gm).any() else 0.0
+                            for t in (a, b))
             idx = np.argwhere(gm & (masks[a] | masks[b])).mean(0, keepdims=True)
             centroid = geo.ras_from_lps(geo.index_to_lps(ref, idx))[0].tolist()
             evidence = {"lesion_volume_before_mm3": vol_a, "lesion_volume_after_mm3": vol_b,
                         "total_change_pct": 100.0 * (vol_b - vol_a) / vol_a if vol_a > 0 else None,
+                        "volumes_from": VOLUMES_FROM[bool(fractions)],
                         "min_portion_mm3": min_portion_mm3, "min_depth_mm": depth_min, "min_core_mm3": MIN_CORE_MM3,
                         "displacement_threshold_mm": DISPLACEMENT_MM, "smoothing_sigma_mm": SMOOTH_SIGMA_MM,
                         "resolution": resolution}
@@ -457,3 +485,46 @@ def resample_mask(mask: sitk.Image, reference: sitk.Image, transform: sitk.Trans
     if lost.size:
         out = out | np.isin(near, lost)
     return geo.image_from_array(out.astype(np.uint8), reference)
+
+
+#: Most sub-voxels per axis when a mask's coverage of a reference voxel is counted (:func:`mask_fraction`).
+MAX_SPLIT = 8
+
+
+def mask_fraction(mask: sitk.Image, reference: sitk.Image, transform: sitk.Transform | None = None) -> np.ndarray:
+    """The fraction of each ``reference`` voxel that the mask covers as drawn, each of its voxels a box (a slab on
+    thick slices): an (i, j, k) float32 array on ``reference`` whose sum times the voxel volume is the drawn
+    volume, whatever the two grids' slice thicknesses and orientations. Each reference voxel is split into
+    sub-voxels no larger than the mask's finest spacing (at most :data:`MAX_SPLIT` per axis) and the mask sampled
+    at their centres (nearest neighbour: a box). :func:`resample_mask`'s zero level cannot give volumes on thick
+    slices: it pulls a drawing's caps in to its last slice. ``transform``: reference point → mask point."""
+    m = sitk.Cast(mask > 0, sitk.sitkUInt8)
+    out = np.zeros(reference.GetSize(), np.float32)
+    nz = np.argwhere(geo.array_view(m) > 0)
+    if not len(nz):
+        return out
+    transform = transform or sitk.Transform()
+    # Only the reference voxels the mask can reach: its box's corners (half a voxel out) in the reference's indices.
+    lo, hi = nz.min(0) - 0.5, nz.max(0) + 0.5
+    corners = np.array([[(lo, hi)[b >> a & 1][a] for a in range(3)] for b in range(8)], float)
+    pts = geo.index_to_lps(m, corners)
+    try:
+        inverse = transform.GetInverse()
+        pts = np.array([inverse.TransformPoint(tuple(float(v) for v in p)) for p in pts])
+        idx = geo.lps_to_index(reference, pts)
+        start = np.maximum(np.floor(idx.min(0)).astype(int) - 1, 0)
+        stop = np.minimum(np.ceil(idx.max(0)).astype(int) + 2, reference.GetSize())
+    except RuntimeError:                      # a transform without an inverse: the whole reference
+        start, stop = np.zeros(3, int), np.array(reference.GetSize())
+    if (stop <= start).any():
+        return out
+    sub = sitk.Image([int(v) for v in stop - start], sitk.sitkUInt8)
+    sub.SetSpacing(reference.GetSpacing())
+    sub.SetDirection(reference.GetDirection())
+    sub.SetOrigin(tuple(float(v) for v in geo.index_to_lps(reference, [start])[0]))
+    finest = min(m.GetSpacing())
+    factors = [int(min(max(np.ceil(s / finest - 1e-6), 1), MAX_SPLIT)) for s in reference.GetSpacing()]
+    fine = sitk.Resample(m, geo.refined_grid(sub, factors), transform, sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
+    out[tuple(slice(a, b) for a, b in zip(start, stop))] = geo.block_mean(geo.array_view(fine), factors)
+    return out
+

@@ -197,14 +197,23 @@ def voxel_volume_mm3(image: sitk.Image) -> float:
     return float(abs(np.linalg.det(ijk_to_lps(image)[:3, :3])))
 
 
-def refined_grid(reference: sitk.Image, factor: int, pixel_type=sitk.sitkUInt8) -> sitk.Image:
-    """An empty grid that splits each voxel of ``reference`` into factor³ sub-voxels (same direction, same extent)."""
-    factor = int(factor)
-    spacing = np.array(reference.GetSpacing()) / factor
-    size = [int(s) * factor for s in reference.GetSize()]
+def _factors(factor) -> np.ndarray:
+    """A split factor per axis (one int for all three, or three)."""
+    f = np.broadcast_to(np.asarray(factor, dtype=int), (3,)).copy()
+    if (f < 1).any():
+        raise ValueError(f"split factors must be at least 1, not {tuple(f)}")
+    return f
+
+
+def refined_grid(reference: sitk.Image, factor, pixel_type=sitk.sitkUInt8) -> sitk.Image:
+    """An empty grid that splits each voxel of ``reference`` into sub-voxels, ``factor`` along each axis (one int
+    for all three, or one per axis), same direction, same extent."""
+    f = _factors(factor)
+    spacing = np.array(reference.GetSpacing()) / f
+    size = [int(s) * int(k) for s, k in zip(reference.GetSize(), f)]
     # The first sub-voxel centre sits half a sub-voxel inside the reference voxel's lower edge.
-    first = -0.5 + 0.5 / factor
-    origin = index_to_lps(reference, [[first, first, first]])[0]
+    first = -0.5 + 0.5 / f
+    origin = index_to_lps(reference, [first])[0]
     out = sitk.Image(size, pixel_type)
     out.SetSpacing([float(s) for s in spacing])
     out.SetDirection(reference.GetDirection())
@@ -212,14 +221,16 @@ def refined_grid(reference: sitk.Image, factor: int, pixel_type=sitk.sitkUInt8) 
     return out
 
 
-def block_mean(array_ijk: np.ndarray, factor: int) -> np.ndarray:
-    """Average non-overlapping factor³ blocks of an (i, j, k) array (inverse of :func:`refined_grid`)."""
-    f = int(factor)
-    if f == 1:
+def block_mean(array_ijk: np.ndarray, factor) -> np.ndarray:
+    """Average non-overlapping blocks of an (i, j, k) array, ``factor`` voxels along each axis (one int for all
+    three, or one per axis): the inverse of :func:`refined_grid`. float32."""
+    f = _factors(factor)
+    if (f == 1).all():
         return array_ijk.astype(np.float32)
-    ni, nj, nk = (s // f for s in array_ijk.shape)
-    a = array_ijk[: ni * f, : nj * f, : nk * f].astype(np.float32)
-    return a.reshape(ni, f, nj, f, nk, f).mean(axis=(1, 3, 5))
+    ni, nj, nk = (s // k for s, k in zip(array_ijk.shape, f))
+    a = array_ijk[: ni * f[0], : nj * f[1], : nk * f[2]].reshape(ni, f[0], nj, f[1], nk, f[2])
+    # Sum in float64 (exact for counts), then divide: the mean of a 0/1 array is a coverage fraction.
+    return (a.sum(axis=(1, 3, 5), dtype=np.float64) / float(f.prod())).astype(np.float32)
 
 
 def crop_box(mask_ijk: np.ndarray, margin: int = 0) -> tuple[slice, slice, slice] | None:
