@@ -140,6 +140,13 @@ def test_real_mri_case_gives_exactly_its_ground_truth(base, name, bases, tmp_pat
     if tpl.counterpart == "PD":
         # The worst error: a sign of RN on progressing tumour.
         assert not [f for f in findings if f["favours"] == "RN"], [f["description"] for f in findings]
+    # Each timepoint's lesion in the time course (on the SRS grid) has its segmentation's own volume: a thick-slice
+    # follow-up's drawing counted as drawn (change.mask_fraction), not pulled in to its last slices. 3 %: each face
+    # placed within 0.125 mm (1 mm SRS grid) or 0.34 mm (5.5 mm slices), see test_change.
+    drawn = {t["label"]: t.get("lesion_volume_mm3") for t in assessment.summary["timepoints"]}
+    for row in assessment.summary["time_course"]:
+        if drawn.get(row["timepoint"]):
+            assert row["volume_mm3"] == pytest.approx(drawn[row["timepoint"]], rel=0.03), (row, drawn)
     problems = truth_problems(assessment, truth["expected"])
     if (base, name) in BOUNDARIES_EXACT:
         assert not [p for p in problems if not p.startswith("change ")], problems

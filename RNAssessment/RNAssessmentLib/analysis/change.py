@@ -487,16 +487,20 @@ def resample_mask(mask: sitk.Image, reference: sitk.Image, transform: sitk.Trans
     return geo.image_from_array(out.astype(np.uint8), reference)
 
 
-#: Most sub-voxels per axis when a mask's coverage of a reference voxel is counted (:func:`mask_fraction`).
+#: Sub-voxel size (mm) when a mask's coverage of a reference voxel is counted (:func:`mask_fraction`): each face
+#: of the drawing is placed within half of it. At most MAX_SPLIT per axis and MAX_SUBVOXELS in all.
+SUBVOXEL_MM = 0.25
 MAX_SPLIT = 8
+MAX_SUBVOXELS = 40_000_000
 
 
 def mask_fraction(mask: sitk.Image, reference: sitk.Image, transform: sitk.Transform | None = None) -> np.ndarray:
     """The fraction of each ``reference`` voxel that the mask covers as drawn, each of its voxels a box (a slab on
     thick slices): an (i, j, k) float32 array on ``reference`` whose sum times the voxel volume is the drawn
     volume, whatever the two grids' slice thicknesses and orientations. Each reference voxel is split into
-    sub-voxels no larger than the mask's finest spacing (at most :data:`MAX_SPLIT` per axis) and the mask sampled
-    at their centres (nearest neighbour: a box). :func:`resample_mask`'s zero level cannot give volumes on thick
+    sub-voxels of :data:`SUBVOXEL_MM` (or half the mask's finest spacing; at most :data:`MAX_SPLIT` per axis) and
+    the mask sampled at their centres (nearest neighbour: a box), so each face of the drawing lands within half a
+    sub-voxel. Only the reference voxels the mask can reach are split. :func:`resample_mask`'s zero level cannot give volumes on thick
     slices: it pulls a drawing's caps in to its last slice. ``transform``: reference point → mask point."""
     m = sitk.Cast(mask > 0, sitk.sitkUInt8)
     out = np.zeros(reference.GetSize(), np.float32)
@@ -522,8 +526,10 @@ def mask_fraction(mask: sitk.Image, reference: sitk.Image, transform: sitk.Trans
     sub.SetSpacing(reference.GetSpacing())
     sub.SetDirection(reference.GetDirection())
     sub.SetOrigin(tuple(float(v) for v in geo.index_to_lps(reference, [start])[0]))
-    finest = min(m.GetSpacing())
-    factors = [int(min(max(np.ceil(s / finest - 1e-6), 1), MAX_SPLIT)) for s in reference.GetSpacing()]
+    step = min(SUBVOXEL_MM, 0.5 * min(m.GetSpacing()))
+    factors = [int(min(max(np.ceil(s / step - 1e-6), 1), MAX_SPLIT)) for s in reference.GetSpacing()]
+    while np.prod(stop - start) * np.prod(factors) > MAX_SUBVOXELS and max(factors) > 1:
+        factors = [max(f - 1, 1) for f in factors]
     fine = sitk.Resample(m, geo.refined_grid(sub, factors), transform, sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
     out[tuple(slice(a, b) for a, b in zip(start, stop))] = geo.block_mean(geo.array_view(fine), factors)
     return out
