@@ -303,9 +303,10 @@ def test_a_thick_slice_drawing_keeps_its_drawn_volume_on_the_srs_grid(radius, dz
     up to the drawn volume: exactly where the grids share their slices' planes (same thickness, untilted: each slab
     split into whole sub-slices), within 3 % otherwise. Each face of the drawing is placed within half a sub-voxel
     (0.125 mm on the 1 mm grid, 0.34 mm across the tilted slices) and faces on either side err in opposite
-    directions: ≤ 1.3 % measured on these nine spheres, 3 % leaves room for other offsets. The mask that :func:`change.resample_mask` gives reads
-    up to 78 % low on the same cases (checked: more than 10 % for the small spheres shifted off the slices), and a
-    change finding between the SRS drawing and this follow-up states the fraction volumes, not the mask's."""
+    directions: ≤ 1.3 % measured on these nine spheres, 3 % leaves room for other offsets. The mask that
+    :func:`change.resample_mask` gives reads up to 78 % low on the same cases (checked: more than 10 % for the small
+    spheres shifted off the slices), and a change finding between the SRS drawing and this follow-up states the
+    fraction volumes, not the mask's."""
     src = _grid((0.9, 0.9, 5.5), (80, 80, 14), (-36.0, -36.0, -38.5 + dz))
     drawn_img = _drawn_sphere(src, (0.3, 0.2, 0.0), radius)
     drawn = geo.array_view(drawn_img).sum() * geo.voxel_volume_mm3(src)

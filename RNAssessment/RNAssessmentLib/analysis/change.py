@@ -500,8 +500,9 @@ def mask_fraction(mask: sitk.Image, reference: sitk.Image, transform: sitk.Trans
     volume, whatever the two grids' slice thicknesses and orientations. Each reference voxel is split into
     sub-voxels of :data:`SUBVOXEL_MM` (or half the mask's finest spacing; at most :data:`MAX_SPLIT` per axis) and
     the mask sampled at their centres (nearest neighbour: a box), so each face of the drawing lands within half a
-    sub-voxel. Only the reference voxels the mask can reach are split. :func:`resample_mask`'s zero level cannot give volumes on thick
-    slices: it pulls a drawing's caps in to its last slice. ``transform``: reference point → mask point."""
+    sub-voxel. Only the reference voxels the mask can reach are split. :func:`resample_mask`'s zero level cannot
+    give volumes on thick slices: it pulls a drawing's caps in to its last slice. ``transform``: reference point →
+    mask point."""
     m = sitk.Cast(mask > 0, sitk.sitkUInt8)
     out = np.zeros(reference.GetSize(), np.float32)
     nz = np.argwhere(geo.array_view(m) > 0)
