@@ -377,8 +377,7 @@ def analyse_changes(masks: dict[str, np.ndarray], ref: sitk.Image, dose_on_ref: 
         grown = geo.array_view(sitk.GrayscaleDilate(geo.image_from_array(groups.astype(np.int32), ref),
                                                     [int(np.ceil(reach / s)) for s in ref.GetSpacing()]))
         owner = np.where(groups > 0, groups, grown)
-    coverage = {k: (fractions or {}).get(k) for k in labels}
-    coverage = {k: v if v is not None else masks[k].astype(np.float32) for k, v in coverage.items()}
+    coverage = {k: (fractions or {}).get(k, masks[k]) for k in labels}
     findings: list[Finding] = []
     maps: dict = {}
     intervals = list(zip(labels[:-1], labels[1:]))
@@ -509,29 +508,21 @@ def mask_fraction(mask: sitk.Image, reference: sitk.Image, transform: sitk.Trans
     if not len(nz):
         return out
     transform = transform or sitk.Transform()
-    # Only the reference voxels the mask can reach: its box's corners (half a voxel out) in the reference's indices.
-    lo, hi = nz.min(0) - 0.5, nz.max(0) + 0.5
-    corners = np.array([[(lo, hi)[b >> a & 1][a] for a in range(3)] for b in range(8)], float)
-    pts = geo.index_to_lps(m, corners)
+    # Only the reference voxels the mask can reach: its box's corners (half a voxel out) in the reference's frame.
+    corners = geo.index_to_lps(m, geo.box_corners(nz.min(0) - 0.5, nz.max(0) + 0.5))
     try:
         inverse = transform.GetInverse()
-        pts = np.array([inverse.TransformPoint(tuple(float(v) for v in p)) for p in pts])
-        idx = geo.lps_to_index(reference, pts)
-        start = np.maximum(np.floor(idx.min(0)).astype(int) - 1, 0)
-        stop = np.minimum(np.ceil(idx.max(0)).astype(int) + 2, reference.GetSize())
     except RuntimeError:                      # a transform without an inverse: the whole reference
-        start, stop = np.zeros(3, int), np.array(reference.GetSize())
-    if (stop <= start).any():
+        corners, inverse = geo.corners_lps(reference), sitk.Transform()
+    found = geo.grid_covering(reference, [inverse.TransformPoint(tuple(float(v) for v in p)) for p in corners])
+    if found is None:
         return out
-    sub = sitk.Image([int(v) for v in stop - start], sitk.sitkUInt8)
-    sub.SetSpacing(reference.GetSpacing())
-    sub.SetDirection(reference.GetDirection())
-    sub.SetOrigin(tuple(float(v) for v in geo.index_to_lps(reference, [start])[0]))
+    sub, start = found
     step = min(SUBVOXEL_MM, 0.5 * min(m.GetSpacing()))
     factors = [int(min(max(np.ceil(s / step - 1e-6), 1), MAX_SPLIT)) for s in reference.GetSpacing()]
-    while np.prod(stop - start) * np.prod(factors) > MAX_SUBVOXELS and max(factors) > 1:
+    while np.prod(sub.GetSize()) * np.prod(factors) > MAX_SUBVOXELS and max(factors) > 1:
         factors = [max(f - 1, 1) for f in factors]
     fine = sitk.Resample(m, geo.refined_grid(sub, factors), transform, sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
-    out[tuple(slice(a, b) for a, b in zip(start, stop))] = geo.block_mean(geo.array_view(fine), factors)
+    out[tuple(slice(a, a + n) for a, n in zip(start, sub.GetSize()))] = geo.block_mean(geo.array_view(fine), factors)
     return out
 

@@ -136,10 +136,7 @@ def image_from_array(array_ijk: np.ndarray, reference: sitk.Image | None = None,
 
 def corners_lps(image: sitk.Image) -> np.ndarray:
     """The 8 outer corners (voxel edges, not centres) of the image in LPS, shape (8, 3)."""
-    size = np.array(image.GetSize(), dtype=float)
-    lo, hi = -0.5 * np.ones(3), size - 0.5
-    idx = np.array([[x, y, z] for x in (lo[0], hi[0]) for y in (lo[1], hi[1]) for z in (lo[2], hi[2])])
-    return index_to_lps(image, idx)
+    return index_to_lps(image, box_corners(-0.5 * np.ones(3), np.array(image.GetSize(), dtype=float) - 0.5))
 
 
 def bounds_lps(image: sitk.Image) -> tuple[np.ndarray, np.ndarray]:
@@ -231,6 +228,32 @@ def block_mean(array_ijk: np.ndarray, factor) -> np.ndarray:
     a = array_ijk[: ni * f[0], : nj * f[1], : nk * f[2]].reshape(ni, f[0], nj, f[1], nk, f[2])
     # Sum in float64 (exact for counts), then divide: the mean of a 0/1 array is a coverage fraction.
     return (a.sum(axis=(1, 3, 5), dtype=np.float64) / float(f.prod())).astype(np.float32)
+
+
+def box_corners(lo, hi) -> np.ndarray:
+    """The eight corners (8, 3) of the axis-aligned box from ``lo`` to ``hi`` (any one frame)."""
+    lo, hi = np.asarray(lo, float), np.asarray(hi, float)
+    return np.array([[(lo, hi)[(n >> axis) & 1][axis] for axis in range(3)] for n in range(8)])
+
+
+def grid_covering(reference: sitk.Image, points_lps, margin_vox: int = 1, clip: bool = True):
+    """The index box of ``reference`` that covers the LPS points (+``margin_vox``), as (empty uint8 sub-grid with
+    the reference's spacing and directions, first index (i0, j0, k0)); None when ``clip`` leaves nothing (the
+    points lie outside the grid). With ``clip`` the box stays inside the reference; without, it follows the points
+    beyond it."""
+    idx = lps_to_index(reference, points_lps)
+    size = np.array(reference.GetSize())
+    i0 = np.floor(idx.min(0)).astype(int) - margin_vox
+    i1 = np.ceil(idx.max(0)).astype(int) + margin_vox
+    if clip:
+        i0, i1 = np.maximum(i0, 0), np.minimum(i1, size - 1)
+    if np.any(i1 < i0) or np.any(i0 > size - 1) or np.any(i1 < 0):
+        return None
+    sub = sitk.Image([int(v) for v in (i1 - i0 + 1)], sitk.sitkUInt8)
+    sub.SetSpacing(reference.GetSpacing())
+    sub.SetDirection(reference.GetDirection())
+    sub.SetOrigin(tuple(float(v) for v in index_to_lps(reference, [i0])[0]))
+    return sub, tuple(int(v) for v in i0)
 
 
 def crop_box(mask_ijk: np.ndarray, margin: int = 0) -> tuple[slice, slice, slice] | None:

@@ -496,21 +496,10 @@ def subgrid_around(structure: Structure, reference: sitk.Image, margin_vox: int 
     With ``clip`` the box stays inside the reference grid and a structure entirely outside it is a ValueError;
     without, the box follows the structure beyond the grid (so callers can measure how much lies outside).
     """
-    lo, hi = structure.bounds_lps()
-    corners = np.array([[x, y, z] for x in (lo[0], hi[0]) for y in (lo[1], hi[1]) for z in (lo[2], hi[2])])
-    idx = geo.lps_to_index(reference, corners)
-    size = np.array(reference.GetSize())
-    i0 = np.floor(idx.min(0)).astype(int) - margin_vox
-    i1 = np.ceil(idx.max(0)).astype(int) + margin_vox
-    if clip:
-        i0, i1 = np.maximum(i0, 0), np.minimum(i1, size - 1)
-    if np.any(i1 < i0) or np.any(i0 > size - 1) or np.any(i1 < 0):
+    found = geo.grid_covering(reference, geo.box_corners(*structure.bounds_lps()), margin_vox, clip)
+    if found is None:
         raise ValueError(f"structure '{structure.name}' lies outside the grid {geo.describe_grid(reference)}")
-    sub = sitk.Image([int(v) for v in (i1 - i0 + 1)], sitk.sitkUInt8)
-    sub.SetSpacing(reference.GetSpacing())
-    sub.SetDirection(reference.GetDirection())
-    sub.SetOrigin(tuple(geo.index_to_lps(reference, [i0])[0]))
-    return sub, tuple(int(v) for v in i0)
+    return found
 
 
 def fraction_on_grid(structure: Structure, reference: sitk.Image, oversample: int = 4) -> sitk.Image:
