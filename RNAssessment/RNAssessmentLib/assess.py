@@ -206,6 +206,8 @@ def _boundaries_and_change(case: Case, summary: dict, extra: dict, warnings: lis
     fractions: dict = {}
     foci: dict = {}
     enhancing: dict = {}
+    #: {boundary kind: (last timepoint, mask)}: foci found across a boundary so far (a grown focus stays across).
+    earlier_across: dict = {}
 
     def on_planning(box_mask: np.ndarray) -> np.ndarray:
         """A mask of the analysis box as a mask of the whole planning grid."""
@@ -263,8 +265,12 @@ def _boundaries_and_change(case: Case, summary: dict, extra: dict, warnings: lis
             extra["dose_stats"].append(st)
         say(f"[{case.id}] boundaries at {tp.label}")
         res = bndmod.analyse_followup(tp.label, t1_p, treated, context, brain=brain, dose=dose_planning,
-                                      lesion=lesion_p, levels_gy=levels, box=box)
+                                      lesion=lesion_p, levels_gy=levels, box=box, earlier_across=earlier_across)
         findings += res.findings
+        for f in res.findings:
+            if f.kind == "noncontiguous_across_boundary":
+                m = on_planning(res.finding_masks[f.segment])
+                earlier_across[f.boundary] = (tp.label, m | earlier_across.get(f.boundary, (None, m))[1])
         warnings += res.mask_warnings
         if res.left_out:
             extra.setdefault("left_out", {})[tp.label] = res.left_out

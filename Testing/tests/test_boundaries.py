@@ -427,3 +427,36 @@ def test_a_t2_not_on_the_t1_grid_is_refused_not_resampled_in_scanner_coordinates
     moved.SetOrigin((0.0, 0.0, 16.0))                                                  # the same voxels, 16 mm up
     with pytest.raises(ValueError, match="not on the post-contrast T1's grid"):
         anat_barriers.intensity_classes(moved, t1, brain)
+
+
+def test_a_grown_focus_stays_across_the_sulcus_that_separated_it_where_the_sulcus_is_seen():
+    """A sulcus seen as CSF over a 4 x 4 mm patch only (narrow or compressed elsewhere), a treated lesion on one
+    side. A small focus facing the patch is across it (45 % of its segments cross the patch); grown along its side
+    to a 16 mm face, 10 % of its segments do, as on the BraTS central sulcus case (45 %, then 12 %): the whole
+    focus is no longer across by the 30 % rule, but the part that was the earlier focus still is
+    (:func:`boundaries.separated_as_before`). Not carried: a focus that does not hold the earlier one, and a
+    sulcus with no CSF seen at all."""
+    box = _grid((60, 40, 40), (1.0, 1.0, 1.0))
+    ijk = np.indices((60, 40, 40)).transpose(1, 2, 3, 0).astype(float)
+
+    def ball(c, r):
+        return np.linalg.norm(ijk - np.asarray(c, float), axis=-1) <= r
+
+    treated = ball((20, 20, 20), 6.0) & (ijk[..., 0] <= 25)
+    csf = np.zeros(treated.shape, bool)
+    csf[28:30, 18:22, 18:22] = True                                   # the patch of sulcus seen between them
+    small = ball((35, 20, 20), 4.0) & (ijk[..., 0] >= 32)
+    grown = ball((36, 20, 20), 9.0) & (ijk[..., 0] >= 32)
+    bnd = {"csf": csf}
+    f_small, _ = B.segments_crossing(small, treated, bnd, box)
+    f_grown, _ = B.segments_crossing(grown, treated, bnd, box)
+    assert B.separating_boundary(f_small) == "csf" and B.separating_boundary(f_grown) is None, (f_small, f_grown)
+    got = B.separated_as_before(grown, treated, bnd, box, {"csf": ("t1", small)}, B.MIN_COMPONENT_MM3)
+    assert got is not None and got["kind"] == "csf" and got["timepoint"] == "t1"
+    assert got["segment_crossing_fraction"]["csf"] >= 0.3 and got["part_mm3"] == small.sum()
+    assert got["crossed"]["csf"] and all(csf[v] for v in got["crossed"]["csf"])
+    elsewhere = ball((36, 20, 20), 9.0) & (ijk[..., 0] >= 32) & (ijk[..., 1] >= 25)     # does not hold it
+    assert not (elsewhere & small).any()
+    assert B.separated_as_before(elsewhere, treated, bnd, box, {"csf": ("t1", small)}, B.MIN_COMPONENT_MM3) is None
+    assert B.separated_as_before(grown, treated, {"csf": np.zeros_like(csf)}, box, {"csf": ("t1", small)},
+                                 B.MIN_COMPONENT_MM3) is None

@@ -278,6 +278,33 @@ def test_a_remnant_one_thick_slice_over_regressed_only_as_far_as_its_in_plane_sh
     assert regressed[0]["max_depth_mm"] == pytest.approx(10.0 - remnant_mm, abs=0.9)   # in-plane, within a pixel
 
 
+def test_a_new_focus_is_its_whole_lesion_component_never_a_grown_portion():
+    """A ring focus appears 8 mm from a regressing lesion. The boundary analysis reports its enhancement (the ring);
+    the lesion extent at that timepoint also holds its necrotic core. The whole component is the new focus: no
+    portion of it grows, so the interval is a regression, not a mixed response (brats central_sulcus_rn). A focus
+    touching the earlier lesion is no new focus: its growth is the lesion's."""
+    ref = _grid((1.0, 1.0, 1.0), (70, 40, 40), (-35.0, -20.0, -20.0))
+    pts = geo.index_to_lps(ref, np.indices(ref.GetSize()).reshape(3, -1).T)
+
+    def ball(c, r, r_in=-1.0):
+        d = np.linalg.norm(pts - np.asarray(c, float), axis=1).reshape(ref.GetSize())
+        return (d <= r) & (d > r_in)
+
+    before = ball((-12, 0, 0), 7.0)
+    ring, extent = ball((8, 0, 0), 6.0, 3.5), ball((8, 0, 0), 6.0)
+    after = ball((-12, 0, 0), 4.0) | extent
+    new = C.new_foci(ring, before, ref, after)
+    assert (new == extent).all()
+    assert not (C.new_foci(ring, before, ref) & ~ring).any()          # the enhancement alone leaves the core out
+    findings, _ = C.analyse_changes({"t0": before, "t1": after}, ref, foci={"t1": ring})
+    assert [f.kind for f in findings] == ["regression"], [f.description for f in findings]
+    assert findings[0].evidence["new_foci_not_counted_mm3"] == extent.sum()
+    findings, _ = C.analyse_changes({"t0": before, "t1": after}, ref, foci={"t1": ring & ~extent})
+    assert "regression" not in [f.kind for f in findings]           # without the focus: the core grew
+    touching = ball((-12, 0, 0), 4.0) | ball((-3, 0, 0), 6.0)        # reaches the earlier lesion: not new
+    assert not C.new_foci(ball((-3, 0, 0), 6.0, 3.5), before, ref, touching).any()
+
+
 def _grid(spacing, size, origin, tilt=0.0):
     """An empty grid; ``tilt``: rotation about the first axis (radians), as an oblique clinical series."""
     im = sitk.Image(size, sitk.sitkUInt8)

@@ -43,9 +43,6 @@ CASES += [c for c in (("brats", "callosal_pd"),) if c not in CASES]
 #: is what the last full run found; they are run and reported (xfail with what differs), never skipped, and one
 #: that starts to pass passes (then it leaves this list).
 KNOWN_FAILURES = {
-    ("brats", "central_sulcus_rn"): "at t2 (lesion gone, focus grown) 12 % of the segments to the treated lesion "
-                                    "cross the automatic CSF: focus reported as non-contiguous, not across the "
-                                    "sulcus (found across at t1); change called mixed",
     ("brats", "sylvian_cavity_rn"): "the focus across the fissure is found at t1, not at t2: the automatic CSF "
                                     "misses the fissure between cavity and grown focus",
     ("tcga", "sylvian_cavity_rn"): "t1->t2: the focus's growth is not called (truth: indeterminate); the focus is "

@@ -139,8 +139,13 @@ def describe(f: "Finding", days: dict | None = None, side: str | None = None) ->
         lining = LINING.get(f.boundary or "", "boundary")
         enh = ("enhancement of the intervening " + lining if f.boundary_enhancing
                else "no enhancement of the intervening " + lining)
+        before = ev.get("separated_as_before")
+        seen = (f", measured on the part that was the focus at {_when(before['timepoint'], days)} "
+                f"({100 * before['segment_crossing_fraction'][f.boundary]:.0f} % of its segments to the lesion cross "
+                f"it, {100 * ev['segment_crossing_fraction'].get(f.boundary, 0.0):.0f} % of the whole focus's)"
+                if before else "")
         return (f"New {cc} enhancing focus at {_when(f.timepoint, days)}{where}, {f.gap_mm:.1f} mm from the treated "
-                f"lesion across the {b}; {path}; {enh}; {_dose_phrase(f.dose)}.")
+                f"lesion across the {b}{seen}; {path}; {enh}; {_dose_phrase(f.dose)}.")
     if f.kind == "noncontiguous_focus" and f.boundary:
         return (f"New {cc} enhancing focus at {_when(f.timepoint, days)}{where}, {f.gap_mm:.1f} mm from the treated "
                 f"lesion across the {b}, but the {LINING.get(f.boundary, b)} is not spared "
