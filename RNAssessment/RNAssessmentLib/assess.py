@@ -208,6 +208,8 @@ def _boundaries_and_change(case: Case, summary: dict, extra: dict, warnings: lis
     enhancing: dict = {}
     #: {boundary kind: (last timepoint, mask)}: foci found across a boundary so far (a grown focus stays across).
     earlier_across: dict = {}
+    #: The timepoints whose lesion mask is a drawing (the others: the extent of the automatic enhancement).
+    drawn: set = set()
 
     def on_planning(box_mask: np.ndarray) -> np.ndarray:
         """A mask of the analysis box as a mask of the whole planning grid."""
@@ -253,6 +255,7 @@ def _boundaries_and_change(case: Case, summary: dict, extra: dict, warnings: lis
                 fractions[tp.label] = changemod.mask_fraction(tp.lesion, planning, transform)
         if tp is case.planning:
             lesion_masks[tp.label] = geo.array_view(lesion_p if lesion_p is not None else treated) > 0
+            drawn.add(tp.label)
             enhancing[tp.label] = on_planning(bndmod.enhancing_in_box(planning, treated, brain, box))
             continue
         entry = next(e for e in summary["timepoints"] if e["label"] == tp.label)
@@ -280,6 +283,7 @@ def _boundaries_and_change(case: Case, summary: dict, extra: dict, warnings: lis
         enhancing[tp.label] = on_planning(box.crop(geo.array_view(t1_p)) >= res.model.threshold)
         if lesion_p is not None:
             lesion_masks[tp.label] = geo.array_view(lesion_p) > 0
+            drawn.add(tp.label)
         else:
             # Extent from the automatic enhancement, necrotic cores included (see enhancement.lesion_extent).
             lesion_masks[tp.label] = on_planning(lesion_extent(res.enhancement, box))
@@ -294,6 +298,10 @@ def _boundaries_and_change(case: Case, summary: dict, extra: dict, warnings: lis
     all_bnd = np.zeros(planning.GetSize(), bool)
     for m in bnd.values():
         all_bnd |= geo.array_view(m) > 0
+    # Like for like: drawn masks get the filling the automatic extents have (change.like_for_like).
+    lesion_masks, filled_fractions = changemod.like_for_like(
+        lesion_masks, drawn, lambda m: on_planning(lesion_extent(box.crop(m), box)))
+    fractions = {**filled_fractions, **fractions}
     ch, maps = changemod.analyse_changes(lesion_masks, planning, dose_p, vs_first=compare_with_srs,
                                          slice_mm=slice_mm, registration_mm=registration_mm, foci=foci,
                                          boundaries=all_bnd, enhancing=enhancing, fractions=fractions, **kw)

@@ -305,6 +305,31 @@ def test_a_new_focus_is_its_whole_lesion_component_never_a_grown_portion():
     assert not C.new_foci(ball((-3, 0, 0), 6.0, 3.5), before, ref, touching).any()
 
 
+def test_a_cavity_drawn_as_its_rim_does_not_grow_into_the_next_automatic_extent():
+    """A resection cavity drawn at SRS as its 2.5 mm enhancing rim (open towards the fissure on one side), the same
+    rim at the follow-up seen by the automatic enhancement, whose extent fills what it encloses: compared as they
+    are, the cavity "grew" (brats sylvian_cavity_rn: 1.06 cm³ at one margin). With the drawing given the same
+    filling (:func:`change.like_for_like`) nothing changed, and the SRS volume stays the drawing's."""
+    from RNAssessmentLib.analysis.enhancement import Box, lesion_extent
+    ref = _grid((1.0, 1.0, 1.0), (50, 50, 50), (-25.0, -25.0, -25.0))
+    pts = geo.index_to_lps(ref, np.indices(ref.GetSize()).reshape(3, -1).T)
+    d = np.linalg.norm(pts, axis=1).reshape(ref.GetSize())
+    rim = (d <= 10.0) & (d > 7.5) & (pts[:, 0].reshape(ref.GetSize()) <= 8.0)       # open at one side
+    box = Box(slices=tuple(slice(0, n) for n in ref.GetSize()), grid=ref)
+    follow = lesion_extent(rim, box)
+    assert (follow & ~rim).sum() > 1000                                               # the cavity, filled
+    masks = {"t0": rim, "t1": follow}
+    as_is, _ = C.analyse_changes(masks, ref)
+    assert [f.kind for f in as_is] in (["eccentric_growth"], ["concentric_growth"]), [f.description for f in as_is]
+    same, fractions = C.like_for_like(masks, {"t0"}, lambda m: lesion_extent(m, box))
+    assert (same["t1"] == follow).all() and (same["t0"] == follow).all() and set(fractions) == {"t0"}
+    findings, _ = C.analyse_changes(same, ref, fractions=fractions)
+    assert findings == [], [f.description for f in findings]
+    row = C.rano_table(same, ref, {"t0": 0, "t1": 90}, fractions)[0]
+    assert row["volume_mm3"] == pytest.approx(rim.sum())
+    assert C.like_for_like(masks, {"t0", "t1"}, lambda m: lesion_extent(m, box)) == (masks, {})   # all drawn
+
+
 def _grid(spacing, size, origin, tilt=0.0):
     """An empty grid; ``tilt``: rotation about the first axis (radians), as an oblique clinical series."""
     im = sitk.Image(size, sitk.sitkUInt8)

@@ -43,8 +43,9 @@ CASES += [c for c in (("brats", "callosal_pd"),) if c not in CASES]
 #: is what the last full run found; they are run and reported (xfail with what differs), never skipped, and one
 #: that starts to pass passes (then it leaves this list).
 KNOWN_FAILURES = {
-    ("brats", "sylvian_cavity_rn"): "the focus across the fissure is found at t1, not at t2: the automatic CSF "
-                                    "misses the fissure between cavity and grown focus",
+    ("brats", "sylvian_cavity_rn"): "at t2 the grown focus's enhancement, blurred, comes within one voxel of the "
+                                    "treated cavity rim (3.3 mm apart as implanted, the fissure between them): "
+                                    "contiguous extension, not across the fissure (found across at t1)",
     ("tcga", "sylvian_cavity_rn"): "t1->t2: the focus's growth is not called (truth: indeterminate); the focus is "
                                    "lobulated across a sulcus and the analysis does not join its lobes",
 }
@@ -52,6 +53,9 @@ KNOWN_FAILURES = {
 #: Known failures whose boundary findings are exact, only change calls differing: their boundary findings are
 #: asserted all the same (so a PD twin's false meningeal enhancement, say, cannot come back behind its xfail).
 BOUNDARIES_EXACT = {("tcga", "sylvian_cavity_rn")}
+#: Known failures with intervals whose change calls are exact all the same (asserted before the xfail): the BraTS
+#: cavity drawn as a rim at SRS and its extent (cavity included) at t1 see no change (analysed like for like).
+CHANGE_EXACT = {("brats", "sylvian_cavity_rn"): (("t0", "t1"), ("t1", "t2"))}
 
 
 @functools.lru_cache(maxsize=2)
@@ -107,6 +111,7 @@ def test_the_real_mri_demo_cases_are_rn_pd_pairs_with_no_known_failure():
     demo = [tuple(n.split("_", 1)) for n in R.DEMO_CASES]
     assert not set(demo) & set(KNOWN_FAILURES)
     assert BOUNDARIES_EXACT <= set(KNOWN_FAILURES)
+    assert set(CHANGE_EXACT) <= set(KNOWN_FAILURES)
     assert set(demo) <= set(ALL_CASES) and set(demo) <= set(CASES)
     names = {n for _, n in demo}
     assert {n.replace("_rn", "_pd") for n in names if n.endswith("_rn")} <= names     # each RN case has its PD twin
@@ -147,6 +152,8 @@ def test_real_mri_case_gives_exactly_its_ground_truth(base, name, bases, tmp_pat
     problems = truth_problems(assessment, truth["expected"])
     if (base, name) in BOUNDARIES_EXACT:
         assert not [p for p in problems if not p.startswith("change ")], problems
+    for interval in CHANGE_EXACT.get((base, name), ()):
+        assert not [p for p in problems if p.startswith(f"change {interval}")], problems
     if problems and (base, name) in KNOWN_FAILURES:
         pytest.xfail(f"{KNOWN_FAILURES[(base, name)]} (found: {problems})")
     assert not problems, problems

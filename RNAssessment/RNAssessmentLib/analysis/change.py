@@ -331,6 +331,25 @@ def new_foci(foci_after: np.ndarray | None, before: np.ndarray, ref: sitk.Image,
     return np.isin(comps, np.setdiff1d(holding, touching))
 
 
+def like_for_like(masks: dict[str, np.ndarray], drawn: set, extent) -> tuple[dict, dict]:
+    """Masks to compare like for like: where some timepoints have a drawing and others only the extent of the
+    automatic enhancement (closed, with what it encloses: a necrotic core, a resection cavity), each drawing gets
+    ``extent`` (the same operator, a callable on a mask) added, else a cavity drawn as its rim would "grow" into
+    the next extent (brats sylvian_cavity_rn: 1.06 cm³ of growth at one margin with no change implanted).
+    Returns (masks, {label: the drawing as voxel fractions}) for the drawings that changed: their volumes stay as
+    drawn (``fractions`` of :func:`analyse_changes`). All drawn or none: unchanged."""
+    if not drawn or len(drawn) == len(masks):
+        return masks, {}
+    out, fractions = dict(masks), {}
+    for label in sorted(drawn):
+        m = masks[label]
+        filled = extent(m) | m
+        if (filled & ~m).any():
+            fractions[label] = m.astype(np.float32)
+            out[label] = filled
+    return out, fractions
+
+
 def analyse_changes(masks: dict[str, np.ndarray], ref: sitk.Image, dose_on_ref: np.ndarray | None = None,
                     min_portion_mm3: float = MIN_PORTION_MM3, group_mm: float = GROUP_MM, vs_first: bool = True, *,
                     slice_mm: dict | None = None, registration_mm: dict | None = None, foci: dict | None = None,

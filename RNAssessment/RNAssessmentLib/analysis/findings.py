@@ -171,6 +171,9 @@ def describe(f: "Finding", days: dict | None = None, side: str | None = None) ->
     span = f"between {_when(f.from_, days)} and {_when(f.to, days)}"
     pct = ev.get("total_change_pct")
     total = f"total volume {pct:+.0f} %" if pct is not None else "total volume new"
+    if ev.get("new_foci_not_counted_mm3"):
+        # The total holds the new foci too (a regression can read +108 % when a focus appeared meanwhile).
+        total += f", new foci included ({ev['new_foci_not_counted_mm3'] / 1000:.2f} cm³, not counted as growth)"
     portions = f.portions or []
 
     def biggest(kind):
