@@ -16,7 +16,7 @@ from . import palette
 from .analysis import boundaries as bndmod
 from .analysis import change as changemod
 from .analysis import dose as dosemod
-from .analysis.enhancement import lesion_extent
+from .analysis.enhancement import lesion_extent, lesion_extent_apart
 from .analysis.findings import Assessment, describe, finding_segments, in_display_order
 from .analysis.registration import register_followup, register_sequence, stable_region
 from .anatomy import atlas
@@ -285,8 +285,8 @@ def _boundaries_and_change(case: Case, summary: dict, extra: dict, warnings: lis
             lesion_masks[tp.label] = geo.array_view(lesion_p) > 0
             drawn.add(tp.label)
         else:
-            # Extent from the automatic enhancement, necrotic cores included (see enhancement.lesion_extent).
-            lesion_masks[tp.label] = on_planning(lesion_extent(res.enhancement, box))
+            # Extent from the automatic enhancement, necrotic cores included, the non-contiguous foci apart.
+            lesion_masks[tp.label] = on_planning(lesion_extent_apart(res.enhancement, res.foci, box))
     if registrations:
         for label, tf in transforms_used.items():
             # The transform itself, so that outputs can be put back on each follow-up's own grid (DICOM SEG).

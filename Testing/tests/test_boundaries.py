@@ -161,6 +161,24 @@ def test_contiguity_tolerates_one_voxel_only():
     assert groups[1] == 0 and groups[2] != 0
 
 
+@pytest.mark.parametrize("step,joined", [((2, 0, 0), True), ((2, 1, 1), True), ((2, 2, 0), True),
+                                         ((2, 2, 1), False), ((2, 2, 2), False), ((3, 0, 0), False)])
+def test_one_voxel_between_is_contiguous_along_an_axis_or_a_face_diagonal_not_across_a_corner(step, joined):
+    """A single enhancing voxel at ``step`` (index offsets) from the treated lesion's voxel: one voxel between them
+    along an axis or a face diagonal joins them (within 2 * sqrt(2) voxels); the corners of the 5 x 5 x 5 cube
+    (2 * sqrt(3) = 3.46 voxels, 2.5 mm of tissue between on a 1 mm grid) do not; two voxels between never do."""
+    treated = np.zeros((9, 9, 9), bool)
+    treated[2, 2, 2] = True
+    labels = np.zeros((9, 9, 9), np.int32)
+    labels[2 + step[0], 2 + step[1], 2 + step[2]] = 1
+    assert (B.contiguity_groups(labels, treated)[1] == 0) is joined
+    labels2 = np.zeros((9, 9, 9), np.int32)                # the same between two components, treated far away
+    labels2[2, 2, 2] = 1
+    labels2[2 + step[0], 2 + step[1], 2 + step[2]] = 2
+    groups = B.contiguity_groups(labels2, np.zeros_like(treated))
+    assert (groups[1] == groups[2]) is joined
+
+
 def test_flair_or_t2_removes_oedema_from_the_automatic_csf(rendered):
     """Vasogenic oedema is dark on post-contrast T1 like CSF; on FLAIR it is bright (CSF dark), on T2 both are
     bright. A T1-dark oedema blob is called CSF from the T1 alone, not once the FLAIR refines it; a T2 keeps
@@ -460,3 +478,4 @@ def test_a_grown_focus_stays_across_the_sulcus_that_separated_it_where_the_sulcu
     assert B.separated_as_before(elsewhere, treated, bnd, box, {"csf": ("t1", small)}, B.MIN_COMPONENT_MM3) is None
     assert B.separated_as_before(grown, treated, {"csf": np.zeros_like(csf)}, box, {"csf": ("t1", small)},
                                  B.MIN_COMPONENT_MM3) is None
+

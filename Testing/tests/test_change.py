@@ -282,7 +282,8 @@ def test_a_new_focus_is_its_whole_lesion_component_never_a_grown_portion():
     """A ring focus appears 8 mm from a regressing lesion. The boundary analysis reports its enhancement (the ring);
     the lesion extent at that timepoint also holds its necrotic core. The whole component is the new focus: no
     portion of it grows, so the interval is a regression, not a mixed response (brats central_sulcus_rn). A focus
-    touching the earlier lesion is no new focus: its growth is the lesion's."""
+    touching the earlier lesion is no new focus: its growth is the lesion's; one joined to it only by the later
+    drawing keeps its own enhancement out."""
     ref = _grid((1.0, 1.0, 1.0), (70, 40, 40), (-35.0, -20.0, -20.0))
     pts = geo.index_to_lps(ref, np.indices(ref.GetSize()).reshape(3, -1).T)
 
@@ -303,6 +304,10 @@ def test_a_new_focus_is_its_whole_lesion_component_never_a_grown_portion():
     assert "regression" not in [f.kind for f in findings]           # without the focus: the core grew
     touching = ball((-12, 0, 0), 4.0) | ball((-3, 0, 0), 6.0)        # reaches the earlier lesion: not new
     assert not C.new_foci(ball((-3, 0, 0), 6.0, 3.5), before, ref, touching).any()
+    # A drawing that joins the focus to the lesion: the focus's own enhancement stays out, as before.
+    x = pts[:, 0].reshape(ref.GetSize())
+    bridge = (np.abs(pts[:, 1]) + np.abs(pts[:, 2]) <= 1.0).reshape(ref.GetSize()) & (x > -12) & (x < 8)
+    assert (C.new_foci(ring, before, ref, after | bridge) == ring).all()
 
 
 def test_a_cavity_drawn_as_its_rim_does_not_grow_into_the_next_automatic_extent():
@@ -328,6 +333,26 @@ def test_a_cavity_drawn_as_its_rim_does_not_grow_into_the_next_automatic_extent(
     row = C.rano_table(same, ref, {"t0": 0, "t1": 90}, fractions)[0]
     assert row["volume_mm3"] == pytest.approx(rim.sum())
     assert C.like_for_like(masks, {"t0", "t1"}, lambda m: lesion_extent(m, box)) == (masks, {})   # all drawn
+
+
+def test_a_focus_across_a_narrow_gap_keeps_its_own_automatic_extent():
+    """A ring lesion and a focus 3 mm from it (a fissure between): the extent's 2 mm closing joins them into one
+    component, so the focus's growth since SRS would be the lesion's. Closed apart
+    (:func:`enhancement.lesion_extent_apart`), the focus stays its own component, the ring keeps its core."""
+    from RNAssessmentLib.analysis.enhancement import Box, components, lesion_extent, lesion_extent_apart
+    ref = _grid((1.0, 1.0, 1.0), (60, 40, 40), (-30.0, -20.0, -20.0))
+    pts = geo.index_to_lps(ref, np.indices(ref.GetSize()).reshape(3, -1).T)
+    box = Box(slices=tuple(slice(0, n) for n in ref.GetSize()), grid=ref)
+
+    def ball(c, r, r_in=-1.0):
+        d = np.linalg.norm(pts - np.asarray(c, float), axis=1).reshape(ref.GetSize())
+        return (d <= r) & (d > r_in)
+    ring, focus = ball((-8, 0, 0), 7.0, 5.0), ball((6, 0, 0), 4.0)          # 3 mm apart
+    enh = ring | focus
+    assert components(lesion_extent(enh, box), box).max() == 1
+    apart = lesion_extent_apart(enh, focus, box)
+    comps = components(apart, box)
+    assert comps.max() == 2 and (apart >= ball((-8, 0, 0), 7.0)).all() and apart[focus].all()
 
 
 def _grid(spacing, size, origin, tilt=0.0):

@@ -319,16 +319,19 @@ def new_foci(foci_after: np.ndarray | None, before: np.ndarray, ref: sitk.Image,
     A focus is its whole lesion component: the extent fills a ring focus's necrotic core and keeps the blurred
     edge the enhancement threshold cut off (brats central_sulcus_rn: 165 of the focus's 272 voxels were
     enhancement, the other 107 were called a portion that grew, and with the lesion's regression a mixed
-    response)."""
+    response). A focus whose lesion component touches the earlier lesion (a drawing that joins them) keeps
+    at least its own enhancement out, as the focus alone."""
     if foci_after is None or not foci_after.any():
         return None
-    comps = _components(foci_after | after if after is not None else foci_after, ref)
     # Touching = within one voxel (26-neighbourhood), the contiguity tolerance, whatever the slice thickness.
     near = (geo.array_view(sitk.BinaryDilate(geo.image_from_array(before.astype(np.uint8), ref), [1, 1, 1])) > 0) \
         if before.any() else np.zeros(before.shape, bool)
-    touching = np.unique(comps[near & (comps > 0)])
-    holding = np.unique(comps[foci_after & (comps > 0)])
-    return np.isin(comps, np.setdiff1d(holding, touching))
+
+    def untouched(mask):
+        comps = _components(mask, ref)
+        holding = np.unique(comps[foci_after & (comps > 0)])
+        return np.isin(comps, np.setdiff1d(holding, np.unique(comps[near & (comps > 0)])))
+    return untouched(foci_after) | (untouched(foci_after | after) if after is not None else False)
 
 
 def like_for_like(masks: dict[str, np.ndarray], drawn: set, extent) -> tuple[dict, dict]:

@@ -158,6 +158,14 @@ def lesion_extent(enh: np.ndarray, box: Box) -> np.ndarray:
     return ext
 
 
+def lesion_extent_apart(enh: np.ndarray, foci: np.ndarray, box: Box) -> np.ndarray:
+    """:func:`lesion_extent` of the non-contiguous foci apart from the rest of the enhancement, so that its 2 mm
+    closing does not join across a boundary what the boundary analysis found separate (brats sylvian_cavity_rn: a
+    focus 3.3 mm from the cavity rim, across the fissure, became one extent with it, and its growth since SRS a
+    growth of the lesion)."""
+    return lesion_extent(enh & ~foci, box) | lesion_extent(enh & foci, box)
+
+
 def centroid_ras(mask: np.ndarray, box: Box) -> list:
     idx = np.argwhere(mask).mean(0, keepdims=True)
     return geo.ras_from_lps(geo.index_to_lps(box.grid, idx))[0].tolist()
