@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 from RNAssessmentLib.analysis import change as C
+from RNAssessmentLib.analysis.findings import describe
 from RNAssessmentLib.analysis.registration import register_followup, stable_region
 from RNAssessmentLib.anatomy import brain as anat_brain
 from RNAssessmentLib.io import geometry as geo
@@ -353,6 +354,32 @@ def test_a_focus_across_a_narrow_gap_keeps_its_own_automatic_extent():
     apart = lesion_extent_apart(enh, focus, box)
     comps = components(apart, box)
     assert comps.max() == 2 and (apart >= ball((-8, 0, 0), 7.0)).all() and apart[focus].all()
+
+
+@pytest.mark.parametrize("slice_mm,gap_mm,indeterminate", [(5.5, 3.2, True), (5.5, 12.0, False), (1.0, 3.2, False)])
+def test_a_new_focus_within_the_resolution_of_the_earlier_lesion_makes_the_interval_indeterminate(
+        slice_mm, gap_mm, indeterminate):
+    """A focus unchanged from t1 to t2 and, at t2, a second one ``gap_mm`` from it. On 5.5 mm slices (uncertainty
+    5.5 + 0.5 mm) a second focus 3.2 mm away may be a new focus or a lobe of the first that grew (the clinical
+    Sylvian focus at t2): the interval is indeterminate at this resolution, never growth. 12 mm away, or 3.2 mm on
+    1 mm voxels, it is a new focus and the interval has no change."""
+    ref = _grid((1.0, 1.0, slice_mm), (60, 40, int(round(60 / slice_mm))), (-30.0, -20.0, -30.0))
+    pts = geo.index_to_lps(ref, np.indices(ref.GetSize()).reshape(3, -1).T)
+
+    def ball(c, r):
+        return (np.linalg.norm(pts - np.asarray(c, float), axis=1) <= r).reshape(ref.GetSize())
+    first = ball((-8, 0, 0), 6.0)
+    second = ball((-2 + gap_mm + 4.0, 0, 0), 4.0) & ~first
+    assert not (second & first).any()
+    findings, _ = C.analyse_changes({"t1": first, "t2": first | second}, ref,
+                                    slice_mm={"t1": slice_mm, "t2": slice_mm}, registration_mm={"t1": 0.0, "t2": 0.5},
+                                    foci={"t2": second})
+    kinds = [f.kind for f in findings]
+    assert kinds == (["change_indeterminate"] if indeterminate else []), [describe(f) for f in findings]
+    if indeterminate:
+        near = findings[0].evidence["foci_within_resolution"]
+        assert len(near) == 1 and near[0]["gap_mm"] <= near[0]["uncertainty_mm"] == pytest.approx(6.0)
+        assert "cannot be told from a lobe that grew" in describe(findings[0])
 
 
 def _grid(spacing, size, origin, tilt=0.0):

@@ -42,17 +42,14 @@ CASES += [c for c in (("brats", "callosal_pd"),) if c not in CASES]
 #: Cases that do not yet give exactly their ground truth (issue 10 stays open until this is empty). Each reason
 #: is what the last full run found; they are run and reported (xfail with what differs), never skipped, and one
 #: that starts to pass passes (then it leaves this list).
-KNOWN_FAILURES = {
-    ("tcga", "sylvian_cavity_rn"): "t1->t2: the focus's growth is not called (truth: indeterminate); the focus is "
-                                   "lobulated across a sulcus and the analysis does not join its lobes",
-}
+KNOWN_FAILURES: dict = {}
 
 #: Known failures whose boundary findings are exact, only change calls differing: their boundary findings are
 #: asserted all the same (so a PD twin's false meningeal enhancement, say, cannot come back behind its xfail).
-BOUNDARIES_EXACT = {("tcga", "sylvian_cavity_rn")}
+BOUNDARIES_EXACT: set = set()
 #: Known failures with intervals whose change calls are exact all the same (asserted before the xfail): only the
 #: interval named in the reason may differ.
-CHANGE_EXACT = {("tcga", "sylvian_cavity_rn"): (("t0", "t1"), ("t0", "t2"))}
+CHANGE_EXACT: dict = {}
 
 
 @functools.lru_cache(maxsize=2)

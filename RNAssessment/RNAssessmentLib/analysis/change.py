@@ -21,7 +21,8 @@ registration. Method:
   as a mixed response;
 * a new non-contiguous focus (enhancement at the later timepoint that the boundary analysis reported as
   non-contiguous and that does not overlap the earlier lesion) is that focus, not a grown portion of the lesion, in
-  every interval; a focus that already existed and grows is a grown portion;
+  every interval; a focus that already existed and grows is a grown portion; a new focus within the interval's
+  uncertainty u of the earlier lesion may be either: an interval with nothing else is ``change_indeterminate``;
 * one lesion = the timepoints' lesion voxels grouped when their surfaces lie within ``group_mm`` (10 mm) of each
   other (on thick slices a voxel reaches half a slice beyond its centre): foci across a barrier inside the dose
   region belong to the lesion they arose from;
@@ -334,6 +335,28 @@ def new_foci(foci_after: np.ndarray | None, before: np.ndarray, ref: sitk.Image,
     return untouched(foci_after) | (untouched(foci_after | after) if after is not None else False)
 
 
+def foci_within_resolution(new: np.ndarray | None, sdf_before: np.ndarray, ref: sitk.Image,
+                           uncertainty_mm: float) -> list[dict]:
+    """New foci (:func:`new_foci`) lying within the interval's uncertainty of the earlier lesion without touching
+    it: at this resolution a new focus cannot be told from a lobe of the lesion that grew (the clinical Sylvian
+    focus, lobulated at t2 on 5.5 mm slices: one lobe over the t1 focus, the other 3.2 mm from it, its true growth
+    2.5-3 mm). Each is still no grown portion; an interval with nothing else is ``change_indeterminate``.
+    ``sdf_before``: the earlier lesion's signed distance (mm). Returns [{volume_mm3, gap_mm, centroid_ras, mask}]."""
+    if new is None or not new.any():
+        return []
+    comps = _components(new, ref)
+    vox = geo.voxel_volume_mm3(ref)
+    out = []
+    for lab in range(1, int(comps.max()) + 1):
+        m = comps == lab
+        gap = float(sdf_before[m].min())
+        if gap <= uncertainty_mm and m.sum() * vox >= MIN_CORE_MM3:
+            idx = np.argwhere(m).mean(0, keepdims=True)
+            out.append({"volume_mm3": float(m.sum() * vox), "gap_mm": gap, "uncertainty_mm": uncertainty_mm,
+                        "centroid_ras": geo.ras_from_lps(geo.index_to_lps(ref, idx))[0].tolist(), "mask": m})
+    return out
+
+
 def like_for_like(masks: dict[str, np.ndarray], drawn: set, extent) -> tuple[dict, dict]:
     """Masks to compare like for like: where some timepoints have a drawing and others only the extent of the
     automatic enhancement (closed, with what it encloses: a necrotic core, a resection cavity), each drawing gets
@@ -424,6 +447,7 @@ def analyse_changes(masks: dict[str, np.ndarray], ref: sitk.Image, dose_on_ref: 
                                                        was_enhancing=(enhancing or {}).get(a),
                                                        displacement=displacement)
         maps[(a, b)] = label_map
+        near_foci = foci_within_resolution(excluded, displacement[1], ref, unc)
         resolution = {"slice_thickness_mm": {a: slice_mm[a], b: slice_mm[b]},
                       "registration_uncertainty_mm": {a: registration_mm[a], b: registration_mm[b]},
                       "uncertainty_mm": unc, "min_depth_mm": depth_min}
@@ -431,6 +455,7 @@ def analyse_changes(masks: dict[str, np.ndarray], ref: sitk.Image, dose_on_ref: 
             gm = groups == g
             mine = [p for p in portions if (p.mask & gm).any()]
             low = [p for p in below if (p.mask & gm).any()]
+            near = [f for f in near_foci if (f["mask"] & gm).any()]
             if not (masks[a] & gm).any() and not (masks[b] & gm).any():
                 continue                            # a lesion of other timepoints only (portions lie in a or b)
             mine_v = owner == g
@@ -450,8 +475,10 @@ def analyse_changes(masks: dict[str, np.ndarray], ref: sitk.Image, dose_on_ref: 
                 evidence["sub_resolution_portions"] = [
                     {"kind": p.kind, "volume_mm3": p.volume_mm3, "max_depth_mm": p.max_depth_mm,
                      "centroid_ras": p.centroid_ras} for p in low]
+            if near:
+                evidence["foci_within_resolution"] = [{k: v for k, v in f.items() if k != "mask"} for f in near]
             if not mine:
-                if low:
+                if low or near:
                     findings.append(Finding(kind="change_indeterminate", from_=a, to=b, centroid_ras=centroid,
                                             volume_mm3=vol_b, dose={}, evidence=evidence))
                 continue

@@ -191,6 +191,13 @@ def describe(f: "Finding", days: dict | None = None, side: str | None = None) ->
         deepest = max((p.get("max_depth_mm") or 0.0 for p in low), default=0.0)
         kinds = sorted({p.get("kind") for p in low})
         thick = max((res.get("slice_thickness_mm") or {}).values(), default=None)
+        near = ev.get("foci_within_resolution") or []
+        if thick and near and not low:
+            gap = min(x.get("gap_mm", 0.0) for x in near)
+            return (f"Change {span}{where} is indeterminate at this resolution: a new focus lies {gap:.1f} mm from "
+                    f"the earlier lesion, within the {res.get('uncertainty_mm', 0):.1f} mm that {thick:g} mm slices "
+                    f"and the registration leave uncertain, so a new focus cannot be told from a lobe that grew; "
+                    f"{total}.")
         return (f"Change {span}{where} is indeterminate at this resolution: {' and '.join(kinds) or 'changed'} "
                 f"portions reach {deepest:.1f} mm beyond the other surface, less than the "
                 f"{ev.get('min_depth_mm', 0):.1f} mm that {thick:g} mm slices and the registration can produce; "
