@@ -273,7 +273,9 @@ def _boundaries_and_change(case: Case, summary: dict, extra: dict, warnings: lis
         for f in res.findings:
             if f.kind == "noncontiguous_across_boundary":
                 m = on_planning(res.finding_masks[f.segment])
-                earlier_across[f.boundary] = (tp.label, m | earlier_across.get(f.boundary, (None, m))[1])
+                if f.boundary in earlier_across:
+                    m |= earlier_across[f.boundary][1]
+                earlier_across[f.boundary] = (tp.label, m)
         warnings += res.mask_warnings
         if res.left_out:
             extra.setdefault("left_out", {})[tp.label] = res.left_out

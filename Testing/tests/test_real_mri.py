@@ -47,9 +47,6 @@ KNOWN_FAILURES: dict = {}
 #: Known failures whose boundary findings are exact, only change calls differing: their boundary findings are
 #: asserted all the same (so a PD twin's false meningeal enhancement, say, cannot come back behind its xfail).
 BOUNDARIES_EXACT: set = set()
-#: Known failures with intervals whose change calls are exact all the same (asserted before the xfail): only the
-#: interval named in the reason may differ.
-CHANGE_EXACT: dict = {}
 
 
 @functools.lru_cache(maxsize=2)
@@ -105,7 +102,6 @@ def test_the_real_mri_demo_cases_are_rn_pd_pairs_with_no_known_failure():
     demo = [tuple(n.split("_", 1)) for n in R.DEMO_CASES]
     assert not set(demo) & set(KNOWN_FAILURES)
     assert BOUNDARIES_EXACT <= set(KNOWN_FAILURES)
-    assert set(CHANGE_EXACT) <= set(KNOWN_FAILURES)
     assert set(demo) <= set(ALL_CASES) and set(demo) <= set(CASES)
     names = {n for _, n in demo}
     assert {n.replace("_rn", "_pd") for n in names if n.endswith("_rn")} <= names     # each RN case has its PD twin
@@ -146,8 +142,6 @@ def test_real_mri_case_gives_exactly_its_ground_truth(base, name, bases, tmp_pat
     problems = truth_problems(assessment, truth["expected"])
     if (base, name) in BOUNDARIES_EXACT:
         assert not [p for p in problems if not p.startswith("change ")], problems
-    for interval in CHANGE_EXACT.get((base, name), ()):
-        assert not [p for p in problems if p.startswith(f"change {interval}")], problems
     if problems and (base, name) in KNOWN_FAILURES:
         pytest.xfail(f"{KNOWN_FAILURES[(base, name)]} (found: {problems})")
     assert not problems, problems

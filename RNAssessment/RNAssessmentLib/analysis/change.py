@@ -206,11 +206,10 @@ def interval_portions(before: np.ndarray, after: np.ndarray, ref: sitk.Image,
                 depth_map = _depth_beyond(before, ref, sdf_a) if kind == "grew" else \
                     _depth_beyond(after, ref, sdf_b)
             depth = depth_map[m]
-            idx = np.argwhere(m).mean(0, keepdims=True)
             p = Portion(kind=kind, volume_mm3=float(m.sum() * vox),
                         max_displacement_mm=float(sign * np.max(sign * disp[m])),
                         mean_displacement_mm=float(disp[m].mean()),
-                        centroid_ras=geo.ras_from_lps(geo.index_to_lps(ref, idx))[0].tolist(), mask=m,
+                        centroid_ras=geo.centroid_ras(m, ref), mask=m,
                         max_depth_mm=float(depth.max()))
             if (depth >= min_depth).sum() * vox < MIN_CORE_MM3:
                 below.append(p)
@@ -351,9 +350,8 @@ def foci_within_resolution(new: np.ndarray | None, sdf_before: np.ndarray, ref: 
         m = comps == lab
         gap = float(sdf_before[m].min())
         if gap <= uncertainty_mm and m.sum() * vox >= MIN_CORE_MM3:
-            idx = np.argwhere(m).mean(0, keepdims=True)
             out.append({"volume_mm3": float(m.sum() * vox), "gap_mm": gap, "uncertainty_mm": uncertainty_mm,
-                        "centroid_ras": geo.ras_from_lps(geo.index_to_lps(ref, idx))[0].tolist(), "mask": m})
+                        "centroid_ras": geo.centroid_ras(m, ref), "mask": m})
     return out
 
 
@@ -461,8 +459,7 @@ def analyse_changes(masks: dict[str, np.ndarray], ref: sitk.Image, dose_on_ref: 
             mine_v = owner == g
             vol_a, vol_b = (float(coverage[t][mine_v].sum(dtype=np.float64) * vox) if (masks[t] & gm).any() else 0.0
                             for t in (a, b))
-            idx = np.argwhere(gm & (masks[a] | masks[b])).mean(0, keepdims=True)
-            centroid = geo.ras_from_lps(geo.index_to_lps(ref, idx))[0].tolist()
+            centroid = geo.centroid_ras(gm & (masks[a] | masks[b]), ref)
             evidence = {"lesion_volume_before_mm3": vol_a, "lesion_volume_after_mm3": vol_b,
                         "total_change_pct": 100.0 * (vol_b - vol_a) / vol_a if vol_a > 0 else None,
                         "volumes_from": VOLUMES_FROM[bool(fractions)],

@@ -167,8 +167,7 @@ def lesion_extent_apart(enh: np.ndarray, foci: np.ndarray, box: Box) -> np.ndarr
 
 
 def centroid_ras(mask: np.ndarray, box: Box) -> list:
-    idx = np.argwhere(mask).mean(0, keepdims=True)
-    return geo.ras_from_lps(geo.index_to_lps(box.grid, idx))[0].tolist()
+    return geo.centroid_ras(mask, box.grid)
 
 
 def tubular(t1c_box: np.ndarray, candidates: np.ndarray, model: TissueModel, box: Box,

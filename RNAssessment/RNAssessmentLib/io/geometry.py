@@ -230,6 +230,11 @@ def block_mean(array_ijk: np.ndarray, factor) -> np.ndarray:
     return (a.sum(axis=(1, 3, 5), dtype=np.float64) / float(f.prod())).astype(np.float32)
 
 
+def centroid_ras(mask_ijk: np.ndarray, grid: sitk.Image) -> list:
+    """The centre of a mask's voxels (an (i, j, k) array on ``grid``) in RAS mm, as a list (findings' evidence)."""
+    return ras_from_lps(index_to_lps(grid, np.argwhere(mask_ijk).mean(0, keepdims=True)))[0].tolist()
+
+
 def box_corners(lo, hi) -> np.ndarray:
     """The eight corners (8, 3) of the axis-aligned box from ``lo`` to ``hi`` (any one frame)."""
     lo, hi = np.asarray(lo, float), np.asarray(hi, float)
