@@ -216,21 +216,20 @@ def _boundaries_and_change(case: Case, summary: dict, extra: dict, warnings: lis
         full = np.zeros(planning.GetSize(), bool)
         full[box.slices] = box_mask
         return full
-    slice_mm: dict = {}
-    registration_mm: dict = {}
+    #: Per timepoint, its acquisition's voxel in the planning frame and its registration uncertainty (change.py).
+    resolution: dict = {}
     days = {}
     findings = []
     registrations = {}
     transforms_used = {}
     for tp in case.timepoints:
         days[tp.label] = case.days_since_srs(tp)
-        slice_mm[tp.label] = float(max(tp.t1c.GetSpacing()))
-        registration_mm[tp.label] = 0.0
+        registration_mm = 0.0
         if tp is case.planning:
             transform = sitk.Transform()
         elif tp.transform is not None:
             transform = tp.transform
-            registration_mm[tp.label] = changemod.REGISTRATION_UNCERTAINTY_MM
+            registration_mm = changemod.REGISTRATION_UNCERTAINTY_MM
             registrations[tp.label] = {"method": "given transform (not registered here)",
                                        "source": os.path.basename(tp.source.get("transform", "")) or "scene"}
         elif case.registered:
@@ -241,10 +240,11 @@ def _boundaries_and_change(case: Case, summary: dict, extra: dict, warnings: lis
             reg = register_followup(planning, tp.t1c, stable, planning_brain=planning_fg,
                                     followup_brain=atlas.foreground_mask(tp.t1c), what=f"timepoint '{tp.label}'")
             transform = reg.transform
-            registration_mm[tp.label] = changemod.REGISTRATION_UNCERTAINTY_MM
+            registration_mm = changemod.REGISTRATION_UNCERTAINTY_MM
             registrations[tp.label] = reg.to_dict()
         if tp.label in registrations:
             transforms_used[tp.label] = transform
+        resolution[tp.label] = changemod.Resolution.of(tp.t1c, transform, registration_mm)
         t1_p = sitk.Resample(tp.t1c, planning, transform, sitk.sitkLinear, 0.0, sitk.sitkFloat32)
         extra.setdefault("t1_planning", {})[tp.label] = t1_p
         lesion_p = None
@@ -305,7 +305,7 @@ def _boundaries_and_change(case: Case, summary: dict, extra: dict, warnings: lis
         lesion_masks, drawn, lambda m: on_planning(lesion_extent(box.crop(m), box)))
     fractions = {**filled_fractions, **fractions}
     ch, maps = changemod.analyse_changes(lesion_masks, planning, dose_p, vs_first=compare_with_srs,
-                                         slice_mm=slice_mm, registration_mm=registration_mm, foci=foci,
+                                         resolution=resolution, foci=foci,
                                          boundaries=all_bnd, enhancing=enhancing, fractions=fractions, **kw)
     findings += ch
     extra["change_maps"] = maps

@@ -175,47 +175,77 @@ def describe(f: "Finding", days: dict | None = None, side: str | None = None) ->
         # The total holds the new foci too (a regression can read +108 % when a focus appeared meanwhile).
         total += f", new foci included ({ev['new_foci_not_counted_mm3'] / 1000:.2f} cm³, not counted as growth)"
     portions = f.portions or []
-
-    def biggest(kind):
-        ps = [p for p in portions if p.get("kind") == kind]
-        return max((p.get("max_displacement_mm") or 0.0 for p in ps), default=0.0)
     if f.kind == "mixed_response":
-        n_g = sum(p.get("kind") == "grew" for p in portions)
-        n_r = sum(p.get("kind") == "regressed" for p in portions)
-        return (f"Mixed response {span}{where}: {n_g} portion(s) grew ({f.grew_mm3 / 1000:.2f} cm³, surface moved "
-                f"out up to {biggest('grew'):.1f} mm) while {n_r} regressed ({f.regressed_mm3 / 1000:.2f} cm³, moved "
-                f"in up to {abs(biggest('regressed')):.1f} mm); {total}.")
+        return (f"Mixed response {span}{where}: {_portions_phrase(portions, 'grew', f.grew_mm3)} while "
+                f"{_portions_phrase(portions, 'regressed', f.regressed_mm3)}; {total}.")
     if f.kind == "change_indeterminate":
-        res = ev.get("resolution") or {}
         low = ev.get("sub_resolution_portions") or []
-        deepest = max((p.get("max_depth_mm") or 0.0 for p in low), default=0.0)
-        kinds = sorted({p.get("kind") for p in low})
-        thick = max((res.get("slice_thickness_mm") or {}).values(), default=None)
         near = ev.get("foci_within_resolution") or []
-        if thick and near and not low:
-            gap = min(x.get("gap_mm", 0.0) for x in near)
-            return (f"Change {span}{where} is indeterminate at this resolution: a new focus lies {gap:.1f} mm from "
-                    f"the earlier lesion, within the {res.get('uncertainty_mm', 0):.1f} mm that {thick:g} mm slices "
-                    f"and the registration leave uncertain, so a new focus cannot be told from a lobe that grew; "
-                    f"{total}.")
-        return (f"Change {span}{where} is indeterminate at this resolution: {' and '.join(kinds) or 'changed'} "
-                f"portions reach {deepest:.1f} mm beyond the other surface, less than the "
-                f"{ev.get('min_depth_mm', 0):.1f} mm that {thick:g} mm slices and the registration can produce; "
-                f"{total}." if thick else f"Change {span}{where} is indeterminate at this resolution; {total}.")
+        why = [_below_phrase([p for p in low if p.get("kind") == k], k, ev.get("min_core_mm3", 20.0))
+               for k in ("grew", "regressed")]
+        why = [w for w in why if w]
+        if near:
+            x = min(near, key=lambda n: n.get("gap_mm", 0.0))
+            why.append(f"a new focus lies {x.get('gap_mm', 0.0):.1f} mm from the earlier lesion "
+                       f"({x.get('direction') or 'no single direction'}), within the "
+                       f"{x.get('uncertainty_mm', 0.0):.1f} mm that the voxels along that gap and the registration "
+                       f"leave uncertain, so it cannot be told from a lobe that grew")
+        reason = "; ".join(why) or "no portion reaches beyond what the resolution allows"
+        return f"Change {span}{where} is indeterminate at this resolution: {reason}; {total}."
     moved = ev.get("surface_moved_out_fraction")
     moved = f"{100 * moved:.0f} %" if moved is not None else "none"
     if f.kind == "concentric_growth":
-        return (f"Growth as a whole {span}{where}: {f.grew_mm3 / 1000:.2f} cm³ added, the surface moved out over "
-                f"{moved} of the earlier lesion (up to {biggest('grew'):.1f} mm), with no portion regressing by "
-                f"more than {ev.get('min_portion_mm3', 0):.0f} mm³; {total}.")
+        return (f"Growth as a whole {span}{where}: {_portions_phrase(portions, 'grew', f.grew_mm3)}, the surface "
+                f"moved out over {moved} of the earlier lesion's measurable surface, with no portion regressing "
+                f"beyond the resolution; {total}.")
     if f.kind == "eccentric_growth":
-        return (f"Growth at part of the margin {span}{where}: {f.grew_mm3 / 1000:.2f} cm³ added (up to "
-                f"{biggest('grew'):.1f} mm), the surface moved out over {moved} of the earlier lesion (growth as a "
+        return (f"Growth at part of the margin {span}{where}: {_portions_phrase(portions, 'grew', f.grew_mm3)}, "
+                f"the surface moved out over {moved} of the earlier lesion's measurable surface (growth as a "
                 f"whole: {100 * ev.get('concentric_surface_fraction', 0):.0f} % or more), with no portion regressing "
-                f"by more than {ev.get('min_portion_mm3', 0):.0f} mm³; growth at one margin is seen both in "
-                f"recurrence and in RN, so it is not weighed either way; {total}.")
-    return (f"Regression {span}{where}: {f.regressed_mm3 / 1000:.2f} cm³ lost with no portion growing by more "
-            f"than {ev.get('min_portion_mm3', 0):.0f} mm³; {total}.")
+                f"beyond the resolution; growth at one margin is seen both in recurrence and in RN, so it is not "
+                f"weighed either way; {total}.")
+    return (f"Regression {span}{where}: {_portions_phrase(portions, 'regressed', f.regressed_mm3)}, with no "
+            f"portion growing beyond the resolution; {total}.")
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def _decisive(portions: list) -> dict:
+    """The portion that reaches farthest beyond the depth its direction requires (the one a reader checks)."""
+    return max(portions, key=lambda p: (p.get("depth_mm") or 0.0) - (p.get("required_depth_mm") or 0.0))
+
+
+def _portions_phrase(portions: list, kind: str, volume_mm3: float | None) -> str:
+    """'2 portions grew (1.20 cm³; up to 5.0 mm beyond the earlier surface in the slice plane, where 2.5 mm is
+    needed)': the numbers the decision used, at the portion that reaches farthest beyond what is needed."""
+    mine = [p for p in portions if p.get("kind") == kind]
+    verb, surface = ("grew", "earlier") if kind == "grew" else ("regressed", "later")
+    if not mine:
+        return f"no portion {verb}"
+    p = _decisive(mine)
+    return (f"{_plural(len(mine), 'portion')} {verb} ({(volume_mm3 or 0.0) / 1000:.2f} cm³; up to "
+            f"{p.get('depth_mm') or 0.0:.1f} mm beyond the {surface} surface "
+            f"({p.get('direction') or 'no single direction'}), where {p.get('required_depth_mm') or 0.0:.1f} mm is "
+            f"needed)")
+
+
+def _below_phrase(low: list, kind: str, min_core_mm3: float) -> str:
+    """Why portions of one kind did not count: how far they reach against the depth needed along their direction,
+    or how little of them lies beyond it (at least ``min_core_mm3`` must)."""
+    if not low:
+        return ""
+    p = _decisive(low)
+    noun = "grown" if kind == "grew" else "regressed"
+    surface = "earlier" if kind == "grew" else "later"
+    where = p.get("direction") or "no single direction"
+    if (p.get("depth_mm") or 0.0) >= (p.get("required_depth_mm") or 0.0):
+        return (f"{noun} portions reach beyond the {p.get('required_depth_mm', 0.0):.1f} mm needed ({where}) over "
+                f"only {p.get('beyond_resolution_mm3', 0.0):.0f} mm³ (at least {min_core_mm3:.0f} mm³ must)")
+    return (f"{noun} portions reach at most {p.get('depth_mm', 0.0):.1f} mm beyond the {surface} surface ({where}), "
+            f"less than the {p.get('required_depth_mm', 0.0):.1f} mm that the voxels along that direction and the "
+            f"registration can produce")
 
 
 def _clean(v):

@@ -189,6 +189,25 @@ def thin_axes(image: sitk.Image) -> list[bool]:
     return [s <= THIN_SLICE_MM for s in image.GetSpacing()]
 
 
+def axes_lps(image: sitk.Image, transform: sitk.Transform | None = None) -> np.ndarray:
+    """The image's grid axes (i, j, k) as LPS unit vectors (rows). With ``transform`` (a linear map from another
+    frame's points to this image's points, as ITK resampling uses), the axes as seen in that other frame."""
+    axes = np.array(image.GetDirection(), dtype=float).reshape(3, 3).T
+    if transform is not None:
+        a = linear_matrix(transform)[:3, :3]
+        axes = np.linalg.solve(a, axes.T).T
+        axes /= np.linalg.norm(axes, axis=1, keepdims=True)
+    return axes
+
+
+def voxel_extent_along_mm(spacing_mm, axes, directions) -> np.ndarray:
+    """How far one voxel reaches along each unit direction (…, 3): its box (``spacing_mm`` along the rows of
+    ``axes``) projected onto the direction, Σ_i s_i |n · a_i|. The in-plane pixel within the slice plane, the slice
+    thickness along the slice normal, their projection in between; the same frame for axes and directions."""
+    n = np.asarray(directions, dtype=float)
+    return np.abs(n @ np.asarray(axes, dtype=float).T) @ np.asarray(spacing_mm, dtype=float)
+
+
 def voxel_volume_mm3(image: sitk.Image) -> float:
     """Volume of one voxel in mm³ (|det| of the scaled direction matrix)."""
     return float(abs(np.linalg.det(ijk_to_lps(image)[:3, :3])))
