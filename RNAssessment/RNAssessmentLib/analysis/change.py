@@ -336,10 +336,12 @@ def interval_portions(before: np.ndarray, after: np.ndarray, ref: sitk.Image,
     sub-resolution candidates (reaching ``MIN_DEPTH_MM`` but not, over ``MIN_CORE_MM3``, the depth the
     ``interval``'s resolution requires along each voxel's direction: :class:`IntervalResolution`; default: the
     grid of ``ref`` at both timepoints, no registration). ``not_grown``: voxels that are no grown portion whatever
-    they look like (new non-contiguous foci); ``boundaries``: CSF spaces, folds and ventricles — a portion lying
-    mostly in them is meningeal or ependymal enhancement coming and going (reported as boundary enhancement), not
-    lesion. ``still_enhancing``: voxels above the enhancement threshold on the later image; a portion regressed
-    only where its enhancement is gone (not where the later segmentation merely left enhancing voxels out, as a
+    they look like (new non-contiguous foci); ``boundaries``: CSF spaces, folds and ventricles — their voxels are
+    meningeal or ependymal enhancement coming and going (reported as boundary enhancement), never a portion of the
+    lesion (a portion that grew into the lesion and along the enhancing pia at once had been dropped whole when
+    most of it lay in the sulcus: the phantom central_sulcus_pd grew 2.9 cm³ as a whole from t1 to t2, unseen).
+    ``still_enhancing``: voxels above the enhancement threshold on the later image; a portion regressed only where
+    its enhancement is gone (not where the later segmentation merely left enhancing voxels out, as a
     vessel or dura at the brain surface, or drew its edge tighter). A regressed portion enclosed by the later
     lesion (:func:`enclosed_fraction`) is its core, not regression. ``was_enhancing``: the same on the earlier
     image; a regressed portion must have lost enhancement over at least ``MIN_CORE_MM3`` (enhancing before, not
@@ -347,10 +349,10 @@ def interval_portions(before: np.ndarray, after: np.ndarray, ref: sitk.Image,
     later image's thick slices blurred the rim below the threshold, lost no enhancement. ``displacement``:
     :func:`displacement_mm` of the same masks when already computed.
 
-    Depth: a grown voxel's distance (mm, between voxel centres) beyond the earlier surface, a regressed voxel's
-    beyond the later one; its direction is that surface's normal there (:func:`required_depth_at`). Growth of 5 mm
-    in the slice plane of 6.5 mm slices counts (the in-plane pixel and the registration allow about 1.5 mm, the
-    2.5 mm wobble floor applies), 5 mm through the slices does not (7 mm required)."""
+    Depth: a grown voxel's distance (mm) beyond the earlier surface along that surface's normal, a regressed
+    voxel's beyond the later one (:func:`depth_beyond`). Growth of 5 mm in the slice plane of 6.5 mm slices counts
+    (the in-plane pixel and the registration allow about 1.6 mm, so the 2.5 mm wobble floor applies), 5 mm through
+    the slices does not (7.2 mm required)."""
     disp, sdf_a, sdf_b = displacement if displacement is not None else displacement_mm(before, after, ref)
     interval = interval or IntervalResolution(Resolution.of(ref), Resolution.of(ref))
     vox = geo.voxel_volume_mm3(ref)
@@ -364,6 +366,8 @@ def interval_portions(before: np.ndarray, after: np.ndarray, ref: sitk.Image,
             cand &= ~not_grown
         if kind == "regressed" and still_enhancing is not None:
             cand &= ~still_enhancing
+        if boundaries is not None:
+            cand &= ~boundaries         # meninges / ependyma coming and going: boundary enhancement, not lesion
         enclosure = enclosed_fraction(after, ref, cand) if kind == "regressed" else None
         if not cand.any():
             continue
@@ -374,8 +378,6 @@ def interval_portions(before: np.ndarray, after: np.ndarray, ref: sitk.Image,
             if lab == 0:
                 continue
             m = comps == lab
-            if boundaries is not None and boundaries[m].mean() >= 0.5:
-                continue
             if enclosure is not None and enclosure[m].mean() >= ENCLOSED_FRACTION:
                 continue                # inside the later lesion: the core of a grown ring, not regression
             if kind == "regressed" and was_enhancing is not None and \

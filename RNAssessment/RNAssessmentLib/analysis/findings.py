@@ -191,7 +191,7 @@ def describe(f: "Finding", days: dict | None = None, side: str | None = None) ->
                        f"{x.get('uncertainty_mm', 0.0):.1f} mm that the voxels along that gap and the registration "
                        f"leave uncertain, so it cannot be told from a lobe that grew")
         reason = "; ".join(why) or "no portion reaches beyond what the resolution allows"
-        return f"Change {span}{where} is indeterminate at this resolution: {reason}; {total}."
+        return f"Change {span}{where}{',' if where else ''} is indeterminate at this resolution: {reason}; {total}."
     moved = ev.get("surface_moved_out_fraction")
     moved = f"{100 * moved:.0f} %" if moved is not None else "none"
     if f.kind == "concentric_growth":

@@ -96,10 +96,18 @@ def linear_matrix(transform: sitk.Transform) -> np.ndarray:
         for n in range(tf.GetNumberOfTransforms()):
             m = linear_matrix(tf.GetNthTransform(n)) @ m
         return m
-    if tf.GetName() == "IdentityTransform":
-        return np.eye(4)
+    if tf.GetName() in ("IdentityTransform", "Transform") and not tf.GetParameters():
+        return np.eye(4)           # sitk.Transform(): the identity, with no parameters (and no GetMatrix)
     if not tf.IsLinear():
         raise ValueError(f"{tf.GetName()} is not linear")
+    if not hasattr(tf, "GetMatrix"):
+        # A linear transform without a matrix of its own (translation, scale ...): read it off four points.
+        origin = np.array(tf.TransformPoint((0.0, 0.0, 0.0)))
+        m = np.eye(4)
+        m[:3, 3] = origin
+        for i in range(3):
+            m[:3, i] = np.array(tf.TransformPoint(tuple(float(v) for v in np.eye(3)[i]))) - origin
+        return m
     a = np.array(tf.GetMatrix()).reshape(3, 3)
     c = np.array(tf.GetCenter()) if hasattr(tf, "GetCenter") else np.zeros(3)
     t = np.array(tf.GetTranslation())

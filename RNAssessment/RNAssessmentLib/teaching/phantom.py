@@ -27,6 +27,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from ..io import geometry as geo
+from . import design
 
 # Tissue labels of the atlas.
 BACKGROUND, SCALP, SKULL, CSF, GM, WM, VENTRICLE, FALX, TENTORIUM, CC, CAUDATE, CEREBELLUM_GM, CEREBELLUM_WM, \
@@ -381,10 +382,14 @@ def render_scenario(scn: Scenario, seed: int = 0) -> dict:
     planning_pose = tilt
     out_tps = []
     names_all = list(dict.fromkeys(n for tp in scn.timepoints for n in tp.components))   # order of appearance
+    designed: dict = {}                  # per timepoint: {component: design.Part} in the atlas frame
+    designed_boundary: dict = {}         # per timepoint: the enhancing boundary implanted
     for n_tp, tp in enumerate(scn.timepoints):
         extent = np.zeros(labels_atlas.shape, bool)
         enh = np.zeros(labels_atlas.shape, bool)
         comp_lab = np.zeros(labels_atlas.shape, np.uint8)
+        designed[tp.label] = {}
+        designed_boundary[tp.label] = np.zeros(labels_atlas.shape, bool)
         for name, blob in tp.components.items():
             m = comp_mask(blob)
             if not m.any():
@@ -399,6 +404,7 @@ def render_scenario(scn: Scenario, seed: int = 0) -> dict:
             for kind, mm in blob.spare:
                 e &= dist_bnd[kind] > mm
             enh |= e
+            designed[tp.label][name] = design.Part(m, e, np.eye(3))
         enhancing_bnd = {k: False for k in bnd_atlas}
         for kind, comp_name, mm in tp.enhancing_boundaries:
             near = _dist_outside(comp_mask(tp.components[comp_name]), atlas_img) <= mm
@@ -409,6 +415,7 @@ def render_scenario(scn: Scenario, seed: int = 0) -> dict:
             enh |= b
             extent |= b
             enhancing_bnd[kind] = True
+            designed_boundary[tp.label] |= b
 
         # Intensities in the atlas frame (noise and bias are added in the image's own frame below).
         lab_tp = labels_atlas
@@ -454,9 +461,51 @@ def render_scenario(scn: Scenario, seed: int = 0) -> dict:
     dose = srs_dose(treated, scn.prescription_gy, scn.dose_falloff_mm)
     labels_planning = sitk.Resample(geo.image_from_array(labels_atlas, atlas_img), planning_grid, p2a,
                                     sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
+    expected, evidence = design_truth(scn, designed, designed_boundary, atlas_img)
     return {"scenario": scn, "timepoints": out_tps, "boundaries": boundaries, "treated_lesion": treated,
             "dose": dose, "labels_planning": labels_planning,
-            "midsagittal_plane_lps": midsagittal_plane(planning_pose)}
+            "midsagittal_plane_lps": midsagittal_plane(planning_pose), "expected": expected, "design": evidence}
+
+
+#: The finding kinds a scenario states and the design also derives (design.py): a statement is checked against it.
+DERIVED_KINDS = ("contiguous_extension", "mixed_response", "regression", "concentric_growth", "eccentric_growth",
+                 "change_indeterminate")
+
+
+def design_truth(scn: Scenario, designed: dict, designed_boundary: dict, atlas_img: sitk.Image) -> tuple[list, dict]:
+    """The scenario's expected findings: the boundary findings it states, and contiguous extension and change
+    derived from its designed components (teaching/design.py) on 1 mm acquisitions, registered to the SRS image
+    when any follow-up was misaligned. What the scenario states of the derived kinds (the paper's mixed responses,
+    its contiguous extensions) must be what the design gives without doubt, else the design is wrong (raised).
+    Returns (expected, design evidence)."""
+    labels = [tp.label for tp in scn.timepoints]
+    registered_case = all(tuple(tp.pose) == tuple(scn.timepoints[0].pose) for tp in scn.timepoints)
+    acquisitions = {label: design.Acquisition((1.0, 1.0, 1.0), ((1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0)),
+                                              n > 0 and not registered_case) for n, label in enumerate(labels)}
+    # Directions of the atlas frame in the planning image's frame (image LPS point p ↦ atlas R p + t).
+    to_planning = geo.linear_matrix(pose_transform(scn.head_tilt))[:3, :3].T
+    new_foci: dict = {}
+    for e in scn.expected:
+        if e["kind"] in ("noncontiguous_across_boundary", "noncontiguous_focus") and e.get("component"):
+            new_foci.setdefault(e["timepoint"], set()).add(e["component"])
+    treated = np.any([p.extent for p in designed[labels[0]].values()], axis=0)
+    grid, tps, (treated, boundary) = design.cropped(atlas_img, designed, treated, designed_boundary)
+    change, evidence = design.change_truth(grid, tps, acquisitions, new_foci, counterpart=scn.counterpart,
+                                           to_planning=to_planning)
+    extension = design.extension_truth(grid, tps, treated, new_foci, (1.0, 1.0, 1.0), np.eye(3), boundary)
+    derived = extension + change
+    for e in scn.expected:
+        if e["kind"] not in DERIVED_KINDS:
+            continue
+        if e["kind"] == "contiguous_extension":
+            sure = any(d["kind"] == e["kind"] and d.get("timepoint") == e["timepoint"] for d in derived)
+        else:
+            sure = any(d["kind"] == e["kind"] and (d["from"], d["to"]) == (e["from"], e["to"]) for d in derived)
+        if not sure:
+            near = [d for d in derived if d.get("timepoint", d.get("to")) in (e.get("timepoint"), e.get("to"))]
+            raise ValueError(f"scenario {scn.name} states {e} but its design does not give it without doubt: {near}")
+    stated = [dict(e) for e in scn.expected if e["kind"] not in DERIVED_KINDS]
+    return stated + derived, {"change": evidence, "extension": extension}
 
 
 def midsagittal_plane(pose) -> dict:

@@ -42,6 +42,7 @@ from ..anatomy.atlas import fit_atlas, is_skull_stripped
 from ..anatomy.brain import _kmeans_1d
 from ..io import geometry as geo
 from ..io.case import Case, Dose, Timepoint, save_case
+from . import design
 from .phantom import (
     SRS_DATE,
     Blob,
@@ -354,6 +355,7 @@ class Template:
     description: str
     dose_falloff_mm: tuple = (6.5, 25.0)
     thick_margin: float = 1.5      # side margin on thick-slice images (horizontal boundaries need two slices)
+    bases: tuple = ("brats", "tcga")   # the real images it is implanted into
 
 
 def _p(c, r, **kw):
@@ -536,6 +538,64 @@ def templates() -> list[Template]:
     return out
 
 
+def validation_templates() -> list[Template]:
+    """Implanted cases that check the method rather than teach a scenario (issue 34), each built with its truth:
+
+    * on the clinical exam's 5.5 mm slices (~1 mm pixels): one side of a 5.5 cm³ lesion grows 6 mm in the slice
+      plane while the opposite side regresses 5 mm (a mixed response), its PD twin grows 4 mm all round (growth as a
+      whole); the same lesion moved 3 mm through the slices (below the slice thickness: no call) or 12 mm (beyond
+      it: a mixed response);
+    * on both images, a nodule abutting the falx, the tentorium or a ventricle grows from 0.5 to 2.1 cm³ against a
+      normal boundary (no boundary enhancement) or with the boundary thickened and enhancing next to it (boundary
+      enhancement), as growth as a whole.
+    """
+    T = "treated"
+    out = []
+    wm = _p((-22, 5, 3), (10, 11, 9), ring=2.5, side=-1, seed=91)
+    # Along e2 (in the slice plane) the extent [-6, 16] becomes [-1, 22]: 5 mm regressed on one side, 6 mm grown on
+    # the other. The design's margin on these slices (T²/2R = 5.5²/18 = 1.7 mm) puts the 2.5 mm required at 4.2 mm.
+    out.append(Template(
+        "inplane_mixed_rn", "One side grows in the slice plane while the other regresses", 0, "RN", "falx", 20, 1,
+        (Step("t0", 0, {T: wm}), Step("t1", 180, {T: _p((-22, 10.5, 3), (10, 11.5, 9), ring=2.5, side=-1, seed=91)})),
+        ({"kind": "contiguous_extension", "timepoint": "t1"},),
+        "A 4 cm³ white-matter lesion on 5.5 mm slices: 6 mm of growth on one side and 5 mm of regression on the "
+        "other, both in the slice plane.", bases=("tcga",)))
+    out.append(Template(
+        "inplane_mixed_pd", "The same lesion growing 4 mm all round", 0, "PD", "falx", 20, 1,
+        (Step("t0", 0, {T: wm}), Step("t1", 180, {T: _p((-22, 5, 3), (14, 15, 13), ring=2.5, side=-1, seed=91)})),
+        ({"kind": "contiguous_extension", "timepoint": "t1"},),
+        "The PD twin: growth as a whole by 4 mm, in the slice plane and through the slices.", bases=("tcga",)))
+    out.append(Template(
+        "through_small_rn", "The lesion moved 3 mm through the slices", 0, "RN", "falx", 20, 1,
+        (Step("t0", 0, {T: wm}), Step("t1", 180, {T: _p((-22, 5, 6), (10, 11, 9), ring=2.5, side=-1, seed=91)})),
+        (), "Its top grows and its bottom regresses by 3 mm, through 5.5 mm slices: below what they resolve.",
+        bases=("tcga",)))
+    out.append(Template(
+        "through_large_rn", "The lesion moved 11 mm through the slices", 0, "RN", "falx", 20, 1,
+        (Step("t0", 0, {T: wm}), Step("t1", 180, {T: _p((-22, 5, -8), (10, 11, 9), ring=2.5, side=-1, seed=91)})),
+        ({"kind": "contiguous_extension", "timepoint": "t1"},),
+        "Its bottom grows and its top regresses by 11 mm, two slices: a mixed response.", bases=("tcga",)))
+    # A nodule against a boundary: 5 mm radius (0.5 cm³) to 8 mm (2.1 cm³), held 1 mm off the boundary's plane.
+    for anchor, kind, tmargin in (("falx", "falx", 1.5), ("tentorium", "tentorium", 3.0),
+                                  ("ventricle", "ventricles", 1.5)):
+        small = _p((-6.5, 0, 0), 5, ring=1.5, side=-1, margin=1.0, seed=95)
+        large = _p((-9.5, 0, 0), 8, ring=2, side=-1, margin=1.0, seed=95)
+        words = {"falx": "falx", "tentorium": "tentorium", "ventricles": "ventricular wall"}[kind]
+        out.append(Template(
+            f"abut_{anchor}_normal_pd", f"Nodule growing against a normal {words}", 0, "PD", anchor, 20, 1,
+            (Step("t0", 0, {T: small}), Step("t1", 200, {T: large})),
+            ({"kind": "contiguous_extension", "timepoint": "t1"},),
+            f"A nodule abutting the {words} grows as a whole from 0.5 to 2.1 cm³; the {words} is normal.",
+            thick_margin=tmargin))
+        out.append(Template(
+            f"abut_{anchor}_thick_pd", f"Nodule growing with a thickened enhancing {words}", 0, "PD", anchor, 20, 1,
+            (Step("t0", 0, {T: small}), Step("t1", 200, {T: large}, ((kind, T, 8.0),))),
+            ({"kind": "boundary_enhancement", "timepoint": "t1", "boundary": kind},
+             {"kind": "contiguous_extension", "timepoint": "t1"}),
+            f"The same nodule with the {words} next to it thickened and enhancing over 8 mm.", thick_margin=tmargin))
+    return out
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # Rendering
 # ----------------------------------------------------------------------------------------------------------------
@@ -613,6 +673,7 @@ def make_scene(template: Template, base: BaseMRI, images: BaseImages, half_mm: f
 @dataclasses.dataclass
 class StepMaps:
     extent: dict                    # part name → bool (grid)
+    enhancing: dict                 # part name → bool (grid): its enhancing voxels
     rim: np.ndarray
     cavity: np.ndarray
     boundary: np.ndarray            # enhancing boundary (meninges / ependyma)
@@ -658,13 +719,15 @@ def part_extent(part: Part, scene: Scene, margin: float, thick: bool = False) ->
 
 def step_maps(step: Step, template: Template, scene: Scene, thick: bool) -> StepMaps:
     margin_default = template.thick_margin if thick else 1.5
-    extent, rim, cav = {}, np.zeros(scene.tissue.shape, bool), np.zeros(scene.tissue.shape, bool)
+    extent, enhancing = {}, {}
+    rim, cav = np.zeros(scene.tissue.shape, bool), np.zeros(scene.tissue.shape, bool)
     for name, part in step.parts.items():
         margin = max(part.margin, margin_default)
         e, r, c = part_extent(part, scene, margin, thick)
         if not e.any():
             raise ValueError(f"{template.name}: part '{name}' at {step.label} is empty on this image")
         extent[name] = e
+        enhancing[name] = r
         rim |= r
         cav |= c
     benh = np.zeros_like(rim)
@@ -683,7 +746,7 @@ def step_maps(step: Step, template: Template, scene: Scene, thick: bool) -> Step
         benh |= b & near
     all_ext = np.any(np.stack(list(extent.values())), axis=0)
     benh &= ~all_ext
-    return StepMaps(extent=extent, rim=rim, cavity=cav, boundary=benh)
+    return StepMaps(extent=extent, enhancing=enhancing, rim=rim, cavity=cav, boundary=benh)
 
 
 def _acquisition_grid(t1c: sitk.Image, thick: bool) -> tuple[sitk.Image, int]:
@@ -709,15 +772,6 @@ def _sample(frac: np.ndarray, scene: Scene, t1c: sitk.Image, pose_tf: sitk.Trans
         ni, nj, nk = out.shape
         out = out.reshape(ni, nj, nk // n, n).mean(axis=3)
     return out
-
-
-def crossing_fraction(comp: np.ndarray, treated: np.ndarray, boundary: np.ndarray, grid: sitk.Image) -> float:
-    """The fraction of straight segments from ``comp`` to its nearest treated voxel that pass through ``boundary``
-    (arrays on ``grid``): the analysis' own definition (boundaries.segments_crossing), applied to the true masks."""
-    from ..analysis.boundaries import Box, segments_crossing
-    box = Box(slices=tuple(slice(0, n) for n in grid.GetSize()), grid=grid)
-    frac, _ = segments_crossing(comp, treated, {"boundary": boundary}, box)
-    return frac["boundary"]
 
 
 def true_boundary(scene: Scene, kind: str) -> np.ndarray:
@@ -750,7 +804,7 @@ def check_truth_geometry(template: Template, scene: Scene, thick: bool, minimum:
             raise ValueError(f"{template.name}: the focus '{e['component']}' at {e['timepoint']} keeps only "
                              f"{volume:.0f} mm³ outside the CSF on this image (at least {MIN_FOCUS_MM3:g} mm³ "
                              "wanted)")
-        frac = crossing_fraction(comp, treated, true_boundary(scene, e["boundary"]), scene.grid)
+        frac = design.crossing_fraction(comp, treated, true_boundary(scene, e["boundary"]), scene.grid)
         out[(e["timepoint"], e["component"])] = frac
         if frac < minimum:
             raise ValueError(f"{template.name}: the focus '{e['component']}' at {e['timepoint']} is not across the "
@@ -773,9 +827,11 @@ def render_template(template: Template, base: BaseMRI, images: BaseImages, seed:
     tex = 1.0 + 0.06 * tex / max(float(tex.std()), 1e-6)
     planning_pose = base.motion[0]
     out_tps = []
+    designed = {}
     names = list(dict.fromkeys(n for step in template.steps for n in step.parts))     # order of appearance
     for n_tp, step in enumerate(template.steps):
         maps = step_maps(step, template, scene, base.thick)
+        designed[step.label] = maps
         pose = base.motion[min(n_tp, len(base.motion) - 1)]
         to_anatomy = pose_transform(pose)
         thick = base.thick
@@ -814,7 +870,7 @@ def render_template(template: Template, base: BaseMRI, images: BaseImages, seed:
                                   .astype(np.uint8), scene.grid)
     dose = _dose(target, template, scene)
     return {"template": template, "base": base, "scene": scene, "timepoints": out_tps, "treated_lesion": treated,
-            "dose": dose}
+            "dose": dose, "design": designed, "planning": t1c}
 
 
 def _dose(target: sitk.Image, template: Template, scene: Scene) -> sitk.Image:
@@ -830,40 +886,54 @@ def _dose(target: sitk.Image, template: Template, scene: Scene) -> sitk.Image:
 
 
 
-def change_truth(masks: dict, ref: sitk.Image, slice_mm: dict, registration_mm: dict, new_foci: dict,
-                 counterpart: str) -> list[dict]:
-    """The change findings the true lesion extents call for, by the documented definition (analysis/change.py)
-    applied to the *true* geometry. An interval whose answer changes when the slice thickness, and with it the
-    resolution-dependent minimum depth, moves by ± 1 mm sits on the threshold: its entry lists every answer that is
-    then right (``acceptable``, each a list of kinds), never a mixed response on a PD twin (that would excuse the one
-    error that must not happen). The 2.5 mm floor of that depth is the method's constant and stays where it is:
-    moving it too (tried) made eight intervals of the 1 mm image ambiguous, loosening their truth, and turned no
-    failing case exact. Nor is the grouping distance jittered (tried: ± one slice, alone and with the ± 1 mm
-    above, loosened five clinical intervals and turned no case exact)."""
-    from ..analysis import change as changemod
+def acquisition(image: sitk.Image, pose, registered: bool) -> design.Acquisition:
+    """A timepoint acquired on ``image``'s grid with the head in ``pose``: its voxel axes in the planning frame (the
+    pose maps the acquisition's points into the anatomy, whose frame the planning image shares)."""
+    rotation = geo.linear_matrix(pose_transform(pose))[:3, :3]
+    axes = (rotation @ np.asarray(image.GetDirection(), float).reshape(3, 3)).T
+    return design.Acquisition(tuple(float(v) for v in image.GetSpacing()), tuple(map(tuple, axes)), registered)
 
-    def kinds(slices):
-        f, _ = changemod.analyse_changes(masks, ref, slice_mm=slices, registration_mm=registration_mm,
-                                         foci=new_foci)
-        out: dict = {}
-        for x in f:
-            out.setdefault((x.from_, x.to), set()).add(x.kind)
-        return out
-    runs = [kinds({k: max(v + delta, 0.5) for k, v in slice_mm.items()}) for delta in (0.0, -1.0, 1.0)]
-    labels = list(masks)
-    intervals = list(zip(labels[:-1], labels[1:])) + ([(labels[0], labels[-1])] if len(labels) > 2 else [])
-    out = []
-    for iv in intervals:
-        answers = [sorted(r.get(iv, set())) for r in runs]
-        unique = [list(x) for x in {tuple(a) for a in answers}]
-        if counterpart == "PD" and any("mixed_response" in a for a in unique):
-            raise ValueError(f"PD twin with a mixed response {iv} in its own truth: the design is wrong")
-        if len(unique) == 1:
-            out += [{"kind": k, "from": iv[0], "to": iv[1]} for k in answers[0]]
-        else:
-            out.append({"kind": None, "from": iv[0], "to": iv[1], "acceptable": sorted(unique),
-                        "note": "the designed change sits within 1 mm of the resolution-dependent minimum depth"})
-    return out
+
+def design_truth(rendered: dict) -> tuple[list[dict], dict]:
+    """The expected findings of a rendered template, from its design (teaching/design.py): the boundary findings
+    it states, contiguous extension and change derived from the designed parts, each timepoint's acquisition and
+    registration. Returns (expected, design evidence for truth.json)."""
+    template, scene = rendered["template"], rendered["scene"]
+    tps_r = rendered["timepoints"]
+    moved = [any(abs(v) > 1e-9 for v in t["pose"]) for t in tps_r]
+    registered_case = not any(moved)
+    axes = np.asarray(scene.frame.axes, float)
+    timepoints = {label: {n: design.Part(maps.extent[n], maps.enhancing[n], axes) for n in maps.extent}
+                  for label, maps in rendered["design"].items()}
+    boundary = {label: maps.boundary for label, maps in rendered["design"].items()}
+    first = next(iter(timepoints))
+    treated = np.any([p.extent for p in timepoints[first].values()], axis=0)
+    grid, timepoints, (treated, boundary) = design.cropped(scene.grid, timepoints, treated, boundary)
+    planning = rendered["planning"]
+    acquisitions = {t["label"]: acquisition(planning, t["pose"], n > 0 and not registered_case)
+                    for n, t in enumerate(tps_r)}
+    new_foci: dict = {}
+    for e in template.boundary_truth:
+        if e["kind"] in ("noncontiguous_across_boundary", "noncontiguous_focus") and e.get("component"):
+            new_foci.setdefault(e["timepoint"], set()).add(e["component"])
+    change, evidence = design.change_truth(grid, timepoints, acquisitions, new_foci,
+                                           counterpart=template.counterpart)
+    extension = design.extension_truth(grid, timepoints, treated, new_foci, planning.GetSpacing(),
+                                       np.asarray(planning.GetDirection(), float).reshape(3, 3).T, boundary)
+    stated = [dict(e) for e in template.boundary_truth]
+    _check_stated_extension(template, stated, extension)
+    expected = [e for e in stated if e["kind"] != "contiguous_extension"] + extension + change
+    return expected, {"change": evidence, "extension": extension}
+
+
+def _check_stated_extension(template: Template, stated: list, derived: list) -> None:
+    """A template's stated contiguous extensions must be what its design gives (or within its tolerance)."""
+    said = {e["timepoint"] for e in stated if e["kind"] == "contiguous_extension"}
+    sure = {e["timepoint"] for e in derived if e["kind"] == "contiguous_extension"}
+    maybe = {e["timepoint"] for e in derived if e["kind"] is None}
+    if not (sure <= said <= sure | maybe):
+        raise ValueError(f"{template.name}: contiguous extension stated at {sorted(said)} but designed at "
+                         f"{sorted(sure)} (within tolerance: {sorted(maybe)})")
 
 
 def case_name(template: Template, base: BaseMRI) -> str:
@@ -896,17 +966,13 @@ def write_case(template: Template, base: BaseMRI, images: BaseImages, out_dir: s
     case_dir = os.path.join(out_dir, case.id)
     os.makedirs(os.path.join(case_dir, "truth"), exist_ok=True)
     manifest = save_case(case, case_dir, ext=".nii.gz")
-    # Ground truth: the designed boundary findings and the change findings of the true geometry.
+    # Ground truth: from the design (the boundary findings it states, extension and change derived from the parts).
     truth_dir = os.path.join(case_dir, "truth")
-    masks = {}
     for t in tps_r:
-        comp = geo.array_view(t["components_planning"])
-        masks[t["label"]] = comp > 0
         sitk.WriteImage(t["components_planning"], os.path.join(truth_dir, f"components_{t['label']}.nrrd"), True)
         sitk.WriteTransform(t["transform_to_planning"], os.path.join(truth_dir, f"transform_{t['label']}.tfm"))
     names = tps_r[0]["component_names"]
     ids = {v: k for k, v in names.items()}
-    new_foci = {}
     for e in template.boundary_truth:
         if e["kind"] == "noncontiguous_across_boundary" and e.get("component"):
             comp = geo.array_view(next(t for t in tps_r if t["label"] == e["timepoint"])["components_planning"])
@@ -916,18 +982,12 @@ def write_case(template: Template, base: BaseMRI, images: BaseImages, out_dir: s
                 raise ValueError(f"{template.name}: the focus '{e['component']}' at {e['timepoint']} keeps only "
                                  f"{kept:.0f} mm³ on the planning grid's slices (at least {MIN_FOCUS_MM3:g} mm³ "
                                  "wanted): too thin for this image's slices")
-            new_foci[e["timepoint"]] = new_foci.get(e["timepoint"], np.zeros(comp.shape, bool)) | \
-                (comp == ids[e["component"]])
-    slice_mm = {t["label"]: float(max(planning.GetSpacing())) for t in tps_r}
-    from ..analysis.change import REGISTRATION_UNCERTAINTY_MM
-    reg_mm = {t["label"]: (REGISTRATION_UNCERTAINTY_MM if m else 0.0) for t, m in zip(tps_r, moved)}
-    expected = [dict(e) for e in template.boundary_truth] + change_truth(masks, planning, slice_mm, reg_mm,
-                                                                         new_foci, template.counterpart)
+    expected, design_evidence = design_truth(r)
     truth = {"scenario": template.name, "case": case.id, "title": template.title, "paper_scenario": template.paper,
              "counterpart": template.counterpart, "real_mri": base.name, "licence": base.licence,
              "anchor": {"kind": r["scene"].frame.kind, "note": r["scene"].frame.note,
                         "origin_lps": r["scene"].frame.origin.tolist(), "axes_lps": r["scene"].frame.axes.tolist()},
-             "expected": expected, "exhaustive": True,
+             "expected": expected, "exhaustive": True, "design": design_evidence,
              "timepoints": {t["label"]: {"date": t["date"].isoformat(),
                                          "days_since_srs": (t["date"] - SRS_DATE).days, "pose": list(t["pose"]),
                                          "components": {names[int(v)]: float((geo.array_view(
@@ -945,8 +1005,17 @@ def write_case(template: Template, base: BaseMRI, images: BaseImages, out_dir: s
 DEMO_CASES = ("brats_falx_cingulate_rn", "brats_falx_cingulate_pd", "brats_tentorium_rn", "brats_tentorium_pd")
 
 
-def case_names(bases=("brats", "tcga")) -> list[str]:
-    return [case_name(t, BASES[b]) for b in bases for t in templates()]
+def case_names(bases=("brats", "tcga"), validation: bool = False) -> list[str]:
+    tpls = templates() + (validation_templates() if validation else [])
+    return [case_name(t, BASES[b]) for b in bases for t in tpls if b in t.bases]
+
+
+def seed_of(template: Template) -> int:
+    """The noise seed of a template's implant: its place in the list of teaching or validation templates."""
+    names = [t.name for t in templates()]
+    if template.name in names:
+        return names.index(template.name)
+    return 100 + [t.name for t in validation_templates()].index(template.name)
 
 
 def check_data_dir(data_dir: str, bases=("brats", "tcga")) -> None:
