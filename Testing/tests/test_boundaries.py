@@ -479,3 +479,32 @@ def test_a_grown_focus_stays_across_the_sulcus_that_separated_it_where_the_sulcu
     assert B.separated_as_before(grown, treated, {"csf": np.zeros_like(csf)}, box, {"csf": ("t1", small)},
                                  B.MIN_COMPONENT_MM3) is None
 
+
+
+@pytest.mark.parametrize("thick_mm, enhancing", [(1, False), (5, True)])
+def test_a_normal_bright_dural_line_against_a_lesion_is_no_meningeal_enhancement(thick_mm, enhancing):
+    """A falx on a 1 mm grid: a 3 mm sheet mask (x = -1..1) holding a bright dural line one voxel thick all along
+    it (as real post-contrast T1 shows the normal falx), a lesion against it. Next to the lesion the line is as thin
+    as elsewhere: no meningeal enhancement, although its voxels are bright and reach far beyond the lesion's edge
+    (the line's brightest voxels had been compared with the whole far sheet, mostly not dura: issue 34). The line
+    thickened to ``thick_mm`` over 8 mm from the lesion is meningeal enhancement: by design a layer 5 mm thick
+    across the fold next to the lesion against 1 mm away from it (a voxel more is required)."""
+    size = (40, 90, 40)
+    box = _grid(size, (1.0, 1.0, 1.0))
+    ii, jj, kk = np.indices(size)
+    fold = np.abs(ii - 20) <= 1                                        # the sheet mask, 3 voxels
+    body = (ii - 27) ** 2 + (jj - 20) ** 2 + (kk - 20) ** 2 <= 36        # a 6 mm lesion, its edge at x = 21
+    line = ii == 20
+    near = (jj < 20 + 6 + 8) & (np.abs(kk - 20) <= 8)
+    if thick_mm > 1:
+        line = line | ((np.abs(ii - 20) <= thick_mm // 2) & near)
+    model = anat_brain.TissueModel(nawm=350.0, nawm_sigma=10.0, csf=80.0, threshold=420.0)
+    t1 = np.where(body | line, 650.0, np.where(fold, 200.0, 350.0)).astype(np.float32)
+    enh = t1 >= model.threshold
+    out = B.boundary_enhancement(t1, fold, enh, body, np.zeros(size, bool), model, box, fold=True)
+    assert out["voxels_beyond_edge"] >= B.MIN_BEYOND_VOXELS and out["extent_beyond_edge_mm"] >= 2.0
+    # Like with like: the enhancing layer's thickness across the fold, near the lesion and away from it.
+    assert out["fold_thickness_far_mm"] == pytest.approx(1.0)
+    # Next to the lesion its own partial-volume reach (2 mm) is not counted: a 5 mm layer reads 3 mm or more there.
+    assert out["fold_thickness_near_mm"] == pytest.approx(1.0) if thick_mm == 1 else out["fold_thickness_near_mm"] >= 3.0
+    assert out["enhancing"] is enhancing

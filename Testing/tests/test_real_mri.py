@@ -35,6 +35,14 @@ CASES = ALL_CASES if os.environ.get("RNASSESS_REAL_MRI") == "all" else \
      for t in R.templates()]
 #: The real-MRI teaching cases of ``rnassess demo --real-mri`` always run: the demo promises their exact truth.
 CASES += [c for c in (tuple(n.split("_", 1)) for n in R.DEMO_CASES) if c not in CASES]
+#: The validation implants (issue 34, realmri.validation_templates): resolution per direction on the clinical exam's
+#: thick slices, lesions against a normal or a thickened enhancing boundary on both images. By default the in-plane
+#: mixed response and its PD twin, and the nodule against a normal falx (a false meningeal enhancement once) with
+#: its thickened twin, each on one image; RNASSESS_REAL_MRI=all runs them all.
+VALIDATION = [(b, t.name) for t in R.validation_templates() for b in t.bases]
+CASES += VALIDATION if os.environ.get("RNASSESS_REAL_MRI") == "all" else \
+    [("tcga", "inplane_mixed_rn"), ("tcga", "inplane_mixed_pd"), ("brats", "abut_falx_normal_pd"),
+     ("tcga", "abut_falx_thick_pd")]
 #: PD twins that once had an RN-favouring finding always run too, on the image where they had it: the BraTS
 #: callosal metastasis growing as a whole against the corner of the frontal horn read as an open ring (before
 #: boundaries.OPEN_RING_MIN_SHIFT_MM).
@@ -103,14 +111,15 @@ def test_the_real_mri_demo_cases_are_rn_pd_pairs_with_no_known_failure():
     assert not set(demo) & set(KNOWN_FAILURES)
     assert BOUNDARIES_EXACT <= set(KNOWN_FAILURES)
     assert set(demo) <= set(ALL_CASES) and set(demo) <= set(CASES)
+    assert set(VALIDATION).isdisjoint(ALL_CASES)
     names = {n for _, n in demo}
     assert {n.replace("_rn", "_pd") for n in names if n.endswith("_rn")} <= names     # each RN case has its PD twin
 
 
 def _write_case(base, name, images, tmp_path):
     """The template ``name`` implanted into the base image ``base`` under tmp_path: (template, manifest, truth)."""
-    tpl = next(t for t in R.templates() if t.name == name)
-    manifest = R.write_case(tpl, R.BASES[base], images, str(tmp_path), seed=R.templates().index(tpl))
+    tpl = next(t for t in R.templates() + R.validation_templates() if t.name == name)
+    manifest = R.write_case(tpl, R.BASES[base], images, str(tmp_path), seed=R.seed_of(tpl))
     truth = json.load(open(os.path.join(os.path.dirname(manifest), "truth", "truth.json"), encoding="utf-8"))
     return tpl, manifest, truth
 

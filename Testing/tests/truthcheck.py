@@ -6,11 +6,13 @@ WITH_BOUNDARY = ("noncontiguous_across_boundary", "boundary_enhancement", "open_
 
 def truth_problems(assessment, expected) -> list:
     """What differs: boundary kinds exactly (kind, timepoint, boundary), change kinds per interval exactly or
-    within the listed acceptable answers."""
+    within the listed acceptable answers. An entry ``{"kind": None, "timepoint", "either_way": kind}`` (a design
+    on a threshold) accepts that kind at that timepoint or its absence."""
     def key(d):
         return (d["kind"], d.get("timepoint"), d.get("boundary") if d["kind"] in WITH_BOUNDARY else None)
     found = [f.to_dict() for f in assessment.findings]
-    got = {key(f) for f in found if f["kind"] not in CHANGE}
+    either = {(e["either_way"], e.get("timepoint"), None) for e in expected if e.get("either_way")}
+    got = {key(f) for f in found if f["kind"] not in CHANGE} - either
     exp = {key(e) for e in expected if e["kind"] and e["kind"] not in CHANGE}
     problems = [f"extra {x}" for x in sorted(got - exp, key=str)] + [f"missing {x}" for x in sorted(exp - got, key=str)]
     g_iv: dict = {}

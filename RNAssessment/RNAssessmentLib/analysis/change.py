@@ -31,13 +31,13 @@ registration. Method:
 * ``mixed_response`` when a lesion has, in the same interval, at least one portion that grew and one that regressed;
   ``regression`` when all its portions regressed;
 * growth only: ``concentric_growth`` (growth as a whole) when the earlier lesion's surface moved out (Δ ≥ 0.75 mm)
-  over at least ``CONCENTRIC_SURFACE_FRACTION`` (40 %) of its *measurable* surface (where both voxels reach at most
-  2 mm along the normal: all of it on 1-2 mm grids, the in-plane rim on thick slices), else ``eccentric_growth``
-  (growth at part of the margin). The paper: a metastasis that is not responding grows as a whole, recurrence after response may grow at
-  one margin, and RN enlarges eccentrically (its scenario 6), so growth at one margin points neither way. Measured
-  on the teaching phantoms: the whole-nodule PD twins move 54-100 % of their surface out, one-sided RN growth
-  0-23 % (the threshold sits between). On the real-MRI implants most PD twins move 55-100 %; growth on one side
-  of two components or on 5.5 mm slices can fall below and is then reported without a direction, never as RN.
+  over at least ``CONCENTRIC_SURFACE_FRACTION`` (40 %) of its *measurable* surface (where both voxels reach at most 2
+  mm along the normal: all of it on 1-2 mm grids, the in-plane rim on thick slices), else ``eccentric_growth`` (growth
+  at part of the margin). The paper: a metastasis that is not responding grows as a whole, recurrence after response
+  may grow at one margin, and RN enlarges eccentrically (its scenario 6), so growth at one margin points neither way.
+  Measured on the teaching phantoms: the whole-nodule PD twins move 54-100 % of their surface out, one-sided RN growth
+  0-23 % (the threshold sits between). On the real-MRI implants most PD twins move 55-100 %; growth on one side of two
+  components or on 5.5 mm slices can fall below and is then reported without a direction, never as RN.
 
 RANO-BM per timepoint: longest axial diameter and its perpendicular (planning image's axial planes), sum over
 lesion components ≥ 10 mm, % change from baseline and from nadir, category (CR / PR ≥ 30 % decrease from baseline

@@ -155,11 +155,22 @@ def describe(f: "Finding", days: dict | None = None, side: str | None = None) ->
         return (f"New {cc} enhancing focus at {_when(f.timepoint, days)}{where}, {f.gap_mm:.1f} mm from the treated "
                 f"lesion with no boundary structure between them; {_dose_phrase(f.dose)}.")
     if f.kind == "boundary_enhancement":
-        near, ref = ev.get("near_median"), ev.get("reference_median")
-        inten = f" (median {near:.0f} vs {ref:.0f} on the same boundary away from the lesion)" \
-            if near is not None and ref is not None else ""
+        t_near, t_far = ev.get("fold_thickness_near_mm"), ev.get("fold_thickness_far_mm")
+        near, far = ev.get("fold_enhancing_fraction_near"), ev.get("fold_enhancing_fraction_far")
+        if t_near is not None and t_far is not None:
+            sheet = (f", the enhancing layer across the {b} {t_near:.1f} mm thick next to the lesion against "
+                     f"{t_far:.1f} mm 15-40 mm away")
+        elif ev.get("fold_dark_away_from_lesion"):
+            sheet = f", where the {b} shows no enhancement 15-40 mm away"
+        elif near is not None and far is not None:
+            sheet = (f", {100 * near:.0f} % of the {b}'s sheet enhancing next to the lesion against {100 * far:.0f} % "
+                     f"15-40 mm away")
+        else:
+            sheet = ""
+        reach = ev.get("extent_beyond_edge_mm")
+        beyond = f", reaching {reach:.1f} mm beyond the lesion's edge" if reach is not None else ""
         return (f"Enhancement of the {LINING.get(f.boundary or '', b)} next to the lesion at "
-                f"{_when(f.timepoint, days)}: {cc} of boundary voxels{inten}.")
+                f"{_when(f.timepoint, days)}: {cc} of boundary voxels{beyond}{sheet}.")
     if f.kind == "open_ring":
         return (f"Open ring at {_when(f.timepoint, days)}{where}: {100 * ev.get('open_fraction', 0):.0f} % of the "
                 f"lesion's rim facing the {b} does not enhance ({ev.get('open_layer_voxels', 0)} non-enhancing "

@@ -84,7 +84,7 @@ def write_scenario(scn: Scenario, out_dir: str, seed: int = 0) -> str:
     truth_dir = os.path.join(case_dir, "truth")
     tps = rendered["timepoints"]
     truth = {"scenario": scn.name, "title": scn.title, "paper_scenario": scn.paper,
-             "counterpart": scn.counterpart, "expected": scn.expected,
+             "counterpart": scn.counterpart, "expected": rendered["expected"], "design": rendered["design"],
              "midsagittal_plane_lps": rendered["midsagittal_plane_lps"], "timepoints": {}, "intervals": []}
     for t in tps:
         sitk.WriteImage(t.components_planning, os.path.join(truth_dir, f"components_{t.label}.nrrd"), True)

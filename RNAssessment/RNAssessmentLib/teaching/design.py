@@ -426,7 +426,7 @@ def extension_truth(grid: sitk.Image, timepoints: dict, treated: np.ndarray, new
         if volume >= 1.5 * MIN_EXTENSION_MM3:
             out.append({"kind": "contiguous_extension", "timepoint": t, "design_volume_mm3": round(volume, 1)})
         elif volume > 0.5 * MIN_EXTENSION_MM3:
-            out.append({"kind": None, "timepoint": t, "acceptable_boundary": [[], ["contiguous_extension"]],
+            out.append({"kind": None, "timepoint": t, "either_way": "contiguous_extension",
                         "design_volume_mm3": round(volume, 1)})
     return out
 

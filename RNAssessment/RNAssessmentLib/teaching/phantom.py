@@ -494,8 +494,9 @@ def design_truth(scn: Scenario, designed: dict, designed_boundary: dict, atlas_i
                                            to_planning=to_planning)
     extension = design.extension_truth(grid, tps, treated, new_foci, (1.0, 1.0, 1.0), np.eye(3), boundary)
     derived = extension + change
+    present = set(labels)
     for e in scn.expected:
-        if e["kind"] not in DERIVED_KINDS:
+        if e["kind"] not in DERIVED_KINDS or not {e.get("timepoint"), e.get("from"), e.get("to")} - {None} <= present:
             continue
         if e["kind"] == "contiguous_extension":
             sure = any(d["kind"] == e["kind"] and d.get("timepoint") == e["timepoint"] for d in derived)
@@ -504,7 +505,7 @@ def design_truth(scn: Scenario, designed: dict, designed_boundary: dict, atlas_i
         if not sure:
             near = [d for d in derived if d.get("timepoint", d.get("to")) in (e.get("timepoint"), e.get("to"))]
             raise ValueError(f"scenario {scn.name} states {e} but its design does not give it without doubt: {near}")
-    stated = [dict(e) for e in scn.expected if e["kind"] not in DERIVED_KINDS]
+    stated = [dict(e) for e in scn.expected if e["kind"] not in DERIVED_KINDS and e.get("timepoint") in present]
     return stated + derived, {"change": evidence, "extension": extension}
 
 
