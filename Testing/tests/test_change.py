@@ -483,12 +483,12 @@ def test_a_focus_across_a_narrow_gap_keeps_its_own_automatic_extent():
 def test_a_new_focus_within_the_resolution_of_the_earlier_lesion_makes_the_interval_indeterminate(
         slice_mm, offset_px, next_slice, indeterminate):
     """A lesion unchanged from t1 to t2 and, at t2, a focus beside it: in the next slice and ``offset_px`` pixels
-    (0.9 mm) from its edge in the plane (between voxel centres), or in the same slice. The gap between voxel centres runs obliquely through
-    the slices; along it the voxels reach Σ s_i |n_i| and the registration adds 0.5 mm. Next slice, 2 pixels over:
-    the gap (5.8 mm) is within that (6.0 mm): the focus may be a lobe of the lesion that grew (the clinical Sylvian
-    focus at t2), indeterminate, never growth. 5 pixels over (7.1 mm, 5.3 mm allowed), 4 pixels in the same slice
-    (3.6 mm, 1.4 mm allowed) or 2 pixels over on a 1 mm grid (2.1 mm, 1.8 mm allowed): a new focus, and no
-    change."""
+    (0.9 mm) from its edge in the plane (between voxel centres), or in the same slice. The gap between voxel centres
+    runs obliquely through the slices; along it the voxels reach Σ s_i |n_i| and the registration adds 0.5 mm. Next
+    slice, 2 pixels over: the gap (5.8 mm) is within that (6.0 mm): the focus may be a lobe of the lesion that grew
+    (the clinical Sylvian focus at t2), indeterminate, never growth. 5 pixels over (7.1 mm, 5.3 mm allowed), 4
+    pixels in the same slice (3.6 mm, 1.4 mm allowed) or 2 pixels over on a 1 mm grid (2.1 mm, 1.8 mm allowed): a
+    new focus, and no change."""
     ref = _grid((0.9, 0.9, slice_mm), (50, 30, 11), (0.0, 0.0, 0.0))
     first = np.zeros(ref.GetSize(), bool)
     first[10:20, 10:20, 4:7] = True

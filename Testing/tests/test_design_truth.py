@@ -106,8 +106,8 @@ def test_a_one_sided_change_is_judged_by_the_resolution_along_it():
     """5.5 mm slices: a lesion whose extent along x moves out 6 mm on one side and in 5 mm on the other, in the
     slice plane (2.5 mm required, 1.7 mm margin for a surface 9 mm from its equator through the slices): a mixed
     response. Moving up 3 mm through the slices (6.0 mm required, margin half a slice): not beyond it even less the
-    margin, so at most indeterminate, never a mixed response. The PD twin of a design that may read as a mixed response is
-    refused as a wrong design."""
+    margin, so at most indeterminate, never a mixed response. The PD twin of a design that may read as a mixed
+    response is refused as a wrong design."""
     grid = _grid(35.0)
     acq = (_acq(5.5), _acq(5.5, True))
     before = {"L": _part(grid, (0, 0, 0), (10, 11, 9), ring=2.5)}

@@ -20,6 +20,11 @@ Which side of a boundary a component lies on is the sign of its e1 coordinate (a
 are never lesion). The anatomy used for that is the image's own (CSF-dark voxels, a flood-filled ventricle, the
 traced falx), never the atlas that the analysis uses, so the analysis is not graded against itself.
 
+Ground truth comes from the design (:mod:`.design`), never from the analysis: the boundary findings a template
+states (each "across" checked geometrically on the image), contiguous extension and change derived from the
+designed parts, the acquisition of each timepoint (its voxels, the head's pose) and the method's documented
+thresholds; a design that sits on a threshold lists every answer then right.
+
 Rendering
 ---------
 Each timepoint is an acquisition on the real image's grid, moved by a rigid pose (head motion). Lesions are
