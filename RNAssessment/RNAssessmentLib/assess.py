@@ -43,7 +43,7 @@ def assess_case(case: Case, *, levels_gy=None, log_callback=None, estimate_bound
     holds the images worth showing or saving (isodose, boundaries given and automatic, compartments, lesion masks
     and change maps on the planning grid) and the atlas fit they rest on (``atlas_fit``)."""
     say = log_callback or log.info
-    warnings: list[str] = []
+    warnings: list[str] = list(case.notes)
     deid = bool(case.metadata.get("deidentified"))
     summary: dict = {"case": case.id, "timepoints": [], "registered": case.registered}
     if deid:
@@ -57,6 +57,7 @@ def assess_case(case: Case, *, levels_gy=None, log_callback=None, estimate_bound
         levels = sorted(levels_gy or dosemod.default_levels(rx, case.dose.fractions), reverse=True)
         say(f"[{case.id}] isodose surfaces at {', '.join(f'{v:g}' for v in levels)} Gy")
         iso = dosemod.isodose_set(case.dose.image, levels, rx)
+        warnings += dosemod.levels_above_maximum(case.dose.image, levels)
         summary["isodose"] = [{"level_gy": i.level_gy, "percent_of_prescription": i.percent_of_prescription,
                                "volume_cc": i.volume_cc} for i in iso]
         extra["isodose"] = iso
@@ -96,7 +97,14 @@ def assess_case(case: Case, *, levels_gy=None, log_callback=None, estimate_bound
                 warnings.append(f"timepoint '{tp.label}' is not registered to the planning image: its lesion dose "
                                 "is not reported")
         summary["timepoints"].append(entry)
-        say(f"[{case.id}] timepoint {tp.label}: lesion {entry.get('lesion_volume_mm3', float('nan')):.0f} mm³")
+        lesion_words = f"lesion {entry['lesion_volume_mm3']:.0f} mm³" if "lesion_volume_mm3" in entry else \
+            "no lesion mask (automatic segmentation)"
+        say(f"[{case.id}] timepoint {tp.label}: {lesion_words}")
+    if case.prior:
+        summary["prior_timepoints"] = [
+            {"label": tp.label, "date": tp.date.isoformat() if tp.date and not deid else None,
+             "days_since_srs": case.days_since_srs(tp), "note": "before SRS (marked prior): listed, not analysed"}
+            for tp in case.prior]
     findings = []
     if analysed:
         findings += _boundaries_and_change(case, summary, extra, warnings, levels_gy, say,
@@ -276,6 +284,11 @@ def _boundaries_and_change(case: Case, summary: dict, extra: dict, warnings: lis
                 if f.boundary in earlier_across:
                     m |= earlier_across[f.boundary][1]
                 earlier_across[f.boundary] = (tp.label, m)
+        if lesion_p is not None and not geo.array_view(lesion_p).any() and res.missed_mm3 > 0:
+            # An empty mask where the image shows enhancement would read as complete response (RANO-BM CR).
+            raise ValueError(f"lesion mask of timepoint '{tp.label}' is empty, but the automatic segmentation finds "
+                             f"{res.missed_mm3 / 1000:.2f} cm³ of enhancement there; give the lesion's mask, or write "
+                             "\"lesion\": null for this timepoint to let the automatic segmentation stand")
         warnings += res.mask_warnings
         if res.left_out:
             extra.setdefault("left_out", {})[tp.label] = res.left_out

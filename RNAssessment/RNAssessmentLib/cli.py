@@ -32,8 +32,7 @@ def cmd_demo(args) -> int:
     from .output.cohort_table import write_cohort
     from .teaching.demo import write_demo
     t0 = time.time()
-    if os.path.exists(args.out) and not os.path.isdir(args.out):
-        raise ValueError(f"--out '{args.out}' is an existing file, not a folder: give a folder name")
+    args.out = _checked_out(args.out)
     if args.real_mri and not os.path.isdir(args.real_mri):
         raise ValueError(f"--real-mri '{args.real_mri}' is not a folder: give the folder of the real brain MRIs "
                          f"(e.g. ../shared/data/real-mri)")
@@ -76,12 +75,27 @@ def cmd_cohort(args) -> int:
         raise ValueError("--workers must be at least 1")
     if args.scheduler and args.workers:
         raise ValueError("--workers sizes the local cluster; with --scheduler the cluster's own workers are used")
+    args.out = _checked_out(args.out)
     r = run_cohort(args.source, args.out, scheduler=args.scheduler, workers=args.workers, resume=args.resume,
                    levels=args.levels, deidentify=args.deidentify, pdf=not args.no_pdf, log=_log)
     _log(f"[cohort] {len(r['ran'])} assessed, {len(r['unchanged'])} unchanged, {len(r['failed'])} failed"
-         + (f" ({', '.join(r['failed'])})" if r["failed"] else "") + f"; wrote "
+         + (f" ({', '.join(r['failed'])})" if r["failed"] else "") + "; wrote "
          + ", ".join(os.path.relpath(p, args.out) for p in r["paths"].values()) + f" in {args.out}")
-    return 1 if r["failed"] and not (r["ran"] or r["unchanged"]) else 0
+    if r["failed"]:
+        return EXIT_ALL_FAILED if not (r["ran"] or r["unchanged"]) else EXIT_SOME_FAILED
+    return 0
+
+
+#: ``rnassess cohort`` exit codes beyond 0 (every case assessed or unchanged), 2 (bad input) and 3 (internal
+#: error): every case failed, or some did (their records say why), so that a scheduled run can tell.
+EXIT_ALL_FAILED = 1
+EXIT_SOME_FAILED = 4
+
+
+def _checked_out(out: str, what: str = "--out") -> str:
+    """The output folder, checked before any work (atomic.check_output_folder): a symbolic link followed."""
+    from .output.atomic import check_output_folder
+    return check_output_folder(out, what)
 
 
 def _assess_and_write(case, out: str, *, levels=None, deidentify: bool = False, pdf: bool = True,
@@ -97,8 +111,9 @@ def cmd_review(args) -> int:
     import importlib.util
 
     from .review import find_assessments
-    from .review_app import check_serving
-    token = check_serving(args.host, args.token, generate=args.generate_token)     # before anything is read
+    from .review_app import check_serving, token_from
+    token = check_serving(args.host, token_from(args.token, args.token_file),
+                          generate=args.generate_token)                     # before anything is read
     if args.port < 0 or args.port > 65535:
         raise ValueError(f"--port {args.port}: give 0-65535 (0 picks a free port)")
     cases = find_assessments(args.folder)
@@ -122,6 +137,7 @@ def _import_options(args):
 def cmd_import(args) -> int:
     from .io.dicom_import import import_dicom
     t0 = time.time()
+    args.out = _checked_out(args.out)
     source = args.dicom_dir
     if args.from_pacs:
         from .io.pacs import parse_address, retrieve_patient
@@ -154,7 +170,15 @@ def _need(module: str, option: str) -> None:
 
 
 def _is_dicom_folder(path: str) -> bool:
-    return os.path.isdir(path) and not os.path.isfile(os.path.join(path, "case.json"))
+    """A folder without case.json is a DICOM export; one holding no DICOM file at all is neither (said so)."""
+    if not os.path.isdir(path) or os.path.isfile(os.path.join(path, "case.json")):
+        return False
+    from .io.images import is_dicom_file
+    for root, _dirs, files in os.walk(path):
+        if any(is_dicom_file(os.path.join(root, f)) or f.lower().endswith(".dcm") for f in files):
+            return True
+    raise ValueError(f"'{path}' is a folder with no case.json and no DICOM file: give a case manifest (case.json, "
+                     "or the folder holding it) or a DICOM export")
 
 
 def cmd_assess(args) -> int:
@@ -164,6 +188,9 @@ def cmd_assess(args) -> int:
     from .analysis.dose import parse_levels
     from .io.case import load_manifest
     imported = None
+    args.out = _checked_out(args.out)
+    if args.dicom_out:
+        args.dicom_out = _checked_out(args.dicom_out, "--dicom-out")
     if args.send and not args.dicom_out:
         raise ValueError("--send stores the DICOM outputs: give --dicom-out DIR too")
     if args.send:
@@ -178,13 +205,13 @@ def cmd_assess(args) -> int:
             r = import_dicom(args.manifest, imported, _import_options(args))
             for line in r["log"]:
                 _log(f"[import] {line}")
-            case = load_manifest(r["manifest"])
+            case = load_manifest(r["manifest"], allow_uneven_slices=args.allow_uneven_slices)
         except BaseException:
             shutil.rmtree(imported, ignore_errors=True)
             raise
     else:
         manifest = os.path.join(args.manifest, "case.json") if os.path.isdir(args.manifest) else args.manifest
-        case = load_manifest(manifest)
+        case = load_manifest(manifest, allow_uneven_slices=args.allow_uneven_slices)
     try:
         if args.dicom_out:
             _need("highdicom", "--dicom-out")
@@ -275,9 +302,13 @@ def cmd_dvh(args) -> int:
 
 def cmd_isodose(args) -> int:
     from .analysis.dose import isodose_set, parse_levels, volume_above, write_surface
+    args.out = _checked_out(args.out)
     dose, info = _load_dose(args.dose, args.prescription)
     levels = parse_levels(args.levels, args.prescription)
     iso = isodose_set(dose, levels, args.prescription)
+    from .analysis.dose import levels_above_maximum
+    for w in levels_above_maximum(dose, levels):
+        _log(f"warning: {w}")
     from .output.atomic import OutputFolder
     with OutputFolder(args.out, [args.dose]) as tmp, \
             open(os.path.join(tmp, "isodose_volumes.csv"), "w", newline="", encoding="utf-8") as f:
@@ -332,6 +363,9 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--deidentify", action="store_true",
                    help="remove names, IDs, birth date and absolute dates (days since SRS instead) from every output")
     a.add_argument("--no-pdf", action="store_true", help="do not print report.pdf (needs Chromium)")
+    a.add_argument("--allow-uneven-slices", action="store_true",
+                   help="use a DICOM series with a missing or repeated slice as it is (said in findings.json and the "
+                        "report) instead of refusing it")
     a.add_argument("--dicom-out", metavar="DIR",
                    help="also write DICOM, referencing the source series (a case from DICOM): the findings and "
                         "grown/regressed portions as a Segmentation on each follow-up series, the isodose levels as "
@@ -375,7 +409,9 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Assess every case of SOURCE (one Dask task per case), then write cohort.csv "
                                    "(one row per case and per finding), cohort.json and cohort.html (per-feature "
                                    "2x2 tables, sensitivity and specificity for RN with Wilson 95 %% intervals). "
-                                   "Needs the 'cohort' extra: pip install \".[cohort]\".")
+                                   "Needs the 'cohort' extra: pip install \".[cohort]\". Exit code: 0 every case "
+                                   "assessed (or unchanged), 4 some cases failed (their rows say why), 1 every case "
+                                   "failed, 2 bad input, 3 internal error.")
     c.add_argument("source", help="a folder searched for case.json manifests, or a CSV with columns manifest and "
                                   "optionally case, outcome (RN, PD, mixed), outcome_source, outcome_date")
     c.add_argument("--out", required=True, help="output folder: cases/<case>/ as assess writes them, cohort.csv, "
@@ -402,7 +438,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     r.add_argument("--port", type=int, default=8080, help="port (default 8080; 0 picks a free one)")
     r.add_argument("--token", help="secret the URL must carry (?token=...), 16+ characters; required with a --host "
-                                   "other than loopback")
+                                   "other than loopback. Visible to local users in the process list: prefer "
+                                   "--token-file or the environment variable RNASSESS_REVIEW_TOKEN")
+    r.add_argument("--token-file", metavar="FILE", help="read the token from FILE (its first line)")
     r.add_argument("--generate-token", action="store_true", help="make a random token and print the URL with it")
     r.add_argument("--idle-timeout", type=int, metavar="S",
                    help="stop S seconds after the last browser disconnects (default: run until Ctrl-C)")
@@ -461,19 +499,24 @@ def _write_error_log(args, exc) -> str | None:
     import tempfile
     import traceback
 
-    from .output.atomic import ERROR_LOG
+    from .output.atomic import ERROR_LOG, MARKER
     text = (f"rnassess {__version__} {args.command}; step '{_STATE['step']}', case '{_STATE['case']}'\n"
             f"argv: {sys.argv}\n\n" + "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
     out = _STATE.get("out") or getattr(args, "out", None)
     candidates = []
     if out:
         out = os.path.abspath(out)
-        candidates.append(out if (os.path.isdir(out) or not os.path.splitext(out)[1]) else os.path.dirname(out))
-    candidates.append(tempfile.gettempdir())
-    for folder in candidates:
+        if os.path.isfile(os.path.join(out, MARKER)):
+            # A previous run's complete outputs stay as they were: the log goes beside them.
+            candidates.append((os.path.dirname(out), f"{os.path.basename(out)}.{ERROR_LOG}"))
+        else:
+            candidates.append((out if (os.path.isdir(out) or not os.path.splitext(out)[1]) else
+                               os.path.dirname(out), ERROR_LOG))
+    candidates.append((tempfile.gettempdir(), f"rnassess-{os.getpid()}-error.log"))
+    for folder, name in candidates:
         try:
             os.makedirs(folder, exist_ok=True)
-            path = os.path.join(folder, ERROR_LOG)
+            path = os.path.join(folder, name)
             with open(path, "w", encoding="utf-8") as f:
                 f.write(text)
             return path

@@ -3,8 +3,10 @@
 The scene is built by :func:`slicer_case.review_node_steps` through the MRML bridge (the nodes the Slicer panel
 adds); views are Slicer's displayable managers rendered offscreen (EGL) and streamed as images. Page state the
 tests read: ``loaded``, ``iso_levels`` (level, colour, shown), ``findings``, ``case_title``; what the views show
-(slice offsets and centres from the MRML slice nodes, model visibility) comes from ``GET /rnassess/state``. Guard: a token (query ``?token=`` once, then an HttpOnly cookie) on every HTTP and
-websocket request when one is set; on loopback the Host header must be a loopback name (DNS rebinding).
+(slice offsets and centres from the MRML slice nodes, model visibility) comes from ``GET /rnassess/state``.
+Guard: a token (query ``?token=`` once, then an HttpOnly cookie) on every HTTP and websocket request when one is
+set, wrong tokens locked out after a few (:data:`WRONG_TOKENS_ALLOWED`), redirects only to a path of this server; on
+loopback the Host header must be a loopback name (DNS rebinding).
 
 Needs the ``review`` extra (trame-slicer with its slicer-core). Coordinates: finding centroids are RAS (MRML).
 """
@@ -55,27 +57,71 @@ def _host_name(host_header: str) -> str:
     return host_header.rsplit(":", 1)[0] if host_header.count(":") == 1 else host_header
 
 
+#: After this many wrong tokens from one address, it is locked out for a while (doubling, up to LOCKOUT_MAX_S):
+#: without it a local process could try about 1,800 tokens a second.
+WRONG_TOKENS_ALLOWED = 5
+LOCKOUT_MAX_S = 300.0
+
+
 def _guard(token: str | None, loopback_only: bool):
     from aiohttp import web
+    wrong: dict = {}        # remote address -> [wrong tokens so far, locked until (monotonic s)]
 
     @web.middleware
     async def guard(request, handler):
-        if loopback_only and _host_name(request.host or "") not in LOOPBACK_NAMES:
-            return web.Response(status=403, text="rnassess review: this server answers on loopback names only")
+        try:
+            host = request.headers.get("Host", "")
+        except Exception:               # a malformed request: no traceback, a plain refusal
+            host = ""
+        if loopback_only and _host_name(host) not in LOOPBACK_NAMES:
+            return web.Response(status=403 if host else 400,
+                                text="rnassess review: this server answers on loopback names only"
+                                if host else "rnassess review: a request needs a Host header")
         given = request.query.get("token")
         if token is not None:
+            who = request.remote or "?"
+            count, until = wrong.get(who, (0, 0.0))
+            now = time.monotonic()
+            if now < until:
+                return web.Response(status=429, headers={"Retry-After": str(int(until - now) + 1)},
+                                    text=f"rnassess review: too many wrong tokens; wait {int(until - now) + 1} s")
             sent = given if given is not None else request.cookies.get(TOKEN_COOKIE, "")
             if not hmac.compare_digest(sent.encode(), token.encode()):
+                count += 1
+                if count >= WRONG_TOKENS_ALLOWED:
+                    until = now + min(LOCKOUT_MAX_S, 2.0 ** (count - WRONG_TOKENS_ALLOWED))
+                wrong[who] = (count, until)
                 return web.Response(status=403, text="rnassess review: wrong or missing token (open the URL the "
                                                      "server printed, with its ?token=)")
+            wrong.pop(who, None)
         if token is not None and given is not None and request.method == "GET":
-            # The token goes into an HttpOnly cookie and out of the address bar (and the browser's history).
+            # The token goes into an HttpOnly cookie and out of the address bar (and the browser's history). The
+            # redirect stays on this server: a path, never '//other.host/' (a protocol-relative address).
             rest = {k: v for k, v in request.query.items() if k != "token"}
-            resp = web.HTTPSeeOther(request.rel_url.with_query(rest) if rest else request.path)
+            path = "/" + request.path.lstrip("/")
+            resp = web.HTTPSeeOther(str(request.rel_url.with_path(path).with_query(rest)) if rest else path)
             resp.set_cookie(TOKEN_COOKIE, token, httponly=True, samesite="Strict")
             return resp
         return await handler(request)
     return guard
+
+
+def token_from(args_token: str | None, token_file: str | None) -> str | None:
+    """The review token from --token, --token-file or the environment variable RNASSESS_REVIEW_TOKEN (a token on
+    the command line is visible to every local user in the process list; a file or the environment is not)."""
+    given = [t for t in (args_token, token_file, os.environ.get("RNASSESS_REVIEW_TOKEN")) if t]
+    if args_token and token_file:
+        raise ValueError("give the token either with --token or with --token-file, not both")
+    if token_file:
+        try:
+            with open(token_file, encoding="utf-8") as f:
+                text = f.read().strip()
+        except OSError as exc:
+            raise ValueError(f"--token-file '{token_file}': cannot be read ({exc.strerror or exc})") from None
+        if not text:
+            raise ValueError(f"--token-file '{token_file}' is empty: write the token (16+ characters) in it")
+        return text
+    return given[0] if given else None
 
 
 class ReviewApp:

@@ -259,3 +259,211 @@ def test_a_second_run_on_a_locked_out_is_refused(tmp_path, capsys):
     assert cli.main(["assess", m, "--out", str(out), "--no-pdf"]) == 0
     assert json.loads((out / "findings.json").read_text())["findings"] is not None
     assert not lock.exists()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Inputs that pass a careless reading and would give a wrong clinical answer (issue 35): what is accepted, how
+# ---------------------------------------------------------------------------------------------------------------
+
+def test_a_probability_map_is_thresholded_at_half_and_said_a_prior_scan_listed_an_unreached_level_said(tmp_path):
+    """A follow-up lesion given as a probability map in [0, 1] (a smooth edge around the true lesion) is read as
+    the voxels at 0.5 or more, not everything above 0 (that had made the lesion 5x its size and RANO-BM PD), and
+    findings.json says so. A 0/255 label map is binary as it is. A scan dated before SRS and marked "prior" is
+    listed, not analysed. An isodose level above the dose's maximum is said to have no surface."""
+    t1, lesion, dose = make_corpus._base_arrays()
+    i, j, k = np.meshgrid(np.arange(48), np.arange(48), np.arange(32), indexing="ij")
+    d = np.sqrt(((i - 30) * 1.5) ** 2 + ((j - 24) * 1.5) ** 2 + ((k - 16) * 2.0) ** 2)
+    prob = np.clip(1.0 - (d - 4.0) / 8.0, 0.0, 1.0).astype(np.float32)      # 1 inside 4 mm, 0 beyond 12 mm
+    spec = make_corpus._manifest(timepoints=[
+        {"label": "pre", "date": "2023-10-01", "t1c": "t0.nii.gz", "prior": True},
+        {"label": "t0", "date": "2024-01-10", "t1c": "t0.nii.gz", "lesion": "lesion255.nrrd"},
+        {"label": "t1", "date": "2024-06-10", "t1c": "t1.nii.gz", "lesion": "prob.nii.gz"}])
+    m = make_corpus._write_case(str(tmp_path / "case"), spec, **{
+        "prob.nii.gz": make_corpus._image(prob), "lesion255.nrrd": make_corpus._image(lesion * 255)})
+    out = tmp_path / "out"
+    assert cli.main(["assess", m, "--out", str(out), "--no-pdf", "--levels", "30,20,10"]) == 0
+    doc = json.loads((out / "findings.json").read_text(encoding="utf-8"))
+    vox = 1.5 * 1.5 * 2.0
+    tps = {t["label"]: t for t in doc["summary"]["timepoints"]}
+    assert list(tps) == ["t0", "t1"]
+    assert tps["t0"]["lesion_volume_mm3"] == pytest.approx(lesion.sum() * vox)            # 0/255: binary
+    assert tps["t1"]["lesion_volume_mm3"] == pytest.approx((prob >= 0.5).sum() * vox)   # thresholded at 0.5
+    assert tps["t1"]["lesion_volume_mm3"] < 0.4 * (prob > 0).sum() * vox
+    assert any("probability map" in w and "thresholded at 0.5" in w for w in doc["warnings"]), doc["warnings"]
+    assert [p["label"] for p in doc["summary"]["prior_timepoints"]] == ["pre"]
+    assert doc["summary"]["prior_timepoints"][0]["days_since_srs"] < 0
+    assert any("30 Gy is above the dose's maximum" in w for w in doc["warnings"]), doc["warnings"]
+
+
+def test_an_empty_followup_mask_stands_when_the_manifest_says_lesion_null_and_no_cr_otherwise(tmp_path, capsys):
+    """The corpus refuses an empty follow-up mask where the image shows enhancement (it would be RANO-BM CR);
+    "lesion": null lets the automatic segmentation find the lesion instead: no CR."""
+    spec = make_corpus._manifest(timepoints=[
+        {"label": "t0", "date": "2024-01-10", "t1c": "t0.nii.gz", "lesion": "lesion.nrrd"},
+        {"label": "t1", "date": "2024-06-10", "t1c": "t1.nii.gz", "lesion": None}])
+    m = make_corpus._write_case(str(tmp_path / "case"), spec)
+    out = tmp_path / "out"
+    assert cli.main(["assess", m, "--out", str(out), "--no-pdf"]) == 0
+    course = json.loads((out / "findings.json").read_text(encoding="utf-8"))["summary"]["time_course"]
+    assert course[1]["volume_mm3"] > 0 and course[1]["rano_bm"] != "CR"
+
+
+def test_a_dicom_series_missing_a_slice_is_used_only_when_allowed_and_then_said(tmp_path, capsys):
+    """A DICOM series with a slice missing is refused (corpus); with --allow-uneven-slices it is stacked as
+    acquired and findings.json and the report say so."""
+    corpus_dir = tmp_path / "c"
+    entries = {e["name"]: e for e in make_corpus.make_corpus(str(corpus_dir))}
+    argv = list(entries["dicom_missing_slice"]["argv"])
+    assert cli.main(argv) == 2
+    assert "slice positions are uneven" in capsys.readouterr().err
+    assert cli.main(argv + ["--allow-uneven-slices"]) == 0
+    out = argv[argv.index("--out") + 1]
+    warnings = json.loads(open(os.path.join(out, "findings.json"), encoding="utf-8").read())["warnings"]
+    assert any("slice positions are uneven" in w and "--allow-uneven-slices" in w for w in warnings), warnings
+    assert "slice positions are uneven" in open(os.path.join(out, "report.html"), encoding="utf-8").read()
+
+
+def test_a_rerun_keeps_the_users_files_follows_a_symlinked_out_and_honours_the_umask(tmp_path):
+    """Only the files a run wrote (listed in its marker) are replaced by the next run: a note and a folder of
+    screenshots the user put into the output folder stay. --out that is a symbolic link to a folder: the outputs
+    go there and the link stays a link. The output folder's permissions follow the umask."""
+    m = make_corpus._write_case(str(tmp_path / "case"))
+    target = tmp_path / "real_out"
+    target.mkdir()
+    link = tmp_path / "out"
+    link.symlink_to(target, target_is_directory=True)
+    old = os.umask(0o022)
+    try:
+        assert cli.main(["assess", m, "--out", str(link), "--no-pdf"]) == 0
+        assert link.is_symlink() and (target / "findings.json").is_file()
+        assert oct(target.stat().st_mode & 0o777) == oct(0o755)
+        listed = (target / ".rnassess-output").read_text(encoding="utf-8").splitlines()
+        assert "findings.json" in listed and "report.html" in listed
+        (target / "notes.txt").write_text("my notes", encoding="utf-8")
+        (target / "my_screens").mkdir()
+        (target / "my_screens" / "shot.png").write_bytes(b"\x89PNG user")
+        os.umask(0o077)
+        assert cli.main(["assess", m, "--out", str(link), "--no-pdf"]) == 0
+    finally:
+        os.umask(old)
+    assert (target / "notes.txt").read_text(encoding="utf-8") == "my notes"
+    assert (target / "my_screens" / "shot.png").read_bytes() == b"\x89PNG user"
+    assert oct(target.stat().st_mode & 0o777) == oct(0o700)
+    assert link.is_symlink() and not [p for p in os.listdir(tmp_path) if ".tmp-" in p or ".old-" in p]
+
+
+def test_an_internal_error_never_writes_into_a_previous_complete_output(tmp_path, monkeypatch, capsys):
+    """The traceback of a failed run goes beside a previous run's complete outputs, which stay byte-identical."""
+    from RNAssessmentLib import assess
+    m = make_corpus._write_case(str(tmp_path / "case"))
+    out = tmp_path / "out"
+    assert cli.main(["assess", m, "--out", str(out), "--no-pdf"]) == 0
+    before = _digest(str(out))
+
+    def broken(*a, **k):
+        raise ZeroDivisionError("a bug")
+    monkeypatch.setattr(assess, "assess_case", broken)
+    assert cli.main(["assess", m, "--out", str(out), "--no-pdf"]) == 3
+    assert _digest(str(out)) == before
+    log = tmp_path / "out.rnassess-error.log"
+    assert "a bug" in log.read_text(encoding="utf-8") and str(log) in capsys.readouterr().err
+
+
+def test_an_unwritable_output_folder_is_refused_before_any_work_by_a_non_root_user(tmp_path):
+    """Run as a user who may not write there (the tests' own user, or nobody when they run as root: a forked
+    process that drops to uid 65534, this interpreter and its modules already loaded): exit 2 naming the folder,
+    before the case is even read (no temporary folder, no error log, no outputs)."""
+    import io
+    from contextlib import redirect_stderr
+
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    m = make_corpus._write_case(str(tmp_path / "case"))
+    for p in (tmp_path, tmp_path / "case", *(tmp_path / "case").iterdir()):
+        os.chmod(p, 0o755 if p.is_dir() else 0o644)
+    os.chmod(locked, 0o555)
+    argv = ["assess", m, "--out", str(locked / "out"), "--no-pdf"]
+    # The same command once here, refused at the same check (an existing file as --out), loads every module it
+    # needs while this process can still read them.
+    (tmp_path / "a_file").write_text("x")
+    with redirect_stderr(io.StringIO()):
+        assert cli.main(["assess", m, "--out", str(tmp_path / "a_file"), "--no-pdf"]) == 2
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:                                   # the child: another user, the same checks
+        os.close(read_end)
+        code = 99
+        try:
+            if os.geteuid() == 0:
+                os.setgid(65534)
+                os.setuid(65534)
+            err = io.StringIO()
+            with redirect_stderr(err):
+                code = cli.main(argv)
+            os.write(write_end, err.getvalue().encode("utf-8", "replace"))
+        except BaseException as exc:               # say what went wrong in the child, then leave
+            os.write(write_end, f"child failed: {exc!r}".encode())
+        finally:
+            os._exit(code)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as f:
+        err = f.read().decode("utf-8")
+    _, status = os.waitpid(pid, 0)
+    assert os.WEXITSTATUS(status) == 2, err[-2000:]
+    assert err.count("\n") == 1, err                      # the one error line: nothing was read or logged before
+    assert "cannot write in" in err and str(locked) in err
+    assert os.listdir(locked) == []
+
+
+def test_the_review_guard_redirects_only_to_its_own_paths_locks_out_guessers_and_needs_a_host(tmp_path,
+                                                                                             monkeypatch):
+    """The review server's guard (review_app._guard) on a bare aiohttp app: GET //evil.example/?token=… redirects
+    to a path of this server, not to another host; wrong tokens are locked out after a few (429 with
+    Retry-After); a request without a Host header gets a plain 400, no traceback. The token can come from a file or
+    the environment, never needing the command line."""
+    import asyncio
+
+    from aiohttp import web
+    from aiohttp.test_utils import TestClient, TestServer
+    from RNAssessmentLib import review_app as RA
+    token = "t" * 24
+
+    async def ok(_request):
+        return web.Response(text="ok")
+
+    async def scenario():
+        app = web.Application(middlewares=[RA._guard(token, True)])
+        app.router.add_get("/{tail:.*}", ok)
+        async with TestClient(TestServer(app, host="127.0.0.1")) as client:
+            reader, writer = await asyncio.open_connection("127.0.0.1", client.port)
+            writer.write(f"GET //evil.example/?token={token} HTTP/1.0\r\nHost: localhost\r\n\r\n".encode())
+            await writer.drain()
+            head = (await reader.read()).decode(errors="replace").split("\r\n\r\n")[0].splitlines()
+            writer.close()
+            location = next(h.split(":", 1)[1].strip() for h in head if h.lower().startswith("location:"))
+            assert " 303 " in head[0] and location == "/evil.example/", head
+            r = await client.get("/", headers={"Host": "localhost"}, cookies={RA.TOKEN_COOKIE: token})
+            assert r.status == 200
+            statuses = []
+            for _ in range(RA.WRONG_TOKENS_ALLOWED + 2):
+                r = await client.get("/?token=wrong-token-xxxxxxxx", headers={"Host": "localhost"},
+                                     allow_redirects=False)
+                statuses.append(r.status)
+            assert statuses[:RA.WRONG_TOKENS_ALLOWED] == [403] * RA.WRONG_TOKENS_ALLOWED
+            assert statuses[-1] == 429 and "Retry-After" in r.headers
+            # ... and while locked out, even the right token waits.
+            r = await client.get(f"/?token={token}", headers={"Host": "localhost"}, allow_redirects=False)
+            assert r.status == 429
+            reader, writer = await asyncio.open_connection("127.0.0.1", client.port)
+            writer.write(b"GET / HTTP/1.0\r\n\r\n")
+            await writer.drain()
+            reply = (await reader.read()).decode(errors="replace")
+            writer.close()
+            assert reply.startswith("HTTP/1.") and " 400 " in reply.splitlines()[0] and "Traceback" not in reply
+    asyncio.run(scenario())
+    (tmp_path / "token").write_text(token + "\n", encoding="utf-8")
+    assert RA.token_from(None, str(tmp_path / "token")) == token
+    monkeypatch.setenv("RNASSESS_REVIEW_TOKEN", "e" * 20)
+    assert RA.token_from(None, None) == "e" * 20
+    with pytest.raises(ValueError, match="either with --token or with --token-file"):
+        RA.token_from(token, str(tmp_path / "token"))

@@ -95,7 +95,7 @@ def test_bad_rtdose_files_fail_with_a_clear_message(tmp_path, change, message):
 def test_non_dicom_file_is_named_in_the_error(tmp_path):
     p = tmp_path / "notdicom.dcm"
     p.write_text("hello")
-    with pytest.raises(ValueError, match="notdicom.dcm.*not a readable DICOM"):
+    with pytest.raises(ValueError, match="notdicom.dcm.*not a DICOM file"):
         read_rtdose(p)
 
 

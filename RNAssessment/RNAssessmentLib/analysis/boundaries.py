@@ -519,6 +519,7 @@ class FollowupResult:
     foci: np.ndarray                   # box-sized: enhancement non-contiguous with the treated lesion
     left_out: list                     # normal anatomy left out of the enhancement (enhancement.py)
     mask_warnings: list = dataclasses.field(default_factory=list)   # the user's mask contradicts the image
+    missed_mm3: float = 0.0            # enhancement the automatic segmentation finds outside the user's mask
 
 
 def _as_context(boundaries) -> BoundaryContext:
@@ -576,6 +577,7 @@ def analyse_followup(timepoint: str, t1c: sitk.Image, treated: sitk.Image, bound
     auto = leave_out_normal(raw, t1, model, box, ventricles=bnd.get("ventricles"), protect=tr, brain=br,
                             min_volume_mm3=min_volume_mm3)
     mask_warnings = []
+    missed_mm3 = 0.0
     if lesion is not None:
         user = box.crop(geo.array_view(lesion)) > 0
         filt = leave_out_normal(user, t1, model, box, protect=user, min_volume_mm3=0.0)
@@ -586,7 +588,8 @@ def analyse_followup(timepoint: str, t1c: sitk.Image, treated: sitk.Image, bound
         # anatomy left out) that lies outside the user's mask, in pieces of at least the minimum focus size.
         missed = remove_small(auto.kept & ~user, box, min_volume_mm3)
         if missed.any():
-            cc = missed.sum() * vox / 1000.0
+            missed_mm3 = float(missed.sum() * vox)
+            cc = missed_mm3 / 1000.0
             mask_warnings.append(
                 f"your mask at {timepoint} leaves out {cc:.2f} cm³ of enhancement (automatic segmentation, "
                 f"pieces of at least {min_volume_mm3:g} mm³, centred at RAS "
@@ -814,4 +817,4 @@ def analyse_followup(timepoint: str, t1c: sitk.Image, treated: sitk.Image, bound
         for f in findings:
             f.evidence.setdefault("left_out_as_normal_anatomy", left_out)
     return FollowupResult(findings=findings, enhancement=enh, finding_masks=masks, model=model, box=box, foci=foci,
-                          left_out=left_out, mask_warnings=mask_warnings)
+                          left_out=left_out, mask_warnings=mask_warnings, missed_mm3=missed_mm3)

@@ -178,13 +178,20 @@ def parse_levels(text: str, prescription_gy: float | None = None) -> list[float]
         tok = tok.strip()
         if not tok:
             continue
-        if tok.endswith("%"):
-            if not prescription_gy:
-                raise ValueError(f"isodose level '{tok}' is relative: give the prescription dose")
-            value = float(tok[:-1]) / 100.0 * prescription_gy
-        else:
-            value = float(tok.lower().removesuffix("gy"))
-        if value <= 0:
+        try:
+            if tok.endswith("%"):
+                if not prescription_gy:
+                    raise ValueError(f"--levels: isodose level '{tok}' is relative: give the prescription dose "
+                                     "(--prescription)")
+                value = float(tok[:-1]) / 100.0 * prescription_gy
+            else:
+                value = float(tok.lower().removesuffix("gy").strip())
+        except ValueError as exc:
+            if "relative" in str(exc):
+                raise
+            raise ValueError(f"--levels: '{tok}' is not a dose: give numbers in Gy or percentages of the "
+                             "prescription, separated by commas, e.g. --levels 20,15,12,10 or 100%,50%") from None
+        if not np.isfinite(value) or value <= 0:
             raise ValueError(f"isodose level '{tok}' must be positive")
         out.append(value)
     if not out:
@@ -316,6 +323,13 @@ class IsodoseLevel:
     colour: tuple
     surface_lps: vtk.vtkPolyData
     volume_cc: float                # enclosed by the surface
+
+
+def levels_above_maximum(dose: sitk.Image, levels_gy) -> list[str]:
+    """Warnings for isodose levels the dose never reaches (their surfaces are empty)."""
+    top = float(sitk.GetArrayViewFromImage(dose).max())
+    return [f"isodose level {lv:g} Gy is above the dose's maximum ({top:.2f} Gy): it has no surface, and no "
+            "voxel is inside it" for lv in sorted(levels_gy, reverse=True) if lv > top]
 
 
 def isodose_set(dose: sitk.Image, levels_gy, prescription_gy: float | None = None) -> list[IsodoseLevel]:

@@ -34,7 +34,7 @@ from .images import (
     read_mask,
     read_transform,
 )
-from .validate import check_dose_values
+from .validate import check_dose_values, check_grey_levels
 
 BOUNDARY_KINDS = ("falx", "tentorium", "ventricles", "csf")
 BOUNDARY_SYNONYMS = {
@@ -67,6 +67,8 @@ class Timepoint:
     #: SimpleITK/ITK resampling convention, what a Slicer transform file of a follow-up → SRS registration holds.
     #: Given, it replaces the automatic registration.
     transform: sitk.Transform | None = None
+    #: The manifest says "lesion": null: no lesion mask, the automatic segmentation is meant.
+    lesion_automatic: bool = False
 
 
 @dataclasses.dataclass
@@ -92,6 +94,10 @@ class Case:
     #: Identifying data found in the inputs (DICOM attributes, manifest ``metadata.patient``): shown in reports,
     #: removed by ``--deidentify``. Keys are DICOM keywords (PatientName, PatientID, PatientBirthDate, ...).
     patient: dict = dataclasses.field(default_factory=dict)
+    #: Scans before the SRS image that the manifest marks ``"prior": true``: listed, not analysed.
+    prior: list = dataclasses.field(default_factory=list)
+    #: What reading the inputs did that the reader should know (a probability map thresholded ...): warnings.
+    notes: list = dataclasses.field(default_factory=list)
 
     @property
     def planning(self) -> Timepoint:
@@ -183,11 +189,12 @@ def _parse_date(value, what: str) -> _dt.date | None:
 #: {"rtstruct": FILE, "roi": NAME} (a structure of a DICOM RT structure set, rasterised on the image's grid).
 _CASE_KEYS = {"id": (str, int), "timepoints": list, "registered": bool, "treated_lesion": (str, dict),
               "boundaries": (str, dict), "dose": dict, "metadata": dict}
-_TIMEPOINT_KEYS = {"label": (str, int), "date": (str, int), "t1c": (str, dict), "lesion": (str, dict),
-                   "extra": dict, "transform": str}
+_TIMEPOINT_KEYS = {"label": (str, int), "date": (str, int), "t1c": (str, dict), "lesion": (str, dict, type(None)),
+                   "extra": dict, "transform": str, "prior": bool}
 _DOSE_KEYS = {"path": (str, list), "prescription_gy": (int, float), "fractions": int, "date": (str, int)}
 _SERIES_KEYS = {"dicom_series": str, "files": list}
 _ROI_KEYS = {"rtstruct": str, "roi": str}
+_LABEL_KEYS = {"path": str, "label": int}
 
 
 def _check_keys(obj: dict, schema: dict, where: str, required=()) -> None:
@@ -199,9 +206,11 @@ def _check_keys(obj: dict, schema: dict, where: str, required=()) -> None:
             raise ValueError(f"{where}: missing '{k}'")
     for k, v in obj.items():
         types = schema[k] if isinstance(schema[k], tuple) else (schema[k],)
+        if v is None and type(None) in types:
+            continue
         if v is None or isinstance(v, bool) and bool not in types or not isinstance(v, types):
             names = " or ".join({str: "a string", int: "an integer", float: "a number", bool: "true/false",
-                                 list: "a list", dict: "an object"}[t] for t in types)
+                                 list: "a list", dict: "an object", type(None): "null"}[t] for t in types)
             raise ValueError(f"{where}: '{k}' must be {names}, got {type(v).__name__} {json.dumps(v)[:60]}")
 
 
@@ -218,7 +227,7 @@ def check_manifest(spec, path: str) -> None:
             raise ValueError(f"{where}: timepoint {n} must be an object, got {type(t).__name__}")
         _check_keys(t, _TIMEPOINT_KEYS, f"{where} timepoint {n}", required=("t1c",))
         _check_ref(t["t1c"], f"{where} timepoint {n} t1c", image=True)
-        if "lesion" in t:
+        if t.get("lesion") is not None:
             _check_ref(t["lesion"], f"{where} timepoint {n} lesion", image=False)
         for name, rel in (t.get("extra") or {}).items():
             _check_ref(rel, f"{where} timepoint {n} extra '{name}'", image=True)
@@ -243,30 +252,43 @@ def _check_ref(value, where: str, *, image: bool) -> None:
     if isinstance(value, str):
         return
     if not isinstance(value, dict):
-        raise ValueError(f"{where}: must be a file name" + (" or a DICOM series" if image else " or an RT structure")
+        raise ValueError(f"{where}: must be a file name" + (" or a DICOM series" if image else
+                                                            ", a labelled file or an RT structure")
                          + f", got {type(value).__name__}")
     if image:
         _check_keys(value, _SERIES_KEYS, where, required=("files",))
         if not value["files"] or not all(isinstance(f, str) for f in value["files"]):
             raise ValueError(f"{where}: 'files' must be a non-empty list of file names")
+    elif "path" in value:
+        _check_keys(value, _LABEL_KEYS, where, required=("path", "label"))
     else:
         _check_keys(value, _ROI_KEYS, where, required=("rtstruct", "roi"))
 
 
-def _read_image_ref(value, base: str, what: str) -> tuple[sitk.Image, str, list]:
-    """(image, source path, every file read) for a manifest image reference."""
+def _read_image_ref(value, base: str, what: str, notes: list,
+                    allow_uneven: bool = False) -> tuple[sitk.Image, str, list]:
+    """(image, source path, every file read) for a manifest image reference; ``allow_uneven``: a DICOM series with
+    uneven slice positions is used as it is, said in ``notes``."""
     if isinstance(value, str):
         path = os.path.join(base, value)
         return read_image(path, what=what), path, [path]
     files = [os.path.join(base, f) for f in value["files"]]
-    return read_dicom_files(files, what=f"{what} (DICOM series {value.get('dicom_series', '?')})"), files[0], files
+    return read_dicom_files(files, what=f"{what} (DICOM series {value.get('dicom_series', '?')})",
+                            allow_uneven=allow_uneven, notes=notes), files[0], files
 
 
-def _read_mask_ref(value, base: str, reference: sitk.Image, what: str) -> tuple[sitk.Image, str]:
-    """(binary mask on ``reference``'s grid, source path) for a manifest mask reference."""
-    if isinstance(value, str):
-        path = os.path.join(base, value)
-        return read_mask(path, reference, what=what), path
+def _read_mask_ref(value, base: str, reference: sitk.Image, what: str, notes: list,
+                   lesion: bool = False) -> tuple[sitk.Image, str]:
+    """(binary mask on ``reference``'s grid, source path) for a manifest mask reference: a file, a file and the
+    label meant (``{"path", "label"}``) or an RT structure set's ROI. What was done to read it (a probability map
+    thresholded) is added to ``notes``."""
+    if isinstance(value, str) or "path" in value:
+        path = os.path.join(base, value if isinstance(value, str) else value["path"])
+        mask, note = read_mask(path, reference, what=what, lesion=lesion,
+                               label=None if isinstance(value, str) else value["label"])
+        if note:
+            notes.append(note)
+        return mask, path
     from .structures import mask_on_grid, read_rtstruct
     path = os.path.join(base, value["rtstruct"])
     rois = [s for s in read_rtstruct(path) if s.name == value["roi"]]
@@ -281,7 +303,7 @@ def _read_mask_ref(value, base: str, reference: sitk.Image, what: str) -> tuple[
     return mask, path
 
 
-def _read_boundaries(spec, base: str, reference: sitk.Image) -> tuple[dict, list]:
+def _read_boundaries(spec, base: str, reference: sitk.Image, notes: list) -> tuple[dict, list]:
     from .structures import read_seg_nrrd
     out, sources = {}, []
     if isinstance(spec, str):
@@ -298,7 +320,7 @@ def _read_boundaries(spec, base: str, reference: sitk.Image) -> tuple[dict, list
         k = boundary_kind(kind) or kind
         if k not in BOUNDARY_KINDS:
             raise ValueError(f"manifest: unknown boundary '{kind}' (known: {', '.join(BOUNDARY_KINDS)})")
-        out[k], path = _read_mask_ref(rel, base, reference, f"boundary '{k}'")
+        out[k], path = _read_mask_ref(rel, base, reference, f"boundary '{k}'", notes)
         sources.append(path)
     return out, sources
 
@@ -327,8 +349,47 @@ def _patient_identity(meta: dict, files: list) -> dict:
     return out
 
 
-def load_manifest(path: str | os.PathLike) -> Case:
-    """Read a case manifest and every file it names. Errors name the manifest and the file."""
+def _order_timepoints(tps: list, dose_date: _dt.date | None, path: str) -> tuple[list, list]:
+    """(timepoints in date order, the SRS image first; prior scans) from [(timepoint, marked prior)].
+
+    The first timepoint listed is the SRS (planning) image. A follow-up dated before it, or before the dose's date,
+    would silently become the baseline of every comparison (a follow-up typed with the wrong year read "day -100"
+    and lost its finding): refused, unless the manifest marks it ``"prior": true`` (a scan before SRS, listed and
+    not analysed). Two timepoints on one date are refused too: their order, and so every interval, would be a
+    guess."""
+    where = f"manifest '{path}'"
+    prior = [t for t, p in tps if p]
+    main = [t for t, p in tps if not p]
+    if not main:
+        raise ValueError(f"{where}: every timepoint is marked \"prior\"; the SRS image must not be")
+    if all(t.date is not None for t in main):
+        dates = [t.date for t in main]
+        for d in sorted(set(dates)):
+            same = [t.label for t in main if t.date == d]
+            if len(same) > 1:
+                raise ValueError(f"{where}: timepoints {', '.join(repr(x) for x in same)} share the date {d}: give "
+                                 "each its own date (or keep one of them)")
+        first = main[0]
+        for t in main[1:]:
+            limit, against = (first.date, f"the SRS image '{first.label}' ({first.date})")
+            if dose_date is not None and dose_date > first.date:
+                limit, against = dose_date, f"the dose ({dose_date})"
+            if t.date < first.date or t.date < limit:
+                raise ValueError(f"{where}: timepoint '{t.label}' ({t.date}) is dated before {against}; a follow-up "
+                                 "must come after SRS: correct its date, or mark a scan before SRS \"prior\": true "
+                                 "(listed, not analysed)")
+        main.sort(key=lambda t: t.date)
+    for t in prior:
+        if t.date is None or main[0].date is None or t.date >= main[0].date:
+            raise ValueError(f"{where}: timepoint '{t.label}' is marked \"prior\" but is not dated before the SRS "
+                             f"image '{main[0].label}'")
+    return main, sorted(prior, key=lambda t: t.date)
+
+
+def load_manifest(path: str | os.PathLike, *, allow_uneven_slices: bool = False) -> Case:
+    """Read a case manifest and every file it names. Errors name the manifest and the file.
+    ``allow_uneven_slices``: DICOM series with a missing or repeated slice are used as they are (a warning) instead
+    of refused."""
     path = os.path.abspath(os.fspath(path))
     try:
         with open(path, encoding="utf-8") as f:
@@ -344,10 +405,12 @@ def load_manifest(path: str | os.PathLike) -> Case:
     base = os.path.dirname(path)
     check_manifest(spec, path)
     tps = []
-    sources, dicom_series = [], {}
+    sources, dicom_series, notes = [], {}, []
     for n, t in enumerate(spec["timepoints"]):
         label = str(t.get("label", f"t{n}"))
-        img, t1c_path, files = _read_image_ref(t["t1c"], base, f"post-contrast T1 of timepoint '{label}'")
+        img, t1c_path, files = _read_image_ref(t["t1c"], base, f"post-contrast T1 of timepoint '{label}'", notes,
+                                               allow_uneven_slices)
+        check_grey_levels(img, f"post-contrast T1 of timepoint '{label}' ('{t1c_path}')")
         sources += files
         if isinstance(t["t1c"], dict):
             # The series' files, for outputs that reference it (DICOM SEG, RT structure set).
@@ -355,27 +418,31 @@ def load_manifest(path: str | os.PathLike) -> Case:
         lesion = None
         src = {"t1c": t1c_path}
         if t.get("lesion"):
-            lesion, src["lesion"] = _read_mask_ref(t["lesion"], base, img, f"lesion mask of timepoint '{label}'")
+            lesion, src["lesion"] = _read_mask_ref(t["lesion"], base, img, f"lesion mask of timepoint '{label}'",
+                                                   notes, lesion=True)
         extra = {}
         for name, rel in (t.get("extra") or {}).items():
-            extra[name], src[name], files = _read_image_ref(rel, base, f"{name} of timepoint '{label}'")
+            extra[name], src[name], files = _read_image_ref(rel, base, f"{name} of timepoint '{label}'", notes,
+                                                            allow_uneven_slices)
             sources += files
         transform = None
         if t.get("transform"):
             src["transform"] = os.path.join(base, t["transform"])
             transform = read_transform(src["transform"], f"transform of timepoint '{label}'")
-        tps.append(Timepoint(label=label, date=_parse_date(t.get("date"), f"manifest '{path}' timepoint '{label}'"),
-                             t1c=img, lesion=lesion, extra=extra, source=src, transform=transform))
-    if all(t.date is not None for t in tps):
-        tps.sort(key=lambda t: t.date)
+        tp = Timepoint(label=label, date=_parse_date(t.get("date"), f"manifest '{path}' timepoint '{label}'"),
+                       t1c=img, lesion=lesion, extra=extra, source=src, transform=transform,
+                       lesion_automatic="lesion" in t and t["lesion"] is None)
+        tps.append((tp, bool(t.get("prior"))))
+    dose_date = _parse_date((spec.get("dose") or {}).get("date"), f"manifest '{path}' dose")
+    tps, prior = _order_timepoints(tps, dose_date, path)
     ref = tps[0].t1c
     treated = None
     if spec.get("treated_lesion"):
-        treated, p = _read_mask_ref(spec["treated_lesion"], base, ref, "treated lesion mask")
+        treated, p = _read_mask_ref(spec["treated_lesion"], base, ref, "treated lesion mask", notes, lesion=True)
         sources.append(p)
     elif tps[0].lesion is not None:
         treated = tps[0].lesion
-    boundaries, bsrc = _read_boundaries(spec.get("boundaries"), base, ref)
+    boundaries, bsrc = _read_boundaries(spec.get("boundaries"), base, ref, notes)
     sources += bsrc
     dose = None
     if spec.get("dose"):
@@ -405,7 +472,8 @@ def load_manifest(path: str | os.PathLike) -> Case:
     case = Case(id=str(spec.get("id", os.path.splitext(os.path.basename(path))[0])), timepoints=tps,
                 treated_lesion=treated, boundaries=boundaries, dose=dose,
                 registered=bool(spec.get("registered", True)), metadata=meta, manifest_path=path,
-                patient=_patient_identity(meta, [t.source.get("t1c") for t in tps] + ([dose.source] if dose else [])))
+                patient=_patient_identity(meta, [t.source.get("t1c") for t in tps] + ([dose.source] if dose else [])),
+                prior=prior, notes=notes)
     case.validate()
     return case
 

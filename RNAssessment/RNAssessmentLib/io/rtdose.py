@@ -45,7 +45,8 @@ def read_rtdose(path: str | os.PathLike, prescription_gy: float | None = None) -
     try:
         ds = pydicom.dcmread(path)
     except Exception as exc:  # pydicom raises several types for non-DICOM files
-        _fail(path, f"not a readable DICOM file ({exc})")
+        from .validate import dicom_read_problem
+        _fail(path, dicom_read_problem(path, exc))
     if ds.get("Modality", "") != "RTDOSE":
         _fail(path, f"modality is '{ds.get('Modality', '?')}', expected RTDOSE")
     if "DoseGridScaling" not in ds:

@@ -78,7 +78,9 @@ def read_rtstruct(path: str | os.PathLike) -> list[Structure]:
     try:
         ds = pydicom.dcmread(path)
     except Exception as exc:
-        raise ValueError(f"RTSTRUCT '{path}': not a readable DICOM file ({exc})") from None
+        from .validate import dicom_read_problem
+        raise ValueError(f"RTSTRUCT '{path}': {dicom_read_problem(path, exc)}; give the structure set's DICOM file "
+                         "(RTSTRUCT)") from None
     if ds.get("Modality", "") != "RTSTRUCT":
         raise ValueError(f"RTSTRUCT '{path}': modality is '{ds.get('Modality', '?')}', expected RTSTRUCT")
     try:

@@ -69,12 +69,18 @@ def _check_nifti(raw: bytes, what: str) -> None:
             return          # NIfTI-2: ITK checks it; not produced by the tools this project meets
         raise _fail(what, "not a NIfTI-1 header (sizeof_hdr is not 348)", "check that this is the image you meant")
     dims = struct.unpack(order + "8h", raw[40:56])
+    pixdim = struct.unpack(order + "8f", raw[76:108])
     bitpix = struct.unpack(order + "h", raw[72:74])[0]
     vox_offset = struct.unpack(order + "f", raw[108:112])[0]
     nd = dims[0]
     if not 1 <= nd <= 7 or any(d < 0 for d in dims[1:nd + 1]):
         raise _fail(what, f"the NIfTI header gives {nd} dimensions of sizes {list(dims[1:nd + 1])}",
                     "the header is damaged: copy the file again")
+    nd_space = min(max(dims[0], 0), 3)
+    if any(not np.isfinite(v) or v == 0 for v in pixdim[1:nd_space + 1]):
+        raise _fail(what, f"the NIfTI header gives voxel sizes {[round(v, 4) for v in pixdim[1:nd_space + 1]]} mm "
+                    "(pixdim): a zero or missing voxel size would silently be read as 1 mm",
+                    "fix the header (the voxel size in mm) or export the image again")
     if bitpix not in _NIFTI_BITPIX_OK:
         raise _fail(what, f"the NIfTI header gives {bitpix} bits per voxel", "the header is damaged")
     magic = raw[344:348]
@@ -185,6 +191,36 @@ def _check_meta(path: str, raw: bytes, what: str) -> None:
         _check_size(what, os.path.getsize(dpath), need)
 
 
+_MAGIC = ((b"\x89PNG", "a PNG picture"), (b"\xff\xd8\xff", "a JPEG picture"), (b"%PDF", "a PDF document"),
+          (b"PK\x03\x04", "a ZIP archive"), (b"NRRD", "an NRRD image"), (b"GIF8", "a GIF picture"),
+          (b"<", "a text or HTML file"), (b"{", "a JSON text"))
+
+
+def _looks_like(raw: bytes) -> str:
+    if len(raw) > 132 and raw[128:132] == b"DICM":
+        return "a DICOM file"
+    for magic, words in _MAGIC:
+        if raw.startswith(magic):
+            return words
+    return "no image format this tool knows"
+
+
+def dicom_read_problem(path: str, exc: Exception) -> str:
+    """Why pydicom could not read ``path``, in words (never its advice to force the reading)."""
+    try:
+        size = os.path.getsize(path)
+        with open(path, "rb") as f:
+            head = f.read(132)
+    except OSError as err:
+        return f"cannot be read ({err.strerror or err})"
+    if size == 0:
+        return "an empty file (0 bytes)"
+    if type(exc).__name__ == "InvalidDicomError":
+        return f"not a DICOM file (it starts like {_looks_like(head)})"
+    text = str(exc).split(" Use force=True")[0].strip()
+    return f"not a readable DICOM file ({text})"
+
+
 def check_file(path: str | os.PathLike, what: str = "image") -> None:
     """Integrity of an image file before ITK decodes it (see the module docstring). Unknown formats pass: ITK
     then reads or refuses them."""
@@ -196,6 +232,9 @@ def check_file(path: str | os.PathLike, what: str = "image") -> None:
     with open(path, "rb") as f:
         raw = f.read()
     if low.endswith(".gz"):
+        if raw[:2] != b"\x1f\x8b":
+            raise _fail(label, f"not gzip-compressed data although its name ends in .gz (it starts like "
+                        f"{_looks_like(raw)})", "give the image file itself, or name it for what it is")
         raw = _gunzip_all(raw, label)
         low = low[:-3]
     if low.endswith(".nii"):
@@ -267,6 +306,17 @@ def check_image(img: sitk.Image, what: str, *, mask: bool = False) -> sitk.Image
         if not hi > lo:
             raise _fail(what, f"every voxel has the value {lo:g}", "this is no image: check the file")
     return img
+
+
+def check_grey_levels(img: sitk.Image, what: str) -> None:
+    """An MR image has many grey levels; two or three are a mask or a label map in an image's place (a T1 and its
+    lesion mask swapped in a manifest read as a 1.5 litre lesion)."""
+    view = sitk.GetArrayViewFromImage(img)
+    sample = view.ravel()[:: max(1, view.size // 2_000_000)]
+    levels = np.unique(sample)
+    if len(levels) <= 3:
+        raise _fail(what, f"only {len(levels)} different values ({', '.join(f'{v:g}' for v in levels)}): a mask or "
+                    "label map, not an MR image", "check that the image and its mask are not swapped")
 
 
 #: A dose volume's maximum, relative to the prescription, outside which the volume is not that plan's dose in Gy:

@@ -137,7 +137,7 @@ def make_corpus(out: str) -> list[dict]:
     four = sitk.JoinSeries([_image(t1), _image(t1)])
     case("image_4d", r"t0\.nii\.gz.*4D", **{"t0.nii.gz": four})
     case("constant_image", r"t1\.nii\.gz.*every voxel has the value", **{"t1.nii.gz": _image(np.zeros_like(t1))})
-    case("zero_spacing", r"t0\.nrrd.*(spacing|unreadable)",
+    case("zero_spacing", r"t0\.nrrd.*zero voxel size",
          spec=_manifest(timepoints=[{"label": "t0", "t1c": "t0.nrrd", "lesion": "lesion.nrrd"}]),
          mutate=lambda f: _nrrd_text(os.path.join(f, "t0.nrrd"), (48, 48, 32),
                                      ((1.5, 0, 0), (0, 0, 0), (0, 0, 2)), t1.transpose(2, 1, 0).tobytes()))
@@ -152,6 +152,60 @@ def make_corpus(out: str) -> list[dict]:
     case("mask_other_grid", r"lesion\.nrrd.*different grid", **{"lesion.nrrd": other})
     case("dose_far_away", r"dose.*(does not overlap|overlap)", mutate=lambda f: sitk.WriteImage(
         (lambda d: (d.SetOrigin((900.0, 900.0, 900.0)), d)[1])(_image(dose)), os.path.join(f, "dose.nrrd")))
+
+    # -- masks that pass a "> 0" reading and give a wrong answer (issue 35) --------------------------------------
+    ringing = np.where(lesion > 0, 1.0, 0.0).astype(np.float32) + np.float32(0.02) * \
+        np.sin(np.arange(lesion.size, dtype=np.float32)).reshape(lesion.shape)
+    case("mask_negative_ringing", r"lesion\.nrrd.*negative values", **{"lesion.nrrd": _image(ringing)})
+    labels = (lesion * 2).astype(np.uint8)
+    labels[:4] = 1
+    labels[-4:] = 3
+    case("mask_several_labels", r"lesion\.nrrd.*label map of 3 labels.*\"label\"", **{"lesion.nrrd": _image(labels)})
+    case("mask_is_an_image", r"lesion\.nrrd.*different values.*an image, not a mask", **{"lesion.nrrd": _image(t1)})
+    case("t1c_is_a_mask", r"t0\.nii\.gz.*only 2 different values.*swapped",
+         **{"t0.nii.gz": _image(lesion.astype(np.float32))})
+    head_mask = np.zeros_like(lesion)
+    head_mask[4:44, 4:44, 2:30] = 1
+    case("mask_size_of_head", r"lesion\.nrrd.*size of a head", **{"lesion.nrrd": _image(head_mask)})
+    case("mask_label_missing", r"lesion\.nrrd.*no voxel has the label 7",
+         spec=_manifest(timepoints=[{"label": "t0", "date": "2024-01-10", "t1c": "t0.nii.gz",
+                                     "lesion": {"path": "lesion.nrrd", "label": 7}},
+                                    {"label": "t1", "date": "2024-06-10", "t1c": "t1.nii.gz"}]))
+    # -- timepoints -----------------------------------------------------------------------------------------------
+    case("followup_before_srs", r"timepoint 't1' \(2023-09-02\) is dated before.*\"prior\": true",
+         spec=_manifest(timepoints=[{"label": "t0", "date": "2024-01-10", "t1c": "t0.nii.gz", "lesion": "lesion.nrrd"},
+                                    {"label": "t1", "date": "2023-09-02", "t1c": "t1.nii.gz"}]))
+    case("followup_before_dose", r"timepoint 't1' \(2024-01-12\) is dated before the dose \(2024-01-20\)",
+         spec=_manifest(timepoints=[{"label": "t0", "date": "2024-01-10", "t1c": "t0.nii.gz", "lesion": "lesion.nrrd"},
+                                    {"label": "t1", "date": "2024-01-12", "t1c": "t1.nii.gz"}],
+                        dose={"path": "dose.nrrd", "prescription_gy": 20, "fractions": 1, "date": "2024-01-20"}))
+    case("two_on_one_date", r"'t1', 't2' share the date 2024-06-10",
+         spec=_manifest(timepoints=[{"label": "t0", "date": "2024-01-10", "t1c": "t0.nii.gz", "lesion": "lesion.nrrd"},
+                                    {"label": "t1", "date": "2024-06-10", "t1c": "t1.nii.gz"},
+                                    {"label": "t2", "date": "2024-06-10", "t1c": "t1.nii.gz"}]))
+    case("empty_followup_mask_with_enhancement", r"timepoint 't1' is empty, but the automatic segmentation finds "
+         r".*\"lesion\": null",
+         spec=_manifest(timepoints=[{"label": "t0", "date": "2024-01-10", "t1c": "t0.nii.gz", "lesion": "lesion.nrrd"},
+                                    {"label": "t1", "date": "2024-06-10", "t1c": "t1.nii.gz", "lesion": "empty.nrrd"}]),
+         **{"empty.nrrd": _image(np.zeros_like(lesion))})
+
+    # -- DICOM series -------------------------------------------------------------------------------------------
+    def dicom_series(folder, damage):
+        from RNAssessmentLib.io.dicom_write import StudyInfo, write_mr_series
+        files = write_mr_series(_image(t1), os.path.join(folder, "t1_dicom"), StudyInfo("BAD^CASE", "BAD1", "20240610"),
+                                description="T1 post", series_number=1, frame_of_reference_uid="1.2.3.4",
+                                contrast_agent="gadolinium")
+        damage(sorted(files))
+        names = sorted(os.path.join("t1_dicom", x) for x in os.listdir(os.path.join(folder, "t1_dicom")))
+        spec = _manifest(timepoints=[{"label": "t0", "date": "2024-01-10", "t1c": "t0.nii.gz", "lesion": "lesion.nrrd"},
+                                     {"label": "t1", "date": "2024-06-10",
+                                      "t1c": {"dicom_series": "1.2.3", "files": names}}])
+        with open(os.path.join(folder, "case.json"), "w", encoding="utf-8") as f:
+            json.dump(spec, f)
+    case("dicom_missing_slice", r"DICOM series.*slice positions are uneven.*--allow-uneven-slices",
+         mutate=lambda f: dicom_series(f, lambda files: os.remove(files[len(files) // 2])))
+    case("dicom_truncated_slice", r"DICOM series.*slice.*(bytes|truncated)",
+         mutate=lambda f: dicom_series(f, lambda files: _truncate(files[3], 0.7)))
 
     # -- manifests ----------------------------------------------------------------------------------------------
     case("manifest_wrong_type", r"'timepoints' must be a list", spec=_manifest(timepoints="t0.nii.gz"))
@@ -172,12 +226,39 @@ def make_corpus(out: str) -> list[dict]:
         p = os.path.join(folder, "t0.nii.gz")
         os.remove(p)
         os.symlink("t0.nii.gz", p)
-    case("symlink_loop", r"t0\.nii\.gz.*(not found|symbolic|loop)", mutate=loop)
+    case("symlink_loop", r"t0\.nii\.gz.*symbolic link that loops", mutate=loop)
+    case("png_named_nii_gz", r"t1\.nii\.gz.*not gzip-compressed.*PNG picture", mutate=lambda f: open(
+        os.path.join(f, "t1.nii.gz"), "wb").write(b"\x89PNG\r\n\x1a\n" + bytes(200)))
+
+    def zero_pixdim(folder):
+        import struct
+        sitk.WriteImage(_image(t1), os.path.join(folder, "t1.nii"))
+        raw = bytearray(open(os.path.join(folder, "t1.nii"), "rb").read())
+        raw[80:84] = struct.pack("<f", 0.0)
+        open(os.path.join(folder, "t1.nii"), "wb").write(bytes(raw))
+    case("nifti_zero_pixdim", r"t1\.nii'.*voxel sizes \[0\.0, .*silently be read as 1 mm",
+         spec=_manifest(timepoints=[{"label": "t0", "date": "2024-01-10", "t1c": "t0.nii.gz", "lesion": "lesion.nrrd"},
+                                    {"label": "t1", "date": "2024-06-10", "t1c": "t1.nii"}]), mutate=zero_pixdim)
+    case("levels_not_numbers", r"--levels: 'abc' is not a dose", argv_extra=("--levels", "20,abc"))
 
     # -- outputs ------------------------------------------------------------------------------------------------
     def out_is_file(folder):
         open(os.path.join(folder, "out"), "w").write("not a folder")
     case("out_is_a_file", r"existing file, not a folder", mutate=out_is_file)
+
+    def out_loop(folder):
+        os.symlink("out", os.path.join(folder, "out"))
+    case("out_is_a_symlink_loop", r"--out .*(loops|symbolic link)", mutate=out_loop)
+    folder = os.path.join(out, "out_is_empty")
+    m = _write_case(folder)
+    entries.append({"name": "out_is_empty", "argv": ["assess", m, "--out", "", "--no-pdf"],
+                    "expect": r"--out is empty"})
+    folder = os.path.join(out, "folder_without_case")
+    os.makedirs(os.path.join(folder, "notes"))
+    open(os.path.join(folder, "notes", "readme.txt"), "w").write("no case here")
+    entries.append({"name": "folder_without_case", "argv": ["assess", folder, "--out", os.path.join(out, "o_nc"),
+                                                            "--no-pdf"],
+                    "expect": r"no case\.json and no DICOM file"})
     folder = os.path.join(out, "out_is_the_case_folder")
     m = _write_case(folder)
     entries.append({"name": "out_is_the_case_folder", "argv": ["assess", m, "--out", folder, "--no-pdf"],
@@ -195,6 +276,10 @@ def make_corpus(out: str) -> list[dict]:
         entries.append({"name": "rtdose_truncated", "argv": [
             "dvh", "--dose", os.path.join(d, "rtdose_truncated.dcm"), "--structures", os.path.join(rt, "rtss.dcm"),
             "--out", os.path.join(d, "o1", "dvh.csv")], "expect": r"rtdose_truncated\.dcm"})
+        open(os.path.join(d, "rtstruct_empty.dcm"), "wb").close()
+        entries.append({"name": "rtstruct_empty", "argv": [
+            "dvh", "--dose", os.path.join(rt, "rtdose.dcm"), "--structures", os.path.join(d, "rtstruct_empty.dcm"),
+            "--out", os.path.join(d, "o3", "dvh.csv")], "expect": r"rtstruct_empty\.dcm': an empty file \(0 bytes\)"})
         entries.append({"name": "rtstruct_truncated", "argv": [
             "dvh", "--dose", os.path.join(rt, "rtdose.dcm"), "--structures", os.path.join(d, "rtstruct_truncated.dcm"),
             "--out", os.path.join(d, "o2", "dvh.csv")], "expect": r"rtstruct_truncated\.dcm"})
