@@ -86,11 +86,14 @@ def assess_case(case: Case, *, levels_gy=None, log_callback=None, estimate_bound
     for tp in case.timepoints:
         entry = {"label": tp.label, "date": tp.date.isoformat() if tp.date and not deid else None,
                  "days_since_srs": case.days_since_srs(tp)}
-        if tp.lesion is not None:
-            entry["lesion_volume_mm3"] = _volume_mm3(tp.lesion)
+        # The SRS image's lesion is the treated lesion when no mask of its own was given (a DICOM case: the
+        # structure set's target).
+        lesion = tp.lesion if tp.lesion is not None or tp is not case.planning else case.treated_lesion
+        if lesion is not None:
+            entry["lesion_volume_mm3"] = _volume_mm3(lesion)
             same_frame = case.registered or tp is case.planning
             if case.dose is not None and same_frame and entry["lesion_volume_mm3"] > 0:
-                st = dosemod.mask_stats(case.dose.image, tp.lesion, name=f"lesion {tp.label}")
+                st = dosemod.mask_stats(case.dose.image, lesion, name=f"lesion {tp.label}")
                 entry["lesion_dose"] = {"mean_gy": st.mean_gy, "max_gy": st.max_gy, "d95_gy": st.dx_gy[95.0]}
                 extra["dose_stats"].append(st)
             elif case.dose is not None and not same_frame and not analysed:

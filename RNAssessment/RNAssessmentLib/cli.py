@@ -150,7 +150,7 @@ def cmd_import(args) -> int:
         source = os.path.join(args.out, "dicom")
         if os.path.isdir(source) and os.listdir(source):
             raise ValueError(f"'{source}' already holds files: give a new --out for a retrieved case")
-        n = retrieve_patient(addr, args.patient, source)
+        n = retrieve_patient(addr, args.patient, source, calling_aet=args.calling_aet)
         _log(f"[import] retrieved {n} instance(s) of patient '{args.patient}' from {addr} into {source}")
     elif not args.dicom_dir:
         raise ValueError("give the DICOM folder to import (or --from-pacs AET@HOST:PORT --patient ID)")
@@ -227,7 +227,14 @@ def cmd_assess(args) -> int:
                    "import_options": dataclasses.asdict(_import_options(args))} if imported else None)
         paths = _assess_and_write(case, args.out, levels=levels, deidentify=args.deidentify, pdf=not args.no_pdf,
                                   inputs=inputs)
-        if imported:
+        if imported and args.deidentify:
+            # The import log names the source files, their patient, dates and UIDs: not in a de-identified output.
+            with open(os.path.join(os.path.dirname(paths["findings"]), "import_log_left_out.txt"), "w",
+                      encoding="utf-8") as f:
+                f.write("The import log (which series, plan and dose were taken, and why) is left out of this "
+                        "de-identified output: it names the source files, the patient's identifiers, the real "
+                        "dates and the source UIDs. Run the assessment without --deidentify to keep it.\n")
+        elif imported:
             for name in ("import_log.txt", "import_log.json"):
                 shutil.copy(os.path.join(imported, name), os.path.join(os.path.dirname(paths["findings"]), name))
         if args.dicom_out:
@@ -237,7 +244,7 @@ def cmd_assess(args) -> int:
             _log(f"[assess] wrote {len(dicom_files)} DICOM file(s) in {args.dicom_out}")
             if args.send:
                 from .io.pacs import parse_address, store
-                sent = store(dicom_files, parse_address(args.send))
+                sent = store(dicom_files, parse_address(args.send), calling_aet=args.calling_aet)
                 _log(f"[assess] sent {sent} DICOM file(s) to {args.send}")
     finally:
         if imported:
@@ -371,6 +378,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "grown/regressed portions as a Segmentation on each follow-up series, the isodose levels as "
                         "an RT Structure Set on the SRS-time series, the report as Encapsulated PDF, the key images "
                         "as Secondary Capture")
+    a.add_argument("--calling-aet", metavar="AET", type=_aet, default="RNASSESS",
+                   help="our own application entity title towards the PACS (--send; default RNASSESS): the PACS "
+                        "must know it")
     a.add_argument("--send", metavar="AET@HOST:PORT",
                    help="store the --dicom-out files to a PACS by C-STORE (e.g. ORTHANC@127.0.0.1:4242)")
     _add_import_options(a)
@@ -387,6 +397,9 @@ def build_parser() -> argparse.ArgumentParser:
                                    "that chooses.")
     m.add_argument("dicom_dir", nargs="?", help="folder holding the patient's DICOM export (any layout; DICOMDIR "
                                                 "not needed)")
+    m.add_argument("--calling-aet", metavar="AET", type=_aet, default="RNASSESS",
+                   help="our own application entity title towards the PACS (--from-pacs; default RNASSESS): the "
+                        "PACS must know it and allow it C-FIND and C-GET")
     m.add_argument("--from-pacs", metavar="AET@HOST:PORT",
                    help="retrieve the studies of --patient from a PACS (C-FIND, then C-GET into CASE_DIR/dicom/) "
                         "instead of reading a folder")
@@ -473,8 +486,20 @@ def _add_import_options(p) -> None:
     g.add_argument("--fractions", type=int, metavar="N", help="number of fractions when there is no plan")
 
 
+def _aet(text: str) -> str:
+    """An application entity title: 1-16 characters, no backslash or control characters, not only spaces."""
+    import argparse
+    if not 1 <= len(text) <= 16 or not text.strip() or any(c == "\\" or ord(c) < 32 for c in text):
+        raise argparse.ArgumentTypeError(f"'{text}' is no AE title (1-16 characters, no backslash)")
+    return text
+
+
 def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    # Third-party chatter (highdicom's "copy ... attributes", a pynetdicom line per sub-operation) stays out of the
+    # console: each transfer is one line of ours.
+    for name in ("pynetdicom", "highdicom"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     args = build_parser().parse_args(argv)
     _STATE.update(step="start", case=None, out=getattr(args, "out", None))
     try:

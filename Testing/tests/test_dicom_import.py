@@ -502,17 +502,50 @@ def test_dicom_out_refuses_what_it_cannot_do(demo_case, exports, tmp_path, capsy
     assert not os.path.exists(tmp_path / "a" / "findings.json") and not os.path.exists(tmp_path / "d")
 
 
-def test_deidentified_dicom_output_carries_no_identity_and_reimports(exports, tmp_path):
-    """--deidentify with --dicom-out: de-identified copies of the referenced series beside the results, which
-    reference them; no name, ID, birth date, real date or source UID in any byte; the copy re-imports as a case
-    with the same intervals."""
+#: Identifying values an independent writer (pydicom, here) adds to every object of an export, as scanners, planning
+#: systems and PACS do: each must be absent from every byte of a de-identified output.
+SCANNER_IDENTITY = {"IssuerOfPatientID": "ISSUER-ZEBRA-77", "PatientAge": "047Y", "PatientWeight": "73.2519",
+                    "PatientSize": "1.8317", "InstitutionName": "St Elsewhere Hospital Oncology",
+                    "InstitutionAddress": "12 Quayside Road, Elsewhere", "OperatorsName": "OPERATOR^OSCAR",
+                    "PerformingPhysicianName": "PERFORMER^PAULA", "ReferringPhysicianName": "REFERRER^RUPERT",
+                    "AccessionNumber": "ACC98765Q", "StationName": "MRSTATION7", "OtherPatientIDs": "OTHERID-4242",
+                    "PatientAddress": "7 Hidden Lane", "DeviceSerialNumber": "SERIAL-ABCDE-9"}
+
+
+def _scanner_like(export: str, folder: str) -> str:
+    """A copy of an export whose every object carries SCANNER_IDENTITY and a private tag naming the patient."""
+    shutil.copytree(export, folder)
+    for root, _, names in os.walk(folder):
+        for n in names:
+            p = os.path.join(root, n)
+            ds = pydicom.dcmread(p)
+            for k, v in SCANNER_IDENTITY.items():
+                setattr(ds, k, v)
+            block = ds.private_block(0x0011, "SCANNER PRIVATE", create=True)
+            block.add_new(0x01, "LO", "PRIVATE-" + str(ds.PatientID))
+            ds.save_as(p, enforce_file_format=True)
+    return folder
+
+
+def test_deidentified_outputs_carry_no_identity_of_the_input_and_reimport(exports, tmp_path):
+    """--deidentify with --dicom-out on a scanner-like export (identity in the places scanners put it, written by
+    pydicom, not by this project): de-identified copies of the referenced series beside the results, which
+    reference them, and every file of both output folders (assessment, report, PDF, DICOM) read byte by byte:
+    no name, ID, issuer, birth date, age, weight, size, institution, physician, operator, accession, station,
+    device serial, real date (any form), source UID or path of the export. Every DICOM object says it was
+    de-identified (PS3.15 E basic profile, 113100, with the longitudinal-dates option); its creation date is on the
+    shifted calendar; the key images say whether text is burnt in. The copy re-imports as a case with the same
+    intervals."""
     pytest.importorskip("highdicom")
+    from RNAssessmentLib.output.deid import _date_forms
     export, truth = exports("standard")
-    dcm = str(tmp_path / "dicom")
-    assert cli.main(["assess", export, "--out", str(tmp_path / "a"), "--dicom-out", dcm, "--deidentify",
-                     "--no-pdf"]) == 0
-    phi = {b"RNA-01", b"DEMO^FALX_CINGULATE_RN", b"FALX_CINGULATE", b"19600101"}
-    phi |= {t["date"].replace("-", "").encode() for t in truth["timepoints"]}
+    export = _scanner_like(export, str(tmp_path / "scanner_export"))
+    dcm, out = str(tmp_path / "dicom"), str(tmp_path / "a")
+    assert cli.main(["assess", export, "--out", out, "--dicom-out", dcm, "--deidentify"]) == 0
+    phi = {"RNA-01", "DEMO^FALX_CINGULATE_RN", "FALX_CINGULATE", "19600101", export,
+           *SCANNER_IDENTITY.values(), "PRIVATE-RNA-01"}
+    for t in truth["timepoints"]:
+        phi |= _date_forms(t["date"])
     uids = set()
     for root, _, names in os.walk(export):
         for n in names:
@@ -520,18 +553,31 @@ def test_deidentified_dicom_output_carries_no_identity_and_reimports(exports, tm
             uids |= {str(ds.SOPInstanceUID), str(ds.SeriesInstanceUID), str(ds.StudyInstanceUID)}
             if "FrameOfReferenceUID" in ds:
                 uids.add(str(ds.FrameOfReferenceUID))
-    phi |= {u.encode() for u in uids}
-    files = [os.path.join(r, n) for r, _, ns in os.walk(dcm) for n in ns]
+    phi |= uids
+    phi = {v.encode() for v in phi if v}
+    files = [os.path.join(r, n) for folder in (dcm, out) for r, _, ns in os.walk(folder) for n in ns]
+    assert any(f.endswith("report.pdf") for f in files) and any(f.endswith("import_log_left_out.txt") for f in files)
     for f in files:
         data = open(f, "rb").read()
-        leaked = [v for v in phi if v in data]
+        leaked = [v for v in phi if v in data or v.lower() in data.lower()]
         assert not leaked, (f, leaked[:3])
-    pseudonym = json.load(open(tmp_path / "a" / "findings.json"))["case"]
+    pseudonym = json.load(open(os.path.join(out, "findings.json")))["case"]
+    today = time.strftime("%Y%m%d")
+    for f in [x for x in files if x.endswith(".dcm")]:
+        ds = pydicom.dcmread(f, stop_before_pixels=True)
+        assert ds.PatientIdentityRemoved == "YES" and ds.PatientID == pseudonym, f
+        assert {c.CodeValue for c in ds.DeidentificationMethodCodeSequence} >= {"113100", "113107"}, f
+        assert ds.get("ContentDate", "") != today and ds.get("StudyDate", "") != today, f
+        for key in ("IssuerOfPatientID", "PatientAge", "PatientWeight", "InstitutionName"):
+            assert key not in ds, (f, key)
+        if ds.SOPClassUID == "1.2.840.10008.5.1.4.1.1.7":          # Secondary Capture
+            assert ds.BurnedInAnnotation == "NO"
+        if ds.Modality == "DOC":
+            assert pseudonym in ds.DocumentTitle
     seg = pydicom.dcmread(os.path.join(dcm, "SEG_fu2.dcm"), stop_before_pixels=True)
     fu2 = pydicom.dcmread(os.path.join(dcm, "images", "fu2", "IM0001.dcm"), stop_before_pixels=True)
-    assert seg.PatientID == pseudonym == fu2.PatientID and seg.StudyInstanceUID == fu2.StudyInstanceUID
+    assert seg.StudyInstanceUID == fu2.StudyInstanceUID
     assert seg.ReferencedSeriesSequence[0].SeriesInstanceUID == fu2.SeriesInstanceUID
-    assert fu2.PatientIdentityRemoved == "YES"
     tool = shutil.which("dciodvfy")
     if tool:
         for f in [os.path.join(dcm, n) for n in os.listdir(dcm) if n.endswith(".dcm")] + [fu2.filename]:

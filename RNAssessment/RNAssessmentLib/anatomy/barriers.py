@@ -304,7 +304,10 @@ def fit_sheet(t1c: sitk.Image, prior: np.ndarray, normal, brain: np.ndarray, mod
                 both |= np.take_along_axis(nbv, lo_i[..., None], axis=2)[..., 0] & \
                     np.take_along_axis(nbv, hi_i[..., None], axis=2)[..., 0]
             surface[both] = np.nan
-    pol = {"bright": int(use_bright.sum()), "dark": int(use_dark.sum())}
+    # Cells the sheet was cut back from (a bridge, between the ventricles) are no part of it, clear line or not: the
+    # text counts the confident cells among the sheet's own ("1587 of 1525 cells" had counted them too).
+    confident = confident & np.isfinite(surface)
+    pol = {"bright": int((use_bright & confident).sum()), "dark": int((use_dark & confident).sum())}
     # Thickness: at least the image's sampling across the sheet (thick slices) and 2 mm.
     d = np.array(t1c.GetDirection()).reshape(3, 3) * np.array(t1c.GetSpacing())[None, :]
     across = float(np.max(np.abs(n @ d)))

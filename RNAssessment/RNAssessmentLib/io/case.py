@@ -24,6 +24,7 @@ import re
 
 import SimpleITK as sitk
 
+from . import geometry as geo
 from .images import (
     check_overlap,
     check_same_grid,
@@ -69,6 +70,18 @@ class Timepoint:
     transform: sitk.Transform | None = None
     #: The manifest says "lesion": null: no lesion mask, the automatic segmentation is meant.
     lesion_automatic: bool = False
+    #: How the post-contrast T1's array was stored before the case put it in the canonical layout
+    #: (geometry.CANONICAL_ORIENTATION): outputs referencing the source series (DICOM SEG) go back to it.
+    orientation: str = ""
+
+    def canonicalise(self) -> None:
+        """Every image of this timepoint in the canonical array layout (geometry.reorient: no resampling)."""
+        if not self.orientation:
+            self.orientation = geo.orientation_code(self.t1c)
+        self.t1c = geo.reorient(self.t1c)
+        if self.lesion is not None:
+            self.lesion = geo.reorient(self.lesion)
+        self.extra = {k: geo.reorient(v) for k, v in self.extra.items()}
 
 
 @dataclasses.dataclass
@@ -98,6 +111,17 @@ class Case:
     prior: list = dataclasses.field(default_factory=list)
     #: What reading the inputs did that the reader should know (a probability map thresholded ...): warnings.
     notes: list = dataclasses.field(default_factory=list)
+
+    def __post_init__(self):
+        # Whatever built the case (a manifest, Slicer's nodes, a teaching generator), its images are analysed in one
+        # array layout, so that no result depends on how a file stored its array.
+        for tp in list(self.timepoints) + list(self.prior):
+            tp.canonicalise()
+        if self.treated_lesion is not None:
+            self.treated_lesion = geo.reorient(self.treated_lesion)
+        self.boundaries = {k: geo.reorient(v) for k, v in self.boundaries.items()}
+        if self.dose is not None:
+            self.dose.image = geo.reorient(self.dose.image)
 
     @property
     def planning(self) -> Timepoint:

@@ -191,7 +191,8 @@ class _Log:
         self.choices: list[dict] = []
 
     def say(self, text: str) -> None:
-        self.lines.append(text)
+        if text not in self.lines:          # a reason said once (the same series seen from two studies, ...)
+            self.lines.append(text)
 
     def choose(self, what: str, chosen: str, why: str, **extra) -> None:
         self.choices.append({"what": what, "chosen": chosen, "why": why, **extra})
@@ -479,6 +480,12 @@ def import_dicom(folder: str | os.PathLike, out_dir: str | os.PathLike, options:
             ms = sorted((m for m in usable if m.weighting == kind and m is not t1c), key=MRInfo.rank)
             if ms:
                 extra[kind.lower()] = ms[0]
+        # Every other usable series, and why it is not the post-contrast T1 (a pre-contrast T1 says so here).
+        for m in usable:
+            if m is not t1c:
+                role = next((f" (taken as the {k.upper()})" for k, e in extra.items() if e is m), "")
+                log.say(f"study of {st.date}: {m.series.description or m.series.uid} not taken as the post-contrast "
+                        f"T1: {m.weighting} ({m.weighting_why}), contrast {m.contrast} ({m.contrast_why}){role}")
         timepoints.append({"study": st, "t1c": t1c, "why": why, "extra": extra, "date": _date(st.date)})
 
     if not timepoints:

@@ -185,6 +185,9 @@ def write_rtstruct(structures: dict, reference_files: list[str], path: str, stud
     refs = [pydicom.dcmread(f, stop_before_pixels=True) for f in reference_files]
     first = refs[0]
     ds = _base(RT_STRUCTURE_SET_STORAGE, study, "RTSTRUCT", generate_uid(), series_number, description)
+    # Content Date/Time belong to no module of the RT Structure Set IOD (its date is StructureSetDate).
+    del ds.ContentDate
+    del ds.ContentTime
     ds.StructureSetLabel = label[:16]
     ds.StructureSetName = label[:64]
     ds.StructureSetDate = study.date

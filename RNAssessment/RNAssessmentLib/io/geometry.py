@@ -216,6 +216,26 @@ def voxel_extent_along_mm(spacing_mm, axes, directions) -> np.ndarray:
     return np.abs(n @ np.asarray(axes, dtype=float).T) @ np.asarray(spacing_mm, dtype=float)
 
 
+#: The array layout every image is analysed in: axis i runs to the patient's left, j posterior, k superior (the
+#: nearest of the 48 axis orders and flips; an oblique grid keeps its obliquity). How an image's array is stored
+#: (a sagittal acquisition's A-S-L, a NIfTI's flipped R-A-S) must not change a result: the steps that look along an
+#: array axis (the mid-sagittal plane, the folds' sheets, the change grouping) then see the same arrays.
+CANONICAL_ORIENTATION = "LPS"
+
+
+def orientation_code(image: sitk.Image) -> str:
+    """ITK's three-letter code of an image's axis order and directions ('LPS' for the canonical layout)."""
+    return sitk.DICOMOrientImageFilter.GetOrientationFromDirectionCosines(image.GetDirection())
+
+
+def reorient(image: sitk.Image, code: str = CANONICAL_ORIENTATION) -> sitk.Image:
+    """The same image (same voxels, same physical geometry) with its array stored in the layout ``code``: axes
+    permuted and flipped, never resampled. Unchanged when it already is."""
+    if orientation_code(image) == code:
+        return image
+    return sitk.DICOMOrient(image, code)
+
+
 def voxel_volume_mm3(image: sitk.Image) -> float:
     """Volume of one voxel in mm³ (|det| of the scaled direction matrix)."""
     return float(abs(np.linalg.det(ijk_to_lps(image)[:3, :3])))

@@ -10,7 +10,8 @@ there are series to reference):
 * ``RTSTRUCT_isodose.dcm`` — the isodose levels as ROIs of an RT Structure Set on the SRS-time series (closed planar
   contours, what planning systems and viewers read), in the palette's isodose colours, with the treated lesion.
 * with ``deidentify``: ``images/<timepoint>/``, de-identified copies of the referenced series, which every object
-  above references instead (pseudonym, dates shifted so that SRS is 2000-01-01, new UIDs).
+  above references instead; every object de-identified after PS3.15 Annex E (:mod:`.dicom_deid`: the basic
+  profile, dates shifted so that SRS is 2000-01-01, new UIDs).
 * ``report_pdf.dcm`` — the report as Encapsulated PDF (when ``report.pdf`` was printed), in the latest study.
 * ``SC_<n>.dcm`` — the report's key images as Secondary Capture (highdicom), in the latest study.
 
@@ -26,6 +27,7 @@ import SimpleITK as sitk
 
 from .. import __version__, palette
 from ..io import dicom_write as dw
+from ..io import geometry as geo
 
 ENCAPSULATED_PDF_STORAGE = "1.2.840.10008.5.1.4.1.1.104.1"
 #: The treated lesion's ROI in the isodose structure set (named so that `rnassess import` takes it as the target).
@@ -80,88 +82,6 @@ def _segmentation(headers, masks: dict, series_number: int, description: str):
         omit_empty_frames=True)
 
 
-#: Attributes that identify a patient, a person or a place; emptied (Type 2) or removed in de-identified copies.
-_IDENTIFYING = ("PatientName", "PatientID", "PatientBirthDate", "PatientBirthTime", "OtherPatientIDs",
-                "OtherPatientNames", "OtherPatientIDsSequence", "PatientAddress", "PatientTelephoneNumbers",
-                "PatientMotherBirthName", "MilitaryRank", "EthnicGroup", "PatientComments", "InstitutionName",
-                "InstitutionAddress", "InstitutionalDepartmentName", "ReferringPhysicianName",
-                "PerformingPhysicianName", "PhysiciansOfRecord", "RequestingPhysician", "OperatorsName",
-                "NameOfPhysiciansReadingStudy", "AccessionNumber", "StudyID", "StationName", "DeviceSerialNumber",
-                "RequestAttributesSequence", "ReferencedPatientSequence", "ContentCreatorName")
-#: Shifted dates: the SRS date becomes this day, so intervals (days since SRS) are kept and no real date is.
-DEID_SRS_DATE = "20000101"
-
-
-class _Deidentifier:
-    """De-identified copies of source series: the pseudonym for name and ID, identifying attributes emptied, every
-    date shifted so that SRS is 2000-01-01, times emptied, private tags removed, and every instance-specific UID
-    replaced by one derived from it and a secret drawn for this run (consistent within the output, not
-    reversible)."""
-
-    def __init__(self, pseudonym: str, srs_date):
-        import datetime as _dt
-        self.pseudonym = pseudonym
-        self.srs = srs_date
-        self.secret = os.urandom(16).hex()
-        self._dt = _dt
-
-    def uid(self, value: str) -> str:
-        from pydicom.uid import generate_uid
-        return generate_uid(entropy_srcs=[self.secret, str(value)])
-
-    def date(self, value: str) -> str:
-        v = str(value or "")
-        if len(v) < 8 or not v[:8].isdigit() or self.srs is None:
-            return ""
-        try:
-            d = self._dt.date(int(v[:4]), int(v[4:6]), int(v[6:8]))
-        except ValueError:
-            return ""
-        base = self._dt.date(2000, 1, 1)
-        return (base + (d - self.srs)).strftime("%Y%m%d")
-
-    def apply(self, ds) -> None:
-        ds.remove_private_tags()
-        for key in _IDENTIFYING:
-            if key in ds:
-                delattr(ds, key)
-        ds.PatientName = f"{self.pseudonym}^"      # one family-name component, as PN expects
-        ds.PatientID = self.pseudonym
-        ds.PatientBirthDate = ""
-        ds.ReferringPhysicianName = ""
-        ds.AccessionNumber = ""
-        ds.StudyID = ""
-        keep = {"SOPClassUID", "ReferencedSOPClassUID", "TransferSyntaxUID", "MediaStorageSOPClassUID",
-                "ImplementationClassUID", "CodingSchemeUID", "ContextUID"}
-
-        def visit(d, elem):
-            if elem.VR == "UI" and elem.keyword not in keep and elem.value:
-                vals = elem.value if elem.VM > 1 else [elem.value]
-                new = [self.uid(v) if not str(v).startswith("1.2.840.10008.") else v for v in vals]
-                elem.value = new if elem.VM > 1 else new[0]
-            elif elem.VR == "DA" and elem.value:
-                elem.value = self.date(elem.value)
-            elif elem.VR in ("TM", "DT") and elem.value:
-                elem.value = ""
-        ds.walk(visit)
-        if hasattr(ds, "file_meta"):
-            ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-        ds.PatientIdentityRemoved = "YES"
-        ds.DeidentificationMethod = f"RNAssessment: pseudonym, new UIDs, SRS date {DEID_SRS_DATE}"   # LO: 64
-
-    def copy_series(self, files: list[str], folder: str) -> list[str]:
-        import pydicom
-        os.makedirs(folder, exist_ok=True)
-        out = []
-        for n, f in enumerate(files, start=1):
-            ds = pydicom.dcmread(f)
-            self.apply(ds)
-            path = os.path.join(folder, f"IM{n:04d}.dcm")
-            ds.save_as(path, enforce_file_format=True)
-            out.append(path)
-        return out
-
-
 def write_dicom_outputs(case, assessment_dir: str, out_dir: str, *, deidentify: bool = False,
                         log=print) -> list[str]:
     """Write the DICOM outputs of an assessment; returns the files written. ``case`` must come from DICOM.
@@ -184,8 +104,11 @@ def write_dicom_outputs(case, assessment_dir: str, out_dir: str, *, deidentify: 
         labels = dict(zip((tp.label for tp in case.timepoints), names))
     else:
         labels = {tp.label: tp.label for tp in case.timepoints}
+    deid = None
     if deidentify:
-        deid = _Deidentifier(str(doc["case"]), case.srs_date)
+        from .deid import phi_values
+        from .dicom_deid import Deidentifier
+        deid = Deidentifier(str(doc["case"]), case.srs_date, phi_values(case))
         for label in list(series):
             series[label] = deid.copy_series(series[label], os.path.join(out_dir, "images", label))
             written += series[label]
@@ -214,11 +137,15 @@ def write_dicom_outputs(case, assessment_dir: str, out_dir: str, *, deidentify: 
         for s in mine:
             on_fu = sitk.Resample(sitk.Cast(s.mask > 0, sitk.sitkUInt8), tp.t1c, back, sitk.sitkNearestNeighbor, 0,
                                   sitk.sitkUInt8)
+            # Back to the series' own array layout (the case analyses a canonical one): frames follow its slices.
+            on_fu = geo.reorient(on_fu, tp.orientation or geo.orientation_code(tp.t1c))
             if sitk.GetArrayViewFromImage(on_fu).any():
                 masks[s.name] = on_fu
         if not masks:
             continue
         seg = _segmentation(_headers(series[label]), masks, 600 + n, f"RNAssessment findings {label}")
+        if deid:
+            deid.finish(seg)
         path = os.path.join(out_dir, f"SEG_{label}.dcm")
         seg.save_as(path)
         written.append(path)
@@ -227,7 +154,9 @@ def write_dicom_outputs(case, assessment_dir: str, out_dir: str, *, deidentify: 
     # Isodose levels on the SRS-time series.
     levels = [i["level_gy"] for i in doc["summary"].get("isodose") or []]
     if case.dose is not None and levels:
-        dose_p = sitk.Resample(case.dose.image, planning, sitk.Transform(), sitk.sitkLinear, 0.0, sitk.sitkFloat32)
+        # On the SRS series' own array layout: contours lie on its slices.
+        srs_grid = geo.reorient(planning, case.planning.orientation or geo.orientation_code(planning))
+        dose_p = sitk.Resample(case.dose.image, srs_grid, sitk.Transform(), sitk.sitkLinear, 0.0, sitk.sitkFloat32)
         colours = palette.isodose_colours(levels)
         masks = {}
         for lv in sorted(levels, reverse=True):
@@ -235,10 +164,11 @@ def write_dicom_outputs(case, assessment_dir: str, out_dir: str, *, deidentify: 
             if sitk.GetArrayViewFromImage(mk).any():
                 masks[f"Isodose {lv:g} Gy"] = (mk, colours[lv])
         if masks:
-            types = {k: "ISODOSE" for k in masks}
+            types = {k: "DOSE_REGION" for k in masks}      # a defined term of RTROIInterpretedType
             if case.treated_lesion is not None:
                 # The treated lesion with the levels: a viewer shows them together, and the output re-imports.
-                masks[TREATED_ROI] = (case.treated_lesion, palette.TREATED)
+                masks[TREATED_ROI] = (sitk.Resample(case.treated_lesion, srs_grid, sitk.Transform(),
+                                                    sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8), palette.TREATED)
                 types[TREATED_ROI] = "GTV"
             srs_label = labels[case.planning.label]
             first = _headers(series[srs_label][:1])[0]
@@ -246,6 +176,8 @@ def write_dicom_outputs(case, assessment_dir: str, out_dir: str, *, deidentify: 
                                      os.path.join(out_dir, "RTSTRUCT_isodose.dcm"), _study_of(first),
                                      label="ISODOSE", colors={k: v[1] for k, v in masks.items()},
                                      description="RNAssessment isodose levels", interpreted_types=types)
+            if deid:
+                _finish_file(path, deid)
             written.append(path)
             log(f"[dicom] RTSTRUCT_isodose.dcm: {len(masks) - (TREATED_ROI in masks)} isodose level(s) and the "
                 "treated lesion on the SRS-time series")
@@ -256,7 +188,9 @@ def write_dicom_outputs(case, assessment_dir: str, out_dir: str, *, deidentify: 
     pdf = os.path.join(assessment_dir, "report.pdf")
     if os.path.isfile(pdf):
         path = os.path.join(out_dir, "report_pdf.dcm")
-        _write_encapsulated_pdf(pdf, ref, path, title=f"RNAssessment report {case.id}")
+        _write_encapsulated_pdf(pdf, ref, path, title=f"RNAssessment report {doc['case']}")
+        if deid:
+            _finish_file(path, deid)
         written.append(path)
         log("[dicom] report_pdf.dcm: the report as Encapsulated PDF")
     pngs = _key_images(os.path.join(assessment_dir, "report.html"), log)
@@ -270,6 +204,11 @@ def write_dicom_outputs(case, assessment_dir: str, out_dir: str, *, deidentify: 
                 manufacturer="RNAssessment", patient_orientation=("L", "P"),
                 series_description="RNAssessment key images")
             sc.BodyPartExamined = "BRAIN"     # an unpaired part: Laterality is not required (dciodvfy checks)
+            # The views carry text (timepoint labels and days, which a manifest may have named by date); once
+            # de-identified the labels are srs, fu1, ... and the case its pseudonym.
+            sc.BurnedInAnnotation = "NO" if deid else "YES"
+            if deid:
+                deid.finish(sc)
             path = os.path.join(out_dir, f"SC_{n:02d}.dcm")
             sc.save_as(path)
             written.append(path)
@@ -277,9 +216,18 @@ def write_dicom_outputs(case, assessment_dir: str, out_dir: str, *, deidentify: 
     return written
 
 
+def _finish_file(path: str, deid) -> None:
+    """An object written from de-identified references, finished on disk (see Deidentifier.finish)."""
+    import pydicom
+    ds = pydicom.dcmread(path)
+    deid.finish(ds)
+    ds.save_as(path, enforce_file_format=True)
+
+
 def _key_images(report_html: str, log) -> list[np.ndarray]:
     """The report's key images (one per finding: its title, legend and views) as RGB arrays, rendered by headless
-    Chromium as the reader sees them (outlines and isodose lines are SVG over the slice). [] (and a log line) when no browser is available."""
+    Chromium as the reader sees them (outlines and isodose lines are SVG over the slice). [] (and a log line) when
+    no browser is available."""
     import tempfile
 
     from .browser import BrowserError, Headless, find_chromium
@@ -317,7 +265,8 @@ def _write_encapsulated_pdf(pdf_path: str, ref, path: str, *, title: str) -> Non
     ds.BurnedInAnnotation = "YES"
     ds.DocumentTitle = title[:64]
     concept = Dataset()
-    concept.CodeValue, concept.CodingSchemeDesignator, concept.CodeMeaning = "18748-4", "LN", "Diagnostic imaging report"
+    concept.CodeValue, concept.CodingSchemeDesignator = "18748-4", "LN"
+    concept.CodeMeaning = "Diagnostic imaging report"
     ds.ConceptNameCodeSequence = Sequence([concept])
     ds.MIMETypeOfEncapsulatedDocument = "application/pdf"
     ds.AcquisitionDateTime = ""

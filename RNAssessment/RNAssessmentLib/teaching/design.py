@@ -21,7 +21,8 @@ Change (per interval, per lesion):
   (:func:`required_depth_mm`): max(2.5 mm, the coarser timepoint's voxel extent along it + the registrations in
   quadrature); a regressed one must also have lost enhancement (at least 20 mm³ that enhanced and no longer does);
 * portions of at least 50 mm³; growth as a whole when the earlier lesion's measurable surface (where both voxels
-  reach at most 2 mm along its normal) moved out by 0.75 mm over at least 40 % of it;
+  reach at most 2 mm along its normal) moved out by 0.75 mm over at least 40 % of it, counted over all of it or
+  over its free surface (away from where the design held it back: both are right where they disagree);
 * parts whose surfaces come within 10 mm of each other, at any timepoint, are one lesion.
 
 Where a designed quantity lies within the grid's tolerance of a threshold (:func:`sampling_margin_mm`, half the
@@ -246,24 +247,31 @@ def _candidates(name: str, before: Part | None, after: Part | None, lesion_a: np
 
 def _moved_out_fraction(lesion_a: np.ndarray, lesion_b: np.ndarray, sdf_a: np.ndarray, sdf_b: np.ndarray,
                         grid: sitk.Image, acq_a: Acquisition, acq_b: Acquisition, to_planning: np.ndarray,
-                        where: np.ndarray) -> float | None:
-    """Share of the earlier lesion's measurable surface (design grid) lying at least MOVED_OUT_MM inside the later
-    lesion."""
+                        blocked: np.ndarray | None = None) -> tuple[float | None, float | None]:
+    """(share of the earlier lesion's measurable surface (design grid) lying at least MOVED_OUT_MM inside the later
+    lesion, the same share of its *free* surface: away (1.5 mm) from where the design held it back, ``blocked``:
+    CSF, a fold). A lesion growing as a whole against a sulcus keeps its face there: the first share reads it as
+    growth at part of the margin, the second as growth as a whole; the method, which smooths the displacement over
+    2 mm, can read either."""
     er = geo.array_view(sitk.BinaryErode(geo.image_from_array(lesion_a.astype(np.uint8), grid), [1, 1, 1])) > 0
-    surface = np.argwhere(lesion_a & ~er & where)
-    if not len(surface):
-        return None
-    measurable, moved = 0, 0
-    for ijk in surface[:: max(1, len(surface) // 4000)]:
+    surface = lesion_a & ~er
+    free = np.ones(surface.shape, bool)
+    if blocked is not None and blocked.any():
+        free = np.clip(_distance(blocked, grid), 0, None) > 1.5
+    idx = np.argwhere(surface)
+    counts = {"all": [0, 0], "free": [0, 0]}
+    for ijk in idx[:: max(1, len(idx) // 4000)]:
         n = _normal(sdf_a, grid, ijk)
         if n is None:
             continue
         n = to_planning @ n
         if max(acq_a.along_mm(n), acq_b.along_mm(n)) > MEASURABLE_SURFACE_MM:
             continue
-        measurable += 1
-        moved += bool(sdf_b[tuple(ijk)] <= -MOVED_OUT_MM)
-    return moved / measurable if measurable else None
+        moved = bool(sdf_b[tuple(ijk)] <= -MOVED_OUT_MM)
+        for key in ("all",) + (("free",) if free[tuple(ijk)] else ()):
+            counts[key][0] += 1
+            counts[key][1] += moved
+    return tuple(c[1] / c[0] if c[0] else None for c in (counts["all"], counts["free"]))
 
 
 def _groups(timepoints: dict, grid: sitk.Image) -> list[set]:
@@ -285,12 +293,14 @@ def _groups(timepoints: dict, grid: sitk.Image) -> list[set]:
 
 
 def change_truth(grid: sitk.Image, timepoints: dict, acquisitions: dict, new_foci: dict, *,
-                 counterpart: str | None = None, vs_first: bool = True,
-                 to_planning: np.ndarray | None = None) -> tuple[list[dict], list[dict]]:
+                 counterpart: str | None = None, vs_first: bool = True, to_planning: np.ndarray | None = None,
+                 blocked: np.ndarray | None = None) -> tuple[list[dict], list[dict]]:
     """Expected change findings of a design: (entries for truth.json, per-interval design evidence).
 
     ``timepoints``: ordered {label: {part name: :class:`Part`}}; ``acquisitions``: {label: :class:`Acquisition`};
-    ``new_foci``: {label: part names that are new foci across a boundary at that timepoint}. An entry is
+    ``new_foci``: {label: part names that are new foci across a boundary at that timepoint}; ``blocked``: where the
+    design keeps lesions out (CSF, a fold's margin), so that growth as a whole is also judged on the free surface
+    (:func:`_moved_out_fraction`). An entry is
     ``{"kind", "from", "to"}`` when the design allows one answer, ``{"kind": None, "from", "to", "acceptable":
     [[kinds], ...]}`` when it sits on a threshold."""
     to_planning = np.eye(3) if to_planning is None else np.asarray(to_planning, float)
@@ -343,17 +353,14 @@ def change_truth(grid: sitk.Image, timepoints: dict, acquisitions: dict, new_foc
                 near_states.append(state)
                 ev.setdefault("new_foci", []).append({"part": name, "gap_mm": round(gap, 2),
                                                       "uncertainty_mm": round(unc, 2), "within": sorted(state)})
-            fractions = None
-            kinds = _kinds(cands, near_states, lambda: _moved_out_fraction(lesion_a, lesion_b, sdf_a, sdf_b, grid,
-                                                                           acq_a, acq_b, to_planning,
-                                                                           np.ones(lesion_a.shape, bool)))
-            if kinds[1] is not None:
-                fractions = kinds[1]
+            kinds, fractions = _kinds(cands, near_states, lambda: _moved_out_fraction(
+                lesion_a, lesion_b, sdf_a, sdf_b, grid, acq_a, acq_b, to_planning, blocked))
             ev["lesions"].append({"parts": sorted(group), "candidates": [c.to_dict() for c in cands],
-                                  **({"surface_moved_out_fraction": round(fractions, 3)}
+                                  **({"surface_moved_out_fraction": [None if f is None else round(f, 3)
+                                                                     for f in fractions]}
                                      if fractions is not None else {}),
-                                  "may_be": [sorted(k) for k in kinds[0]]})
-            answers = {frozenset(x | y) for x in (answers or {frozenset()}) for y in kinds[0]}
+                                  "may_be": [sorted(k) for k in kinds]})
+            answers = {frozenset(x | y) for x in (answers or {frozenset()}) for y in kinds}
         if counterpart == "PD" and any("mixed_response" in x for x in answers):
             raise ValueError(f"PD twin with a mixed response {a}->{b} in its own design: the design is wrong")
         evidence.append(ev)
@@ -367,10 +374,11 @@ def change_truth(grid: sitk.Image, timepoints: dict, acquisitions: dict, new_foc
     return entries, evidence
 
 
-def _kinds(cands: list[Candidate], near_states: list[set], moved_out) -> tuple[set, float | None]:
-    """Every set of change kinds one lesion may show, over the states its candidates may take."""
+def _kinds(cands: list[Candidate], near_states: list[set], moved_out) -> tuple[set, tuple | None]:
+    """Every set of change kinds one lesion may show, over the states its candidates may take; and the surface
+    shares moved out (all, free), when growth was possible."""
     choices = [sorted(c.states()) for c in cands] + [sorted(s) for s in near_states]
-    fraction = None
+    fractions = None
     out = set()
     for combo in itertools.product(*choices) if choices else [()]:
         states = combo[:len(cands)]
@@ -383,18 +391,18 @@ def _kinds(cands: list[Candidate], near_states: list[set], moved_out) -> tuple[s
         elif regressed:
             out.add(frozenset({"regression"}))
         elif grew:
-            if fraction is None:
-                fraction = moved_out()
-                fraction = -1.0 if fraction is None else fraction
-            if fraction >= CONCENTRIC_FRACTION - FRACTION_MARGIN:
+            if fractions is None:
+                fractions = moved_out()
+            known = [f for f in fractions if f is not None] or [0.0]
+            if max(known) >= CONCENTRIC_FRACTION - FRACTION_MARGIN:
                 out.add(frozenset({"concentric_growth"}))
-            if fraction < CONCENTRIC_FRACTION + FRACTION_MARGIN:
+            if min(known) < CONCENTRIC_FRACTION + FRACTION_MARGIN:
                 out.add(frozenset({"eccentric_growth"}))
         elif sub or near:
             out.add(frozenset({"change_indeterminate"}))
         else:
             out.add(frozenset())
-    return out, (fraction if fraction is not None and fraction >= 0 else None)
+    return out, fractions
 
 
 def extension_truth(grid: sitk.Image, timepoints: dict, treated: np.ndarray, new_foci: dict,

@@ -8,8 +8,8 @@ atlas frame, so head tilt and misalignment between timepoints have exact ground 
 planning frame: the dose grid, the treated lesion, boundaries and all ground-truth change maps live there.
 
 What is modelled (1 mm): two hemispheres with cortex (≈2.5 mm) over white matter, CSF-filled sulci (central,
-Sylvian, cingulate, frontal, intraparietal, occipito-temporal, parieto-occipital), the interhemispheric fissure with the falx,
-the corpus callosum (genu, body, splenium), lateral ventricles, caudate nuclei, the tentorium over a cerebellum,
+Sylvian, cingulate, frontal, intraparietal, occipito-temporal, parieto-occipital), the interhemispheric fissure
+with the falx, the corpus callosum (genu, body, splenium), lateral ventricles, caudate nuclei, the tentorium over a cerebellum,
 a brainstem, skull and scalp. Post-contrast T1 intensities with Rician noise, a smooth bias field and partial
 volume. Lesions are irregular ring- or solid-enhancing blobs restricted to the anatomical compartment they grow in.
 
@@ -461,7 +461,7 @@ def render_scenario(scn: Scenario, seed: int = 0) -> dict:
     dose = srs_dose(treated, scn.prescription_gy, scn.dose_falloff_mm)
     labels_planning = sitk.Resample(geo.image_from_array(labels_atlas, atlas_img), planning_grid, p2a,
                                     sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
-    expected, evidence = design_truth(scn, designed, designed_boundary, atlas_img)
+    expected, evidence = design_truth(scn, designed, designed_boundary, atlas_img, ~parenchyma(labels_atlas))
     return {"scenario": scn, "timepoints": out_tps, "boundaries": boundaries, "treated_lesion": treated,
             "dose": dose, "labels_planning": labels_planning,
             "midsagittal_plane_lps": midsagittal_plane(planning_pose), "expected": expected, "design": evidence}
@@ -472,12 +472,13 @@ DERIVED_KINDS = ("contiguous_extension", "mixed_response", "regression", "concen
                  "change_indeterminate")
 
 
-def design_truth(scn: Scenario, designed: dict, designed_boundary: dict, atlas_img: sitk.Image) -> tuple[list, dict]:
+def design_truth(scn: Scenario, designed: dict, designed_boundary: dict, atlas_img: sitk.Image,
+                 blocked: np.ndarray) -> tuple[list, dict]:
     """The scenario's expected findings: the boundary findings it states, and contiguous extension and change
-    derived from its designed components (teaching/design.py) on 1 mm acquisitions, registered to the SRS image
-    when any follow-up was misaligned. What the scenario states of the derived kinds (the paper's mixed responses,
-    its contiguous extensions) must be what the design gives without doubt, else the design is wrong (raised).
-    Returns (expected, design evidence)."""
+    derived from its designed components (teaching/design.py) on 1 mm acquisitions, registered to the SRS image when
+    any follow-up was misaligned; ``blocked``: where no lesion grows (not parenchyma: CSF, folds, ventricles). What
+    the scenario states of the derived kinds (the paper's mixed responses, its contiguous extensions) must be what
+    the design gives without doubt, else the design is wrong (raised). Returns (expected, design evidence)."""
     labels = [tp.label for tp in scn.timepoints]
     registered_case = all(tuple(tp.pose) == tuple(scn.timepoints[0].pose) for tp in scn.timepoints)
     acquisitions = {label: design.Acquisition((1.0, 1.0, 1.0), ((1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0)),
@@ -489,9 +490,9 @@ def design_truth(scn: Scenario, designed: dict, designed_boundary: dict, atlas_i
         if e["kind"] in ("noncontiguous_across_boundary", "noncontiguous_focus") and e.get("component"):
             new_foci.setdefault(e["timepoint"], set()).add(e["component"])
     treated = np.any([p.extent for p in designed[labels[0]].values()], axis=0)
-    grid, tps, (treated, boundary) = design.cropped(atlas_img, designed, treated, designed_boundary)
+    grid, tps, (treated, boundary, blocked) = design.cropped(atlas_img, designed, treated, designed_boundary, blocked)
     change, evidence = design.change_truth(grid, tps, acquisitions, new_foci, counterpart=scn.counterpart,
-                                           to_planning=to_planning)
+                                           to_planning=to_planning, blocked=blocked)
     extension = design.extension_truth(grid, tps, treated, new_foci, (1.0, 1.0, 1.0), np.eye(3), boundary)
     derived = extension + change
     present = set(labels)

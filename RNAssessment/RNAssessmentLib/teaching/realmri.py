@@ -913,7 +913,13 @@ def design_truth(rendered: dict) -> tuple[list[dict], dict]:
     boundary = {label: maps.boundary for label, maps in rendered["design"].items()}
     first = next(iter(timepoints))
     treated = np.any([p.extent for p in timepoints[first].values()], axis=0)
-    grid, timepoints, (treated, boundary) = design.cropped(scene.grid, timepoints, treated, boundary)
+    # Where the design keeps lesions out: CSF and outside the brain, and the margin kept along a fold.
+    blocked = ~scene.tissue
+    if scene.frame.kind in ("falx", "tentorium"):
+        margin = template.thick_margin if rendered["base"].thick else 1.5
+        blocked = blocked | (np.abs(scene.local[..., 0]) <= margin)
+    grid, timepoints, (treated, boundary, blocked) = design.cropped(scene.grid, timepoints, treated, boundary,
+                                                                     blocked)
     planning = rendered["planning"]
     acquisitions = {t["label"]: acquisition(planning, t["pose"], n > 0 and not registered_case)
                     for n, t in enumerate(tps_r)}
@@ -922,7 +928,7 @@ def design_truth(rendered: dict) -> tuple[list[dict], dict]:
         if e["kind"] in ("noncontiguous_across_boundary", "noncontiguous_focus") and e.get("component"):
             new_foci.setdefault(e["timepoint"], set()).add(e["component"])
     change, evidence = design.change_truth(grid, timepoints, acquisitions, new_foci,
-                                           counterpart=template.counterpart)
+                                           counterpart=template.counterpart, blocked=blocked)
     extension = design.extension_truth(grid, timepoints, treated, new_foci, planning.GetSpacing(),
                                        np.asarray(planning.GetDirection(), float).reshape(3, 3).T, boundary)
     stated = [dict(e) for e in template.boundary_truth]
