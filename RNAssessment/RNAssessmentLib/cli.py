@@ -35,7 +35,7 @@ def cmd_demo(args) -> int:
     args.out = _checked_out(args.out)
     if args.real_mri and not os.path.isdir(args.real_mri):
         raise ValueError(f"--real-mri '{args.real_mri}' is not a folder: give the folder of the real brain MRIs "
-                         f"(e.g. ../shared/data/real-mri)")
+                         f"(e.g. Testing/Data/real-mri)")
     manifests = write_demo(args.out, args.scenario or None, log=_log, real_mri=args.real_mri)
     index, records = [], []
     for m in manifests:
@@ -353,7 +353,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="only this scenario (repeatable); one of: " + ", ".join(_scenario_names()))
     d.add_argument("--real-mri", metavar="DIR",
                    help="also write the real-MRI teaching cases: lesions, foci, change, motion and dose implanted "
-                        "into the real brain MRIs of DIR (e.g. ../shared/data/real-mri): "
+                        "into the real brain MRIs of DIR (e.g. Testing/Data/real-mri): "
                         + ", ".join(_real_demo_names()) + " (--scenario may name them)")
     d.add_argument("--no-assess", action="store_true", help="only write the cases")
     d.add_argument("--deidentify", action="store_true", help="de-identify the assessments (teaching export)")

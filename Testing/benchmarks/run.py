@@ -9,7 +9,7 @@
 * case       – full assessment of one 1 mm teaching case vs just reading its files.
 * boundaries – one follow-up analysed inside the lesion/dose box vs the same on the whole head.
 * change     – registration + change analysis of a 3-timepoint case vs one plain full-resolution registration.
-* realmri    – on the 240x240x155 BraTS MRI (../shared/data/real-mri) with an implanted case: the atlas step (fit
+* realmri    – on the 240x240x155 BraTS MRI (Testing/Data/real-mri) with an implanted case: the atlas step (fit
                and automatic boundaries) and a whole 2-timepoint assessment, each in a fresh process, vs a plain
                read of the same files in a fresh process; time and peak resident memory.
                Targets (issue 10): atlas step <= 15 s, whole case <= 30 s on 2 cores, peak memory < 2 GB.
@@ -30,7 +30,7 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
-SHARED = os.path.normpath(os.path.join(ROOT, "..", "shared", "data"))
+DATA = os.path.join(ROOT, "Testing", "Data")
 
 
 def best_of(fn, repeat=3):
@@ -54,8 +54,8 @@ def bench_dvh():
     from RNAssessmentLib.io.rtdose import embedded_dvhs, read_rtdose
     from RNAssessmentLib.io.structures import read_rtstruct
 
-    rtdose = os.path.join(SHARED, "dicompyler-example", "rtdose.dcm")
-    rtss = os.path.join(SHARED, "dicompyler-example", "rtss.dcm")
+    rtdose = os.path.join(DATA, "dicompyler-example", "rtdose.dcm")
+    rtss = os.path.join(DATA, "dicompyler-example", "rtss.dcm")
     tps = embedded_dvhs(rtdose)
 
     def ours():
@@ -103,7 +103,7 @@ def bench_isodose():
     from RNAssessmentLib.io.geometry import to_vtk_matrix
     from RNAssessmentLib.io.images import read_image
 
-    dose = read_image(os.path.join(SHARED, "slicerrt-eclipse-prostate", "EclipseProstate_Dose.nrrd"))
+    dose = read_image(os.path.join(DATA, "slicerrt-eclipse-prostate", "EclipseProstate_Dose.nrrd"))
     levels = [45.0, 40.0, 30.0, 20.0, 5.0]
     t_ours, iso = best_of(lambda: isodose_set(dose, levels, 46.0))
 
@@ -262,7 +262,7 @@ def _realmri_two_timepoint_case(folder: str) -> tuple[str, str]:
 
     from RNAssessmentLib.teaching import realmri as R
     base = R.BASES["brats"]
-    images = R.load_base(base, os.path.join(SHARED, "real-mri"))
+    images = R.load_base(base, os.path.join(DATA, "real-mri"))
     tpl = next(t for t in R.templates() if t.name == "falx_cingulate_rn")
     manifest = R.write_case(tpl, base, images, folder, seed=0)
     with open(manifest, encoding="utf-8") as f:

@@ -1,4 +1,5 @@
-"""Shared fixtures: paths to the reference data in ../shared/data and rendered phantom scenarios.
+"""Shared fixtures: paths to the reference data in Testing/Data (kept in the repository, licences beside each set)
+and rendered phantom scenarios.
 
 Every costly fixture in the test modules is session-scoped, even where one module alone uses it, so that a worker
 builds it once whatever order its tests come in. Each of them was still built twice in one CI run (the cohort
@@ -10,15 +11,16 @@ import os
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-SHARED = os.path.normpath(os.path.join(ROOT, "..", "shared", "data"))
-PROSTATE = os.path.join(SHARED, "slicerrt-eclipse-prostate")
-DICOMPYLER = os.path.join(SHARED, "dicompyler-example")
+DATA = os.path.join(ROOT, "Testing", "Data")
+PROSTATE = os.path.join(DATA, "slicerrt-eclipse-prostate")
+DICOMPYLER = os.path.join(DATA, "dicompyler-example")
 
 
-def shared(*parts):
-    path = os.path.join(SHARED, *parts)
+def refdata(*parts):
+    """A file or folder of the reference data (Testing/Data); a clear failure when the checkout lacks it."""
+    path = os.path.join(DATA, *parts)
     if not os.path.exists(path):
-        pytest.fail(f"reference data missing: {path} (tests expect ../shared/data beside the checkout)")
+        pytest.fail(f"reference data missing: {path} (Testing/Data is part of the repository: a partial checkout?)")
     return path
 
 

@@ -2,7 +2,7 @@
 
 * The corpus (Testing/data/bad/make_corpus.py): each damaged or wrong input exits with code 2 and the one-line
   message the corpus names; no input file changes.
-* Fuzz: seeded mutations (truncation, bit flips, byte runs, header edits) of real files from ../shared/data and of
+* Fuzz: seeded mutations (truncation, bit flips, byte runs, header edits) of real files from Testing/Data and of
   the corpus' valid case go through every reader; the only outcomes allowed are a result or ``ValueError`` (the
   documented error), within a per-input time limit, with the input unchanged.
 * Outputs: an internal error exits 3 with the traceback in a log; a run killed (SIGKILL) at several points leaves
@@ -22,7 +22,7 @@ import time
 
 import numpy as np
 import pytest
-from conftest import ROOT, shared
+from conftest import ROOT, refdata
 from RNAssessmentLib import cli
 
 spec = importlib.util.spec_from_file_location("make_corpus", os.path.join(ROOT, "Testing", "data", "bad",
@@ -139,8 +139,8 @@ def fuzz_sources(tmp_path_factory):
     write_seg_nrrd(str(d / "case" / "b.seg.nrrd"), {"ventricles": make_corpus._image(lesion)})
     src = [("image", "t0.nii.gz", d / "case" / "t0.nii.gz"), ("image", "lesion.nrrd", d / "case" / "lesion.nrrd"),
            ("seg_nrrd", "b.seg.nrrd", d / "case" / "b.seg.nrrd"), ("manifest", "case.json", m),
-           ("rtdose", "rtdose.dcm", shared("dicompyler-example", "rtdose.dcm")),
-           ("rtstruct", "rtss.dcm", shared("dicompyler-example", "rtss.dcm"))]
+           ("rtdose", "rtdose.dcm", refdata("dicompyler-example", "rtdose.dcm")),
+           ("rtstruct", "rtss.dcm", refdata("dicompyler-example", "rtss.dcm"))]
     return [(fam, name, open(p, "rb").read(), str(d / "case")) for fam, name, p in src]
 
 

@@ -3,7 +3,7 @@ import csv
 import json
 
 import pytest
-from conftest import shared
+from conftest import refdata
 from RNAssessmentLib.cli import main
 
 
@@ -30,7 +30,7 @@ def test_unknown_scenario_is_an_error(tmp_path, capsys):
 def test_demo_adds_the_real_mri_teaching_cases(tmp_path, capsys):
     """--real-mri writes the implanted real-MRI cases beside the phantoms, with their truth and outcome; a wrong
     folder or name is a clear error and writes nothing."""
-    real = shared("real-mri")
+    real = refdata("real-mri")
     assert main(["demo", "--out", str(tmp_path), "--real-mri", real, "--scenario", "brats_tentorium_pd",
                  "--no-assess"]) == 0
     case = tmp_path / "brats_tentorium_pd"
@@ -52,8 +52,8 @@ def test_demo_adds_the_real_mri_teaching_cases(tmp_path, capsys):
 
 def test_dvh_command_on_the_slicerrt_plan(tmp_path):
     out = tmp_path / "dvh.csv"
-    assert main(["dvh", "--dose", shared("slicerrt-eclipse-prostate", "EclipseProstate_Dose.nrrd"),
-                 "--structures", shared("slicerrt-eclipse-prostate", "EclipseProstate_Structures.seg.vtm"),
+    assert main(["dvh", "--dose", refdata("slicerrt-eclipse-prostate", "EclipseProstate_Dose.nrrd"),
+                 "--structures", refdata("slicerrt-eclipse-prostate", "EclipseProstate_Structures.seg.vtm"),
                  "--out", str(out)]) == 0
     rows = {r["structure"]: r for r in csv.DictReader(open(out, encoding="utf-8"))}
     header = open(out, encoding="utf-8").readline().strip().split(",")
@@ -65,26 +65,26 @@ def test_dvh_command_on_the_slicerrt_plan(tmp_path):
 
 def test_dvh_command_on_rtdose_and_rtstruct(tmp_path):
     out = tmp_path / "dvh.csv"
-    assert main(["dvh", "--dose", shared("dicompyler-example", "rtdose.dcm"), "--structures",
-                 shared("dicompyler-example", "rtss.dcm"), "--structure", "Tumor Bed", "--out", str(out)]) == 0
+    assert main(["dvh", "--dose", refdata("dicompyler-example", "rtdose.dcm"), "--structures",
+                 refdata("dicompyler-example", "rtss.dcm"), "--structure", "Tumor Bed", "--out", str(out)]) == 0
     rows = list(csv.DictReader(open(out, encoding="utf-8")))
     assert len(rows) == 1 and float(rows[0]["d95_gy"]) == pytest.approx(14.13, abs=0.05)
 
 
 def test_dvh_refuses_a_structure_set_of_another_frame_of_reference(tmp_path, capsys):
     import pydicom
-    ds = pydicom.dcmread(shared("dicompyler-example", "rtss.dcm"))
+    ds = pydicom.dcmread(refdata("dicompyler-example", "rtss.dcm"))
     for item in ds.StructureSetROISequence:
         item.ReferencedFrameOfReferenceUID = "1.2.3.4"
     p = tmp_path / "other_for.dcm"
     ds.save_as(p)
-    assert main(["dvh", "--dose", shared("dicompyler-example", "rtdose.dcm"), "--structures", str(p),
+    assert main(["dvh", "--dose", refdata("dicompyler-example", "rtdose.dcm"), "--structures", str(p),
                  "--out", str(tmp_path / "d.csv")]) == 2
     assert "frame of reference" in capsys.readouterr().err
 
 
 def test_isodose_command(tmp_path):
-    assert main(["isodose", "--dose", shared("slicerrt-eclipse-prostate", "EclipseProstate_Dose.nrrd"),
+    assert main(["isodose", "--dose", refdata("slicerrt-eclipse-prostate", "EclipseProstate_Dose.nrrd"),
                  "--levels", "100%,50%,5", "--prescription", "46", "--out", str(tmp_path)]) == 0
     rows = list(csv.DictReader(open(tmp_path / "isodose_volumes.csv", encoding="utf-8")))
     assert [float(r["level_gy"]) for r in rows] == [46.0, 23.0, 5.0]
@@ -95,6 +95,6 @@ def test_isodose_command(tmp_path):
 
 
 def test_relative_levels_without_prescription_fail(tmp_path, capsys):
-    assert main(["isodose", "--dose", shared("slicerrt-eclipse-prostate", "EclipseProstate_Dose.nrrd"),
+    assert main(["isodose", "--dose", refdata("slicerrt-eclipse-prostate", "EclipseProstate_Dose.nrrd"),
                  "--levels", "50%", "--out", str(tmp_path)]) == 2
     assert "prescription" in capsys.readouterr().err

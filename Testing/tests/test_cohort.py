@@ -11,7 +11,7 @@ import time
 
 import pytest
 import SimpleITK as sitk
-from conftest import ROOT, shared
+from conftest import ROOT, refdata
 from RNAssessmentLib import cli
 from RNAssessmentLib.output import cohort_table as T
 
@@ -100,7 +100,7 @@ def _rows(path):
 @pytest.fixture(scope="session")
 def cohort_source(tmp_path_factory):
     src = str(tmp_path_factory.mktemp("cohort_src"))
-    assert _run(["demo", "--out", src, "--no-assess", "--real-mri", shared("real-mri"),
+    assert _run(["demo", "--out", src, "--no-assess", "--real-mri", refdata("real-mri"),
                  *sum((["--scenario", n] for n in CASES), [])]) == 0
     os.makedirs(os.path.join(src, "broken"))
     with open(os.path.join(src, "broken", "case.json"), "w") as f:

@@ -96,7 +96,8 @@ def test_growth_all_round_beyond_the_floor_is_growth_as_a_whole_and_a_wobble_is_
     kinds, ambiguous, ev = _truth(grid, {"L": _part(grid, (0, 0, 0), (6, 6, 6))},
                                   {"L": _part(grid, (0, 0, 0), (9.5, 9.5, 9.5))}, acq, "PD")
     assert kinds == ["concentric_growth"] and not ambiguous, ev
-    assert ev[0]["lesions"][0]["surface_moved_out_fraction"] == pytest.approx(1.0)
+    # both the all-surface and the free-surface fraction: every surface point moved out
+    assert ev[0]["lesions"][0]["surface_moved_out_fraction"] == pytest.approx([1.0, 1.0])
     kinds, ambiguous, _ = _truth(grid, {"L": _part(grid, (0, 0, 0), (6, 6, 6))},
                                  {"L": _part(grid, (0, 0, 0), (7, 7, 7))}, acq)
     assert kinds == [] and not ambiguous

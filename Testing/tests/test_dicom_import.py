@@ -1,4 +1,4 @@
-"""rnassess import: DICOM exports of a teaching case (and the real DICOM RT plan in ../shared/data) become cases.
+"""rnassess import: DICOM exports of a teaching case (and the real DICOM RT plan in Testing/Data) become cases.
 
 The exports are written by teaching/dicom_export.py with their ground truth (which series, plan, dose, target and
 registration an import must pick); the nasty variants must stop with the candidates and the option that chooses,
@@ -18,7 +18,7 @@ import numpy as np
 import pydicom
 import pytest
 import SimpleITK as sitk
-from conftest import shared
+from conftest import refdata
 from RNAssessmentLib import cli
 from RNAssessmentLib.io import dicom_write as dw
 from RNAssessmentLib.io.case import load_manifest
@@ -366,9 +366,9 @@ def test_several_plans_stop_and_plan_chooses(exports, tmp_path):
 
 
 def test_the_real_eclipse_plan_dose_and_structures(tmp_path):
-    """The real DICOM RT files of ../shared/data (an Eclipse plan: 14 Gy in 7 fractions, a plan-sum dose, ten ROIs
+    """The real DICOM RT files of Testing/Data (an Eclipse plan: 14 Gy in 7 fractions, a plan-sum dose, ten ROIs
     with 'Tumor Bed' and 'Tumor Bed Block'), beside an MR series in their frame of reference."""
-    src = shared("dicompyler-example")
+    src = refdata("dicompyler-example")
     export = tmp_path / "export"
     os.makedirs(export / "rt")
     for f in ("rtplan.dcm", "rtdose.dcm", "rtss.dcm"):
@@ -406,7 +406,7 @@ def test_import_errors_are_clear(tmp_path, exports):
     with pytest.raises(ValueError, match="inside the DICOM export"):
         import_dicom(export, os.path.join(export, "case"))
     with pytest.raises(ValueError, match="no MR series"):
-        import_dicom(shared("dicompyler-example"), str(tmp_path / "c"), ImportOptions(target="Tumor Bed"))
+        import_dicom(refdata("dicompyler-example"), str(tmp_path / "c"), ImportOptions(target="Tumor Bed"))
 
 
 # ------------------------------------------------------------------------------------------------------------------
@@ -659,7 +659,7 @@ def test_a_lost_answer_is_asked_again_on_a_new_association_never_passed_over(ort
     if orthanc is None:
         pytest.skip("Orthanc (Debian's orthanc) is not installed")
     addr = pacs.parse_address(orthanc)
-    files = [shared("dicompyler-example", f) for f in ("rtss.dcm", "rtplan.dcm", "rtdose.dcm")]
+    files = [refdata("dicompyler-example", f) for f in ("rtss.dcm", "rtplan.dcm", "rtdose.dcm")]
     real_store, real_find = Association.send_c_store, Association.send_c_find
     sent = []
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 import vtk
-from conftest import shared
+from conftest import refdata
 from RNAssessmentLib.analysis import dose as D
 from RNAssessmentLib.io import geometry as geo
 from RNAssessmentLib.io.images import read_image
@@ -16,8 +16,8 @@ from RNAssessmentLib.io.structures import Structure, read_rtstruct, read_seg_vtm
 
 @pytest.fixture(scope="session")
 def prostate():
-    dose = read_image(shared("slicerrt-eclipse-prostate", "EclipseProstate_Dose.nrrd"))
-    segs = read_seg_vtm(shared("slicerrt-eclipse-prostate", "EclipseProstate_Structures.seg.vtm"))
+    dose = read_image(refdata("slicerrt-eclipse-prostate", "EclipseProstate_Dose.nrrd"))
+    segs = read_seg_vtm(refdata("slicerrt-eclipse-prostate", "EclipseProstate_Structures.seg.vtm"))
     return dose, {s.name: D.structure_stats(dose, s) for s in segs}
 
 
@@ -46,9 +46,9 @@ ECLIPSE = None
 
 def test_prostate_volumes_means_and_max_agree_with_eclipse(prostate):
     _, stats = prostate
-    table = _read_table(shared("slicerrt-eclipse-prostate", "EclipseProstate_DvhTable_Eclipse.csv"))
-    cerr = _read_table(shared("slicerrt-eclipse-prostate", "EclipseProstate_DvhTable_CERR.csv"))
-    with open(shared("slicerrt-eclipse-prostate", "EclipseProstate_DvhMetrics_SlicerRT.csv"), newline="", encoding="utf-8") as f:
+    table = _read_table(refdata("slicerrt-eclipse-prostate", "EclipseProstate_DvhTable_Eclipse.csv"))
+    cerr = _read_table(refdata("slicerrt-eclipse-prostate", "EclipseProstate_DvhTable_CERR.csv"))
+    with open(refdata("slicerrt-eclipse-prostate", "EclipseProstate_DvhMetrics_SlicerRT.csv"), newline="", encoding="utf-8") as f:
         srt = {r["Structure"]: float(r["Max dose (GY)"]) for r in csv.DictReader(f)}
     for name, st in stats.items():
         key = name.replace(" ", "").lower()
@@ -69,7 +69,7 @@ def test_prostate_volumes_means_and_max_agree_with_eclipse(prostate):
 
 def test_prostate_agrees_with_slicerrt_metrics(prostate):
     _, stats = prostate
-    with open(shared("slicerrt-eclipse-prostate", "EclipseProstate_DvhMetrics_SlicerRT.csv"), newline="", encoding="utf-8") as f:
+    with open(refdata("slicerrt-eclipse-prostate", "EclipseProstate_DvhMetrics_SlicerRT.csv"), newline="", encoding="utf-8") as f:
         ref = {r["Structure"]: r for r in csv.DictReader(f)}
     for name, st in stats.items():
         r = ref[name]
@@ -84,7 +84,7 @@ def test_prostate_agrees_with_slicerrt_metrics(prostate):
 def test_five_gy_isodose_matches_slicerrt_baseline(prostate):
     dose, _ = prostate
     r = vtk.vtkPolyDataReader()
-    r.SetFileName(shared("slicerrt-eclipse-prostate", "EclipseProstate_Isodose_Baseline.vtk"))
+    r.SetFileName(refdata("slicerrt-eclipse-prostate", "EclipseProstate_Isodose_Baseline.vtk"))
     r.Update()
     baseline = D.surface_volume_cc(r.GetOutput())
     assert baseline == pytest.approx(6329, abs=1)
@@ -129,9 +129,9 @@ def test_contour_lines_on_slice_in_pixel_units(prostate):
 
 @pytest.fixture(scope="session")
 def breast():
-    dose, _ = read_rtdose(shared("dicompyler-example", "rtdose.dcm"))
-    rois = read_rtstruct(shared("dicompyler-example", "rtss.dcm"))
-    return dose, {r.number: r for r in rois}, embedded_dvhs(shared("dicompyler-example", "rtdose.dcm"))
+    dose, _ = read_rtdose(refdata("dicompyler-example", "rtdose.dcm"))
+    rois = read_rtstruct(refdata("dicompyler-example", "rtss.dcm"))
+    return dose, {r.number: r for r in rois}, embedded_dvhs(refdata("dicompyler-example", "rtdose.dcm"))
 
 
 def test_dicompyler_plan_against_the_tps_dvh(breast):

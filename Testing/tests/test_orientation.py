@@ -11,7 +11,7 @@ import shutil
 import numpy as np
 import pytest
 import SimpleITK as sitk
-from conftest import shared
+from conftest import refdata
 from RNAssessmentLib.assess import assess_case
 from RNAssessmentLib.io import geometry as geo
 from RNAssessmentLib.io.case import Case, Timepoint, load_manifest
@@ -76,11 +76,11 @@ def test_a_real_mri_case_stored_in_another_axis_order_gives_the_same_findings(ba
     the same findings, their boundaries (falx, not CSF: issue 36) and their numbers. The analysis runs on the same
     arrays either way and its registrations are deterministic, so the numbers agree exactly; the issue's bound
     (0.1 mm, 1 %) is what is asserted."""
-    images = R.load_base(R.BASES[base], shared("real-mri"))
+    images = R.load_base(R.BASES[base], refdata("real-mri"))
     tpl = next(t for t in R.templates() + R.validation_templates() if t.name == name)
     written = R.write_case(tpl, R.BASES[base], images, str(tmp_path / "written"), seed=R.seed_of(tpl))
     # As the real image stores its array (the case itself wrote the canonical layout), and in another order.
-    native = geo.orientation_code(sitk.ReadImage(shared("real-mri", R.BASES[base].folder, R.BASES[base].t1c)))
+    native = geo.orientation_code(sitk.ReadImage(refdata("real-mri", R.BASES[base].folder, R.BASES[base].t1c)))
     assert native != code
     manifest = _restore(os.path.dirname(written), str(tmp_path / native), native)
     other = _restore(os.path.dirname(written), str(tmp_path / code), code)

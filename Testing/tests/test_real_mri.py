@@ -1,7 +1,7 @@
 """Real MRI: automatic anatomy checked against hand-placed landmarks, and the eight scenarios with their PD twins
 implanted into both real images (teaching/realmri.py), each assessed end to end and compared with its ground truth.
 
-The two images (../shared/data/real-mri): a skull-stripped 1 mm BraTS case with a large glioma (mass effect, a
+The two images (Testing/Data/real-mri): a skull-stripped 1 mm BraTS case with a large glioma (mass effect, a
 bowed falx, a partly missing cerebellum) and a raw clinical exam with skull and 5.5 mm oblique slices.
 """
 import functools
@@ -11,7 +11,7 @@ import os
 import numpy as np
 import pytest
 import SimpleITK as sitk
-from conftest import ROOT, shared
+from conftest import ROOT, refdata
 from RNAssessmentLib.anatomy import atlas as anat_atlas
 from RNAssessmentLib.anatomy import barriers as anat_barriers
 from RNAssessmentLib.anatomy import brain as anat_brain
@@ -59,7 +59,7 @@ BOUNDARIES_EXACT: set = set()
 
 @functools.lru_cache(maxsize=2)
 def _anatomy(name):
-    img = sitk.ReadImage(shared("real-mri", R.BASES[name].folder, "t1c.nii.gz"))
+    img = sitk.ReadImage(refdata("real-mri", R.BASES[name].folder, "t1c.nii.gz"))
     fit = anat_atlas.fit_atlas(img)
     arr = geo.array_view(img).astype(np.float32)
     model = anat_brain.tissue_model(arr, geo.array_view(fit.brain) > 0)
@@ -134,7 +134,7 @@ def test_real_mri_case_gives_exactly_its_ground_truth(base, name, bases, tmp_pat
     """Exact truth, or a listed known failure (xfail). Whatever the list says, a PD twin never gets an
     RN-favouring finding: that check comes first and is never excused."""
     if base not in bases:
-        bases[base] = R.load_base(R.BASES[base], shared("real-mri"))
+        bases[base] = R.load_base(R.BASES[base], refdata("real-mri"))
     tpl, manifest, truth = _write_case(base, name, bases[base], tmp_path)
     assessment, extra = assess_case(load_manifest(manifest), log_callback=lambda m: None)
     findings = [f.to_dict() for f in assessment.findings]
@@ -169,7 +169,7 @@ def test_the_clinical_cavity_pd_twin_with_its_exact_transforms_gets_no_rn_findin
     portion lost enhancement it had (change.interval_portions, ``was_enhancing``) is what keeps the interval from
     reading as a mixed response (RN) on this PD twin: without it, measured, t0->t2 is a mixed response."""
     _, manifest, truth = _write_case("tcga", "sylvian_cavity_pd",
-                                     R.load_base(R.BASES["tcga"], shared("real-mri")), tmp_path)
+                                     R.load_base(R.BASES["tcga"], refdata("real-mri")), tmp_path)
     spec = json.load(open(manifest, encoding="utf-8"))
     for tp in spec["timepoints"][1:]:
         tp["transform"] = f"truth/transform_{tp['label']}.tfm"
@@ -188,7 +188,7 @@ def test_registration_and_atlas_fit_are_reproducible():
     """The same images give the same transforms, bit for bit: ITK's threaded metric once summed in any order and
     an open ring on a real-MRI PD twin came and went between runs (io/geometry.registration_method)."""
     from RNAssessmentLib.analysis.registration import register_followup
-    img = sitk.ReadImage(shared("real-mri", R.BASES["brats"].folder, "t1c.nii.gz"), sitk.sitkFloat32)
+    img = sitk.ReadImage(refdata("real-mri", R.BASES["brats"].folder, "t1c.nii.gz"), sitk.sitkFloat32)
     fits = [anat_atlas.fit_atlas(img) for _ in range(2)]
     assert fits[0].transform.GetParameters() == fits[1].transform.GetParameters()
     assert np.array_equal(geo.array_view(fits[0].labels), geo.array_view(fits[1].labels))
@@ -211,7 +211,7 @@ def test_automatic_csf_holds_the_partial_volumed_convexity_sulcus_on_thin_slices
     sulcus and with it the pial enhancement the PD twin implants there). The sulcus is not a flat sheet, so lines
     farther out leave it."""
     base = R.BASES["brats"]
-    images = R.load_base(base, shared("real-mri"))
+    images = R.load_base(base, refdata("real-mri"))
     img = images.t1c
     fit = anat_atlas.fit_atlas(img)
     model = anat_brain.tissue_model(geo.array_view(img).astype(np.float32), geo.array_view(fit.brain) > 0)
@@ -237,7 +237,7 @@ def test_the_t2_of_the_srs_session_is_aligned_with_its_t1_before_it_is_read_voxe
     information across contrasts: measured 0.6-2.3 mm)."""
     from RNAssessmentLib.analysis.registration import MIN_EDGE_QUALITY, register_sequence
     img, fit, _ = _anatomy("tcga")
-    t2 = sitk.ReadImage(shared("real-mri", R.BASES["tcga"].folder, "t2.nii.gz"))
+    t2 = sitk.ReadImage(refdata("real-mri", R.BASES["tcga"].folder, "t2.nii.gz"))
     reg = register_sequence(img, t2, fit.brain)
     assert reg.method.startswith("rigid") and reg.quality_ncc >= MIN_EDGE_QUALITY + 0.1
     c = geo.centroid_lps(fit.brain)
@@ -253,7 +253,7 @@ def test_the_t2_of_the_srs_session_is_aligned_with_its_t1_before_it_is_read_voxe
     assert (t2_at(reg.transform) >= 1.0).all() and (t2_at(sitk.Transform()) < 1.0).all()
 
     bimg, bfit, _ = _anatomy("brats")
-    bt2 = sitk.ReadImage(shared("real-mri", R.BASES["brats"].folder, "t2w.nii.gz"), sitk.sitkFloat32)
+    bt2 = sitk.ReadImage(refdata("real-mri", R.BASES["brats"].folder, "t2w.nii.gz"), sitk.sitkFloat32)
     kept = register_sequence(bimg, bt2, bfit.brain)
     assert kept.method.startswith("scanner coordinates") and kept.to_dict()["translation_mm"] == [0.0, 0.0, 0.0]
     bc = geo.centroid_lps(bfit.brain)
@@ -273,7 +273,7 @@ def test_a_sequence_that_matches_the_t1_neither_as_acquired_nor_registered_is_le
 
     from RNAssessmentLib import assess as A
     img, fit, _ = _anatomy("tcga")
-    t2 = sitk.ReadImage(shared("real-mri", R.BASES["tcga"].folder, "t2.nii.gz"))
+    t2 = sitk.ReadImage(refdata("real-mri", R.BASES["tcga"].folder, "t2.nii.gz"))
     noise = geo.image_from_array(np.random.default_rng(3).normal(300.0, 60.0, t2.GetSize()).astype(np.float32), t2)
     case = SimpleNamespace(id="x", planning=SimpleNamespace(t1c=img, extra={"T2": noise, "flair": t2}))
     summary, warnings = {}, []

@@ -3,21 +3,21 @@ import numpy as np
 import pydicom
 import pytest
 import SimpleITK as sitk
-from conftest import shared
+from conftest import refdata
 from pydicom.data import get_testdata_file
 from RNAssessmentLib.io import geometry as geo
 from RNAssessmentLib.io.rtdose import embedded_dvhs, read_rtdose, write_rtdose
 
 
 def test_dicompyler_rtdose_applies_grid_scaling_and_geometry():
-    img, info = read_rtdose(shared("dicompyler-example", "rtdose.dcm"))
+    img, info = read_rtdose(refdata("dicompyler-example", "rtdose.dcm"))
     assert img.GetSize() == (194, 129, 98)
     assert np.allclose(img.GetSpacing(), (2.5, 2.5, 3.0))
     assert np.allclose(img.GetOrigin(), (-228.6541915, -419.2444776, -122.4407))
     # README: max 14.68 Gy after DoseGridScaling 1.4e-5 (raw values would be ~1e6).
     assert info.max_gy == pytest.approx(14.68, abs=0.01)
     assert info.dose_units == "GY"
-    ds = pydicom.dcmread(shared("dicompyler-example", "rtdose.dcm"))
+    ds = pydicom.dcmread(refdata("dicompyler-example", "rtdose.dcm"))
     raw = ds.pixel_array[40, 60, 100] * float(ds.DoseGridScaling)
     assert img.GetPixel(100, 60, 40) == pytest.approx(raw, rel=1e-6)
 
@@ -116,7 +116,7 @@ def test_written_rtdose_reads_back_with_the_same_dose_and_geometry(tmp_path):
 
 
 def test_embedded_tps_dvh_of_the_tumor_bed():
-    dvhs = embedded_dvhs(shared("dicompyler-example", "rtdose.dcm"))
+    dvhs = embedded_dvhs(refdata("dicompyler-example", "rtdose.dcm"))
     tb = dvhs[9]                          # ROI 9 = Tumor Bed
     assert tb["volume_total_cc"] == pytest.approx(12.809, abs=1e-3)
     mean = np.trapezoid(tb["volume_cc"], tb["dose_gy"]) / tb["volume_total_cc"]

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 import SimpleITK as sitk
-from conftest import shared
+from conftest import refdata
 from RNAssessmentLib.io import geometry as geo
 from RNAssessmentLib.io.images import read_image
 from RNAssessmentLib.io.structures import (
@@ -19,7 +19,7 @@ from RNAssessmentLib.io.structures import (
 
 
 def test_rtstruct_rois_of_the_dicompyler_plan():
-    rois = read_rtstruct(shared("dicompyler-example", "rtss.dcm"))
+    rois = read_rtstruct(refdata("dicompyler-example", "rtss.dcm"))
     names = [r.name for r in rois]
     assert names == ["BODY", "Areola", "Borders", "Breast", "Heart", "Lt Lung", "Nodes", "Scar", "Tumor Bed",
                      "Tumor Bed Block"]
@@ -29,7 +29,7 @@ def test_rtstruct_rois_of_the_dicompyler_plan():
 
 
 def test_seg_vtm_is_converted_from_ras_to_lps():
-    segs = {s.name: s for s in read_seg_vtm(shared("slicerrt-eclipse-prostate", "EclipseProstate_Structures.seg.vtm"))}
+    segs = {s.name: s for s in read_seg_vtm(refdata("slicerrt-eclipse-prostate", "EclipseProstate_Structures.seg.vtm"))}
     assert set(segs) == {"BODY", "Bladder", "Femoral Head Lt", "Femoral Head RT", "PTV", "Rectum"}
     # The raw .vtp holds RAS; the patient's left femoral head is at RAS x < 0 ... i.e. LPS x > 0.
     lt = np.concatenate(segs["Femoral Head Lt"].contours_lps).mean(0)
@@ -38,8 +38,8 @@ def test_seg_vtm_is_converted_from_ras_to_lps():
 
 
 def test_ptv_centroid_is_the_same_lps_point_from_contours_and_from_the_rasterised_mask():
-    dose = read_image(shared("slicerrt-eclipse-prostate", "EclipseProstate_Dose.nrrd"))
-    ptv = next(s for s in read_seg_vtm(shared("slicerrt-eclipse-prostate", "EclipseProstate_Structures.seg.vtm"))
+    dose = read_image(refdata("slicerrt-eclipse-prostate", "EclipseProstate_Dose.nrrd"))
+    ptv = next(s for s in read_seg_vtm(refdata("slicerrt-eclipse-prostate", "EclipseProstate_Structures.seg.vtm"))
                if s.name == "PTV")
     frac = fraction_on_grid(ptv, dose, oversample=4)
     arr = geo.array_view(frac)

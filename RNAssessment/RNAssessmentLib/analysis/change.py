@@ -215,7 +215,8 @@ def _nearest_directions_lps(mask: np.ndarray, ref: sitk.Image, where: np.ndarray
     f.SetInputIsBinary(True)
     f.Execute(geo.image_from_array(mask.astype(np.uint8), ref))
     # Index offsets (i, j, k) from each voxel to its nearest mask voxel, on SimpleITK's (k, j, i) array.
-    offsets = sitk.GetArrayViewFromImage(f.GetVectorDistanceMap()).transpose(2, 1, 0, 3)[where].astype(float)
+    vector_map = f.GetVectorDistanceMap()  # kept alive while its array view is read
+    offsets = sitk.GetArrayViewFromImage(vector_map).transpose(2, 1, 0, 3)[where].astype(float)
     vec = -(offsets * np.asarray(ref.GetSpacing())) @ np.asarray(ref.GetDirection(), dtype=float).reshape(3, 3).T
     norm = np.linalg.norm(vec, axis=1)
     ok = norm > 0

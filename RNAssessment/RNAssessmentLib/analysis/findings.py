@@ -13,17 +13,40 @@ Coordinates in findings are **RAS** mm (what a Slicer user reads in the slice vi
 from __future__ import annotations
 
 import dataclasses
+import enum
 import json
 import math
 import os
 
 from .. import DISCLAIMER, __version__
 
-FINDING_KINDS = ("noncontiguous_across_boundary", "noncontiguous_focus", "contiguous_extension",
-                 "boundary_enhancement", "open_ring", "mixed_response", "concentric_growth", "eccentric_growth",
-                 "regression", "change_indeterminate")
+class FindingKind(str, enum.Enum):
+    """What a finding is (its ``kind`` in findings.json: the value). A str, so a kind compares equal to its name."""
+    NONCONTIGUOUS_ACROSS_BOUNDARY = "noncontiguous_across_boundary"
+    NONCONTIGUOUS_FOCUS = "noncontiguous_focus"
+    CONTIGUOUS_EXTENSION = "contiguous_extension"
+    BOUNDARY_ENHANCEMENT = "boundary_enhancement"
+    OPEN_RING = "open_ring"
+    MIXED_RESPONSE = "mixed_response"
+    CONCENTRIC_GROWTH = "concentric_growth"
+    ECCENTRIC_GROWTH = "eccentric_growth"
+    REGRESSION = "regression"
+    CHANGE_INDETERMINATE = "change_indeterminate"
+
+    def __str__(self) -> str:
+        return self.value
+
+    @property
+    def is_change(self) -> bool:
+        """A lesion's change over an interval (``from``/``to``), not enhancement at a timepoint."""
+        return self in CHANGE_KIND_SET
+
+
+CHANGE_KIND_SET = frozenset({FindingKind.MIXED_RESPONSE, FindingKind.CONCENTRIC_GROWTH, FindingKind.ECCENTRIC_GROWTH,
+                             FindingKind.REGRESSION, FindingKind.CHANGE_INDETERMINATE})
+FINDING_KINDS = tuple(k.value for k in FindingKind)
 #: The kinds that describe a lesion's change over an interval (``from``/``to``), not enhancement at a timepoint.
-CHANGE_KINDS = ("mixed_response", "concentric_growth", "eccentric_growth", "regression", "change_indeterminate")
+CHANGE_KINDS = tuple(k.value for k in FindingKind if k in CHANGE_KIND_SET)
 #: Which way each kind points (mission.md): shown grouped in the report.
 #: Contiguous enhancement is what both RN and PD look like, so it is reported without a direction.
 FAVOURS = {"noncontiguous_across_boundary": "RN", "noncontiguous_focus": "neutral", "open_ring": "RN",
@@ -55,8 +78,10 @@ class Finding:
     description: str | None = None
 
     def __post_init__(self):
-        if self.kind not in FINDING_KINDS:
-            raise ValueError(f"unknown finding kind '{self.kind}'")
+        try:
+            self.kind = FindingKind(self.kind).value
+        except ValueError:
+            raise ValueError(f"unknown finding kind '{self.kind}'") from None
 
     def to_dict(self) -> dict:
         d = {"kind": self.kind}

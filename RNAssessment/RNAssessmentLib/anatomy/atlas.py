@@ -261,9 +261,9 @@ def _brain_from(t1c: sitk.Image, warped_brain: sitk.Image, stripped: bool) -> si
     wb = geo.array_view(warped_brain) > 0
     core = geo.array_view(sitk.BinaryErode(warped_brain, _radius(t1c, 6.0))) > 0
     near = geo.array_view(sitk.BinaryDilate(warped_brain, _radius(t1c, 4.0))) > 0
-    from .brain import _kmeans_1d
+    from .brain import kmeans_1d
     vals = arr[wb]
-    centres, _ = _kmeans_1d(vals[:: max(1, vals.size // 200000)], 3)
+    centres, _, _ = kmeans_1d(vals, 3)
     c = np.sort(centres)
     tissue = near & (arr > 0.5 * (c[0] + c[1]))
     img = geo.image_from_array(tissue.astype(np.uint8), t1c)

@@ -26,7 +26,7 @@ import SimpleITK as sitk
 
 from ..io import geometry as geo
 from . import atlas as atl
-from .brain import TissueModel, _kmeans_1d
+from .brain import TissueModel, kmeans_1d
 
 LEFT, RIGHT, INFRA = 1, 2, 3
 COMPARTMENT_NAMES = {LEFT: "left cerebral hemisphere", RIGHT: "right cerebral hemisphere",
@@ -51,7 +51,7 @@ def intensity_classes(sequence: sitk.Image, reference: sitk.Image, brain: np.nda
     vals = arr[brain]
     if vals.size < 1000:
         raise ValueError("the T2/FLAIR image hardly overlaps the brain of the post-contrast T1")
-    centres, _ = _kmeans_1d(vals[:: max(1, vals.size // 200000)], 3)
+    centres, _, _ = kmeans_1d(vals, 3)
     return arr, np.sort(centres)
 
 

@@ -26,7 +26,21 @@ class TissueModel:
                    "threshold = NAWM + max(5 sigma, 0.2 NAWM)")
 
 
-def _kmeans_1d(values: np.ndarray, k: int = 3, iters: int = 30) -> tuple[np.ndarray, np.ndarray]:
+#: Intensity classes are estimated on an evenly spaced sample of at most this many voxels (the classes of a head
+#: are settled long before that; every voxel would cost seconds).
+KMEANS_SAMPLE = 200_000
+
+
+def kmeans_1d(values: np.ndarray, k: int = 3, *, sample: int = KMEANS_SAMPLE,
+              iters: int = 30) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """k intensity classes of ``values`` (1D): (centres, each sampled value's class, the sampled values), on every
+    ``len(values) // sample``-th value *in order of intensity* (all of them when fewer). Sampling the sorted values
+    keeps the histogram and makes the classes independent of how an image's array is stored (a strided sample of
+    the array took other voxels once the image was flipped to the canonical layout)."""
+    values = np.asarray(values).ravel()
+    step = max(1, values.size // sample)
+    if step > 1:
+        values = np.sort(values)[step // 2:: step]
     centres = np.percentile(values, np.linspace(15, 85, k))
     for _ in range(iters):
         lab = np.argmin(np.abs(values[:, None] - centres[None, :]), axis=1)
@@ -34,14 +48,14 @@ def _kmeans_1d(values: np.ndarray, k: int = 3, iters: int = 30) -> tuple[np.ndar
         if np.allclose(new, centres, atol=0.5):
             break
         centres = new
-    return centres, lab
+    return centres, lab, values
 
 
 def brain_mask(t1c: sitk.Image) -> sitk.Image:
     """Brain (parenchyma + the CSF spaces inside it) from a post-contrast T1, see module docstring."""
     arr = geo.array_view(t1c).astype(np.float32)
     fg = arr[arr > np.percentile(arr, 30)]
-    centres, _ = _kmeans_1d(fg[:: max(1, fg.size // 200000)], 3)
+    centres, _, _ = kmeans_1d(fg, 3)
     c = np.sort(centres)
     # Dark class = CSF/bone; the threshold between it and grey matter keeps parenchyma, drops skull and CSF.
     thr = 0.5 * (c[0] + c[1])
@@ -62,9 +76,9 @@ def tissue_model(t1c_box: np.ndarray, brain_box: np.ndarray, exclude: np.ndarray
     if v.size < 1000:
         raise ValueError("too little brain in the analysis box to estimate normal white matter")
     v = v[v < np.percentile(v, 98)]          # leave enhancement out of the tissue classes
-    centres, lab = _kmeans_1d(v[:: max(1, v.size // 300000)], 3)
+    centres, lab, sampled = kmeans_1d(v, 3, sample=300_000)
     order = np.argsort(centres)
-    wm = v[:: max(1, v.size // 300000)][lab == order[-1]]
+    wm = sampled[lab == order[-1]]
     med = float(np.median(wm))
     sigma = float(1.4826 * np.median(np.abs(wm - med)))
     thr = med + max(5.0 * sigma, 0.2 * med)

@@ -8,7 +8,7 @@ Planar contours follow the TPS convention: each contour plane represents a slab 
 plane; polygons on one plane combine by even–odd parity, so a contour inside another is a hole. How far the first
 and last planes reach is ``Structure.end_cap`` (fraction of the plane spacing). Systems differ here: CERR and
 dicompyler extend half a spacing (0.5); the default 0.25 reproduces the volumes of Varian Eclipse, the TPS of both
-reference plans in ``shared/data`` (within 0.35 % for the prostate organs, vs 0.4–1.4 % too large with 0.5).
+reference plans in ``Testing/Data`` (within 0.35 % for the prostate organs, vs 0.4–1.4 % too large with 0.5).
 """
 from __future__ import annotations
 

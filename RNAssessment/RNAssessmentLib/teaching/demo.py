@@ -114,7 +114,7 @@ def write_scenario(scn: Scenario, out_dir: str, seed: int = 0) -> str:
 def write_demo(out_dir: str, names: list[str] | None = None, log=print, real_mri: str | None = None) -> list[str]:
     """Write the scenarios (all, or those named) under ``out_dir``; returns manifest paths.
 
-    ``real_mri``: the folder of the real brain MRIs (``../shared/data/real-mri``): the real-MRI teaching cases
+    ``real_mri``: the folder of the real brain MRIs (``Testing/Data/real-mri``): the real-MRI teaching cases
     (:data:`realmri.DEMO_CASES`, or those named) are written too, after the phantoms."""
     scns = scenario_list()
     known = {s.name for s in scns}

@@ -5,7 +5,7 @@
 Generated (never committed): a valid small case (48 x 48 x 32 post-contrast T1, lesion, dose) and, for each entry,
 a copy with one thing wrong. ``corpus.json`` lists ``{"name", "argv", "expect"}``: the ``rnassess`` arguments and a
 regular expression the one-line error must match; every entry must end with exit code 2 and no traceback.
-Real DICOM RT files are mutated from ../shared/data (the dicompyler example plan).
+Real DICOM RT files are mutated from Testing/Data (the dicompyler example plan).
 """
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ import numpy as np
 import SimpleITK as sitk
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-SHARED = os.path.normpath(os.path.join(HERE, "..", "..", "..", "..", "shared", "data"))
+DATA = os.path.normpath(os.path.join(HERE, "..", "..", "Data"))
 
 
 def _image(arr, spacing=(1.5, 1.5, 2.0)):
@@ -265,7 +265,7 @@ def make_corpus(out: str) -> list[dict]:
                     "expect": r"holds the input"})
 
     # -- DICOM RT (real files, damaged) -------------------------------------------------------------------------
-    rt = os.path.join(SHARED, "dicompyler-example")
+    rt = os.path.join(DATA, "dicompyler-example")
     if os.path.isdir(rt):
         d = os.path.join(out, "rt")
         os.makedirs(d)
@@ -283,7 +283,7 @@ def make_corpus(out: str) -> list[dict]:
         entries.append({"name": "rtstruct_truncated", "argv": [
             "dvh", "--dose", os.path.join(rt, "rtdose.dcm"), "--structures", os.path.join(d, "rtstruct_truncated.dcm"),
             "--out", os.path.join(d, "o2", "dvh.csv")], "expect": r"rtstruct_truncated\.dcm"})
-    vtm = os.path.join(SHARED, "slicerrt-eclipse-prostate")
+    vtm = os.path.join(DATA, "slicerrt-eclipse-prostate")
     if os.path.isdir(vtm):
         d = os.path.join(out, "vtm")
         shutil.copytree(vtm, d)
