@@ -182,7 +182,9 @@ class RNAssessmentWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def _showResult(self, result) -> None:
         """Fill the isodose and findings tables; boundary segmentations follow the 'show' checkbox."""
         import qt
-        iso = (result["extra"].get("isodose") or [])
+        from RNAssessmentLib.output.palette import isodose_colours
+        iso = result["assessment"].maps.isodose
+        colours = isodose_colours([lv.level_gy for lv in iso])
         table = self.ui.isodoseTable
         table.blockSignals(True)
         table.setRowCount(len(iso))
@@ -192,7 +194,7 @@ class RNAssessmentWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 item = qt.QTableWidgetItem(text)
                 item.setFlags(qt.Qt.ItemIsEnabled)
                 if col == 0:
-                    item.setForeground(qt.QColor(*[int(255 * c) for c in lv.colour]))
+                    item.setForeground(qt.QColor(*[int(255 * c) for c in colours[lv.level_gy]]))
                 table.setItem(row, col, item)
             show = qt.QTableWidgetItem()
             show.setFlags(qt.Qt.ItemIsEnabled | qt.Qt.ItemIsUserCheckable)
@@ -314,7 +316,7 @@ class RNAssessmentLogic(ScriptedLoadableModuleLogic):
         Follow-ups under a linear transform node use it; the others are registered when ``registerFollowups``.
         Bad input (a node without image data, a 2D volume, a dose that does not fit its prescription, a missing
         segment, ...) raises ValueError with what is wrong and what to do; nothing in the scene is changed then."""
-        from RNAssessmentLib.slicer_case import assess_nodes
+        from RNAssessmentLib.faces.slicer_case import assess_nodes
         return assess_nodes(scene or slicer.mrmlScene, timepointVolumes, treatedLesionSegmentation, doseVolume,
                             prescriptionGy, fractions, isodoseLevels, boundaries=boundaries, log_callback=self._log,
                             estimate_boundaries=estimateBoundaries, min_portion_mm3=minPortionMm3,
@@ -335,12 +337,12 @@ class RNAssessmentLogic(ScriptedLoadableModuleLogic):
     def writeDicom(self, result, reportDirectory: str, dicomDirectory: str, scene=None) -> list:
         """DICOM outputs of a result whose report is in ``reportDirectory``; the timepoint volumes must have been
         loaded from DICOM (their files come from Slicer's DICOM database)."""
-        from RNAssessmentLib.slicer_case import write_dicom_for
+        from RNAssessmentLib.faces.slicer_case import write_dicom_for
         return write_dicom_for(scene or slicer.mrmlScene, result, reportDirectory, dicomDirectory,
                                _dicom_files_of_node, log_callback=self._log)
 
     def writeReport(self, result, outputDirectory: str, pdf: bool = True) -> dict:
-        from RNAssessmentLib.slicer_case import write_report_for
+        from RNAssessmentLib.faces.slicer_case import write_report_for
         return write_report_for(result, outputDirectory, pdf=pdf, log_callback=self._log)
 
 
@@ -380,7 +382,7 @@ class RNAssessmentTest(ScriptedLoadableModuleTest):
         self.test_phantom_case()
 
     def test_phantom_case(self):
-        from RNAssessmentLib.slicer_case import load_phantom_into_scene
+        from RNAssessmentLib.faces.slicer_case import load_phantom_into_scene
         self.delayDisplay("Building the tentorium teaching case")
         nodes = load_phantom_into_scene(slicer.mrmlScene, "tentorium_rn")
         logic = RNAssessmentLogic()

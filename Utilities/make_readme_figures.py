@@ -4,7 +4,7 @@
 
 1. ``scene_tentorium.png``: the tentorium teaching case loaded into a real MRML scene (slicer-core), assessed by the
    module's glue, the scene written and read back, and its outputs rendered offscreen with VTK
-   (mrml_bridge.render_scene): isodose lines on a coronal slice, the treated lesion, the focus across the tentorium.
+   (mrml.bridge.render_scene): isodose lines on a coronal slice, the treated lesion, the focus across the tentorium.
 2. ``report_falx.png``: the top of report.html of the falx teaching case, rendered by headless Chromium.
 3. ``key_images.png``: the key images of the open-ring teaching case's first finding as the PDF prints them (print
    media, A4 width): labels placed clear of each other and of the finding, markers in their margin.
@@ -17,7 +17,7 @@ import tempfile
 def scene_figure(out_png: str) -> None:
     import slicer
     from RNAssessmentLib.mrml import bridge as mb
-    from RNAssessmentLib.slicer_case import assess_nodes, load_phantom_into_scene
+    from RNAssessmentLib.faces.slicer_case import assess_nodes, load_phantom_into_scene
     scene = slicer.vtkMRMLScene()
     nodes = load_phantom_into_scene(scene, "tentorium_rn")
     res = assess_nodes(scene, nodes["timepoints"], nodes["treated_lesion"], nodes["dose"], 20.0, 1,
@@ -32,7 +32,7 @@ def scene_figure(out_png: str) -> None:
 
 def report_figure(out_png: str) -> None:
     import SimpleITK as sitk
-    from RNAssessmentLib.cli import main
+    from RNAssessmentLib.faces.cli import main
     from RNAssessmentLib.output.browser import Headless
     with tempfile.TemporaryDirectory() as tmp:
         main(["demo", "--out", tmp, "--scenario", "falx_cingulate_rn", "--no-pdf"])
@@ -45,7 +45,7 @@ def report_figure(out_png: str) -> None:
 
 def key_images_figure(out_png: str) -> None:
     import base64
-    from RNAssessmentLib.cli import main
+    from RNAssessmentLib.faces.cli import main
     from RNAssessmentLib.output.browser import Headless
     with tempfile.TemporaryDirectory() as tmp:
         main(["demo", "--out", tmp, "--scenario", "ventricle_open_ring_rn", "--no-pdf"])

@@ -1,7 +1,16 @@
 """RNAssessment core: radiation necrosis vs progression after SRS — boundaries, change in shape, dose.
 
 Pure Python on numpy, SimpleITK, VTK and pydicom (all bundled with 3D Slicer). Images are ``SimpleITK.Image`` in
-LPS; :mod:`.geometry` is the one place that converts to RAS. Only :mod:`.mrml_bridge` imports ``slicer``.
+LPS; :mod:`.io.geometry` is the one place that converts to RAS. Only :mod:`.mrml` imports ``slicer``.
+
+The rooms, each importing only from the rooms below it (Testing/tests/test_module_structure.py):
+
+- ``io``: reading and writing cases, images, DICOM (RT dose, structures, series), de-identifying input;
+- ``anatomy`` (boundaries from an atlas refined on the image) and ``mrml`` (the Slicer scene);
+- ``analysis``: dose, registration, enhancement, boundary findings, change in shape, typed findings;
+- ``output`` (what users read: findings.json, report, DICOM SEG/SR, colours) and ``teaching`` (demo cases);
+- ``pipeline``: ``assess`` (one case) and ``cohort`` (many);
+- ``faces``: the ``rnassess`` command line, the review app and the Slicer case steps.
 """
 __version__ = "0.1.0"
 

@@ -140,7 +140,7 @@ def bench_isodose():
 def bench_case():
     import tempfile
 
-    from RNAssessmentLib.assess import assess_case
+    from RNAssessmentLib.pipeline.assess import assess_case
     from RNAssessmentLib.io.case import load_manifest
     from RNAssessmentLib.teaching.demo import write_scenario
     from RNAssessmentLib.teaching.scenarios import get_scenario
@@ -236,7 +236,7 @@ if what == "atlas":
     plane = midline.midsagittal_plane(t0.t1c, exclude=case.treated_lesion, brain=fit.brain)
     barriers.automatic_boundaries(t0.t1c, fit, model, plane, lesion=case.treated_lesion)
 elif what == "assess":
-    from RNAssessmentLib.assess import assess_case
+    from RNAssessmentLib.pipeline.assess import assess_case
     t = time.perf_counter()
     assess_case(case, log_callback=lambda m: None)
 print(json.dumps({"seconds": time.perf_counter() - t, "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
@@ -293,7 +293,7 @@ def bench_realmri():
 _DIRECT = r"""
 import json, os, sys, time
 t = time.perf_counter()                     # the imports count, as they do in a cohort worker's first case
-from RNAssessmentLib.assess import assess_to_folder
+from RNAssessmentLib.pipeline.assess import assess_to_folder
 from RNAssessmentLib.io.case import load_manifest
 out, manifests = sys.argv[1], sys.argv[2:]
 for m in manifests:
@@ -317,8 +317,8 @@ def bench_cohort():
     runner's overhead per case vs calling assess directly (target < 5 %). No PDF."""
     import tempfile
 
-    from RNAssessmentLib.cli import main as cli_main
-    from RNAssessmentLib.cohort import discover, run_cohort
+    from RNAssessmentLib.faces.cli import main as cli_main
+    from RNAssessmentLib.pipeline.cohort import discover, run_cohort
     demo = os.environ.get("RNASSESS_BENCH_DEMO") or os.path.join(tempfile.mkdtemp(), "demo")
     if not os.path.isdir(demo):
         cli_main(["demo", "--out", demo, "--no-assess"])
@@ -403,7 +403,7 @@ def bench_review():
     import subprocess
     import tempfile
 
-    from RNAssessmentLib.cli import main as cli
+    from RNAssessmentLib.faces.cli import main as cli
     from RNAssessmentLib.output.browser import Headless
 
     with tempfile.TemporaryDirectory() as d:
@@ -414,7 +414,7 @@ def bench_review():
         env = dict(os.environ, VTK_DEFAULT_OPENGL_WINDOW="vtkEGLRenderWindow",
                    PYTHONPATH=os.path.join(ROOT, "RNAssessment"))
         t0 = time.perf_counter()
-        proc = subprocess.Popen([sys.executable, "-m", "RNAssessmentLib.cli", "review", out, "--port", "0",
+        proc = subprocess.Popen([sys.executable, "-m", "RNAssessmentLib.faces.cli", "review", out, "--port", "0",
                                  "--idle-timeout", "60"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                                 text=True, env=env)
         try:

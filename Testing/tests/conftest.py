@@ -46,16 +46,16 @@ def demo_assessment(rendered):
     """Each teaching case assessed end to end as `rnassess demo` assesses it (given boundaries, misaligned
     follow-ups registered here): (assessment, atlas fit), once per session; the boundary tests reuse the fit. The
     rest of the assessment's images are let go (a few hundred MB per case)."""
-    from RNAssessmentLib.assess import assess_case
+    from RNAssessmentLib.pipeline.assess import assess_case
     from RNAssessmentLib.teaching.demo import case_from_render
     from RNAssessmentLib.teaching.scenarios import get_scenario
     cache = {}
 
     def get(name):
         if name not in cache:
-            assessment, extra = assess_case(case_from_render(get_scenario(name), rendered(name)),
-                                            log_callback=lambda m: None)
-            cache[name] = (assessment, extra["atlas_fit"])
+            assessment = assess_case(case_from_render(get_scenario(name), rendered(name)),
+                                     log_callback=lambda m: None)
+            cache[name] = (assessment, assessment.maps.atlas_fit)
         return cache[name]
     return get
 

@@ -23,7 +23,7 @@ import time
 import numpy as np
 import pytest
 from conftest import ROOT, refdata
-from RNAssessmentLib import cli
+from RNAssessmentLib.faces import cli
 
 spec = importlib.util.spec_from_file_location("make_corpus", os.path.join(ROOT, "Testing", "data", "bad",
                                                                           "make_corpus.py"))
@@ -180,7 +180,7 @@ def test_fuzzed_inputs_give_a_result_or_the_documented_error(fuzz_sources, tmp_p
 # ---------------------------------------------------------------------------------------------------------------
 
 def test_internal_error_exits_3_with_a_log(tmp_path, monkeypatch, capsys):
-    from RNAssessmentLib import assess
+    from RNAssessmentLib.pipeline import assess
     m = make_corpus._write_case(str(tmp_path / "case"))
 
     def broken(*a, **k):
@@ -197,7 +197,7 @@ def test_internal_error_exits_3_with_a_log(tmp_path, monkeypatch, capsys):
 
 
 def _run_assess(manifest, out):
-    return subprocess.Popen([sys.executable, "-m", "RNAssessmentLib.cli", "assess", manifest, "--out", out,
+    return subprocess.Popen([sys.executable, "-m", "RNAssessmentLib.faces.cli", "assess", manifest, "--out", out,
                              "--no-pdf"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                             encoding="utf-8", errors="replace")      # VTK's log is UTF-8 whatever the locale
 
@@ -354,7 +354,7 @@ def test_a_rerun_keeps_the_users_files_follows_a_symlinked_out_and_honours_the_u
 
 def test_an_internal_error_never_writes_into_a_previous_complete_output(tmp_path, monkeypatch, capsys):
     """The traceback of a failed run goes beside a previous run's complete outputs, which stay byte-identical."""
-    from RNAssessmentLib import assess
+    from RNAssessmentLib.pipeline import assess
     m = make_corpus._write_case(str(tmp_path / "case"))
     out = tmp_path / "out"
     assert cli.main(["assess", m, "--out", str(out), "--no-pdf"]) == 0
@@ -425,7 +425,7 @@ def test_the_review_guard_redirects_only_to_its_own_paths_locks_out_guessers_and
 
     from aiohttp import web
     from aiohttp.test_utils import TestClient, TestServer
-    from RNAssessmentLib import review_app as RA
+    from RNAssessmentLib.faces import review_app as RA
     token = "t" * 24
 
     async def ok(_request):

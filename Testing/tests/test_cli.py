@@ -4,7 +4,7 @@ import json
 
 import pytest
 from conftest import refdata
-from RNAssessmentLib.cli import main
+from RNAssessmentLib.faces.cli import main
 
 
 def test_demo_writes_cases_truth_and_assessment(tmp_path):

@@ -4,7 +4,6 @@ import csv
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -12,7 +11,7 @@ import time
 import pytest
 import SimpleITK as sitk
 from conftest import ROOT, refdata
-from RNAssessmentLib import cli
+from RNAssessmentLib.faces import cli
 from RNAssessmentLib.output import cohort_table as T
 
 pytest.importorskip("dask.distributed", reason="the cohort extra (dask[distributed]) is part of the test extra")
@@ -69,7 +68,7 @@ def _worker_settings():
 
 def test_local_cluster_workers_get_the_cohort_settings_and_the_caller_keeps_its_own(monkeypatch):
     import dask
-    from RNAssessmentLib import cohort
+    from RNAssessmentLib.pipeline import cohort
     monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_", raising=False)
     before = dask.config.get("distributed")
     before = json.dumps(before, sort_keys=True, default=str)
@@ -170,7 +169,7 @@ def test_cohort_tables_are_what_the_ground_truth_gives(cohort_source, local_run)
 def test_resume_reruns_nothing_then_only_the_changed_case(cohort_source, local_run):
     src = os.path.join(cohort_source, "source.csv")
     before = {n: os.path.getmtime(os.path.join(local_run, "cases", n, "findings.json")) for n in CASES}
-    from RNAssessmentLib.cohort import run_cohort
+    from RNAssessmentLib.pipeline.cohort import run_cohort
     r = run_cohort(src, local_run, resume=True, pdf=False, workers=1, log=lambda m: None)
     assert r["ran"] == [] and r["unchanged"] == sorted(CASES) and r["failed"] == ["broken"]
     assert {n: os.path.getmtime(os.path.join(local_run, "cases", n, "findings.json")) for n in CASES} == before

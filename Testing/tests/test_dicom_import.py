@@ -19,7 +19,7 @@ import pydicom
 import pytest
 import SimpleITK as sitk
 from conftest import refdata
-from RNAssessmentLib import cli
+from RNAssessmentLib.faces import cli
 from RNAssessmentLib.io import dicom_write as dw
 from RNAssessmentLib.io.case import load_manifest
 from RNAssessmentLib.io.dicom_import import AmbiguousImport, ImportOptions, import_dicom
@@ -263,7 +263,7 @@ def test_assess_on_the_dicom_folder_gives_the_findings_of_the_nrrd_case(exports,
 def test_review_reads_a_dicom_assessment_back_from_its_export(dicom_assessed):
     """findings.json of `assess DICOM_DIR` names the export and the import options; `rnassess review` re-imports it
     (into a scratch folder, the export untouched) and gets the assessed timepoints and the findings segments."""
-    from RNAssessmentLib.review import load_review_case
+    from RNAssessmentLib.faces.review import load_review_case
     out = dicom_assessed["out"]
     d = json.load(open(os.path.join(out, "findings.json")))
     assert d["inputs"]["dicom"] == os.path.abspath(dicom_assessed["export"])
@@ -271,7 +271,7 @@ def test_review_reads_a_dicom_assessment_back_from_its_export(dicom_assessed):
     before = _digest(dicom_assessed["export"])
     rc = load_review_case(out, log=lambda *_: None)
     assert rc.labels == [t.label for t in rc.case.timepoints] == ["srs", "fu1", "fu2"]
-    assert "_dicom_series" in rc.case.metadata and rc.case.dose is not None
+    assert all(tp.dicom_files for tp in rc.case.timepoints) and rc.case.dose is not None
     assert any("across" in n for n in rc.finding_masks)
     assert _digest(dicom_assessed["export"]) == before
 
@@ -422,7 +422,7 @@ def test_dicom_outputs_pass_the_validator_and_read_back(dicom_assessed, exports)
     import highdicom as hd
     from RNAssessmentLib.io import geometry as geo
     from RNAssessmentLib.io.structures import mask_on_grid, read_rtstruct, read_seg_nrrd
-    from RNAssessmentLib.palette import isodose_colours
+    from RNAssessmentLib.output.palette import isodose_colours
     tool = _dciodvfy()
     out, dcm = dicom_assessed["out"], dicom_assessed["dicom"]
     doc = json.load(open(os.path.join(out, "findings.json")))
@@ -436,9 +436,10 @@ def test_dicom_outputs_pass_the_validator_and_read_back(dicom_assessed, exports)
     for label in ("fu1", "fu2"):
         seg = hd.seg.segread(os.path.join(dcm, f"SEG_{label}.dcm"))
         fu = tps[label]
-        series_uid = pydicom.dcmread(case.metadata["_dicom_series"][label][0], stop_before_pixels=True).SeriesInstanceUID
+        src = {t.label: t for t in case.timepoints}[label].dicom_files
+        series_uid = pydicom.dcmread(src[0], stop_before_pixels=True).SeriesInstanceUID
         assert seg.ReferencedSeriesSequence[0].SeriesInstanceUID == series_uid
-        uids = [pydicom.dcmread(f, stop_before_pixels=True).SOPInstanceUID for f in case.metadata["_dicom_series"][label]]
+        uids = [pydicom.dcmread(f, stop_before_pixels=True).SOPInstanceUID for f in src]
         m = np.array(doc["summary"]["registration"][label]["planning_to_followup_lps"])
         for d in seg.SegmentSequence:
             name = d.SegmentLabel
@@ -473,7 +474,7 @@ def test_dicom_outputs_pass_the_validator_and_read_back(dicom_assessed, exports)
         ds = pydicom.dcmread(os.path.join(dcm, "report_pdf.dcm"))
         pdf = open(os.path.join(out, "report.pdf"), "rb").read()
         assert ds.EncapsulatedDocument[:len(pdf)] == pdf and ds.EncapsulatedDocumentLength == len(pdf)
-        assert ds.StudyInstanceUID == pydicom.dcmread(case.metadata["_dicom_series"]["fu2"][0],
+        assert ds.StudyInstanceUID == pydicom.dcmread(case.timepoints[-1].dicom_files[0],
                                                       stop_before_pixels=True).StudyInstanceUID
     elif os.environ.get("RNASSESS_REQUIRE_BROWSER"):
         pytest.fail("report.pdf was not printed")
@@ -537,7 +538,7 @@ def test_deidentified_outputs_carry_no_identity_of_the_input_and_reimport(export
     shifted calendar; the key images say whether text is burnt in. The copy re-imports as a case with the same
     intervals."""
     pytest.importorskip("highdicom")
-    from RNAssessmentLib.output.deid import _date_forms
+    from RNAssessmentLib.io.deid import _date_forms
     export, truth = exports("standard")
     export = _scanner_like(export, str(tmp_path / "scanner_export"))
     dcm, out = str(tmp_path / "dicom"), str(tmp_path / "a")
@@ -701,14 +702,14 @@ def test_slicer_panel_writes_the_dicom_of_a_scene_loaded_from_dicom(exports, tmp
     DICOM.instanceUIDs), assessed from the nodes, report written, then the DICOM outputs from the database's files."""
     slicer = pytest.importorskip("slicer", reason="the test extra installs slicer-core")
     from RNAssessmentLib.mrml import bridge as mb
-    from RNAssessmentLib.slicer_case import assess_nodes, write_dicom_for, write_report_for
+    from RNAssessmentLib.faces.slicer_case import assess_nodes, write_dicom_for, write_report_for
     export, truth = exports("standard")
     case = load_manifest(import_dicom(export, str(tmp_path / "c"))["manifest"])
     scene = slicer.vtkMRMLScene()
     files_of, vols = {}, []
     for tp in case.timepoints:
         node = mb.add_volume(scene, tp.t1c, f"{tp.label} T1 post Gd")
-        files = case.metadata["_dicom_series"][tp.label]
+        files = tp.dicom_files
         node.SetAttribute("DICOM.instanceUIDs", " ".join(
             str(pydicom.dcmread(f, stop_before_pixels=True).SOPInstanceUID) for f in files))
         node.SetAttribute("RNAssessment.Date", tp.date.isoformat())

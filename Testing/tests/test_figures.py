@@ -6,10 +6,10 @@ import itertools
 import numpy as np
 import pytest
 import SimpleITK as sitk
-from RNAssessmentLib import palette as P
+from RNAssessmentLib.output import palette as P
 from RNAssessmentLib.analysis import dose as D
 from RNAssessmentLib.analysis.findings import FAVOURS, FINDING_KINDS, Finding, in_display_order
-from RNAssessmentLib.cli import build_parser
+from RNAssessmentLib.faces.cli import build_parser
 from RNAssessmentLib.io import geometry as geo
 from RNAssessmentLib.output import report as R
 

@@ -77,11 +77,11 @@ def test_every_python_file_is_listed_in_cmake():
 
 #: Packages Slicer does not bundle, each allowed in one command-line-only module that imports it inside the function
 #: that needs it and says which extra to install when it is missing (the Slicer module never reaches them).
-OPTIONAL = {os.path.join("RNAssessmentLib", "cohort.py"): {"dask"},
+OPTIONAL = {os.path.join("RNAssessmentLib", "pipeline", "cohort.py"): {"dask"},
             os.path.join("RNAssessmentLib", "output", "cohort_table.py"): {"pyarrow"},
             os.path.join("RNAssessmentLib", "output", "dicom_out.py"): {"highdicom"},
             os.path.join("RNAssessmentLib", "io", "pacs.py"): {"pynetdicom"},
-            os.path.join("RNAssessmentLib", "review_app.py"): {"trame", "trame_slicer", "trame_rca", "aiohttp"}}
+            os.path.join("RNAssessmentLib", "faces", "review_app.py"): {"trame", "trame_slicer", "trame_rca", "aiohttp"}}
 
 
 def test_core_imports_only_bundled_packages():
@@ -103,42 +103,96 @@ def test_core_imports_only_bundled_packages():
                     f"{os.path.relpath(path, MODULE)} imports {n}"
 
 
-LAYERS = {"io": 0, "anatomy": 1, "analysis": 2, "output": 3, "teaching": 3, "mrml": 1}
+#: The stages, from the ground up: the one place their order is written. A module may import from its own stage and
+#: from stages strictly below it; two stages on one level (anatomy and mrml, output and teaching) never import each
+#: other.
+LAYERS = {"io": 0, "anatomy": 1, "mrml": 1, "analysis": 2, "output": 3, "teaching": 3, "pipeline": 4, "faces": 5}
 
 
-#: Top-level modules every stage may import: they import nothing from the package (checked below).
-LEAVES = {"palette"}
-
-
-def test_leaf_modules_import_nothing_from_the_package():
-    for leaf in LEAVES:
-        tree = ast.parse(open(os.path.join(MODULE, "RNAssessmentLib", f"{leaf}.py"), encoding="utf-8").read())
-        assert not [n for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.level > 0], leaf
+def _imports(path, lib):
+    """(line, absolute module inside RNAssessmentLib) of every package-internal import in ``path``."""
+    rel = os.path.relpath(path, lib)[:-3].split(os.sep)
+    here = rel[:-1]                                    # the package the module lives in
+    tree = ast.parse(open(path, encoding="utf-8").read())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.level:
+            base = here[:len(here) - (node.level - 1)]
+            mod = base + (node.module.split(".") if node.module else [])
+            if node.module is None:
+                for a in node.names:
+                    yield node.lineno, mod + [a.name]
+            else:
+                yield node.lineno, mod
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("RNAssessmentLib"):
+            yield node.lineno, node.module.split(".")[1:]
+        elif isinstance(node, ast.Import):
+            for a in node.names:
+                if a.name.startswith("RNAssessmentLib"):
+                    yield node.lineno, a.name.split(".")[1:]
 
 
 def test_every_import_points_down_the_stages():
-    """io ← anatomy ← analysis ← output/teaching; mrml (the bridge) sits on io; the pipeline modules at the top
-    level (assess, cli, slicer_case ...) may import anything, the stages never import the pipeline."""
+    """Every module of the core lives in a stage, and imports only from its own stage or stages below it."""
     lib = os.path.join(MODULE, "RNAssessmentLib")
-    for path in glob.glob(os.path.join(lib, "*", "*.py")):
-        stage = os.path.basename(os.path.dirname(path))
-        tree = ast.parse(open(path, encoding="utf-8").read())
-        for node in ast.walk(tree):
-            if not isinstance(node, ast.ImportFrom) or node.level == 0:
+    bad = []
+    for path in glob.glob(os.path.join(lib, "**", "*.py"), recursive=True):
+        rel = os.path.relpath(path, lib)
+        parts = rel.split(os.sep)
+        if len(parts) == 1:
+            assert rel == "__init__.py", f"{rel}: every module belongs to a stage ({', '.join(LAYERS)})"
+            continue
+        stage = parts[0]
+        assert stage in LAYERS, f"{rel}: '{stage}' is not a stage"
+        for line, target in _imports(path, lib):
+            if not target or target[0] not in LAYERS:
+                assert target and target[0] in {"DISCLAIMER", "__version__"}, (rel, line, target)
                 continue
-            if node.level == 1:
-                continue                                   # same stage
-            parts = (node.module or "").split(".")
-            target = parts[0] if parts[0] else None
-            if target is None:                             # "from .. import X": package-level names
-                names = [a.name for a in node.names]
-                assert set(names) <= {"DISCLAIMER", "__version__"} | LEAVES | set(LAYERS), (path, names)
-                targets = [n for n in names if n in LAYERS]
-            else:
-                targets = [target]
-            for tgt in targets:
-                assert tgt in LAYERS, f"{os.path.relpath(path, lib)} imports the pipeline module '{tgt}'"
-                assert LAYERS[tgt] < LAYERS[stage], f"{os.path.relpath(path, lib)} ({stage}) imports {tgt}: arrows must point down"
+            if target[0] != stage and LAYERS[target[0]] >= LAYERS[stage]:
+                bad.append(f"{rel}:{line} ({stage}) imports {'.'.join(target)}")
+    assert not bad, bad
+
+
+def test_no_import_circles():
+    """No two modules import each other, even lazily inside a function (``io.images.read_mask`` once imported
+    ``io.structures``, which imports ``io.images``): a circle is a room not finished."""
+    lib = os.path.join(MODULE, "RNAssessmentLib")
+    graph = {}
+    for path in glob.glob(os.path.join(lib, "**", "*.py"), recursive=True):
+        mod = tuple(os.path.relpath(path, lib)[:-3].split(os.sep))
+        deps = set()
+        for _line, target in _imports(path, lib):
+            for n in (len(target), len(target) - 1):      # "from .x import name": the module x, or x.name itself
+                cand = tuple(target[:n])
+                if cand and os.path.isfile(os.path.join(lib, *cand) + ".py"):
+                    deps.add(cand)
+                    break
+        graph[mod] = deps - {mod}
+    state, stack, circles = {}, [], []
+
+    def visit(m):
+        state[m] = 1
+        stack.append(m)
+        for d in graph.get(m, ()):
+            if state.get(d) == 1:
+                circles.append(" -> ".join(".".join(x) for x in stack[stack.index(d):] + [d]))
+            elif d not in state:
+                visit(d)
+        stack.pop()
+        state[m] = 2
+
+    for m in sorted(graph):
+        if m not in state:
+            visit(m)
+    assert not circles, circles
+
+
+def test_the_stage_test_sees_an_upward_import(tmp_path):
+    """The check above would see an analysis module importing the pipeline, or output importing teaching."""
+    lib = tmp_path / "RNAssessmentLib"
+    (lib / "analysis").mkdir(parents=True)
+    (lib / "analysis" / "x.py").write_text("from ..pipeline import assess\nfrom . import dose\n")
+    found = list(_imports(str(lib / "analysis" / "x.py"), str(lib)))
+    assert found == [(1, ["pipeline"]), (2, ["analysis", "dose"])]
 
 
 def test_no_array_view_of_a_temporary_image():

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 from conftest import refdata
-from RNAssessmentLib.assess import assess_case
+from RNAssessmentLib.pipeline.assess import assess_case
 from RNAssessmentLib.io import geometry as geo
 from RNAssessmentLib.io.case import Case, Timepoint, load_manifest
 from RNAssessmentLib.teaching import realmri as R
@@ -85,8 +85,8 @@ def test_a_real_mri_case_stored_in_another_axis_order_gives_the_same_findings(ba
     manifest = _restore(os.path.dirname(written), str(tmp_path / native), native)
     other = _restore(os.path.dirname(written), str(tmp_path / code), code)
     assert geo.orientation_code(sitk.ReadImage(os.path.join(os.path.dirname(other), "t0_t1c.nii.gz"))) == code
-    first, _ = assess_case(load_manifest(manifest), log_callback=lambda m: None)
-    second, _ = assess_case(load_manifest(other), log_callback=lambda m: None)
+    first = assess_case(load_manifest(manifest), log_callback=lambda m: None)
+    second = assess_case(load_manifest(other), log_callback=lambda m: None)
     a, b = _numbers(first), _numbers(second)
     assert [(x["kind"], x["timepoint"], x["from"], x["to"], x["boundary"]) for x in a] == \
         [(x["kind"], x["timepoint"], x["from"], x["to"], x["boundary"]) for x in b]

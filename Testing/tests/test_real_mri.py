@@ -16,7 +16,7 @@ from RNAssessmentLib.anatomy import atlas as anat_atlas
 from RNAssessmentLib.anatomy import barriers as anat_barriers
 from RNAssessmentLib.anatomy import brain as anat_brain
 from RNAssessmentLib.anatomy import midline as anat_midline
-from RNAssessmentLib.assess import assess_case
+from RNAssessmentLib.pipeline.assess import assess_case
 from RNAssessmentLib.io import geometry as geo
 from RNAssessmentLib.io.case import load_manifest
 from RNAssessmentLib.teaching import realmri as R
@@ -50,7 +50,21 @@ CASES += [c for c in (("brats", "callosal_pd"),) if c not in CASES]
 #: Cases that do not yet give exactly their ground truth (issue 10 stays open until this is empty). Each reason
 #: is what the last full run found; they are run and reported (xfail with what differs), never skipped, and one
 #: that starts to pass passes (then it leaves this list).
-KNOWN_FAILURES: dict = {}
+_THICK_FOLDS = ("the clinical exam's 5.5 mm oblique slices: its falx and tentorium come from an atlas registered on "
+                "a 2 mm grid of thick slabs, and where they lie within a few mm moves with how the registration "
+                "samples the image (four metric seeds: the falx and tentorium masks differed by about their own "
+                "size); since the canonical LPS layout (issue 36) they fall where")
+KNOWN_FAILURES: dict = {
+    ("tcga", "falx_cingulate_pd"): _THICK_FOLDS + " the enhancing falx between the lesion and the focus across it "
+                                   "is not found: that focus becomes a separate (neutral) focus, and the t1->t2 "
+                                   "growth is indeterminate (18 mm³ beyond the resolution, 20 needed)",
+    ("tcga", "falx_cingulate_rn"): _THICK_FOLDS + " the t1 focus is not across the falx mask (a neutral focus: a "
+                                   "missed RN sign, never a false one)",
+    ("tcga", "tentorium_pd"): _THICK_FOLDS + " the thickened tentorium at t2 is not found enhancing (a missed PD "
+                              "sign; no RN finding, asserted first)",
+    ("tcga", "sylvian_cavity_rn"): "the t2 focus across the Sylvian fissure lies in two pieces on the 5.5 mm slices; "
+                                   "the larger is found across the CSF, the farther one (17.8 mm) as a neutral focus",
+}
 
 #: Known failures whose boundary findings are exact, only change calls differing: their boundary findings are
 #: asserted all the same (so a PD twin's false meningeal enhancement, say, cannot come back behind its xfail).
@@ -136,7 +150,7 @@ def test_real_mri_case_gives_exactly_its_ground_truth(base, name, bases, tmp_pat
     if base not in bases:
         bases[base] = R.load_base(R.BASES[base], refdata("real-mri"))
     tpl, manifest, truth = _write_case(base, name, bases[base], tmp_path)
-    assessment, extra = assess_case(load_manifest(manifest), log_callback=lambda m: None)
+    assessment = assess_case(load_manifest(manifest), log_callback=lambda m: None)
     findings = [f.to_dict() for f in assessment.findings]
     if tpl.counterpart == "PD":
         # The worst error: a sign of RN on progressing tumour.
@@ -177,7 +191,7 @@ def test_the_clinical_cavity_pd_twin_with_its_exact_transforms_gets_no_rn_findin
     given = os.path.join(os.path.dirname(manifest), "case_given.json")
     with open(given, "w", encoding="utf-8") as f:
         json.dump(spec, f)
-    assessment, _ = assess_case(load_manifest(given), log_callback=lambda m: None)
+    assessment = assess_case(load_manifest(given), log_callback=lambda m: None)
     assert all(r["method"].startswith("given transform") for r in assessment.summary["registration"].values())
     findings = [f.to_dict() for f in assessment.findings]
     assert not [f for f in findings if f["favours"] == "RN"], [f["description"] for f in findings]
@@ -271,7 +285,7 @@ def test_a_sequence_that_matches_the_t1_neither_as_acquired_nor_registered_is_le
     then rest on the T1. The real T2 comes back on the planning grid with what was done in the summary."""
     from types import SimpleNamespace
 
-    from RNAssessmentLib import assess as A
+    from RNAssessmentLib.pipeline import assess as A
     img, fit, _ = _anatomy("tcga")
     t2 = sitk.ReadImage(refdata("real-mri", R.BASES["tcga"].folder, "t2.nii.gz"))
     noise = geo.image_from_array(np.random.default_rng(3).normal(300.0, 60.0, t2.GetSize()).astype(np.float32), t2)

@@ -81,7 +81,7 @@ def phi_case(tmp_path_factory, rendered):
 
 
 def _run(args):
-    return subprocess.run([sys.executable, "-m", "RNAssessmentLib.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "RNAssessmentLib.faces.cli", *args], capture_output=True, text=True,
                           encoding="utf-8", timeout=900)
 
 
@@ -128,7 +128,7 @@ def test_plain_language_findings_with_evidence(reports):
 def test_deidentified_output_has_no_identifying_value(reports, phi_case):
     _, deid = reports
     # No path to the images either (a folder name may be the patient's): `rnassess review` says why it cannot.
-    from RNAssessmentLib.review import NotAnAssessment, load_review_case
+    from RNAssessmentLib.faces.review import NotAnAssessment, load_review_case
     assert "inputs" not in json.loads((deid / "findings.json").read_text(encoding="utf-8"))
     with pytest.raises(NotAnAssessment, match="de-identified and keeps no link to its images"):
         load_review_case(str(deid), log=lambda *_: None)

@@ -52,7 +52,7 @@ def _tree_digest(*folders) -> dict:
 
 
 def _assess(case_dir, out, *extra):
-    from RNAssessmentLib.cli import main
+    from RNAssessmentLib.faces.cli import main
     assert main(["assess", os.path.join(case_dir, "case.json"), "--out", out, "--no-pdf", *extra]) == 0
     return out
 
@@ -82,7 +82,7 @@ def test_findings_json_names_the_images_it_was_assessed_from(assessed):
 
 
 def test_find_assessments_single_and_folder_of_several(assessed):
-    from RNAssessmentLib.review import find_assessments
+    from RNAssessmentLib.faces.review import find_assessments
     assert find_assessments(assessed["rn"]) == [("falx_cingulate_rn", assessed["rn"])]
     assert find_assessments(assessed["root"]) == [("falx_cingulate_pd", assessed["pd"]),
                                                   ("falx_cingulate_rn", assessed["rn"])]
@@ -97,11 +97,11 @@ def test_review_scene_matches_the_assessment_and_the_truth(assessed):
     import slicer
     import vtk
 
-    from RNAssessmentLib import palette
+    from RNAssessmentLib.output import palette
     from RNAssessmentLib.io import geometry as geo
     from RNAssessmentLib.mrml import bridge as mb
-    from RNAssessmentLib.review import load_review_case
-    from RNAssessmentLib.slicer_case import add_review_nodes
+    from RNAssessmentLib.faces.review import load_review_case
+    from RNAssessmentLib.faces.slicer_case import add_review_nodes
     case_dir = os.path.dirname(assessed["rn"])
     before = _tree_digest(case_dir)
     rc = load_review_case(assessed["rn"], log=lambda *_: None)
@@ -155,7 +155,7 @@ def test_review_scene_matches_the_assessment_and_the_truth(assessed):
 
 
 def test_a_folder_that_is_not_an_assessment_is_refused_clearly(tmp_path, assessed):
-    from RNAssessmentLib.review import NotAnAssessment, find_assessments, load_review_case
+    from RNAssessmentLib.faces.review import NotAnAssessment, find_assessments, load_review_case
     with pytest.raises(NotAnAssessment, match="is not an assessment: no RNAssessment findings.json"):
         find_assessments(str(tmp_path))
     (tmp_path / "findings.json").write_text(json.dumps({"something": 1}))
@@ -176,7 +176,7 @@ def test_a_folder_that_is_not_an_assessment_is_refused_clearly(tmp_path, assesse
 
 def _cli(*args, timeout=120):
     env = dict(os.environ, PYTHONPATH=os.path.join(ROOT, "RNAssessment"))
-    return subprocess.run([sys.executable, "-m", "RNAssessmentLib.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "RNAssessmentLib.faces.cli", *args], capture_output=True, text=True,
                           timeout=timeout, env=env)
 
 
@@ -192,7 +192,7 @@ def test_cli_refuses_network_without_token_and_non_assessments(tmp_path, assesse
 
 
 def test_serving_rules_for_hosts_and_tokens():
-    from RNAssessmentLib.review_app import _host_name, check_serving, is_loopback
+    from RNAssessmentLib.faces.review_app import _host_name, check_serving, is_loopback
     assert check_serving("127.0.0.1", None) is None and check_serving("::1", None) is None
     assert check_serving("localhost", None) is None
     for host in ("0.0.0.0", "192.168.1.20", "::", "example.org"):
@@ -220,7 +220,7 @@ class Server:
         self.t0 = time.time()
         # stderr into a file: a pipe nobody reads would block the server once full.
         self.log = tempfile.TemporaryFile(mode="w+")
-        self.proc = subprocess.Popen([sys.executable, "-m", "RNAssessmentLib.cli", "review", folder, "--port", "0",
+        self.proc = subprocess.Popen([sys.executable, "-m", "RNAssessmentLib.faces.cli", "review", folder, "--port", "0",
                                       "--idle-timeout", "120", *args],
                                      stdout=subprocess.PIPE, stderr=self.log, text=True, env=env)
         self.url = None

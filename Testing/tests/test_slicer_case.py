@@ -2,12 +2,12 @@
 import numpy as np
 import pytest
 import SimpleITK as sitk
-from RNAssessmentLib import palette
+from RNAssessmentLib.output import palette
 
 slicer = pytest.importorskip("slicer", reason="the test extra installs slicer-core")
 from RNAssessmentLib.io import geometry as geo  # noqa: E402
 from RNAssessmentLib.mrml import bridge as mb  # noqa: E402
-from RNAssessmentLib.slicer_case import (  # noqa: E402
+from RNAssessmentLib.faces.slicer_case import (  # noqa: E402
     assess_nodes,
     case_from_nodes,
     load_phantom_into_scene,

@@ -16,7 +16,6 @@ import SimpleITK as sitk
 import vtk
 from vtk.util import numpy_support
 
-from .. import palette
 from ..io import geometry as geo
 from ..io.structures import Structure, rasterize, subgrid_around
 
@@ -320,7 +319,6 @@ def volume_above(dose: sitk.Image, level_gy: float, region: Structure | sitk.Ima
 class IsodoseLevel:
     level_gy: float
     percent_of_prescription: float | None
-    colour: tuple
     surface_lps: vtk.vtkPolyData
     volume_cc: float                # enclosed by the surface
 
@@ -333,15 +331,15 @@ def levels_above_maximum(dose: sitk.Image, levels_gy) -> list[str]:
 
 
 def isodose_set(dose: sitk.Image, levels_gy, prescription_gy: float | None = None) -> list[IsodoseLevel]:
-    """One closed surface per level (highest first), with colour and enclosed volume."""
+    """One closed surface per level (highest first), with its enclosed volume. Colours are the output's
+    (:func:`..output.palette.isodose_colours`): the measurement does not pick them."""
     validate_dose(dose)
     out = []
-    colours = palette.isodose_colours(levels_gy)
     for lv in sorted(levels_gy, reverse=True):
         surf = isodose_surface(dose, lv)
         out.append(IsodoseLevel(level_gy=float(lv),
                                 percent_of_prescription=100.0 * lv / prescription_gy if prescription_gy else None,
-                                colour=colours[float(lv)], surface_lps=surf,
+                                surface_lps=surf,
                                 volume_cc=surface_volume_cc(surf)))
     return out
 

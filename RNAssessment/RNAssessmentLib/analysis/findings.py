@@ -20,6 +20,7 @@ import os
 
 from .. import DISCLAIMER, __version__
 
+
 class FindingKind(str, enum.Enum):
     """What a finding is (its ``kind`` in findings.json: the value). A str, so a kind compares equal to its name."""
     NONCONTIGUOUS_ACROSS_BOUNDARY = "noncontiguous_across_boundary"
@@ -92,6 +93,19 @@ class Finding:
         d["favours"] = FAVOURS[self.kind]
         return d
 
+    @classmethod
+    def from_dict(cls, d: dict) -> "Finding":
+        """The finding a findings.json entry describes (``favours`` follows from the kind; keys a later version
+        added are ignored)."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        kw = {("from_" if k == "from" else k): v for k, v in d.items() if ("from_" if k == "from" else k) in names}
+        if isinstance(kw.get("centroid_ras"), list):
+            kw["centroid_ras"] = tuple(kw["centroid_ras"])
+        kw.setdefault("centroid_ras", ())
+        kw.setdefault("volume_mm3", 0.0)
+        kw.setdefault("dose", {})
+        return cls(**kw)
+
 
 #: The order findings are listed and numbered in (F1, F2, ...) everywhere: those that favour RN, then those that
 #: raise concern for PD, then the rest; within a group, in the order the analysis found them (timepoint order).
@@ -102,11 +116,11 @@ def in_display_order(findings: list) -> list:
     return sorted(findings, key=lambda f: DISPLAY_GROUPS.index(FAVOURS[f.kind]))
 
 
-def finding_segments(extra: dict) -> dict:
+def finding_segments(maps: Maps) -> dict:
     """Every finding's voxels on the planning grid by segment name: the boundary findings' masks and, for each
     interval a→b, 'a-b grew' and 'a-b regressed' (the findings segmentation, in files, scenes and reports)."""
-    masks = dict(extra.get("finding_masks") or {})
-    for (a, b), lab in (extra.get("change_maps") or {}).items():
+    masks = dict(maps.finding_masks)
+    for (a, b), lab in maps.change_maps.items():
         for value, kind in ((1, "grew"), (2, "regressed")):
             if (lab == value).any():
                 masks[f"{a}-{b} {kind}"] = lab == value
@@ -298,7 +312,44 @@ def _clean(v):
 
 
 @dataclasses.dataclass
+class Maps:
+    """What an assessment measured besides its findings, in memory for the writers (files, report, DICOM, the
+    Slicer scene); none of it is in findings.json. Images and arrays are on the planning grid (LPS)."""
+    #: analysis.dose.StructureStats: the treated lesion, each timepoint's lesion (dvh.csv)
+    dose_stats: list = dataclasses.field(default_factory=list)
+    #: analysis.dose.StructureStats: the treated lesion and each finding with voxels, named "F<n> <segment>" in
+    #: display order (the report's dose-volume histograms)
+    finding_dose_stats: list = dataclasses.field(default_factory=list)
+    #: analysis.dose.IsodoseLevel, highest first (surfaces in LPS); colours are the output's
+    isodose: list = dataclasses.field(default_factory=list)
+    #: anatomy.atlas.AtlasFit the automatic boundaries rest on (None when every boundary was given)
+    atlas_fit: object | None = None
+    #: boundary kind → mask image: every boundary used, given or automatic
+    boundaries: dict = dataclasses.field(default_factory=dict)
+    #: boundary kind → mask image: those estimated here (boundaries_auto.seg.nrrd)
+    auto_boundaries: dict = dataclasses.field(default_factory=dict)
+    #: the compartments (cerebral hemispheres, infratentorial) of the automatic anatomy, or None
+    compartments: object | None = None
+    #: timepoint label → its post-contrast T1 resampled onto the planning grid
+    t1_planning: dict = dataclasses.field(default_factory=dict)
+    #: timepoint label → enhancement left out as normal anatomy (vessels, choroid plexus, dura), with reasons
+    left_out: dict = dataclasses.field(default_factory=dict)
+    #: segment name → bool array: each boundary finding's voxels
+    finding_masks: dict = dataclasses.field(default_factory=dict)
+    #: (from, to) → uint8 array: 1 grew, 2 regressed
+    change_maps: dict = dataclasses.field(default_factory=dict)
+    #: timepoint label → bool array: the lesion at that timepoint
+    lesion_masks: dict = dataclasses.field(default_factory=dict)
+
+    def segments(self) -> dict:
+        """Every finding's voxels by segment name (see :func:`finding_segments`)."""
+        return finding_segments(self)
+
+
+@dataclasses.dataclass
 class Assessment:
+    """One case assessed: its findings (each with its evidence and dose), the summary of findings.json, warnings,
+    and the maps the writers draw (:class:`Maps`, in memory only)."""
     case_id: str
     findings: list
     summary: dict
@@ -306,6 +357,7 @@ class Assessment:
     #: Where the assessed images are (``{"manifest": path}`` or ``{"dicom": folder, "import_options": {...}}``), so
     #: ``rnassess review`` can show them beside the outputs; empty for a de-identified output (paths may identify).
     inputs: dict = dataclasses.field(default_factory=dict)
+    maps: Maps = dataclasses.field(default_factory=Maps, repr=False, compare=False)
 
     def to_dict(self) -> dict:
         d = {"case": self.case_id, "findings": [f.to_dict() for f in self.findings],
@@ -314,6 +366,20 @@ class Assessment:
         if self.inputs:
             d["inputs"] = dict(self.inputs)
         return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Assessment":
+        """The assessment a findings.json describes (its maps are not in the file: empty)."""
+        if not isinstance(d, dict) or not isinstance(d.get("findings"), list) or not isinstance(d.get("summary"), dict):
+            raise ValueError("not an RNAssessment findings.json: it needs 'findings' (a list) and 'summary'")
+        return cls(case_id=str(d.get("case", "")), findings=[Finding.from_dict(f) for f in d["findings"]],
+                   summary=d["summary"], warnings=list(d.get("warnings") or []), inputs=dict(d.get("inputs") or {}))
+
+    @classmethod
+    def read(cls, path: str | os.PathLike) -> "Assessment":
+        """:meth:`from_dict` of the findings.json at ``path``."""
+        with open(path, encoding="utf-8") as f:
+            return cls.from_dict(json.load(f))
 
     def write(self, path: str | os.PathLike) -> None:
         with open(path, "w", encoding="utf-8") as f:

@@ -454,6 +454,17 @@ def automatic_boundaries(t1c: sitk.Image, fit: atl.AtlasFit, model: TissueModel,
     # CSF.
     if "csf" in kinds:
         csf = dark.copy()
+        if not all(geo.thin_axes(t1c)) and (t2_classes is not None or flair_classes is not None):
+            # On thick slices the T2 and FLAIR, each on its own oblique slab, average a sulcus with the tissue
+            # beside it: a sylvian fissure 3-5 mm wide, dark on every T1 slice through it, read T2-bright on only a
+            # quarter of them (the clinical exam, 5.5 mm). There the other sequences only veto: T1-dark voxels that
+            # are T2-dark (white-matter-like) or FLAIR-bright (oedema) are not CSF, the rest are.
+            veto = np.zeros(brain.shape, bool)
+            if t2_classes is not None:
+                veto |= csf_like(t2_classes, bright=False)
+            if flair_classes is not None:
+                veto |= csf_like(flair_classes, bright=True)
+            csf |= dark_t1 & ~veto
         for k in ("ventricles", "falx", "tentorium"):
             if k in masks:
                 csf &= ~masks[k]

@@ -32,9 +32,9 @@ from .images import (
     is_dicom_file,
     read_dicom_files,
     read_image,
-    read_mask,
     read_transform,
 )
+from .structures import read_mask
 from .validate import check_dose_values, check_grey_levels
 
 BOUNDARY_KINDS = ("falx", "tentorium", "ventricles", "csf")
@@ -73,6 +73,9 @@ class Timepoint:
     #: How the post-contrast T1's array was stored before the case put it in the canonical layout
     #: (geometry.CANONICAL_ORIENTATION): outputs referencing the source series (DICOM SEG) go back to it.
     orientation: str = ""
+    #: The DICOM files of the post-contrast T1's series, when it was read from DICOM: outputs that reference the
+    #: source series (DICOM SEG, RT structure set, key images) need them.
+    dicom_files: list = dataclasses.field(default_factory=list)
 
     def canonicalise(self) -> None:
         """Every image of this timepoint in the canonical array layout (geometry.reorient: no resampling)."""
@@ -111,6 +114,9 @@ class Case:
     prior: list = dataclasses.field(default_factory=list)
     #: What reading the inputs did that the reader should know (a probability map thresholded ...): warnings.
     notes: list = dataclasses.field(default_factory=list)
+    #: Every file the case was read from (images, masks, boundaries, dose parts, series files): outputs must never
+    #: overwrite one (:meth:`input_paths`).
+    source_files: list = dataclasses.field(default_factory=list)
 
     def __post_init__(self):
         # Whatever built the case (a manifest, Slicer's nodes, a teaching generator), its images are analysed in one
@@ -141,7 +147,7 @@ class Case:
         paths = set()
         for tp in self.timepoints:
             paths.update(v for v in tp.source.values() if v)
-        paths.update(self.metadata.get("_sources", []))
+        paths.update(self.source_files)
         if self.manifest_path:
             paths.add(self.manifest_path)
         return {os.path.abspath(p) for p in paths}
@@ -429,16 +435,13 @@ def load_manifest(path: str | os.PathLike, *, allow_uneven_slices: bool = False)
     base = os.path.dirname(path)
     check_manifest(spec, path)
     tps = []
-    sources, dicom_series, notes = [], {}, []
+    sources, notes = [], []
     for n, t in enumerate(spec["timepoints"]):
         label = str(t.get("label", f"t{n}"))
-        img, t1c_path, files = _read_image_ref(t["t1c"], base, f"post-contrast T1 of timepoint '{label}'", notes,
-                                               allow_uneven_slices)
+        img, t1c_path, t1c_files = _read_image_ref(t["t1c"], base, f"post-contrast T1 of timepoint '{label}'",
+                                                   notes, allow_uneven_slices)
         check_grey_levels(img, f"post-contrast T1 of timepoint '{label}' ('{t1c_path}')")
-        sources += files
-        if isinstance(t["t1c"], dict):
-            # The series' files, for outputs that reference it (DICOM SEG, RT structure set).
-            dicom_series[label] = files
+        sources += t1c_files
         lesion = None
         src = {"t1c": t1c_path}
         if t.get("lesion"):
@@ -455,7 +458,8 @@ def load_manifest(path: str | os.PathLike, *, allow_uneven_slices: bool = False)
             transform = read_transform(src["transform"], f"transform of timepoint '{label}'")
         tp = Timepoint(label=label, date=_parse_date(t.get("date"), f"manifest '{path}' timepoint '{label}'"),
                        t1c=img, lesion=lesion, extra=extra, source=src, transform=transform,
-                       lesion_automatic="lesion" in t and t["lesion"] is None)
+                       lesion_automatic="lesion" in t and t["lesion"] is None,
+                       dicom_files=list(t1c_files) if isinstance(t["t1c"], dict) else [])
         tps.append((tp, bool(t.get("prior"))))
     dose_date = _parse_date((spec.get("dose") or {}).get("date"), f"manifest '{path}' dose")
     tps, prior = _order_timepoints(tps, dose_date, path)
@@ -490,14 +494,11 @@ def load_manifest(path: str | os.PathLike, *, allow_uneven_slices: bool = False)
                     fractions=int(d.get("fractions", 1)), date=_parse_date(d.get("date"), f"manifest '{path}' dose"),
                     source=p)
     meta = dict(spec.get("metadata") or {})
-    meta["_sources"] = sources
-    if dicom_series:
-        meta["_dicom_series"] = dicom_series
     case = Case(id=str(spec.get("id", os.path.splitext(os.path.basename(path))[0])), timepoints=tps,
                 treated_lesion=treated, boundaries=boundaries, dose=dose,
                 registered=bool(spec.get("registered", True)), metadata=meta, manifest_path=path,
                 patient=_patient_identity(meta, [t.source.get("t1c") for t in tps] + ([dose.source] if dose else [])),
-                prior=prior, notes=notes)
+                prior=prior, notes=notes, source_files=sources)
     case.validate()
     return case
 

@@ -250,26 +250,6 @@ def binary_mask(img: sitk.Image, what: str, *, label: int | None = None,
     return out, note
 
 
-def read_mask(path: str | os.PathLike, reference: sitk.Image, *, what: str = "mask", label: int | None = None,
-              lesion: bool = False) -> tuple[sitk.Image, str | None]:
-    """(binary mask on ``reference``'s grid, note): a label image (:func:`binary_mask`) or the union of a
-    .seg.nrrd's segments. ``note``: what was done to a probability map, for the run's warnings.
-
-    A mask on another grid is an error: silently resampling a user's segmentation would hide a wrong file pairing.
-    """
-    path = os.fspath(path)
-    if path.lower().endswith(".seg.nrrd"):
-        from .structures import read_seg_nrrd
-        segs = read_seg_nrrd(path)          # checks the file's integrity itself
-        img = segs[0].mask
-        for s in segs[1:]:
-            img = sitk.Or(img, s.mask)
-    else:
-        img = read_image(path, mask=True, what=what)
-    check_same_grid(img, reference, f"{what} '{path}'")
-    return binary_mask(img, f"{what} '{path}'", label=label, lesion=lesion)
-
-
 def check_same_grid(image: sitk.Image, reference: sitk.Image, what: str) -> None:
     if not geo.same_grid(image, reference, tol_mm=1e-2):
         raise ValueError(f"{what} is on a different grid than its image: {geo.describe_grid(image)} vs "

@@ -154,8 +154,8 @@ def retrieve_patient(addr: Address, patient_id: str, dest: str, *, calling_aet: 
     """C-GET every study of ``patient_id`` into ``dest`` (one file per instance, by study/series); returns the
     number of instances received."""
     from pydicom.dataset import Dataset
-    from pynetdicom import AE, build_role, evt
     from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
+    from pynetdicom import AE, build_role, evt
     from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelGet
     studies = find(addr, "STUDY", {"PatientID": patient_id, "StudyInstanceUID": ""}, calling_aet=calling_aet)
     if not studies:

@@ -23,7 +23,7 @@ import vtk
 from vtk.util import numpy_support
 
 from . import geometry as geo
-from .images import itk_message
+from .images import binary_mask, check_same_grid, itk_message, read_image
 
 
 @dataclasses.dataclass
@@ -331,7 +331,7 @@ def read_structures(path: str | os.PathLike, reference: sitk.Image | None = None
         return read_seg_vtm(path)
     if low.endswith(".seg.nrrd"):
         return read_seg_nrrd(path)
-    from .images import is_dicom_file, read_image
+    from .images import is_dicom_file
     if low.endswith(".dcm") or is_dicom_file(path):
         return read_rtstruct(path)
     return read_label_structures(sitk.Cast(read_image(path), sitk.sitkUInt16), source=path)
@@ -524,3 +524,22 @@ def mask_on_grid(structure: Structure, reference: sitk.Image, oversample: int = 
     """Binary mask (uint8) on ``reference``: voxels at least half covered (sub-voxel sampled)."""
     frac = fraction_on_grid(structure, reference, oversample)
     return sitk.Cast(frac >= 0.5, sitk.sitkUInt8)
+
+
+def read_mask(path: str | os.PathLike, reference: sitk.Image, *, what: str = "mask", label: int | None = None,
+              lesion: bool = False) -> tuple[sitk.Image, str | None]:
+    """(binary mask on ``reference``'s grid, note): a label image (:func:`binary_mask`) or the union of a
+    .seg.nrrd's segments. ``note``: what was done to a probability map, for the run's warnings.
+
+    A mask on another grid is an error: silently resampling a user's segmentation would hide a wrong file pairing.
+    """
+    path = os.fspath(path)
+    if path.lower().endswith(".seg.nrrd"):
+        segs = read_seg_nrrd(path)          # checks the file's integrity itself
+        img = segs[0].mask
+        for s in segs[1:]:
+            img = sitk.Or(img, s.mask)
+    else:
+        img = read_image(path, mask=True, what=what)
+    check_same_grid(img, reference, f"{what} '{path}'")
+    return binary_mask(img, f"{what} '{path}'", label=label, lesion=lesion)

@@ -19,15 +19,15 @@ Patient coordinates are LPS throughout, as DICOM's.
 """
 from __future__ import annotations
 
-import json
 import os
 
 import numpy as np
 import SimpleITK as sitk
 
-from .. import __version__, palette
+from .. import __version__
 from ..io import dicom_write as dw
 from ..io import geometry as geo
+from . import palette
 
 ENCAPSULATED_PDF_STORAGE = "1.2.840.10008.5.1.4.1.1.104.1"
 #: The treated lesion's ROI in the isodose structure set (named so that `rnassess import` takes it as the target).
@@ -82,42 +82,41 @@ def _segmentation(headers, masks: dict, series_number: int, description: str):
         omit_empty_frames=True)
 
 
-def write_dicom_outputs(case, assessment_dir: str, out_dir: str, *, deidentify: bool = False,
+def write_dicom_outputs(case, assessment, assessment_dir: str, out_dir: str, *, deidentify: bool = False,
                         log=print) -> list[str]:
-    """Write the DICOM outputs of an assessment; returns the files written. ``case`` must come from DICOM.
+    """Write the DICOM outputs of ``assessment`` (in memory: its summary and finding maps); returns the files
+    written. ``case`` must come from DICOM (its timepoints' ``dicom_files``); ``assessment_dir`` holds the report
+    it was written with (report.pdf and the key images of report.html go into the DICOM outputs).
 
     ``deidentify`` (the assessment was de-identified): de-identified copies of the referenced source series are
     written too (``images/<timepoint>/``) and every object references them, under the report's pseudonym."""
     import pydicom
-    series = dict(case.metadata.get("_dicom_series") or {})
-    if case.planning.label not in series:
+    if not case.planning.dicom_files:
         raise ValueError("--dicom-out needs a case whose images are DICOM series (a DICOM export given to assess, or "
                          "a case.json written by 'rnassess import'): there is no source series to reference")
-    with open(os.path.join(assessment_dir, "findings.json"), encoding="utf-8") as f:
-        doc = json.load(f)
+    summary = assessment.summary
     os.makedirs(out_dir, exist_ok=True)
     written = []
-    # The assessment's own timepoint labels (de-identification renames them srs, fu1, ...), in case order.
-    names = [t["label"] for t in doc["summary"]["timepoints"]]
-    if len(names) == len(case.timepoints):
-        series = {names[i]: series[tp.label] for i, tp in enumerate(case.timepoints) if tp.label in series}
-        labels = dict(zip((tp.label for tp in case.timepoints), names))
-    else:
-        labels = {tp.label: tp.label for tp in case.timepoints}
+    # The assessment's own timepoint labels: de-identification renames them srs, fu1, ... keeping their order
+    # (io.deid.deidentify_case), so the case's timepoints and the assessment's correspond one to one, in order.
+    names = [t["label"] for t in summary["timepoints"]]
+    if len(names) != len(case.timepoints):
+        raise ValueError(f"the assessment has {len(names)} timepoints and the case {len(case.timepoints)}: "
+                         "not the assessment of this case")
+    labels = dict(zip((tp.label for tp in case.timepoints), names))
+    series = {labels[tp.label]: list(tp.dicom_files) for tp in case.timepoints if tp.dicom_files}
     deid = None
     if deidentify:
-        from .deid import phi_values
+        from ..io.deid import phi_values
         from .dicom_deid import Deidentifier
-        deid = Deidentifier(str(doc["case"]), case.srs_date, phi_values(case))
+        deid = Deidentifier(str(assessment.case_id), case.srs_date, phi_values(case))
         for label in list(series):
             series[label] = deid.copy_series(series[label], os.path.join(out_dir, "images", label))
             written += series[label]
-        log(f"[dicom] images/: de-identified copies of {len(series)} source series (pseudonym '{doc['case']}')")
+        log(f"[dicom] images/: de-identified copies of {len(series)} source series (pseudonym '{assessment.case_id}')")
     planning = case.planning.t1c
-    regs = doc["summary"].get("registration") or {}
-    segs_path = os.path.join(assessment_dir, "findings.seg.nrrd")
-    from ..io.structures import read_seg_nrrd
-    segments = read_seg_nrrd(segs_path) if os.path.isfile(segs_path) else []
+    regs = summary.get("registration") or {}
+    segments = assessment.maps.segments()             # name -> bool array on the planning grid
 
     # Findings and change portions per follow-up, on that follow-up's series.
     for n, tp in enumerate(case.timepoints[1:], start=1):
@@ -125,7 +124,7 @@ def write_dicom_outputs(case, assessment_dir: str, out_dir: str, *, deidentify: 
         if label not in series:
             continue
         # "<label> <finding>" at this timepoint, "<from>-<label> grew/regressed" for intervals ending here.
-        mine = [s for s in segments if s.name.startswith(label + " ") or f"-{label} " in s.name]
+        mine = [name for name in segments if name.startswith(label + " ") or f"-{label} " in name]
         if not mine:
             continue
         m = np.array(regs.get(label, {}).get("planning_to_followup_lps", np.eye(4)), float)
@@ -134,13 +133,14 @@ def write_dicom_outputs(case, assessment_dir: str, out_dir: str, *, deidentify: 
         back.SetMatrix(inv[:3, :3].ravel().tolist())
         back.SetTranslation(inv[:3, 3].tolist())
         masks = {}
-        for s in mine:
-            on_fu = sitk.Resample(sitk.Cast(s.mask > 0, sitk.sitkUInt8), tp.t1c, back, sitk.sitkNearestNeighbor, 0,
+        for name in mine:
+            mask = geo.image_from_array(segments[name].astype(np.uint8), planning)
+            on_fu = sitk.Resample(mask, tp.t1c, back, sitk.sitkNearestNeighbor, 0,
                                   sitk.sitkUInt8)
             # Back to the series' own array layout (the case analyses a canonical one): frames follow its slices.
             on_fu = geo.reorient(on_fu, tp.orientation or geo.orientation_code(tp.t1c))
             if sitk.GetArrayViewFromImage(on_fu).any():
-                masks[s.name] = on_fu
+                masks[name] = on_fu
         if not masks:
             continue
         seg = _segmentation(_headers(series[label]), masks, 600 + n, f"RNAssessment findings {label}")
@@ -152,7 +152,7 @@ def write_dicom_outputs(case, assessment_dir: str, out_dir: str, *, deidentify: 
         log(f"[dicom] {os.path.basename(path)}: {len(masks)} segment(s) on the {label} series")
 
     # Isodose levels on the SRS-time series.
-    levels = [i["level_gy"] for i in doc["summary"].get("isodose") or []]
+    levels = [i["level_gy"] for i in summary.get("isodose") or []]
     if case.dose is not None and levels:
         # On the SRS series' own array layout: contours lie on its slices.
         srs_grid = geo.reorient(planning, case.planning.orientation or geo.orientation_code(planning))
@@ -188,7 +188,7 @@ def write_dicom_outputs(case, assessment_dir: str, out_dir: str, *, deidentify: 
     pdf = os.path.join(assessment_dir, "report.pdf")
     if os.path.isfile(pdf):
         path = os.path.join(out_dir, "report_pdf.dcm")
-        _write_encapsulated_pdf(pdf, ref, path, title=f"RNAssessment report {doc['case']}")
+        _write_encapsulated_pdf(pdf, ref, path, title=f"RNAssessment report {assessment.case_id}")
         if deid:
             _finish_file(path, deid)
         written.append(path)

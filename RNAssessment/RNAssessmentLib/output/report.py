@@ -22,11 +22,11 @@ import zlib
 import numpy as np
 import SimpleITK as sitk
 
-from .. import DISCLAIMER, __version__, palette
+from .. import DISCLAIMER, __version__
 from ..analysis import dose as dosemod
 from ..analysis.findings import BOUNDARY_NAMES, FAVOURS, finding_segments
 from ..io import geometry as geo
-
+from . import palette
 
 _hex = palette.hex_colour
 
@@ -549,14 +549,15 @@ def _methods(summary, warnings) -> str:
     return "".join(out)
 
 
-def build_report(case, assessment, extra: dict) -> str:
+def build_report(case, assessment) -> str:
     """The report page as a string (see the module docstring)."""
     deid = bool(case.metadata.get("deidentified"))
     summary = assessment.summary
+    maps = assessment.maps
     planning = case.planning.t1c
-    t1 = extra.get("t1_planning") or {tp.label: tp.t1c for tp in case.timepoints[:1]}
+    t1 = maps.t1_planning or {tp.label: tp.t1c for tp in case.timepoints[:1]}
     days = {t["label"]: t.get("days_since_srs") for t in summary.get("timepoints", [])}
-    masks = finding_segments(extra)
+    masks = finding_segments(maps)
     cache: dict = {}
 
     def mask_img(key):
@@ -573,7 +574,7 @@ def build_report(case, assessment, extra: dict) -> str:
     iso_colours = palette.isodose_colours([i["level_gy"] for i in summary.get("isodose", [])])
     levels = [(i["level_gy"], _hex(iso_colours[float(i["level_gy"])])) for i in summary.get("isodose", [])]
     ctx = {"t1": t1, "days": days, "masks": masks, "mask_img": mask_img,
-           "boundaries": extra.get("boundaries") or case.boundaries,
+           "boundaries": maps.boundaries or case.boundaries,
            "treated": sitk.Cast(case.treated_lesion, sitk.sitkFloat32) if case.treated_lesion is not None else None,
            "dose": sitk.Cast(case.dose.image, sitk.sitkFloat32) if case.dose is not None else None,
            "levels": levels, "window": window}
@@ -594,7 +595,7 @@ def build_report(case, assessment, extra: dict) -> str:
     parts.append(_time_course(summary))
     region_colours = {"treated lesion": COLOURS["treated"],
                       **{f"F{n} {f.segment}": COLOURS[f.kind] for n, f in enumerate(findings, 1) if f.segment}}
-    parts.append(_dose_section(summary, extra.get("report_dose_stats") or extra.get("dose_stats") or [],
+    parts.append(_dose_section(summary, maps.finding_dose_stats or maps.dose_stats,
                                region_colours))
     parts.append(_methods(summary, assessment.warnings))
     stamp = "" if deid else f" on {_dt.date.today().isoformat()}"
@@ -603,27 +604,11 @@ def build_report(case, assessment, extra: dict) -> str:
     return "\n".join(parts)
 
 
-def finding_dose_stats(case, assessment, extra: dict) -> list:
-    """DVH inputs for the report: the treated lesion plus each finding that has voxels (in the planning frame)."""
-    if case.dose is None:
-        return []
-    out = [s for s in extra.get("dose_stats", []) if s.name == "treated lesion"]
-    masks = extra.get("finding_masks") or {}
-    planning = case.planning.t1c
-    for n, f in enumerate(assessment.findings, 1):
-        if f.segment and f.segment in masks and masks[f.segment].any():
-            img = geo.image_from_array(masks[f.segment].astype(np.uint8), planning)
-            out.append(dosemod.mask_stats(case.dose.image, img, name=f"F{n} {f.segment}"))
-    return out
-
-
-def write_report(case, assessment, extra: dict, out_dir: str, *, pdf: bool = True, log=None) -> dict:
+def write_report(case, assessment, out_dir: str, *, pdf: bool = True, log=None) -> dict:
     """Write ``report.html`` (and ``report.pdf`` when ``pdf`` and a Chromium is found). Returns the paths; a PDF
     that could not be made is reported in ``assessment.warnings`` and through ``log``, never silently skipped."""
     say = log or (lambda m: None)
-    extra = dict(extra)
-    extra["report_dose_stats"] = finding_dose_stats(case, assessment, extra)
-    page = build_report(case, assessment, extra)
+    page = build_report(case, assessment)
     path = os.path.join(out_dir, "report.html")
     with open(path, "w", encoding="utf-8") as f:
         f.write(page)

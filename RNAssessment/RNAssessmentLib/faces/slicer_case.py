@@ -1,6 +1,6 @@
 """Case ↔ MRML scene: build a :class:`case.Case` from nodes, run the assessment, and add its outputs as nodes.
 
-Everything MRML goes through :mod:`mrml_bridge` (the only module importing ``slicer``); the scene is always passed
+Everything MRML goes through :mod:`..mrml.bridge` (the only module importing ``slicer``); the scene is always passed
 in, so this runs in the Slicer application and on the ``slicer-core`` wheel alike. Inputs are only read.
 """
 from __future__ import annotations
@@ -10,14 +10,14 @@ import datetime as _dt
 import numpy as np
 import SimpleITK as sitk
 
-from .analysis.dose import parse_levels
-from . import palette
-from .analysis.findings import finding_segments
-from .assess import assess_case
-from .io import geometry as geo
-from .io.case import Case, Dose, Timepoint, boundary_kind
-from .io.validate import check_image
-from .mrml import bridge as mb
+from ..analysis.dose import parse_levels
+from ..analysis.findings import finding_segments
+from ..io import geometry as geo
+from ..io.case import Case, Dose, Timepoint, boundary_kind
+from ..io.validate import check_image
+from ..mrml import bridge as mb
+from ..output import palette
+from ..pipeline.assess import assess_case
 
 
 def case_from_nodes(scene, timepoint_volumes, treated_lesion_segmentation=None, dose_volume=None,
@@ -112,17 +112,19 @@ def assess_nodes(scene, timepoint_volumes, treated_lesion_segmentation, dose_vol
                            treated_lesion_segment=treated_lesion_segment)
     phi = None
     if deidentify:
-        from .output.deid import deidentify_case
+        from ..io.deid import deidentify_case
         case, phi = deidentify_case(case)
     levels = parse_levels(isodose_levels, prescription_gy) if (dose_volume is not None and isodose_levels) else None
-    assessment, extra = assess_case(case, levels_gy=levels, log_callback=log_callback,
-                                    estimate_boundaries=estimate_boundaries, min_portion_mm3=min_portion_mm3,
-                                    compare_with_srs=compare_with_srs)
+    assessment = assess_case(case, levels_gy=levels, log_callback=log_callback,
+                             estimate_boundaries=estimate_boundaries, min_portion_mm3=min_portion_mm3,
+                             compare_with_srs=compare_with_srs)
+    maps = assessment.maps
     stamp = _dt.datetime.now().strftime("%Y-%m-%d %H:%M:%S")
     folder_name = f"RNAssessment {stamp}"
     folder = mb.folder(scene, folder_name)
-    nodes = _isodose_nodes(scene, [(i.level_gy, i.colour, i.surface_lps) for i in extra.get("isodose") or []],
-                           folder)
+    iso = maps.isodose
+    colours = palette.isodose_colours([i.level_gy for i in iso])
+    nodes = _isodose_nodes(scene, [(i.level_gy, colours[i.level_gy], i.surface_lps) for i in iso], folder)
     rows = []
     for t in assessment.summary["timepoints"]:
         rows.append({"timepoint": t["label"], "date": t["date"] or "", "days_since_srs": t["days_since_srs"],
@@ -130,7 +132,7 @@ def assess_nodes(scene, timepoint_volumes, treated_lesion_segmentation, dose_vol
                      "lesion_mean_gy": (t.get("lesion_dose") or {}).get("mean_gy")})
     table = mb.add_table(scene, rows, f"{folder_name} timepoints", parent_item=folder)
     nodes.append(table)
-    stats = extra.get("dose_stats") or []
+    stats = maps.dose_stats
     if stats:
         nodes.append(mb.add_table(scene, [{k: v for k, v in s.row().items()} for s in stats],
                                   f"{folder_name} dose", parent_item=folder))
@@ -149,18 +151,18 @@ def assess_nodes(scene, timepoint_volumes, treated_lesion_segmentation, dose_vol
     planning = case.planning.t1c
     nodes += _finding_nodes(scene, planning, [f.to_dict() for f in assessment.findings],
                             {n: geo.image_from_array(m.astype("uint8"), planning)
-                             for n, m in finding_segments(extra).items()},
-                            extra.get("auto_boundaries"), folder, f"{folder_name} boundaries (automatic)",
+                             for n, m in finding_segments(maps).items()},
+                            maps.auto_boundaries, folder, f"{folder_name} boundaries (automatic)",
                             folder_name)
     return {"nodes": nodes, "folder": folder, "folder_name": folder_name, "assessment": assessment,
-            "case": case, "extra": extra, "phi": phi, "timepoint_volumes": list(timepoint_volumes),
+            "case": case, "phi": phi, "timepoint_volumes": list(timepoint_volumes),
             "isodose_models": [n for n in nodes if n.IsA("vtkMRMLModelNode")]}
 
 
 def write_report_for(result: dict, out_dir: str, *, pdf: bool = True, log_callback=None) -> dict:
     """Write report.html (+ report.pdf), findings.json and the tables of an :func:`assess_nodes` result."""
-    from .assess import write_outputs
-    return write_outputs(result["case"], result["assessment"], result["extra"], out_dir, pdf=pdf,
+    from ..output.writers import write_outputs
+    return write_outputs(result["case"], result["assessment"], out_dir, pdf=pdf,
                          phi=result.get("phi"), log_callback=log_callback)
 
 
@@ -172,7 +174,7 @@ def write_dicom_for(scene, result: dict, report_dir: str, dicom_dir: str, files_
     de-identified copies of the series too."""
     import dataclasses
 
-    from .output.dicom_out import write_dicom_outputs
+    from ..output.dicom_out import write_dicom_outputs
     case = result["case"]
     series = {}
     for tp in case.timepoints:
@@ -182,10 +184,10 @@ def write_dicom_for(scene, result: dict, report_dir: str, dicom_dir: str, files_
             raise ValueError(f"volume '{node.GetName() if node else tp.label}' was not loaded from DICOM (no files in "
                              "the DICOM database): DICOM outputs reference the source series")
         series[tp.label] = files
-    meta = dict(case.metadata)
-    meta["_dicom_series"] = series
+    timepoints = [dataclasses.replace(tp, dicom_files=series[tp.label]) for tp in case.timepoints]
     # A de-identified result keeps the dates inside (days since SRS); the original SRS date shifts the copies.
-    return write_dicom_outputs(dataclasses.replace(case, metadata=meta), report_dir, dicom_dir,
+    return write_dicom_outputs(dataclasses.replace(case, timepoints=timepoints), result["assessment"], report_dir,
+                               dicom_dir,
                                deidentify=bool(case.metadata.get("deidentified")), log=log_callback or print)
 
 
@@ -294,8 +296,8 @@ def review_node_steps(scene, rc, out: dict):
 
 def load_phantom_into_scene(scene, scenario_name: str) -> dict:
     """Render a teaching scenario and add it to the scene as a user would have it loaded (for tests and demos)."""
-    from .teaching.phantom import render_scenario
-    from .teaching.scenarios import get_scenario
+    from ..teaching.phantom import render_scenario
+    from ..teaching.scenarios import get_scenario
     scn = get_scenario(scenario_name, misalign=False)
     r = render_scenario(scn)
     vols = []

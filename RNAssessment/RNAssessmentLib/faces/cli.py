@@ -11,8 +11,7 @@ import os
 import sys
 import time
 
-from . import DISCLAIMER, __version__
-
+from .. import DISCLAIMER, __version__
 
 #: What the run is doing (for the one-line message of an internal error): the last "[case] step" logged.
 _STATE = {"step": "start", "case": None, "out": None}
@@ -28,9 +27,9 @@ def _log(msg: str) -> None:
 
 
 def cmd_demo(args) -> int:
-    from .io.case import load_manifest
-    from .output.cohort_table import write_cohort
-    from .teaching.demo import write_demo
+    from ..io.case import load_manifest
+    from ..output.cohort_table import write_cohort
+    from ..teaching.demo import write_demo
     t0 = time.time()
     args.out = _checked_out(args.out)
     if args.real_mri and not os.path.isdir(args.real_mri):
@@ -46,8 +45,8 @@ def cmd_demo(args) -> int:
         entry = {"case": name, "manifest": os.path.relpath(m, args.out), "outcome": outcome}
         if not args.no_assess:
             t_case = time.time()
-            paths = _assess_and_write(load_manifest(m), os.path.join(case_dir, "assessment"),
-                                      deidentify=args.deidentify, pdf=not args.no_pdf)
+            paths, _ = _assess_and_write(load_manifest(m), os.path.join(case_dir, "assessment"),
+                                         deidentify=args.deidentify, pdf=not args.no_pdf)
             entry["findings"] = os.path.relpath(paths["findings"], args.out)
             entry["report"] = os.path.relpath(paths["report"], args.out)
             records.append({"case": name, "status": "ok", "outcome": outcome,
@@ -70,7 +69,7 @@ def cmd_demo(args) -> int:
 
 
 def cmd_cohort(args) -> int:
-    from .cohort import run_cohort
+    from ..pipeline.cohort import run_cohort
     if args.workers is not None and args.workers < 1:
         raise ValueError("--workers must be at least 1")
     if args.scheduler and args.workers:
@@ -94,17 +93,18 @@ EXIT_SOME_FAILED = 4
 
 def _checked_out(out: str, what: str = "--out") -> str:
     """The output folder, checked before any work (atomic.check_output_folder): a symbolic link followed."""
-    from .output.atomic import check_output_folder
+    from ..output.atomic import check_output_folder
     return check_output_folder(out, what)
 
 
 def _assess_and_write(case, out: str, *, levels=None, deidentify: bool = False, pdf: bool = True,
-                      inputs: dict | None = None) -> dict:
-    """assess.assess_to_folder, remembering the case and folder for an internal error's message and log."""
-    from .assess import assess_to_folder
+                      inputs: dict | None = None) -> tuple[dict, object]:
+    """assess.assess_to_folder, remembering the case and folder for an internal error's message and log. Returns
+    ({output name: path}, the Assessment)."""
+    from ..pipeline.assess import assess_to_folder
     _STATE["case"], _STATE["out"] = case.id, os.path.abspath(out)
     return assess_to_folder(case, out, levels=levels, deidentify=deidentify, pdf=pdf, log_callback=_log,
-                            inputs=inputs)[0]
+                            inputs=inputs)
 
 
 def cmd_review(args) -> int:
@@ -129,18 +129,18 @@ def cmd_review(args) -> int:
 
 
 def _import_options(args):
-    from .io.dicom_import import ImportOptions
+    from ..io.dicom_import import ImportOptions
     return ImportOptions(patient=args.patient, t1c=tuple(args.t1c or ()), plan=args.plan, target=args.target,
                          prescription_gy=args.prescription, fractions=args.fractions)
 
 
 def cmd_import(args) -> int:
-    from .io.dicom_import import import_dicom
+    from ..io.dicom_import import import_dicom
     t0 = time.time()
     args.out = _checked_out(args.out)
     source = args.dicom_dir
     if args.from_pacs:
-        from .io.pacs import parse_address, retrieve_patient
+        from ..io.pacs import parse_address, retrieve_patient
         _need("pynetdicom", "--from-pacs")
         if args.dicom_dir:
             raise ValueError("give either a DICOM folder or --from-pacs, not both")
@@ -173,7 +173,7 @@ def _is_dicom_folder(path: str) -> bool:
     """A folder without case.json is a DICOM export; one holding no DICOM file at all is neither (said so)."""
     if not os.path.isdir(path) or os.path.isfile(os.path.join(path, "case.json")):
         return False
-    from .io.images import is_dicom_file
+    from ..io.images import is_dicom_file
     for root, _dirs, files in os.walk(path):
         if any(is_dicom_file(os.path.join(root, f)) or f.lower().endswith(".dcm") for f in files):
             return True
@@ -185,8 +185,8 @@ def cmd_assess(args) -> int:
     import shutil
     import tempfile
 
-    from .analysis.dose import parse_levels
-    from .io.case import load_manifest
+    from ..analysis.dose import parse_levels
+    from ..io.case import load_manifest
     imported = None
     args.out = _checked_out(args.out)
     if args.dicom_out:
@@ -194,12 +194,12 @@ def cmd_assess(args) -> int:
     if args.send and not args.dicom_out:
         raise ValueError("--send stores the DICOM outputs: give --dicom-out DIR too")
     if args.send:
-        from .io.pacs import parse_address
+        from ..io.pacs import parse_address
         _need("pynetdicom", "--send")
         parse_address(args.send)             # a malformed address fails before the assessment, not after
     if _is_dicom_folder(args.manifest):
         # A DICOM export: import (into a scratch folder: the output folder is replaced as a whole), then assess.
-        from .io.dicom_import import import_dicom
+        from ..io.dicom_import import import_dicom
         imported = tempfile.mkdtemp(prefix="rnassess-import-")
         try:
             r = import_dicom(args.manifest, imported, _import_options(args))
@@ -215,7 +215,7 @@ def cmd_assess(args) -> int:
     try:
         if args.dicom_out:
             _need("highdicom", "--dicom-out")
-            if "_dicom_series" not in case.metadata:
+            if not case.planning.dicom_files:
                 raise ValueError("--dicom-out needs a case whose images are DICOM series (a DICOM export, or a "
                                  "case.json written by 'rnassess import'): there is no source series to reference")
             if os.path.abspath(args.dicom_out) == os.path.abspath(args.out) or \
@@ -225,7 +225,7 @@ def cmd_assess(args) -> int:
         # A DICOM case's manifest lives in a scratch folder: findings.json names the export and how it was read.
         inputs = ({"dicom": os.path.abspath(args.manifest),
                    "import_options": dataclasses.asdict(_import_options(args))} if imported else None)
-        paths = _assess_and_write(case, args.out, levels=levels, deidentify=args.deidentify, pdf=not args.no_pdf,
+        paths, assessment = _assess_and_write(case, args.out, levels=levels, deidentify=args.deidentify, pdf=not args.no_pdf,
                                   inputs=inputs)
         if imported and args.deidentify:
             # The import log names the source files, their patient, dates and UIDs: not in a de-identified output.
@@ -238,12 +238,12 @@ def cmd_assess(args) -> int:
             for name in ("import_log.txt", "import_log.json"):
                 shutil.copy(os.path.join(imported, name), os.path.join(os.path.dirname(paths["findings"]), name))
         if args.dicom_out:
-            from .output.dicom_out import write_dicom_outputs
-            dicom_files = write_dicom_outputs(case, os.path.dirname(paths["findings"]), args.dicom_out,
+            from ..output.dicom_out import write_dicom_outputs
+            dicom_files = write_dicom_outputs(case, assessment, os.path.dirname(paths["findings"]), args.dicom_out,
                                               deidentify=args.deidentify, log=_log)
             _log(f"[assess] wrote {len(dicom_files)} DICOM file(s) in {args.dicom_out}")
             if args.send:
-                from .io.pacs import parse_address, store
+                from ..io.pacs import parse_address, store
                 sent = store(dicom_files, parse_address(args.send), calling_aet=args.calling_aet)
                 _log(f"[assess] sent {sent} DICOM file(s) to {args.send}")
     finally:
@@ -256,8 +256,8 @@ def cmd_assess(args) -> int:
 
 
 def _load_dose(path: str, prescription):
-    from .io.images import read_image
-    from .io.rtdose import read_rtdose
+    from ..io.images import read_image
+    from ..io.rtdose import read_rtdose
     if path.lower().endswith(".dcm"):
         img, info = read_rtdose(path, prescription)
         return img, info
@@ -265,10 +265,10 @@ def _load_dose(path: str, prescription):
 
 
 def cmd_dvh(args) -> int:
-    from .analysis.dose import structure_stats, validate_dose
-    from .assess import write_dvh_csv, write_dvh_curves
-    from .io.images import read_image
-    from .io.structures import read_structures
+    from ..analysis.dose import structure_stats, validate_dose
+    from ..io.images import read_image
+    from ..io.structures import read_structures
+    from ..output.writers import write_dvh_csv, write_dvh_curves
     dose, info = _load_dose(args.dose, args.prescription)
     validate_dose(dose, f"dose '{args.dose}'")
     reference = read_image(args.reference) if args.reference else None
@@ -298,7 +298,7 @@ def cmd_dvh(args) -> int:
         raise ValueError(f"structures not found in '{args.structures}': {sorted(names - {s.name for s in structs})}")
     if not stats:
         raise ValueError(f"no non-empty structure in '{args.structures}'")
-    from .output.atomic import write_file_atomically
+    from ..output.atomic import write_file_atomically
     inputs = [args.dose, args.structures, args.reference]
     curves = os.path.splitext(args.out)[0] + "_curves.csv"
     write_file_atomically(args.out, lambda p: write_dvh_csv(stats, p), inputs)
@@ -308,15 +308,15 @@ def cmd_dvh(args) -> int:
 
 
 def cmd_isodose(args) -> int:
-    from .analysis.dose import isodose_set, parse_levels, volume_above, write_surface
+    from ..analysis.dose import isodose_set, parse_levels, volume_above, write_surface
     args.out = _checked_out(args.out)
     dose, info = _load_dose(args.dose, args.prescription)
     levels = parse_levels(args.levels, args.prescription)
     iso = isodose_set(dose, levels, args.prescription)
-    from .analysis.dose import levels_above_maximum
+    from ..analysis.dose import levels_above_maximum
     for w in levels_above_maximum(dose, levels):
         _log(f"warning: {w}")
-    from .output.atomic import OutputFolder
+    from ..output.atomic import OutputFolder
     with OutputFolder(args.out, [args.dose]) as tmp, \
             open(os.path.join(tmp, "isodose_volumes.csv"), "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
@@ -332,12 +332,12 @@ def cmd_isodose(args) -> int:
 
 
 def _scenario_names() -> list:
-    from .teaching.scenarios import scenario_list
+    from ..teaching.scenarios import scenario_list
     return [s.name for s in scenario_list(misalign=False)]
 
 
 def _real_demo_names() -> list:
-    from .teaching.realmri import DEMO_CASES
+    from ..teaching.realmri import DEMO_CASES
     return list(DEMO_CASES)
 
 
@@ -524,7 +524,7 @@ def _write_error_log(args, exc) -> str | None:
     import tempfile
     import traceback
 
-    from .output.atomic import ERROR_LOG, MARKER
+    from ..output.atomic import ERROR_LOG, MARKER
     text = (f"rnassess {__version__} {args.command}; step '{_STATE['step']}', case '{_STATE['case']}'\n"
             f"argv: {sys.argv}\n\n" + "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
     out = _STATE.get("out") or getattr(args, "out", None)

@@ -1,30 +1,30 @@
 """The assessment pipeline shared by the command line and the Slicer module.
 
-``assess_case`` reads nothing and writes nothing: it takes a loaded :class:`case.Case` and returns an
-:class:`findings.Assessment` plus the images worth saving. ``write_outputs`` does the writing.
+``assess_case`` reads nothing and writes nothing: it takes a loaded :class:`..io.case.Case` and returns an
+:class:`..analysis.findings.Assessment` (findings, summary, warnings and, in memory, the maps worth showing or
+saving). ``assess_to_folder`` has :func:`..output.writers.write_outputs` write it, all at once.
 """
 from __future__ import annotations
 
-import csv
 import logging
 import os
 
 import numpy as np
 import SimpleITK as sitk
 
-from . import palette
-from .analysis import boundaries as bndmod
-from .analysis import change as changemod
-from .analysis import dose as dosemod
-from .analysis.enhancement import lesion_extent, lesion_extent_apart
-from .analysis.findings import Assessment, describe, finding_segments, in_display_order
-from .analysis.registration import register_followup, register_sequence, stable_region
-from .anatomy import atlas
-from .anatomy import barriers as anat_barriers
-from .anatomy import brain as anat_brain
-from .anatomy import midline as anat_midline
-from .io import geometry as geo
-from .io.case import BOUNDARY_KINDS, Case
+from ..analysis import boundaries as bndmod
+from ..analysis import change as changemod
+from ..analysis import dose as dosemod
+from ..analysis.enhancement import lesion_extent, lesion_extent_apart
+from ..analysis.findings import Assessment, Maps, describe, in_display_order
+from ..analysis.registration import register_followup, register_sequence, stable_region
+from ..anatomy import atlas
+from ..anatomy import barriers as anat_barriers
+from ..anatomy import brain as anat_brain
+from ..anatomy import midline as anat_midline
+from ..io import geometry as geo
+from ..io.case import BOUNDARY_KINDS, Case
+from ..output import writers
 
 log = logging.getLogger("rnassess")
 
@@ -34,21 +34,22 @@ def _volume_mm3(mask: sitk.Image) -> float:
 
 
 def assess_case(case: Case, *, levels_gy=None, log_callback=None, estimate_boundaries: bool = True,
-                min_portion_mm3: float | None = None, compare_with_srs: bool = True) -> tuple[Assessment, dict]:
+                min_portion_mm3: float | None = None, compare_with_srs: bool = True) -> Assessment:
     """Volumes per timepoint, dose to the treated lesion and lesions, isodose volumes, brain V10/V12 outside the
     target; with a treated lesion and follow-ups: registration, boundaries at each follow-up and change in shape
     between consecutive timepoints (and from SRS to the last when ``compare_with_srs``).
 
-    ``estimate_boundaries``: estimate falx, ventricles and CSF when not given. Returns (assessment, extra); extra
-    holds the images worth showing or saving (isodose, boundaries given and automatic, compartments, lesion masks
-    and change maps on the planning grid) and the atlas fit they rest on (``atlas_fit``)."""
+    ``estimate_boundaries``: estimate falx, ventricles and CSF when not given. Returns the :class:`Assessment`:
+    findings, summary and warnings (findings.json), and in ``assessment.maps`` (:class:`Maps`) the images worth
+    showing or saving (isodose, boundaries given and automatic, lesion masks and change maps on the planning grid,
+    each finding's dose) and the atlas fit they rest on."""
     say = log_callback or log.info
     warnings: list[str] = list(case.notes)
     deid = bool(case.metadata.get("deidentified"))
     summary: dict = {"case": case.id, "timepoints": [], "registered": case.registered}
     if deid:
         summary["deidentified"] = "names, IDs, birth date and absolute dates removed; days are relative to SRS"
-    extra: dict = {"dose_stats": []}
+    maps = Maps()
     if case.dose is not None:
         rx = case.dose.prescription_gy
         summary["dose"] = {"prescription_gy": rx, "fractions": case.dose.fractions,
@@ -60,13 +61,13 @@ def assess_case(case: Case, *, levels_gy=None, log_callback=None, estimate_bound
         warnings += dosemod.levels_above_maximum(case.dose.image, levels)
         summary["isodose"] = [{"level_gy": i.level_gy, "percent_of_prescription": i.percent_of_prescription,
                                "volume_cc": i.volume_cc} for i in iso]
-        extra["isodose"] = iso
+        maps.isodose = iso
     if case.treated_lesion is not None:
         t = {"volume_mm3": _volume_mm3(case.treated_lesion)}
         if case.dose is not None:
             st = dosemod.mask_stats(case.dose.image, case.treated_lesion, name="treated lesion")
             t["dose"] = st.summary()
-            extra["dose_stats"].append(st)
+            maps.dose_stats.append(st)
             # Normal tissue outside the target receiving ≥ 10 / 12 Gy (RN risk grows with it).
             outside = sitk.Cast(case.treated_lesion == 0, sitk.sitkUInt8)
             for lv in (10.0, 12.0):
@@ -95,7 +96,7 @@ def assess_case(case: Case, *, levels_gy=None, log_callback=None, estimate_bound
             if case.dose is not None and same_frame and entry["lesion_volume_mm3"] > 0:
                 st = dosemod.mask_stats(case.dose.image, lesion, name=f"lesion {tp.label}")
                 entry["lesion_dose"] = {"mean_gy": st.mean_gy, "max_gy": st.max_gy, "d95_gy": st.dx_gy[95.0]}
-                extra["dose_stats"].append(st)
+                maps.dose_stats.append(st)
             elif case.dose is not None and not same_frame and not analysed:
                 warnings.append(f"timepoint '{tp.label}' is not registered to the planning image: its lesion dose "
                                 "is not reported")
@@ -110,18 +111,34 @@ def assess_case(case: Case, *, levels_gy=None, log_callback=None, estimate_bound
             for tp in case.prior]
     findings = []
     if analysed:
-        findings += _boundaries_and_change(case, summary, extra, warnings, levels_gy, say,
+        findings += _boundaries_and_change(case, summary, maps, warnings, levels_gy, say,
                                            estimate_boundaries=estimate_boundaries,
                                            min_portion_mm3=min_portion_mm3, compare_with_srs=compare_with_srs)
     findings = in_display_order(findings)
-    _describe(case, findings, extra)
-    return Assessment(case_id=case.id, findings=findings, summary=summary, warnings=warnings), extra
+    _describe(case, findings, maps)
+    maps.finding_dose_stats = _finding_dose_stats(case, findings, maps)
+    return Assessment(case_id=case.id, findings=findings, summary=summary, warnings=warnings, maps=maps)
 
 
-def _describe(case: Case, findings: list, extra: dict) -> None:
+def _finding_dose_stats(case: Case, findings: list, maps: Maps) -> list:
+    """Dose-volume histograms of the treated lesion and of each finding with voxels (planning frame), named
+    "F<n> <segment>" by the finding's place in the display order (the report's dose section)."""
+    if case.dose is None:
+        return []
+    out = [s for s in maps.dose_stats if s.name == "treated lesion"]
+    planning = case.planning.t1c
+    for n, f in enumerate(findings, 1):
+        m = maps.finding_masks.get(f.segment) if f.segment else None
+        if m is not None and m.any():
+            img = geo.image_from_array(m.astype(np.uint8), planning)
+            out.append(dosemod.mask_stats(case.dose.image, img, name=f"F{n} {f.segment}"))
+    return out
+
+
+def _describe(case: Case, findings: list, maps: Maps) -> None:
     """Plain-language description of each finding; the side comes from the falx (given or automatic)."""
     days = {tp.label: case.days_since_srs(tp) for tp in case.timepoints}
-    falx = (extra.get("boundaries") or case.boundaries).get("falx")
+    falx = (maps.boundaries or case.boundaries).get("falx")
     mid_x = None
     if falx is not None and geo.array_view(falx).any():
         mid_x = float(geo.centroid_lps(falx)[0])
@@ -158,7 +175,7 @@ BOUNDARY_SOURCES = {"falx": "atlas prior refined on the image", "tentorium": "at
                     "csf": "image (CSF-dark voxels in the brain)"}
 
 
-def _boundaries_and_change(case: Case, summary: dict, extra: dict, warnings: list, levels_gy, say, *,
+def _boundaries_and_change(case: Case, summary: dict, maps: Maps, warnings: list, levels_gy, say, *,
                            estimate_boundaries: bool = True, min_portion_mm3: float | None = None,
                            compare_with_srs: bool = True) -> list:
     """Register follow-ups (unless the case says they are registered), analyse boundaries at each follow-up and
@@ -176,7 +193,7 @@ def _boundaries_and_change(case: Case, summary: dict, extra: dict, warnings: lis
     say(f"[{case.id}] atlas, brain and boundaries")
     fit = atlas.fit_atlas(planning, exclude=changing)
     summary["atlas"] = fit.summary()
-    extra["atlas_fit"] = fit
+    maps.atlas_fit = fit
     if fit.quality_ncc < 0.1:
         warnings.append(f"the brain atlas fits the SRS image poorly (correlation {fit.quality_ncc:.2f}): check the "
                         "automatic boundaries, or give them")
@@ -203,11 +220,11 @@ def _boundaries_and_change(case: Case, summary: dict, extra: dict, warnings: lis
             sources[k] = BOUNDARY_SOURCES[k]
             methods[k] = "automatic: " + anatomy.methods[k]
         summary["midsagittal_plane_lps"] = {"normal": plane["normal"], "point": plane["point"]}
-        extra["auto_boundaries"] = {k: anatomy.masks[k] for k in missing}
+        maps.auto_boundaries = {k: anatomy.masks[k] for k in missing}
         compartments = anatomy.compartments
-        extra["compartments"] = compartments
+        maps.compartments = compartments
     summary["boundaries"] = methods
-    extra["boundaries"] = bnd
+    maps.boundaries = bnd
     context = bndmod.BoundaryContext(masks=bnd, sources=sources, compartments=compartments)
 
     stable = stable_region(brain, [treated] + high_dose)
@@ -257,7 +274,7 @@ def _boundaries_and_change(case: Case, summary: dict, extra: dict, warnings: lis
             transforms_used[tp.label] = transform
         resolution[tp.label] = changemod.Resolution.of(tp.t1c, transform, registration_mm)
         t1_p = sitk.Resample(tp.t1c, planning, transform, sitk.sitkLinear, 0.0, sitk.sitkFloat32)
-        extra.setdefault("t1_planning", {})[tp.label] = t1_p
+        maps.t1_planning[tp.label] = t1_p
         lesion_p = None
         if tp.lesion is not None:
             lesion_p = changemod.resample_mask(tp.lesion, planning, transform) if tp is not case.planning else \
@@ -276,7 +293,7 @@ def _boundaries_and_change(case: Case, summary: dict, extra: dict, warnings: lis
             st = dosemod.mask_stats(dose, lesion_p, name=f"lesion {tp.label}")
             entry["lesion_dose"] = {"mean_gy": st.mean_gy, "max_gy": st.max_gy, "d95_gy": st.dx_gy[95.0],
                                     "frame": "registered to the SRS image"}
-            extra["dose_stats"].append(st)
+            maps.dose_stats.append(st)
         say(f"[{case.id}] boundaries at {tp.label}")
         res = bndmod.analyse_followup(tp.label, t1_p, treated, context, brain=brain, dose=dose_planning,
                                       lesion=lesion_p, levels_gy=levels, box=box, earlier_across=earlier_across)
@@ -294,9 +311,9 @@ def _boundaries_and_change(case: Case, summary: dict, extra: dict, warnings: lis
                              "\"lesion\": null for this timepoint to let the automatic segmentation stand")
         warnings += res.mask_warnings
         if res.left_out:
-            extra.setdefault("left_out", {})[tp.label] = res.left_out
+            maps.left_out[tp.label] = res.left_out
         for name, m in res.finding_masks.items():
-            extra.setdefault("finding_masks", {})[name] = on_planning(m)
+            maps.finding_masks[name] = on_planning(m)
         foci[tp.label] = on_planning(res.foci)
         enhancing[tp.label] = on_planning(box.crop(geo.array_view(t1_p)) >= res.model.threshold)
         if lesion_p is not None:
@@ -320,145 +337,31 @@ def _boundaries_and_change(case: Case, summary: dict, extra: dict, warnings: lis
     lesion_masks, filled_fractions = changemod.like_for_like(
         lesion_masks, drawn, lambda m: on_planning(lesion_extent(box.crop(m), box)))
     fractions = {**filled_fractions, **fractions}
-    ch, maps = changemod.analyse_changes(lesion_masks, planning, dose_p, vs_first=compare_with_srs,
-                                         resolution=resolution, foci=foci,
-                                         boundaries=all_bnd, enhancing=enhancing, fractions=fractions, **kw)
+    ch, change_maps = changemod.analyse_changes(lesion_masks, planning, dose_p, vs_first=compare_with_srs,
+                                                resolution=resolution, foci=foci,
+                                                boundaries=all_bnd, enhancing=enhancing, fractions=fractions, **kw)
     findings += ch
-    extra["change_maps"] = maps
-    extra["lesion_masks"] = lesion_masks
+    maps.change_maps = change_maps
+    maps.lesion_masks = lesion_masks
     summary["time_course"] = changemod.rano_table(lesion_masks, planning, days, fractions)
     return findings
-
-
-DVH_COLUMNS = ["structure", "volume_cc", "min_gy", "mean_gy", "max_gy", "d95_gy", "d2_gy", "v10_cc", "v12_cc",
-               "d50_gy", "d98_gy", "v5_cc", "v5_pct", "v10_pct", "v12_pct", "v20_cc", "v20_pct", "samples",
-               "sample_volume_mm3", "warnings"]
-
-
-def write_dvh_csv(stats, path: str) -> None:
-    """One row per structure (the ``dvh.csv`` contract: the first nine columns are fixed)."""
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        w = csv.DictWriter(f, fieldnames=DVH_COLUMNS, extrasaction="ignore")
-        w.writeheader()
-        for st in stats:
-            row = st.row()
-            w.writerow({k: (f"{v:.4f}" if isinstance(v, float) else v) for k, v in row.items()})
-
-
-def write_dvh_curves(stats, path: str, step_gy: float = 0.1) -> None:
-    """Cumulative DVHs side by side: dose_gy, then volume (cm³) per structure."""
-    if not stats:
-        return
-    top = max(float(s.dvh_dose_gy[-1]) for s in stats)
-    grid = np.arange(0.0, top + step_gy, step_gy)
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f)
-        w.writerow(["dose_gy"] + [f"{s.name} (cc)" for s in stats])
-        cols = [np.interp(grid, s.dvh_dose_gy, s.dvh_volume_cc, right=0.0) for s in stats]
-        for i, d in enumerate(grid):
-            w.writerow([f"{d:.2f}"] + [f"{c[i]:.4f}" for c in cols])
-
-
-OUTPUT_NAMES = ("findings.json", "dvh.csv", "dvh_curves.csv", "volumes.csv", "report.html", "report.pdf",
-                "findings.seg.nrrd", "boundaries_auto.seg.nrrd")
-
-
-def write_outputs(case: Case, assessment: Assessment, extra: dict, out_dir: str, *, report: bool = True,
-                  pdf: bool = True, phi: list | None = None, log_callback=None, inputs: dict | None = None) -> dict:
-    """Write findings.json, dvh.csv (+ dvh_curves.csv), volumes.csv, change maps, segmentations, isodose surfaces
-    and report.html (+ report.pdf). Refuses to write into a folder holding an input file under an output name.
-
-    ``phi``: identifying strings of the original case (see deid.py); every text output is scrubbed of them.
-    ``inputs``: where the images are, for findings.json (default: the case's manifest); a de-identified output
-    (``phi`` given) records none, since a path may name the patient."""
-    say = log_callback or log.info
-    out_dir = os.path.abspath(out_dir)
-    protect = case.input_paths()
-    os.makedirs(out_dir, exist_ok=True)
-    paths = {"findings": os.path.join(out_dir, "findings.json"), "dvh": os.path.join(out_dir, "dvh.csv")}
-    clash = sorted(p for p in protect if os.path.dirname(p) == out_dir and
-                   (os.path.basename(p) in OUTPUT_NAMES or os.path.basename(p).startswith(("change_", "isodose"))))
-    if clash:
-        raise ValueError(f"refusing to overwrite input file '{clash[0]}': choose another output folder")
-    if phi:
-        assessment.inputs = {}
-    elif inputs:
-        assessment.inputs = dict(inputs)
-    elif case.manifest_path:
-        assessment.inputs = {"manifest": os.path.abspath(case.manifest_path)}
-    assessment.write(paths["findings"])
-    write_dvh_csv(extra.get("dose_stats", []), paths["dvh"])
-    write_dvh_curves(extra.get("dose_stats", []), os.path.join(out_dir, "dvh_curves.csv"))
-    planning = case.planning.t1c
-    for (a, b), lab in (extra.get("change_maps") or {}).items():
-        img = geo.image_from_array(lab.astype(np.uint8), planning)
-        sitk.WriteImage(img, os.path.join(out_dir, f"change_{a}_{b}.nrrd"), True)
-    masks = finding_segments(extra)
-    if masks:
-        from .io.structures import write_seg_nrrd
-        write_seg_nrrd(os.path.join(out_dir, "findings.seg.nrrd"),
-                       {n: geo.image_from_array(m.astype(np.uint8), planning) for n, m in masks.items()},
-                       {n: palette.segment_colour(n) for n in masks})
-        paths["findings_segmentation"] = os.path.join(out_dir, "findings.seg.nrrd")
-    if extra.get("auto_boundaries"):
-        from .io.structures import write_seg_nrrd
-        write_seg_nrrd(os.path.join(out_dir, "boundaries_auto.seg.nrrd"), extra["auto_boundaries"])
-    course = assessment.summary.get("time_course")
-    if course:
-        with open(os.path.join(out_dir, "volumes.csv"), "w", newline="", encoding="utf-8") as f:
-            w = csv.DictWriter(f, fieldnames=list(course[0].keys()))
-            w.writeheader()
-            for r in course:
-                w.writerow(r)
-    if extra.get("isodose"):
-        iso_dir = os.path.join(out_dir, "isodose")
-        os.makedirs(iso_dir, exist_ok=True)
-        for lv in extra["isodose"]:
-            dosemod.write_surface(lv.surface_lps, os.path.join(iso_dir, f"isodose_{lv.level_gy:g}Gy.vtk"))
-    if report:
-        from .output.report import write_report
-        say(f"[{case.id}] report")
-        rp = write_report(case, assessment, extra, out_dir, pdf=pdf, log=say)
-        paths.update(rp)
-    if phi:
-        _scrub_outputs(out_dir, phi, say)
-    return paths
 
 
 def assess_to_folder(case: Case, out: str, *, levels=None, deidentify: bool = False, pdf: bool = True,
                      log_callback=None, inputs: dict | None = None) -> tuple[dict, Assessment]:
     """Assess and write every output to ``out`` at once (output/atomic.py): a failed or killed run leaves the
     previous outputs as they were; inputs are never inside ``out``. Returns ({output name: path}, assessment)."""
-    from .output.atomic import OutputFolder
+    from ..output.atomic import OutputFolder
     say = log_callback or log.info
     folder = OutputFolder(out, case.input_paths())
     with folder as tmp:
         phi = None
         if deidentify:
-            from .output.deid import deidentify_case
+            from ..io.deid import deidentify_case
             case, phi = deidentify_case(case)
             say(f"[assess] de-identified as '{case.id}'")
-        assessment, extra = assess_case(case, levels_gy=levels, log_callback=say)
-        paths = write_outputs(case, assessment, extra, tmp, pdf=pdf, phi=phi, log_callback=say, inputs=inputs)
+        assessment = assess_case(case, levels_gy=levels, log_callback=say)
+        paths = writers.write_outputs(case, assessment, tmp, pdf=pdf, phi=phi, log_callback=say, inputs=inputs)
     for w in assessment.warnings:
         say(f"warning: {w}")
     return {k: os.path.join(folder.out, os.path.relpath(v, tmp)) for k, v in paths.items()}, assessment
-
-
-def _scrub_outputs(out_dir: str, phi: list, say) -> None:
-    """Last check of a de-identified output: remove any identifying string left in a text file or file name."""
-    from .output.deid import REMOVED, scrub
-    for root, _dirs, files in os.walk(out_dir):
-        for name in files:
-            path = os.path.join(root, name)
-            clean_name, n_name = scrub(name, phi)
-            if name.endswith((".json", ".csv", ".html", ".txt", ".mrml")):
-                with open(path, encoding="utf-8") as f:
-                    text = f.read()
-                text, n = scrub(text, phi)
-                if n:
-                    say(f"warning: de-identification removed {n} identifying string(s) from {name}")
-                    with open(path, "w", encoding="utf-8") as f:
-                        f.write(text)
-            if n_name:
-                os.replace(path, os.path.join(root, clean_name.replace(REMOVED, "removed")))

@@ -13,7 +13,7 @@ import datetime as _dt
 import hashlib
 import re
 
-from ..io.case import Case
+from .case import Case
 
 REMOVED = "[removed]"
 #: Metadata worth keeping in a teaching case (descriptive, never identifying).
@@ -92,9 +92,7 @@ def deidentify_case(case: Case) -> tuple[Case, list[str]]:
         renamed[tp.label] = label
         tps.append(dataclasses.replace(tp, label=label))
     meta = {k: copy.deepcopy(v) for k, v in case.metadata.items() if k in KEEP_METADATA}
-    meta["_sources"] = list(case.metadata.get("_sources", []))
     meta["deidentified"] = True
-    meta["_renamed_timepoints"] = renamed
     new = dataclasses.replace(case, id=pseudonym(case),
                               timepoints=tps, metadata=meta, patient={})
     # Labels that are not the new ones and are long enough to find (dates, names) are scrubbed too.

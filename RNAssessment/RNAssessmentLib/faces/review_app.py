@@ -20,7 +20,8 @@ import secrets
 import sys
 import time
 
-from . import DISCLAIMER, palette
+from .. import DISCLAIMER
+from ..output import palette
 from .review import find_assessments, load_review_case, load_timepoint_labels
 
 TOKEN_COOKIE = "rnassess_review"
@@ -193,7 +194,7 @@ class ReviewApp:
 
     def server_state(self) -> dict:
         """What the views show, read from the MRML scene (slice offsets and centres) and the page state."""
-        from .mrml import bridge as mb
+        from ..mrml import bridge as mb
         tags = [f"{VIEW_PREFIX}{i + 1}" for i in range(len(self.state.timepoints or []))]
         return {"case": self._loaded_name, "loaded": bool(self.state.loaded), "error": self.state.error,
                 "progress": self.state.progress, "slice_offsets": mb.slice_offsets(self.scene, tags),
@@ -243,7 +244,7 @@ class ReviewApp:
             self.state.progress_text = "ready"
 
     def _clear_case(self):
-        from .mrml import bridge as mb
+        from ..mrml import bridge as mb
         if self.nodes:
             mb.remove_folder(self.scene, self.nodes["folder"])       # every node of the case is under it
         self.nodes = {}
@@ -261,7 +262,7 @@ class ReviewApp:
         self.layouts.set_layout(lid)
 
     def _show_case(self, rc):
-        from .mrml import bridge as mb
+        from ..mrml import bridge as mb
         s = rc.findings["summary"]
         self.state.timepoints = [{"label": t["label"], "days": t.get("days_since_srs"),
                                   "tag": f"{VIEW_PREFIX}{i + 1}"} for i, t in enumerate(s["timepoints"])]
@@ -276,7 +277,7 @@ class ReviewApp:
         self._on_toggles()
         centre = None
         if rc.case.treated_lesion is not None:
-            from .io import geometry as geo
+            from ..io import geometry as geo
             centre = geo.ras_from_lps(geo.centroid_lps(rc.case.treated_lesion))
         for view in self._slice_views():
             view.fit_view_to_content()
@@ -288,7 +289,7 @@ class ReviewApp:
         """3D view: no box or axis labels (they would set the framing), no depth peeling (Mesa's offscreen EGL
         drops translucent surfaces with it), camera on the isodose surfaces (else the treated lesion) from the
         front, slightly from the patient's left and above."""
-        from .mrml import bridge as mb
+        from ..mrml import bridge as mb
         box = mb.bounds_ras(list((self.nodes.get("isodose") or {}).values()))
         for view in self.slicer.view_manager.get_threed_views():
             view.renderer().SetUseDepthPeeling(False)
@@ -312,12 +313,12 @@ class ReviewApp:
         return [v for v in self.slicer.view_manager.get_slice_views() if v.get_singleton_tag() in tags]
 
     def _apply_compare(self):
-        from .mrml import bridge as mb
+        from ..mrml import bridge as mb
         mb.compare_layout(self.scene, self.nodes["volumes"], orientation=self.state.orientation, prefix=VIEW_PREFIX)
 
     # -- interaction ----------------------------------------------------------------------------------------------
     def _on_levels(self, iso_levels, **_):
-        from .mrml import bridge as mb
+        from ..mrml import bridge as mb
         models = self.nodes.get("isodose") or {}
         for item in iso_levels or []:
             node = models.get(float(item["level"]))
@@ -332,7 +333,7 @@ class ReviewApp:
             self.state.iso_levels = levels
 
     def _on_toggles(self, **_):
-        from .mrml import bridge as mb
+        from ..mrml import bridge as mb
         for key, flag in (("boundaries", "show_boundaries"), ("treated_lesion", "show_treated"),
                           ("findings", "show_findings"), ("markers", "show_findings")):
             node = self.nodes.get(key)
@@ -354,7 +355,7 @@ class ReviewApp:
 
     def jump_to_finding(self, number):
         """Centre every slice view on finding ``number`` (1-based, as listed)."""
-        from .mrml import bridge as mb
+        from ..mrml import bridge as mb
         items = self.state.findings or []
         number = int(number)
         if not 1 <= number <= len(items):

@@ -26,8 +26,8 @@ import os
 import sys
 import time
 
-from . import __version__
-from .output import cohort_table
+from .. import __version__
+from ..output import cohort_table
 
 STATE_FILE = "cohort-state.json"
 OUTCOME_NAMES = {"rn": "RN", "pd": "PD", "mixed": "mixed"}
@@ -130,7 +130,7 @@ def input_hash(manifest: str, options: dict) -> str:
         h.update(repr(exc).encode())
         return h.hexdigest()
     try:
-        from .io.case import load_manifest
+        from ..io.case import load_manifest
         paths = sorted(load_manifest(manifest).input_paths())
     except Exception as exc:                        # reported when the case runs
         h.update(repr(exc).encode())
@@ -154,9 +154,9 @@ def run_case(manifest: str, out: str, options: dict) -> dict:
     try:
         import SimpleITK as sitk
         sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(int(options.get("threads") or 1))
-        from .analysis.dose import parse_levels
+        from ..analysis.dose import parse_levels
+        from ..io.case import load_manifest
         from .assess import assess_to_folder
-        from .io.case import load_manifest
         case = load_manifest(manifest)
         levels = parse_levels(options["levels"], case.dose.prescription_gy if case.dose else None) \
             if options.get("levels") else None
@@ -205,7 +205,7 @@ def _load_state(path: str) -> dict:
 
 
 def _save_state(path: str, state: dict) -> None:
-    from .output.atomic import write_file_atomically
+    from ..output.atomic import write_file_atomically
 
     def write(tmp):
         with open(tmp, "w", encoding="utf-8") as f:

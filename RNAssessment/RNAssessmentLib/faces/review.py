@@ -20,8 +20,9 @@ import tempfile
 
 import numpy as np
 
-from . import palette
-from .io.case import Case, load_manifest
+from ..analysis.findings import Assessment
+from ..io.case import Case, load_manifest
+from ..output import palette
 
 #: How deep below the given folder assessments are looked for (demo: <case>/assessment, cohort: cases/<case>).
 SEARCH_DEPTH = 3
@@ -92,6 +93,7 @@ class ReviewCase:
     boundaries_source: str                  # "given" or "automatic"
     planning_to_followup: dict              # follow-up label → 4x4 LPS matrix (planning point → follow-up point);
     #                                         none for a follow-up given already aligned
+    assessment: Assessment = None           # findings.json as the typed object the writers consume (no maps)
 
     @property
     def labels(self) -> list[str]:
@@ -129,7 +131,7 @@ def _inputs_case(folder: str, findings: dict, log) -> Case:
         log(f"images from {manifest}")
         return load_manifest(manifest)
     if inputs.get("dicom"):
-        from .io.dicom_import import ImportOptions, import_dicom
+        from ..io.dicom_import import ImportOptions, import_dicom
         src = inputs["dicom"]
         if not os.path.isdir(src):
             raise NotAnAssessment(f"the images of '{folder}' were read from the DICOM export '{src}', which is no "
@@ -154,13 +156,17 @@ def _inputs_case(folder: str, findings: dict, log) -> Case:
 def load_review_case(folder: str, log=print) -> ReviewCase:
     """Read one assessment folder back (see :class:`ReviewCase`). Raises :class:`NotAnAssessment` with what is
     wrong and what to do; writes nothing."""
-    from .analysis.dose import read_surface
-    from .io import geometry as geo
-    from .io.structures import read_seg_nrrd
+    from ..analysis.dose import read_surface
+    from ..io import geometry as geo
+    from ..io.structures import read_seg_nrrd
     folder = os.path.abspath(folder)
     findings = read_findings(os.path.join(folder, "findings.json"))
     if findings is None:
         raise NotAnAssessment(f"'{folder}' is not an assessment: no RNAssessment findings.json in it")
+    try:
+        assessment = Assessment.from_dict(findings)
+    except (TypeError, ValueError) as exc:
+        raise NotAnAssessment(f"'{folder}': its findings.json cannot be read as an assessment ({exc})") from None
     case = _inputs_case(folder, findings, log)
     labels = [t["label"] for t in findings["summary"]["timepoints"]]
     if [t.label for t in case.timepoints] != labels:
@@ -199,5 +205,6 @@ def load_review_case(folder: str, log=print) -> ReviewCase:
     transforms = {label: np.asarray(reg["planning_to_followup_lps"], float) for label, reg in registrations.items()
                   if label in labels[1:] and reg.get("planning_to_followup_lps") is not None}
     return ReviewCase(folder=folder, findings=findings, case=case, isodose=iso, finding_masks=masks,
-                      boundaries=boundaries, boundaries_source=source, planning_to_followup=transforms)
+                      boundaries=boundaries, boundaries_source=source, planning_to_followup=transforms,
+                      assessment=assessment)
 

@@ -1,0 +1,1 @@
+"""The pipeline: one case assessed end to end (:mod:`.assess`), a cohort of cases (:mod:`.cohort`)."""
