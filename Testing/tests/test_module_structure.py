@@ -223,3 +223,18 @@ def test_xdist_groups_are_honoured(request):
     if not (os.environ.get("PYTEST_XDIST_WORKER") and getattr(request.config.option, "loadgroup", False)):
         pytest.skip("not run under pytest-xdist --dist loadgroup")       # e.g. -n 0 while debugging
     assert request.node.nodeid.endswith("@grouping_probe"), request.node.nodeid
+
+
+def test_every_stage_exports_its_public_names():
+    """Each stage's ``__init__`` names its API (``__all__``) and every name resolves to what its module defines."""
+    import importlib
+    for stage in LAYERS:
+        if stage == "mrml":
+            continue                      # the bridge imports slicer: tested on slicer-core in test_mrml_bridge
+        pkg = importlib.import_module(f"RNAssessmentLib.{stage}")
+        assert pkg.__all__, stage
+        for name in pkg.__all__:
+            mod = importlib.import_module(f"RNAssessmentLib.{stage}.{pkg._WHERE[name]}")
+            assert getattr(pkg, name) is getattr(mod, name), (stage, name)
+        with pytest.raises(AttributeError):
+            getattr(pkg, "no_such_name")

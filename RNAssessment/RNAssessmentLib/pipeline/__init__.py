@@ -1,1 +1,27 @@
-"""The pipeline: one case assessed end to end (:mod:`.assess`), a cohort of cases (:mod:`.cohort`)."""
+"""The pipeline: one case assessed end to end (:mod:`.assess`), a cohort of cases (:mod:`.cohort`).
+
+The public face of this stage: the names below, imported from their modules on first use (so importing
+the stage stays cheap and no module is imported before it is needed)."""
+import importlib
+
+#: public name -> the module of this stage that defines it
+_WHERE = {
+    "assess_case": "assess",
+    "assess_to_folder": "assess",
+    "run_cohort": "cohort",
+    "discover": "cohort",
+}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name):
+    if name in _WHERE:
+        value = getattr(importlib.import_module(f".{_WHERE[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))
