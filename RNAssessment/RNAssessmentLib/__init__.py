@@ -16,3 +16,21 @@ __version__ = "0.1.0"
 
 DISCLAIMER = ("Decision support only: this output reports measurements on the images and dose provided. "
               "It is not a diagnosis; the interpretation belongs to the treating physicians.")
+
+
+def lazy_api(package: str, where: dict):
+    """(``__getattr__``, ``__dir__``) for a stage's ``__init__``: the public names in ``where`` ({name: module of
+    the stage}), each imported from its module on first use, so importing a stage stays cheap."""
+    import importlib
+    import sys
+
+    def __getattr__(name):
+        if name in where:
+            value = getattr(importlib.import_module(f".{where[name]}", package), name)
+            setattr(sys.modules[package], name, value)
+            return value
+        raise AttributeError(f"module {package!r} has no attribute {name!r}")
+
+    def __dir__():
+        return sorted(set(vars(sys.modules[package])) | set(where))
+    return __getattr__, __dir__

@@ -2,7 +2,7 @@
 
 The public face of this stage: the names below, imported from their modules on first use (so importing
 the stage stays cheap and no module is imported before it is needed)."""
-import importlib
+from .. import lazy_api
 
 #: public name -> the module of this stage that defines it
 _WHERE = {
@@ -25,15 +25,4 @@ _WHERE = {
 }
 
 __all__ = sorted(_WHERE)
-
-
-def __getattr__(name):
-    if name in _WHERE:
-        value = getattr(importlib.import_module(f".{_WHERE[name]}", __name__), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_api(__name__, _WHERE)
