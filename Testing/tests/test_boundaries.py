@@ -23,6 +23,31 @@ def _expected(scn):
     return {(e["kind"], e["timepoint"], e["boundary"]) for e in scn.expected if e["kind"] in CHECKED}
 
 
+def _assert_evidence_declared(results):
+    """Every evidence key of every finding is one its detector declares (nested boundary checks too)."""
+    by_kind = {k: d for d in B.DETECTORS for k in (d.kind, *getattr(d, "also_kinds", ()))}
+    nested = {e.key for e in B.BOUNDARY_ENHANCEMENT_EVIDENCE}
+    for res in results.values():
+        for f in res.findings:
+            declared = by_kind[f.kind].evidence_keys()
+            assert set(f.evidence) <= declared, (f.kind, set(f.evidence) - declared)
+            for sub in [f.evidence.get("intervening_boundary") or {}] + list(f.evidence.get("also") or []):
+                assert set(sub) <= nested, (f.kind, set(sub) - nested)
+
+
+def test_each_detector_declares_its_kind_units_and_the_constants_it_decides_with():
+    kinds = [d.kind for d in B.DETECTORS]
+    assert len(set(kinds)) == len(kinds)
+    for d in B.DETECTORS:
+        keys = [e.key for e in d.evidence]
+        assert len(set(keys)) == len(keys), d
+        assert all(e.unit in ("", "mm", "mm³", "fraction", "voxels", "NAWM") for e in d.evidence), d
+        for t in d.thresholds:
+            const = getattr(B, t.source, None)
+            if const is not None:                    # the constant named as its source holds the value
+                assert t.value in (const if isinstance(const, tuple) else (const,)), (d, t)
+
+
 def _run(r, boundaries, brain, lesion_masks=None):
     found, results = set(), {}
     for tp in r["timepoints"][1:]:
@@ -51,6 +76,7 @@ def test_findings_match_truth_with_given_boundaries(name, rendered, brains):
     r = rendered(name, misalign=False)
     found, results = _run(r, r["boundaries"], brains(name))
     assert found == _expected(scn)
+    _assert_evidence_declared(results)
     # Each non-contiguous finding is the component the truth names (by overlap), with its evidence.
     for e in (e for e in scn.expected if e["kind"] == "noncontiguous_across_boundary"):
         tp = next(t for t in r["timepoints"] if t.label == e["timepoint"])
@@ -116,8 +142,9 @@ def test_findings_match_truth_with_automatic_boundaries(name, rendered, automati
     masks = dict(anatomy.masks, tentorium=r["boundaries"]["tentorium"])
     ctx = B.BoundaryContext(masks=masks, sources={k: "user" if k == "tentorium" else "automatic" for k in masks},
                             compartments=anatomy.compartments)
-    found, _ = _run(r, ctx, fit.brain)
+    found, results = _run(r, ctx, fit.brain)
     assert found == _expected(scn)
+    _assert_evidence_declared(results)
     assert "refined on the image" in anatomy.methods["falx"]
     # The automatic structures overlap the true ones (Dice; CSF is the loosest: partial volume at every sulcus).
     # Falx and tentorium: the sheets are 2 mm thick around a 1 mm true sheet, so the test is distance, not Dice.

@@ -56,14 +56,16 @@ from .enhancement import (
     segment_enhancement,
     tubular,
 )
-from .findings import Finding
+from .findings import Finding, FindingKind
 
 KINDS = ("falx", "tentorium", "ventricles", "csf")
 SPECIFIC = ("falx", "tentorium", "ventricles")
 FOLDS = ("falx", "tentorium")
 
 __all__ = ["Box", "analysis_box", "analyse_followup", "contiguity_groups", "open_ring", "boundary_enhancement",
-           "BoundaryContext", "FollowupResult", "distance_mm", "components", "remove_small", "segment_enhancement"]
+           "BoundaryContext", "FollowupResult", "FollowupScene", "Detector", "EvidenceKey", "Threshold",
+           "DETECTORS", "BoundaryEnhancementDetector", "ContiguousExtensionDetector", "AcrossBoundaryDetector",
+           "OpenRingDetector", "distance_mm", "components", "remove_small", "segment_enhancement"]
 
 
 def analysis_box(reference: sitk.Image, masks, dose: sitk.Image | None = None, dose_floor_gy: float = 5.0,
@@ -248,7 +250,15 @@ def segments_crossing(comp: np.ndarray, treated: np.ndarray, bnd: dict, box: Box
     return frac, crossed_voxels
 
 
-def separating_boundary(frac: dict, minimum: float = 0.3, exclude=()) -> str | None:
+#: A boundary separates a focus from the treated lesion when at least this share of the straight segments between
+#: them crosses it (the specific barriers first, then CSF).
+SEGMENT_CROSSING_MIN = 0.3
+#: The intervening boundary (whose enhancement would join focus and lesion) is looked at within this distance
+#: (mm) of the boundary voxels those segments cross.
+INTERVENING_REACH_MM = 3.0
+
+
+def separating_boundary(frac: dict, minimum: float = SEGMENT_CROSSING_MIN, exclude=()) -> str | None:
     best = max((k for k in SPECIFIC if k in frac and k not in exclude), key=lambda k: frac[k], default=None)
     if best is not None and frac[best] >= minimum:
         return best
@@ -326,6 +336,18 @@ def _mode(values: np.ndarray) -> int:
 # Boundary enhancement, open ring
 # ----------------------------------------------------------------------------------------------------------------
 
+#: How far (mm) from the enhancement a boundary is examined for boundary enhancement, and the farthest the
+#: enhancing boundary is followed from the lesion's body (:func:`boundary_enhancement`).
+BOUNDARY_SEARCH_MM = 25.0
+#: Enhancing CSF within this distance (mm) of a fold or the ventricles, for at least half its voxels, is
+#: enhancement of that fold's meninges or of the ependyma.
+CSF_HUGGING_MM = 4.0
+#: CSF within this distance (mm) of a boundary already found enhancing is that finding, not another.
+CLAIMED_MARGIN_MM = 3.0
+#: Enhancement is looked for within this distance (mm) of the treated lesion at most.
+ENHANCEMENT_REACH_MM = 40.0
+
+
 def boundary_enhancement(t1c_box: np.ndarray, bmask: np.ndarray, enh_raw: np.ndarray, body: np.ndarray,
                          tube: np.ndarray, model: TissueModel, box: Box, *, fold: bool, wall_only: bool = False,
                          within: np.ndarray | None = None) -> dict:
@@ -355,7 +377,7 @@ def boundary_enhancement(t1c_box: np.ndarray, bmask: np.ndarray, enh_raw: np.nda
     touching = np.unique(lab[e & (d_body <= pv + max(box.grid.GetSpacing()))])
     touching = touching[touching > 0]
     attached = np.isin(lab, touching)
-    beyond = attached & (d_body > pv) & (d_body <= 25.0)
+    beyond = attached & (d_body > pv) & (d_body <= BOUNDARY_SEARCH_MM)
     extent = float(d_body[beyond].max() - pv) if beyond.any() else 0.0
     n_beyond = int(beyond.sum())
     vol_beyond = float(n_beyond * vox)
@@ -383,6 +405,9 @@ def boundary_enhancement(t1c_box: np.ndarray, bmask: np.ndarray, enh_raw: np.nda
 #: implants +0.23 to +0.40).
 FOLD_THICKENING = 0.1
 FOLD_SHEET_REACH_MM = 2.0
+#: "Next to the lesion": up to this far (mm) beyond its partial-volume edge; "away from it": this range (mm).
+FOLD_NEAR_MM = 10.0
+FOLD_FAR_MM = (15.0, 40.0)
 
 
 def _beyond_normal_fold(out: dict, t1c_box: np.ndarray, bmask: np.ndarray, enhancing: np.ndarray,
@@ -395,15 +420,17 @@ def _beyond_normal_fold(out: dict, t1c_box: np.ndarray, bmask: np.ndarray, enhan
     both thicknesses, both shares and the median intensity of what enhances on either side, in NAWM units."""
     # Thickened dura reaches beyond a sheet mask ~2 mm thick, and a fold refined on the image may lie a voxel off.
     sheet = distance_mm(bmask, box) <= FOLD_SHEET_REACH_MM
-    near_region = sheet & (distance_mm(region, box) <= FOLD_SHEET_REACH_MM) & (d_body > pv) & (d_body <= pv + 10.0)
-    far_region = sheet & (d_body >= 15.0) & (d_body <= 40.0)
+    near_region = sheet & (distance_mm(region, box) <= FOLD_SHEET_REACH_MM) & (d_body > pv) & \
+        (d_body <= pv + FOLD_NEAR_MM)
+    far_region = sheet & (d_body >= FOLD_FAR_MM[0]) & (d_body <= FOLD_FAR_MM[1])
     if far_region.sum() < 30 or not near_region.any():
         out["compared_with"] = "nothing (too little of the fold near or away from the lesion)"
         return True
     out["compared_with"] = "the same fold 15-40 mm from the lesion"
     f_near, f_far = float(enhancing[near_region].mean()), float(enhancing[far_region].mean())
     out.update({"fold_enhancing_fraction_near": f_near, "fold_enhancing_fraction_far": f_far})
-    for key, where in (("near_median_nawm", attached & (d_body <= 10.0)), ("far_median_nawm", far_region & enhancing)):
+    for key, where in (("near_median_nawm", attached & (d_body <= FOLD_NEAR_MM)),
+                       ("far_median_nawm", far_region & enhancing)):
         if where.any():
             out[key] = float(np.median(t1c_box[where])) / float(model.nawm)
     if not (enhancing & far_region).any():
@@ -411,7 +438,7 @@ def _beyond_normal_fold(out: dict, t1c_box: np.ndarray, bmask: np.ndarray, enhan
         return True
     # The grid axis nearest the fold's normal (its least extended direction near the lesion).
     spacing = np.asarray(box.grid.GetSpacing())
-    pts = np.argwhere(bmask & (d_body <= 40.0)) * spacing
+    pts = np.argwhere(bmask & (d_body <= FOLD_FAR_MM[1])) * spacing
     _, _, vt = np.linalg.svd(pts - pts.mean(0), full_matrices=False)
     axis = int(np.argmax(np.abs(vt[2])))
     step = float(spacing[axis])
@@ -539,20 +566,389 @@ def enhancing_in_box(t1c: sitk.Image, treated: sitk.Image, brain: sitk.Image, bo
     return t1 >= _box_tissue_model(t1, box.crop(geo.array_view(brain)) > 0, d_tr).threshold
 
 
-def analyse_followup(timepoint: str, t1c: sitk.Image, treated: sitk.Image, boundaries, *,
-                     brain: sitk.Image, dose: sitk.Image | None = None, lesion: sitk.Image | None = None,
-                     levels_gy=(20.0, 15.0, 12.0, 10.0, 5.0), roi_dose_gy: float = 5.0,
-                     roi_margin_mm: float = 12.0, min_volume_mm3: float = MIN_COMPONENT_MM3,
-                     box: Box | None = None, earlier_across: dict | None = None) -> FollowupResult:
-    """Boundary findings for one follow-up, everything on the planning grid.
+# ----------------------------------------------------------------------------------------------------------------
+# Detectors: each finding kind of one follow-up, with the evidence it writes and the thresholds it applies
+# ----------------------------------------------------------------------------------------------------------------
 
-    ``boundaries``: a :class:`BoundaryContext` or a plain {kind: mask} dict (taken as given by the user).
-    ``lesion``: the user's enhancement/lesion mask at this follow-up (planning grid); otherwise enhancement is
-    segmented automatically inside (treated lesion + ``roi_margin_mm``) ∪ (dose ≥ ``roi_dose_gy``).
-    ``earlier_across``: {boundary kind: (timepoint, planning-grid mask)} of the foci an earlier follow-up found
-    across that boundary (see :func:`separated_as_before`)."""
-    ctx = _as_context(boundaries)
-    box = box or analysis_box(treated, [treated, lesion], dose)
+@dataclasses.dataclass(frozen=True)
+class EvidenceKey:
+    """One measurement a detector writes into its findings' ``evidence`` (as Slicer's segment statistics plugins
+    declare theirs): its key, unit ("" for a flag or a word) and meaning."""
+    key: str
+    unit: str
+    meaning: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Threshold:
+    """A number a detector decides with: its name, value, unit and where it comes from (the constant that holds
+    it, whose comment gives the measurements behind it)."""
+    name: str
+    value: float
+    unit: str
+    source: str
+
+
+#: Evidence every boundary detector writes.
+COMMON_EVIDENCE = (
+    EvidenceKey("enhancement_source", "", "'automatic' (segmented on the image) or 'user mask'"),
+    EvidenceKey("boundary_source", "", "how the boundary was obtained (given, user, atlas prior refined on the "
+                                       "image, CSF-dark voxels ...)"),
+    EvidenceKey("left_out_as_normal_anatomy", "", "enhancement left out as vessels, choroid plexus or dura, each "
+                                                  "with its volume (mm³) and centroid (RAS mm)"),
+)
+
+#: What :func:`boundary_enhancement` measures (a boundary next to the lesion, or between the lesion and a focus).
+BOUNDARY_ENHANCEMENT_EVIDENCE = (
+    EvidenceKey("partial_volume_mm", "mm", "how far the lesion's own edge smears (partial_volume_mm)"),
+    EvidenceKey("vessel_voxels_left_out", "voxels", "tubular voxels of the boundary left out as vessels"),
+    EvidenceKey("enhancing", "", "whether the boundary enhances"),
+    EvidenceKey("extent_beyond_edge_mm", "mm", "how far the enhancing boundary reaches beyond the partial-volume "
+                                               "reach of the lesion's edge"),
+    EvidenceKey("min_extent_beyond_edge_mm", "mm", "how far it has to reach (min_extent_beyond_mm)"),
+    EvidenceKey("volume_beyond_edge_mm3", "mm³", "enhancing boundary beyond that reach"),
+    EvidenceKey("voxels_beyond_edge", "voxels", "the same in voxels"),
+    EvidenceKey("enhancing_boundary_mm3", "mm³", "enhancing boundary attached to the lesion"),
+    EvidenceKey("compared_with", "", "what the fold next to the lesion is compared with"),
+    EvidenceKey("fold_enhancing_fraction_near", "fraction", "share of the fold's sheet enhancing next to the lesion"),
+    EvidenceKey("fold_enhancing_fraction_far", "fraction", "the same 15-40 mm from it"),
+    EvidenceKey("near_median_nawm", "NAWM", "median intensity of the enhancing fold next to the lesion, in units "
+                                            "of normal-appearing white matter"),
+    EvidenceKey("far_median_nawm", "NAWM", "the same 15-40 mm from it"),
+    EvidenceKey("fold_dark_away_from_lesion", "", "the fold shows no enhancement away from the lesion"),
+    EvidenceKey("fold_thickness_near_mm", "mm", "median enhancing thickness across the fold next to the lesion"),
+    EvidenceKey("fold_thickness_far_mm", "mm", "the same 15-40 mm from it"),
+    EvidenceKey("thickening_threshold_mm", "mm", "how much thicker it must be (one voxel across the fold)"),
+    EvidenceKey("thickening_threshold", "fraction", "how much larger the enhancing share must be (thick slices)"),
+    EvidenceKey("thickened", "", "whether the fold is thickened beyond its own appearance"),
+    EvidenceKey("note", "", "enhancing CSF counted as enhancement of the fold or ventricle it hugs"),
+    EvidenceKey("also", "", "further enhancing stretches of the same boundary, with the same keys"),
+)
+
+#: The thresholds :func:`boundary_enhancement` applies.
+BOUNDARY_ENHANCEMENT_THRESHOLDS = (
+    Threshold("min_extent_beyond_edge", MIN_EXTENT_BEYOND_MM, "mm", "MIN_EXTENT_BEYOND_MM"),
+    Threshold("slice_extent_margin", SLICE_EXTENT_MARGIN_MM, "mm", "SLICE_EXTENT_MARGIN_MM"),
+    Threshold("min_volume_beyond_edge", MIN_BEYOND_MM3, "mm³", "MIN_BEYOND_MM3"),
+    Threshold("min_voxels_beyond_edge", MIN_BEYOND_VOXELS, "voxels", "MIN_BEYOND_VOXELS"),
+    Threshold("fold_thickening", FOLD_THICKENING, "fraction", "FOLD_THICKENING"),
+    Threshold("fold_sheet_reach", FOLD_SHEET_REACH_MM, "mm", "FOLD_SHEET_REACH_MM"),
+    Threshold("fold_near", FOLD_NEAR_MM, "mm", "FOLD_NEAR_MM"),
+    Threshold("fold_far_from", FOLD_FAR_MM[0], "mm", "FOLD_FAR_MM"),
+    Threshold("fold_far_to", FOLD_FAR_MM[1], "mm", "FOLD_FAR_MM"),
+    Threshold("followed_from_body", BOUNDARY_SEARCH_MM, "mm", "BOUNDARY_SEARCH_MM"),
+)
+
+
+@dataclasses.dataclass
+class FollowupScene:
+    """One follow-up as the detectors see it: every array cropped to the analysis box (planning grid), the
+    boundaries, the tissue model, and what the detectors found so far. Built by :func:`_scene`; the components and
+    their contiguity groups are filled in by :func:`_group_components` once boundary enhancement is known."""
+    timepoint: str
+    ctx: BoundaryContext
+    box: Box
+    t1: np.ndarray                     # T1c intensities
+    treated: np.ndarray                # the treated lesion
+    brain: np.ndarray
+    bnd: dict                          # boundary kind → mask (each voxel in its most specific kind)
+    comp_map: np.ndarray | None        # compartments (anatomy.barriers.COMPARTMENT_NAMES)
+    dose: np.ndarray | None            # Gy
+    levels_gy: tuple
+    d_treated: np.ndarray              # mm from the treated lesion
+    model: TissueModel
+    enh_raw: np.ndarray                # every voxel above the enhancement threshold near the lesion
+    tube: np.ndarray                   # tubular (vessel) voxels
+    enh: np.ndarray                    # the enhancement analysed
+    body: np.ndarray                   # the lesion's mass outside every boundary
+    all_bnd: np.ndarray
+    folds: np.ndarray                  # the automatic dural folds
+    source: str                        # "automatic" or "user mask"
+    min_volume_mm3: float
+    earlier_across: dict | None
+    left_out: list
+    findings: list = dataclasses.field(default_factory=list)
+    masks: dict = dataclasses.field(default_factory=dict)
+    claimed: np.ndarray | None = None  # boundary voxels found enhancing next to the lesion
+    found_b: dict = dataclasses.field(default_factory=dict)     # boundary kind → its boundary_enhancement Finding
+    labels: np.ndarray | None = None   # components of the enhancement
+    by_group: dict = dataclasses.field(default_factory=dict)    # contiguity group → component labels (0: treated)
+    in_fold: set = dataclasses.field(default_factory=set)       # groups lying in a dural fold
+    passable: np.ndarray | None = None  # brain without the boundaries (geodesic paths)
+    foci: np.ndarray | None = None
+
+    @property
+    def vox(self) -> float:
+        return geo.voxel_volume_mm3(self.box.grid)
+
+    def how(self, kind: str) -> dict:
+        return {"boundary_source": self.ctx.source(kind)}
+
+    def dose_evidence(self, mask: np.ndarray) -> dict:
+        return _dose_evidence(self.dose, mask, self.levels_gy)
+
+    def groups(self):
+        """(group, its component labels, its mask) in group order, the treated lesion's group (0) first."""
+        for g, labs in sorted(self.by_group.items()):
+            yield g, labs, np.isin(self.labels, labs)
+
+
+class Detector:
+    """One kind of boundary finding. ``run`` adds findings (and their masks) to the scene; ``evidence`` and
+    ``thresholds`` declare what those findings carry and what decided them. ``needs_groups``: the detector reads
+    the enhancement's components and contiguity groups."""
+    kind: FindingKind
+    evidence: tuple = ()
+    thresholds: tuple = ()
+    needs_groups: bool = True
+
+    def run(self, scene: FollowupScene) -> None:
+        raise NotImplementedError
+
+    @classmethod
+    def evidence_keys(cls) -> set:
+        return {e.key for e in cls.evidence + COMMON_EVIDENCE}
+
+
+class BoundaryEnhancementDetector(Detector):
+    """Meningeal / ependymal enhancement next to the lesion (favours PD). The specific boundaries first, so that an
+    enhancing falx is not also reported as enhancing CSF (the fissure that holds it); enhancing CSF that hugs a fold
+    or the ventricles is counted as theirs. Runs before the enhancement is grouped: what it finds bridges a lesion
+    and a focus (contiguous, as progression is)."""
+    kind = FindingKind.BOUNDARY_ENHANCEMENT
+    evidence = BOUNDARY_ENHANCEMENT_EVIDENCE
+    thresholds = BOUNDARY_ENHANCEMENT_THRESHOLDS + (
+        Threshold("search_distance", BOUNDARY_SEARCH_MM, "mm", "BOUNDARY_SEARCH_MM"),
+        Threshold("csf_hugging_distance", CSF_HUGGING_MM, "mm", "CSF_HUGGING_MM"),
+        Threshold("claimed_margin", CLAIMED_MARGIN_MM, "mm", "CLAIMED_MARGIN_MM"),
+    )
+    needs_groups = False
+
+    def run(self, scene: FollowupScene) -> None:
+        bnd, box = scene.bnd, scene.box
+        scene.claimed = np.zeros_like(scene.treated)
+        near_enh = distance_mm(scene.enh, box) <= BOUNDARY_SEARCH_MM
+        for kind in [k for k in SPECIFIC if k in bnd] + (["csf"] if "csf" in bnd else []):
+            within = near_enh
+            if kind == "csf":
+                within = near_enh & ~(distance_mm(scene.claimed, box) <= CLAIMED_MARGIN_MM) & \
+                    ~(scene.all_bnd & ~bnd["csf"])
+            chk = boundary_enhancement(scene.t1, bnd[kind], scene.enh_raw, scene.body, scene.tube, scene.model, box,
+                                       fold=kind in FOLDS, wall_only=kind == "ventricles", within=within)
+            if chk["enhancing"]:
+                self._add(scene, kind, chk)
+
+    @staticmethod
+    def _target(scene: FollowupScene, kind: str, m: np.ndarray, chk: dict) -> str:
+        """The boundary an enhancing stretch belongs to: enhancing CSF hugging a dural fold (the fissure around the
+        falx, the CSF over the tentorium) is enhancement of that fold's meninges; hugging the ventricles (CSF-dark
+        voxels at the ventricle's edge that its mask left out, as where a mass displaced it from the atlas), of the
+        ependyma."""
+        if kind != "csf":
+            return kind
+        for fk in FOLDS + ("ventricles",):
+            if fk in scene.bnd and (distance_mm(scene.bnd[fk], scene.box)[m] <= CSF_HUGGING_MM).mean() >= 0.5:
+                chk["note"] = f"enhancing CSF within {CSF_HUGGING_MM:g} mm of the {fk}: counted as enhancement " \
+                              f"of the {fk}"
+                return fk
+        return kind
+
+    def _add(self, scene: FollowupScene, kind: str, chk: dict) -> None:
+        m = chk.pop("mask")
+        target = self._target(scene, kind, m, chk)
+        scene.claimed |= m
+        box, vox = scene.box, scene.vox
+        if target in scene.found_b:
+            prev = scene.found_b[target]
+            merged = scene.masks[prev.segment] | m
+            scene.masks[prev.segment] = merged
+            prev.volume_mm3 = float(merged.sum() * vox)
+            prev.centroid_ras = centroid_ras(merged, box)
+            prev.evidence.setdefault("also", []).append({k: v for k, v in chk.items()})
+            return
+        name = f"{scene.timepoint} {target} enhancement"
+        scene.masks[name] = m
+        scene.found_b[target] = Finding(kind=self.kind, timepoint=scene.timepoint, boundary=target, segment=name,
+                                        centroid_ras=centroid_ras(m, box), volume_mm3=float(m.sum() * vox),
+                                        dose=scene.dose_evidence(m), boundary_enhancing=True,
+                                        evidence={**chk, "enhancement_source": scene.source, **scene.how(target)})
+        scene.findings.append(scene.found_b[target])
+
+
+class ContiguousExtensionDetector(Detector):
+    """Enhancement contiguous with the treated lesion that reaches beyond it by more than one voxel, whatever the
+    voxel's size: on 5.5 mm slices a remnant that resampling placed one slice over (5.5 mm from the treated voxels'
+    centres, touching their faces) is no extension (the clinical tentorium_rn remnant: 36 mm³ "beyond" the 1 mm it
+    had). Neutral: it is what both RN and PD look like."""
+    kind = FindingKind.CONTIGUOUS_EXTENSION
+    evidence = (EvidenceKey("components", "", "enhancing components contiguous with the treated lesion"),)
+    thresholds = (Threshold("min_volume", MIN_COMPONENT_MM3, "mm³", "MIN_COMPONENT_MM3 (or the caller's)"),)
+
+    def run(self, scene: FollowupScene) -> None:
+        labs = scene.by_group.get(0)
+        if not labs:
+            return
+        near_treated = geo.array_view(sitk.BinaryDilate(box_image(scene.treated, scene.box), [1, 1, 1],
+                                                        sitk.sitkCross)) > 0
+        beyond = np.isin(scene.labels, labs) & ~near_treated
+        if beyond.sum() * scene.vox < scene.min_volume_mm3:
+            return
+        name = f"{scene.timepoint} contiguous extension"
+        scene.masks[name] = beyond
+        scene.findings.append(Finding(kind=self.kind, timepoint=scene.timepoint, segment=name,
+                                      centroid_ras=centroid_ras(beyond, scene.box),
+                                      volume_mm3=float(beyond.sum() * scene.vox), dose=scene.dose_evidence(beyond),
+                                      evidence={"components": len(labs), "enhancement_source": scene.source}))
+
+
+class AcrossBoundaryDetector(Detector):
+    """New enhancement non-contiguous with the treated lesion, and the boundary between them (see the module
+    docstring). Across a boundary favours RN only when the intervening meninges/ependyma are spared (mission.md):
+    with that boundary enhancing between them, or next to the lesion at this timepoint (a boundary enhancement
+    finding), the focus is reported without a direction (``noncontiguous_focus``) and the boundary enhancement
+    speaks for itself."""
+    kind = FindingKind.NONCONTIGUOUS_ACROSS_BOUNDARY
+    also_kinds = (FindingKind.NONCONTIGUOUS_FOCUS,)
+    evidence = (
+        EvidenceKey("segment_crossing_fraction", "fraction", "per boundary kind, the share of straight segments "
+                                                             "from the focus to the treated lesion that cross it"),
+        EvidenceKey("euclidean_gap_mm", "mm", "shortest straight distance to the treated lesion"),
+        EvidenceKey("geodesic_mm", "mm", "shortest path through brain that avoids every boundary"),
+        EvidenceKey("treated_compartment", "", "the treated lesion's compartment"),
+        EvidenceKey("component_compartment", "", "the focus's compartment"),
+        EvidenceKey("separated_as_before", "", "the part that was the earlier focus across the boundary "
+                                               "(timepoint, part_mm3, segment_crossing_fraction)"),
+        EvidenceKey("folds_not_separating", "", "automatic folds that do not separate a focus in the treated "
+                                                "lesion's compartment"),
+        EvidenceKey("intervening_boundary", "", "boundary_enhancement of the boundary between them (same keys)"),
+        EvidenceKey("boundary_not_spared", "", "why a focus across a boundary does not favour RN"),
+    )
+    thresholds = BOUNDARY_ENHANCEMENT_THRESHOLDS + (
+        Threshold("min_segment_crossing", SEGMENT_CROSSING_MIN, "fraction", "SEGMENT_CROSSING_MIN"),
+        Threshold("intervening_reach", INTERVENING_REACH_MM, "mm", "INTERVENING_REACH_MM"),
+    )
+
+    def run(self, scene: FollowupScene) -> None:
+        box = scene.box
+        group0 = np.isin(scene.labels, scene.by_group.get(0, []))
+        treated_comp = _mode(scene.comp_map[scene.treated]) if scene.comp_map is not None and scene.treated.any() \
+            else 0
+        if scene.claimed.any():
+            near_claimed = geo.array_view(sitk.BinaryDilate(box_image(scene.claimed, box), [1, 1, 1])) > 0
+        for g, labs, comp in scene.groups():
+            if g == 0 or g in scene.in_fold:
+                continue      # the treated lesion's group; the fold's own enhancement (left out)
+            if scene.claimed.any() and (near_claimed[comp] | scene.all_bnd[comp]).mean() >= 0.5:
+                continue      # enhancement lying in the boundaries found enhancing: that finding, not a focus
+            scene.foci |= comp
+            self._focus(scene, g, comp, group0, treated_comp)
+
+    def _focus(self, scene: FollowupScene, g: int, comp: np.ndarray, group0: np.ndarray, treated_comp: int) -> None:
+        box, bnd, tr, tp = scene.box, scene.bnd, scene.treated, scene.timepoint
+        gap = float(scene.d_treated[comp].min())
+        frac, crossed = segments_crossing(comp, tr, bnd, box)
+        # An automatic dural fold separates only components in another compartment than the treated lesion.
+        same_side = []
+        comp_info = {}
+        if scene.comp_map is not None and treated_comp:
+            here = _mode(scene.comp_map[comp])
+            comp_info = {"treated_compartment": COMPARTMENT_NAMES.get(treated_comp),
+                         "component_compartment": COMPARTMENT_NAMES.get(here)}
+            same_side = [k for k in FOLDS if k in bnd and scene.ctx.automatic(k) and here == treated_comp]
+        kind_b = separating_boundary(frac, exclude=same_side)
+        earlier = None
+        if kind_b is None and scene.earlier_across:
+            earlier = separated_as_before(comp, tr, bnd, box, {k: (t, box.crop(m)) for k, (t, m) in
+                                                               scene.earlier_across.items() if k not in same_side},
+                                          scene.min_volume_mm3)
+            if earlier is not None:
+                kind_b, crossed = earlier.pop("kind"), earlier.pop("crossed")
+        geo_mm = geodesic_mm(tr, comp, scene.passable, box)
+        evidence = {"segment_crossing_fraction": frac, "enhancement_source": scene.source,
+                    "euclidean_gap_mm": gap, "geodesic_mm": geo_mm, **comp_info}
+        if earlier is not None:
+            evidence["separated_as_before"] = earlier
+        if same_side:
+            evidence["folds_not_separating"] = {k: "component in the same compartment as the treated lesion"
+                                                for k in same_side}
+        enhancing_between = None
+        if kind_b is not None:
+            evidence.update(scene.how(kind_b))
+            inter = np.zeros_like(comp)
+            if crossed[kind_b]:
+                inter[tuple(np.array(sorted(crossed[kind_b])).T)] = True
+            chk = boundary_enhancement(scene.t1, bnd[kind_b], scene.enh_raw,
+                                       scene.body & (distance_mm(comp | group0, box) <= 2.0),
+                                       scene.tube, scene.model, box,
+                                       fold=kind_b in FOLDS, wall_only=kind_b == "ventricles",
+                                       within=distance_mm(inter, box) <= INTERVENING_REACH_MM)
+            chk.pop("mask")
+            enhancing_between = chk["enhancing"]
+            evidence["intervening_boundary"] = chk
+        across = kind_b is not None and not enhancing_between and kind_b not in scene.found_b
+        if kind_b is not None and not across:
+            evidence["boundary_not_spared"] = (
+                f"the {kind_b} enhances between the lesion and the focus" if enhancing_between else
+                f"the {kind_b} enhances next to the lesion at {tp} (boundary enhancement)")
+        name = f"{tp} across {kind_b}" if across else f"{tp} non-contiguous"
+        if name in scene.masks:
+            scene.masks[name] = scene.masks[name] | comp
+            name = f"{name} {g}"
+        scene.masks[name] = comp
+        scene.findings.append(Finding(kind=self.kind if across else FindingKind.NONCONTIGUOUS_FOCUS, segment=name,
+                                      timepoint=tp, boundary=kind_b, centroid_ras=centroid_ras(comp, box),
+                                      volume_mm3=float(comp.sum() * scene.vox), gap_mm=gap, geodesic_mm=geo_mm,
+                                      boundary_enhancing=enhancing_between, dose=scene.dose_evidence(comp),
+                                      evidence=evidence))
+
+
+class OpenRingDetector(Detector):
+    """Each lesion group's rim facing a boundary (:data:`OPEN_RING_KINDS`) and left open (:func:`open_ring`). A wall
+    found enhancing next to the lesion at this timepoint is not spared: no open ring along it (as no focus is across
+    a boundary that enhances next to the lesion). On the clinical ventricle PD twin the ependymal enhancement was
+    found and, beside it, 13 voxels of unenhanced wall read as an open ring."""
+    kind = FindingKind.OPEN_RING
+    evidence = (
+        EvidenceKey("open_fraction", "fraction", "spared layer / (spared layer + enhancement touching the wall)"),
+        EvidenceKey("open_layer_voxels", "voxels", "non-enhancing wall under the enhancement"),
+        EvidenceKey("enhancement_touching_voxels", "voxels", "enhancement touching the wall"),
+        EvidenceKey("is_open", "", "whether the ring is open"),
+        EvidenceKey("eccentricity_mm", "mm", "the spared layer's centre from where the treated lesion meets the wall"),
+        EvidenceKey("centroid_shift_mm", "mm", "the enhancement's centre from the treated lesion's"),
+    )
+    thresholds = (
+        Threshold("min_open_fraction", 0.5, "fraction", "open_ring"),
+        Threshold("min_eccentricity", OPEN_RING_MIN_ECCENTRICITY_MM, "mm", "OPEN_RING_MIN_ECCENTRICITY_MM"),
+        Threshold("min_centroid_shift", OPEN_RING_MIN_SHIFT_MM, "mm", "OPEN_RING_MIN_SHIFT_MM"),
+    )
+
+    def run(self, scene: FollowupScene) -> None:
+        for g, labs, comp in scene.groups():
+            for kind in (k for k in OPEN_RING_KINDS if k in scene.bnd and k not in scene.found_b):
+                ring = open_ring(comp, scene.t1, scene.bnd[kind], scene.model, scene.box, scene.passable,
+                                 treated=scene.treated)
+                if ring and ring["is_open"]:
+                    name = f"{scene.timepoint} open ring {kind}"
+                    scene.masks[name] = comp
+                    scene.findings.append(Finding(kind=self.kind, timepoint=scene.timepoint, boundary=kind,
+                                                  segment=name, centroid_ras=centroid_ras(comp, scene.box),
+                                                  volume_mm3=float(comp.sum() * scene.vox),
+                                                  dose=scene.dose_evidence(comp),
+                                                  evidence={**ring, "enhancement_source": scene.source,
+                                                            **scene.how(kind)}))
+
+
+#: The detectors of one follow-up, in the order they run (and their findings are listed).
+DETECTORS = (BoundaryEnhancementDetector(), ContiguousExtensionDetector(), AcrossBoundaryDetector(),
+             OpenRingDetector())
+
+
+def _scene(timepoint: str, t1c: sitk.Image, treated: sitk.Image, ctx: BoundaryContext, brain: sitk.Image,
+           dose: sitk.Image | None, lesion: sitk.Image | None, levels_gy, roi_dose_gy: float, roi_margin_mm: float,
+           min_volume_mm3: float, box: Box, earlier_across: dict | None) -> tuple[FollowupScene, list, float]:
+    """The follow-up cropped to ``box``: tissue model, the enhancement to analyse (the user's mask, or segmented
+    automatically with vessels and choroid plexus left out), vessels, boundaries and the lesion's body. Returns the
+    scene, the warnings on a user's mask that contradicts the image, and the enhancement it leaves out (mm³)."""
     t1 = box.crop(geo.array_view(t1c)).astype(np.float32)
     tr = box.crop(geo.array_view(treated)) > 0
     br = box.crop(geo.array_view(brain)) > 0
@@ -564,7 +960,7 @@ def analyse_followup(timepoint: str, t1c: sitk.Image, treated: sitk.Image, bound
     d_tr = distance_mm(tr, box)
     model = _box_tissue_model(t1, br, d_tr)
     vox = geo.voxel_volume_mm3(box.grid)
-    enh_raw = (t1 >= model.threshold) & br & (d_tr <= 40.0)
+    enh_raw = (t1 >= model.threshold) & br & (d_tr <= ENHANCEMENT_REACH_MM)
     folds = np.zeros_like(tr)
     for k in FOLDS:
         if k in bnd and ctx.automatic(k):
@@ -579,26 +975,22 @@ def analyse_followup(timepoint: str, t1c: sitk.Image, treated: sitk.Image, bound
     mask_warnings = []
     missed_mm3 = 0.0
     if lesion is not None:
-        user = box.crop(geo.array_view(lesion)) > 0
-        filt = leave_out_normal(user, t1, model, box, protect=user, min_volume_mm3=0.0)
-        enh = user
+        enh = box.crop(geo.array_view(lesion)) > 0
         source = "user mask"
         left_out = []
         # A mask that contradicts the image is said out loud: enhancement the automatic segmentation keeps (normal
         # anatomy left out) that lies outside the user's mask, in pieces of at least the minimum focus size.
-        missed = remove_small(auto.kept & ~user, box, min_volume_mm3)
+        missed = remove_small(auto.kept & ~enh, box, min_volume_mm3)
         if missed.any():
             missed_mm3 = float(missed.sum() * vox)
-            cc = missed_mm3 / 1000.0
             mask_warnings.append(
-                f"your mask at {timepoint} leaves out {cc:.2f} cm³ of enhancement (automatic segmentation, "
-                f"pieces of at least {min_volume_mm3:g} mm³, centred at RAS "
+                f"your mask at {timepoint} leaves out {missed_mm3 / 1000.0:.2f} cm³ of enhancement (automatic "
+                f"segmentation, pieces of at least {min_volume_mm3:g} mm³, centred at RAS "
                 f"{', '.join(f'{v:.0f}' for v in centroid_ras(missed, box))} mm); findings use your mask")
     else:
-        filt = auto
-        enh = filt.kept
+        enh = auto.kept
         source = "automatic"
-        left_out = filt.left_out
+        left_out = auto.left_out
     enh = remove_small(enh, box, min_volume_mm3)
     tube = tubular(t1, enh_raw, model, box)
     # What the enhancement encloses (a necrotic core) is lesion, not boundary, whatever its intensity.
@@ -609,8 +1001,6 @@ def analyse_followup(timepoint: str, t1c: sitk.Image, treated: sitk.Image, bound
         for k in SPECIFIC:
             if k in bnd:
                 bnd["csf"] &= ~bnd[k]
-    findings: list[Finding] = []
-    masks: dict = {}
     all_bnd = np.any(np.stack([bnd[k] for k in bnd]), axis=0) if bnd else np.zeros_like(tr)
     # The lesion's own enhancement outside every boundary (with its edge as the image shows it, also beyond a
     # user's mask): boundary enhancement has to reach beyond its partial-volume spill.
@@ -620,201 +1010,96 @@ def analyse_followup(timepoint: str, t1c: sitk.Image, treated: sitk.Image, bound
     filled = geo.array_view(sitk.BinaryFillhole(sitk.BinaryMorphologicalClosing(
         box_image(enh, box), [max(int(round(2.0 / s)), 1) for s in box.grid.GetSpacing()]))) > 0
     body = _lesion_mass((filled | (enh_raw & (distance_mm(enh, box) <= 2.0))) & ~all_bnd, box, radius_mm=3.0)
+    scene = FollowupScene(timepoint=timepoint, ctx=ctx, box=box, t1=t1, treated=tr, brain=br, bnd=bnd,
+                          comp_map=comp_map, dose=dose_box, levels_gy=levels_gy, d_treated=d_tr, model=model,
+                          enh_raw=enh_raw, tube=tube, enh=enh, body=body, all_bnd=all_bnd, folds=folds,
+                          source=source, min_volume_mm3=min_volume_mm3, earlier_across=earlier_across,
+                          left_out=left_out)
+    return scene, mask_warnings, missed_mm3
 
-    def how(kind):
-        return {"boundary_source": ctx.source(kind)}
 
-    # Boundary (meningeal / ependymal) enhancement next to the enhancement; the specific boundaries first, so that
-    # an enhancing falx is not also reported as enhancing CSF (the fissure that holds it).
-    claimed = np.zeros_like(tr)
-    near_enh = distance_mm(enh, box) <= 25.0
-    found_b: dict = {}
-    for kind in [k for k in SPECIFIC if k in bnd] + (["csf"] if "csf" in bnd else []):
-        bm = bnd[kind]
-        within = near_enh
-        if kind == "csf":
-            within = near_enh & ~(distance_mm(claimed, box) <= 3.0) & ~(all_bnd & ~bnd["csf"])
-        chk = boundary_enhancement(t1, bm, enh_raw, body, tube, model, box, fold=kind in FOLDS,
-                                   wall_only=kind == "ventricles", within=within)
-        if not chk["enhancing"]:
-            continue
-        m = chk.pop("mask")
-        target = kind
-        if kind == "csf":
-            # Enhancing CSF hugging a dural fold (the fissure around the falx, the CSF over the tentorium) is
-            # enhancement of that fold's meninges; hugging the ventricles (CSF-dark voxels at the ventricle's edge
-            # that its mask left out, as where a mass displaced it from the atlas), of the ependyma.
-            for fk in FOLDS + ("ventricles",):
-                if fk in bnd and (distance_mm(bnd[fk], box)[m] <= 4.0).mean() >= 0.5:
-                    target = fk
-                    chk["note"] = f"enhancing CSF within 4 mm of the {fk}: counted as enhancement of the {fk}"
-                    break
-        claimed |= m
-        if target in found_b:
-            prev = found_b[target]
-            merged = masks[prev.segment] | m
-            masks[prev.segment] = merged
-            prev.volume_mm3 = float(merged.sum() * vox)
-            prev.centroid_ras = centroid_ras(merged, box)
-            prev.evidence.setdefault("also", []).append({k: v for k, v in chk.items()})
-            continue
-        name = f"{timepoint} {target} enhancement"
-        masks[name] = m
-        found_b[target] = Finding(kind="boundary_enhancement", timepoint=timepoint, boundary=target, segment=name,
-                                  centroid_ras=centroid_ras(m, box), volume_mm3=float(m.sum() * vox),
-                                  dose=_dose_evidence(dose_box, m, levels_gy), boundary_enhancing=True,
-                                  evidence={**chk, "enhancement_source": source, **how(target)})
-        findings.append(found_b[target])
-
-    if source == "automatic" and folds.any():
-        # Normal dura and sinuses in the automatic folds are not lesion; dura found enhancing above is, and stays
-        # (it may bridge the lesion and a focus across the fold: contiguous, as progression is).
-        dura = enh & folds & ~(distance_mm(claimed, box) <= 1.0)
+def _group_components(scene: FollowupScene) -> None:
+    """Components of the enhancement and their contiguity groups, once boundary enhancement is known: normal dura
+    in the automatic folds left out (dura found enhancing stays, it may bridge the lesion and a focus across the
+    fold: contiguous, as progression is), enhancing meninges/ependyma bridging what they touch, and groups lying in
+    a dural fold left out as its own enhancement."""
+    box, vox, claimed = scene.box, scene.vox, scene.claimed
+    if scene.source == "automatic" and scene.folds.any():
+        dura = scene.enh & scene.folds & ~(distance_mm(claimed, box) <= 1.0)
         if dura.any():
-            enh = remove_small(enh & ~dura, box, min_volume_mm3)
-            left_out.append({"reason": "dura or venous sinus (in the falx/tentorium)",
-                             "volume_mm3": float(dura.sum() * vox), "components": int(components(dura, box).max()),
-                             "centroid_ras": centroid_ras(dura, box)})
-    labels = components(enh, box)
-    groups = contiguity_groups(labels, tr)
+            scene.enh = remove_small(scene.enh & ~dura, box, scene.min_volume_mm3)
+            scene.left_out.append({"reason": "dura or venous sinus (in the falx/tentorium)",
+                                   "volume_mm3": float(dura.sum() * vox),
+                                   "components": int(components(dura, box).max()),
+                                   "centroid_ras": centroid_ras(dura, box)})
+    labels = components(scene.enh, box)
+    groups = contiguity_groups(labels, scene.treated)
     if claimed.any():
-        # Boundary enhancement found above bridges what it touches: new enhancement joined to the lesion through
-        # enhancing meninges/ependyma is contiguous (as progression is), also when a user's lesion mask leaves the
+        # Boundary enhancement bridges what it touches: new enhancement joined to the lesion through enhancing
+        # meninges/ependyma is contiguous (as progression is), also when a user's lesion mask leaves the
         # enhancing dura out (automatic enhancement keeps it, see above).
-        bridged = components(enh | claimed, box)
-        via = contiguity_groups(bridged, tr)
+        bridged = components(scene.enh | claimed, box)
+        via = contiguity_groups(bridged, scene.treated)
         labs, first = np.unique(labels.ravel(), return_index=True)     # each component lies in one bridged one
         for lab, b in zip(labs, bridged.ravel()[first]):
             if lab and via[int(b)] == 0:
                 groups[int(lab)] = 0
-    passable = br & ~all_bnd
-    by_group: dict[int, list[int]] = {}
+    scene.labels = labels
+    scene.passable = scene.brain & ~scene.all_bnd
+    scene.foci = np.zeros_like(scene.treated)
     for lab, g in groups.items():
-        by_group.setdefault(g, []).append(lab)
-    # Enhancement lying in a dural fold itself and not found enhancing next to the lesion above (dura or a sinus in
-    # the user's fold mask; in automatic folds it was left out just above) is never a focus beyond the fold: a
-    # focus across a fold lies in the parenchyma on the other side. Most of its voxels within partial volume of the
-    # fold mask (a round focus touching the fold has < 10 % there); left out and said so, favouring neither side.
-    in_fold = set()
-    pv_words = partial_volume_words(box.grid)
-    near_fold = {k: within_partial_volume(bnd[k], box) for k in FOLDS if k in bnd and bnd[k].any()}
-    for g, labs in sorted(by_group.items()):
-        if g == 0 or not near_fold:
+        scene.by_group.setdefault(g, []).append(lab)
+    _leave_out_fold_groups(scene)
+
+
+def _leave_out_fold_groups(scene: FollowupScene) -> None:
+    """Enhancement lying in a dural fold itself and not found enhancing next to the lesion (dura or a sinus in the
+    user's fold mask; in automatic folds it was left out already) is never a focus beyond the fold: a focus across
+    a fold lies in the parenchyma on the other side. Most of its voxels within partial volume of the fold mask (a
+    round focus touching the fold has < 10 % there); left out and said so, favouring neither side."""
+    near_fold = {k: within_partial_volume(scene.bnd[k], scene.box) for k in FOLDS
+                 if k in scene.bnd and scene.bnd[k].any()}
+    if not near_fold:
+        return
+    pv_words = partial_volume_words(scene.box.grid)
+    for g, labs, comp in scene.groups():
+        if g == 0:
             continue
-        comp = np.isin(labels, labs)
         frac = {k: float(m[comp].mean()) for k, m in near_fold.items()}
         k = max(frac, key=frac.get)
         if frac[k] >= 0.5:
-            in_fold.add(g)
-            left_out.append({"reason": f"enhancement lying in the {k} ({100 * frac[k]:.0f} % of it within "
-                                       f"partial volume of the {k} mask: {pv_words}): dura or venous sinus, "
-                                       f"not a focus beyond it",
-                             "volume_mm3": float(comp.sum() * vox), "components": len(labs),
-                             "centroid_ras": centroid_ras(comp, box)})
-    foci = np.zeros_like(tr)
-    group0 = np.isin(labels, by_group.get(0, []))
-    near_treated = geo.array_view(sitk.BinaryDilate(box_image(tr, box), [1, 1, 1], sitk.sitkCross)) > 0
-    treated_comp = _mode(comp_map[tr]) if comp_map is not None and tr.any() else 0
-    for g, labs in sorted(by_group.items()):
-        comp = np.isin(labels, labs)
-        if g == 0:
-            # Beyond the treated lesion by more than one voxel, whatever the voxel's size: on 5.5 mm slices a
-            # remnant that resampling placed one slice over (5.5 mm from the treated voxels' centres, touching
-            # their faces) is no extension (the clinical tentorium_rn remnant: 36 mm³ "beyond" the 1 mm it had).
-            beyond = comp & ~near_treated
-            if beyond.sum() * vox >= min_volume_mm3:
-                masks[f"{timepoint} contiguous extension"] = beyond
-                findings.append(Finding(kind="contiguous_extension", timepoint=timepoint,
-                                        segment=f"{timepoint} contiguous extension",
-                                        centroid_ras=centroid_ras(beyond, box),
-                                        volume_mm3=float(beyond.sum() * vox),
-                                        dose=_dose_evidence(dose_box, beyond, levels_gy),
-                                        evidence={"components": len(labs), "enhancement_source": source}))
-            continue
-        if g in in_fold:
-            continue          # the fold's own enhancement: left out above
-        if claimed.any() and ((geo.array_view(sitk.BinaryDilate(box_image(claimed, box), [1, 1, 1]))[comp] > 0)
-                              | all_bnd[comp]).mean() >= 0.5:
-            continue          # enhancement lying in the boundaries found enhancing above: that finding, not a focus
-        foci |= comp
-        gap = float(d_tr[comp].min())
-        frac, crossed = segments_crossing(comp, tr, bnd, box)
-        # An automatic dural fold separates only components in another compartment than the treated lesion.
-        same_side = []
-        comp_info = {}
-        if comp_map is not None and treated_comp:
-            here = _mode(comp_map[comp])
-            comp_info = {"treated_compartment": COMPARTMENT_NAMES.get(treated_comp),
-                         "component_compartment": COMPARTMENT_NAMES.get(here)}
-            for k in FOLDS:
-                if k in bnd and ctx.automatic(k) and here == treated_comp:
-                    same_side.append(k)
-        kind_b = separating_boundary(frac, exclude=same_side)
-        earlier = None
-        if kind_b is None and earlier_across:
-            earlier = separated_as_before(comp, tr, bnd, box, {k: (t, box.crop(m)) for k, (t, m) in
-                                                               earlier_across.items() if k not in same_side},
-                                          min_volume_mm3)
-            if earlier is not None:
-                kind_b, crossed = earlier.pop("kind"), earlier.pop("crossed")
-        geo_mm = geodesic_mm(tr, comp, passable, box)
-        evidence = {"segment_crossing_fraction": frac, "enhancement_source": source,
-                    "euclidean_gap_mm": gap, "geodesic_mm": geo_mm, **comp_info}
-        if earlier is not None:
-            evidence["separated_as_before"] = earlier
-        if same_side:
-            evidence["folds_not_separating"] = {k: "component in the same compartment as the treated lesion"
-                                                for k in same_side}
-        enhancing_between = None
-        if kind_b is not None:
-            evidence.update(how(kind_b))
-            inter = np.zeros_like(comp)
-            if crossed[kind_b]:
-                inter[tuple(np.array(sorted(crossed[kind_b])).T)] = True
-            chk = boundary_enhancement(t1, bnd[kind_b], enh_raw, body & (distance_mm(comp | group0, box) <= 2.0),
-                                       tube, model, box,
-                                       fold=kind_b in FOLDS, wall_only=kind_b == "ventricles",
-                                       within=distance_mm(inter, box) <= 3.0)
-            chk.pop("mask")
-            enhancing_between = chk["enhancing"]
-            evidence["intervening_boundary"] = chk
-        # Across a boundary favours RN only when the intervening meninges/ependyma are spared (mission.md): with
-        # that boundary enhancing between them, or next to the lesion at this timepoint (a boundary enhancement
-        # finding), the focus is reported without a direction and the boundary enhancement speaks for itself.
-        across = kind_b is not None and not enhancing_between and kind_b not in found_b
-        if kind_b is not None and not across:
-            evidence["boundary_not_spared"] = (
-                f"the {kind_b} enhances between the lesion and the focus" if enhancing_between else
-                f"the {kind_b} enhances next to the lesion at {timepoint} (boundary enhancement)")
-        name = f"{timepoint} across {kind_b}" if across else f"{timepoint} non-contiguous"
-        if name in masks:
-            masks[name] = masks[name] | comp
-            name = f"{name} {g}"
-        masks[name] = comp
-        findings.append(Finding(kind="noncontiguous_across_boundary" if across else "noncontiguous_focus",
-                                segment=name,
-                                timepoint=timepoint, boundary=kind_b, centroid_ras=centroid_ras(comp, box),
-                                volume_mm3=float(comp.sum() * vox), gap_mm=gap, geodesic_mm=geo_mm,
-                                boundary_enhancing=enhancing_between,
-                                dose=_dose_evidence(dose_box, comp, levels_gy), evidence=evidence))
+            scene.in_fold.add(g)
+            scene.left_out.append({"reason": f"enhancement lying in the {k} ({100 * frac[k]:.0f} % of it within "
+                                             f"partial volume of the {k} mask: {pv_words}): dura or venous sinus, "
+                                             f"not a focus beyond it",
+                                   "volume_mm3": float(comp.sum() * scene.vox), "components": len(labs),
+                                   "centroid_ras": centroid_ras(comp, scene.box)})
 
-    # Open rings: each lesion group's rim facing a boundary.
-    for g, labs in sorted(by_group.items()):
-        comp = np.isin(labels, labs)
-        # A wall found enhancing next to the lesion at this timepoint is not spared: no open ring along it (as no
-        # focus is across a boundary that enhances next to the lesion, above). On the clinical ventricle PD twin
-        # the ependymal enhancement was found and, beside it, 13 voxels of unenhanced wall read as an open ring.
-        for kind in (k for k in OPEN_RING_KINDS if k in bnd and k not in found_b):
-            ring = open_ring(comp, t1, bnd[kind], model, box, passable, treated=tr)
-            if ring and ring["is_open"]:
-                masks[f"{timepoint} open ring {kind}"] = comp
-                findings.append(Finding(kind="open_ring", timepoint=timepoint, boundary=kind,
-                                        segment=f"{timepoint} open ring {kind}",
-                                        centroid_ras=centroid_ras(comp, box), volume_mm3=float(comp.sum() * vox),
-                                        dose=_dose_evidence(dose_box, comp, levels_gy),
-                                        evidence={**ring, "enhancement_source": source, **how(kind)}))
-    if left_out:
-        for f in findings:
-            f.evidence.setdefault("left_out_as_normal_anatomy", left_out)
-    return FollowupResult(findings=findings, enhancement=enh, finding_masks=masks, model=model, box=box, foci=foci,
-                          left_out=left_out, mask_warnings=mask_warnings, missed_mm3=missed_mm3)
+
+def analyse_followup(timepoint: str, t1c: sitk.Image, treated: sitk.Image, boundaries, *,
+                     brain: sitk.Image, dose: sitk.Image | None = None, lesion: sitk.Image | None = None,
+                     levels_gy=(20.0, 15.0, 12.0, 10.0, 5.0), roi_dose_gy: float = 5.0,
+                     roi_margin_mm: float = 12.0, min_volume_mm3: float = MIN_COMPONENT_MM3,
+                     box: Box | None = None, earlier_across: dict | None = None) -> FollowupResult:
+    """Boundary findings for one follow-up, everything on the planning grid: the scene (:func:`_scene`), then each
+    of :data:`DETECTORS` in turn, the enhancement grouped into contiguity groups once boundary enhancement is known.
+
+    ``boundaries``: a :class:`BoundaryContext` or a plain {kind: mask} dict (taken as given by the user).
+    ``lesion``: the user's enhancement/lesion mask at this follow-up (planning grid); otherwise enhancement is
+    segmented automatically inside (treated lesion + ``roi_margin_mm``) ∪ (dose ≥ ``roi_dose_gy``).
+    ``earlier_across``: {boundary kind: (timepoint, planning-grid mask)} of the foci an earlier follow-up found
+    across that boundary (see :func:`separated_as_before`)."""
+    ctx = _as_context(boundaries)
+    box = box or analysis_box(treated, [treated, lesion], dose)
+    scene, mask_warnings, missed_mm3 = _scene(timepoint, t1c, treated, ctx, brain, dose, lesion, levels_gy,
+                                              roi_dose_gy, roi_margin_mm, min_volume_mm3, box, earlier_across)
+    for detector in DETECTORS:
+        if detector.needs_groups and scene.labels is None:
+            _group_components(scene)
+        detector.run(scene)
+    if scene.left_out:
+        for f in scene.findings:
+            f.evidence.setdefault("left_out_as_normal_anatomy", scene.left_out)
+    return FollowupResult(findings=scene.findings, enhancement=scene.enh, finding_masks=scene.masks,
+                          model=scene.model, box=box, foci=scene.foci, left_out=scene.left_out,
+                          mask_warnings=mask_warnings, missed_mm3=missed_mm3)

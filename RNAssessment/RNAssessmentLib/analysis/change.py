@@ -596,6 +596,95 @@ def like_for_like(masks: dict[str, np.ndarray], drawn: set, extent) -> tuple[dic
     return out, fractions
 
 
+@dataclasses.dataclass
+class _IntervalChange:
+    """What :func:`analyse_changes` measured over one interval a → b, shared by every lesion in it."""
+    a: str
+    b: str
+    interval: IntervalResolution
+    excluded: np.ndarray | None        # new foci at b, not counted as growth
+    displacement: tuple                # displacement_mm(masks[a], masks[b])
+    portions: list                     # portions above the resolution
+    below: list                        # portions within it
+    near_foci: list                    # foci within the resolution of the lesion
+
+
+def _volume_owner(groups: np.ndarray, ref: sitk.Image, resolution: dict, fractions: dict | None) -> np.ndarray:
+    """Which lesion group owns each voxel's coverage fraction: each group owns those around it, as far as a
+    resampled mask can fall short of its drawing (its caps pulled in by up to half of the thickest slice) plus a
+    voxel."""
+    if groups.max() == 1:
+        return np.ones(groups.shape, np.int32)
+    if groups.any() and fractions:
+        reach = 0.5 * max(max(r.spacing_mm) for r in resolution.values()) + max(ref.GetSpacing())
+        grown = geo.array_view(sitk.GrayscaleDilate(geo.image_from_array(groups.astype(np.int32), ref),
+                                                    [int(np.ceil(reach / s)) for s in ref.GetSpacing()]))
+        return np.where(groups > 0, groups, grown)
+    return groups
+
+
+def _group_change(iv: _IntervalChange, gm: np.ndarray, owned: np.ndarray, masks: dict, coverage: dict,
+                  ref: sitk.Image, dose_on_ref: np.ndarray | None, min_portion_mm3: float,
+                  volumes_from: str) -> Finding | None:
+    """One lesion group's change over the interval: mixed response, concentric or eccentric growth, regression,
+    or change indeterminate when all it shows lies within the resolution; None when it shows nothing."""
+    a, b = iv.a, iv.b
+    vox = geo.voxel_volume_mm3(ref)
+    mine = [p for p in iv.portions if (p.mask & gm).any()]
+    low = [p for p in iv.below if (p.mask & gm).any()]
+    near = [f for f in iv.near_foci if (f["mask"] & gm).any()]
+    if not (masks[a] & gm).any() and not (masks[b] & gm).any():
+        return None                            # a lesion of other timepoints only (portions lie in a or b)
+    vol_a, vol_b = (float(coverage[t][owned].sum(dtype=np.float64) * vox) if (masks[t] & gm).any() else 0.0
+                    for t in (a, b))
+    centroid = geo.centroid_ras(gm & (masks[a] | masks[b]), ref)
+    evidence = {"lesion_volume_before_mm3": vol_a, "lesion_volume_after_mm3": vol_b,
+                "total_change_pct": 100.0 * (vol_b - vol_a) / vol_a if vol_a > 0 else None,
+                "volumes_from": volumes_from,
+                "min_portion_mm3": min_portion_mm3, "min_depth_mm": MIN_DEPTH_MM,
+                "min_core_mm3": MIN_CORE_MM3, "displacement_threshold_mm": DISPLACEMENT_MM,
+                "smoothing_sigma_mm": SMOOTH_SIGMA_MM, "resolution": iv.interval.to_dict(a, b)}
+    if iv.excluded is not None and (iv.excluded & gm).any():
+        evidence["new_foci_not_counted_mm3"] = float((iv.excluded & gm).sum() * vox)
+    if low:
+        evidence["sub_resolution_portions"] = [p.evidence() for p in low]
+    if near:
+        evidence["foci_within_resolution"] = [{k: v for k, v in f.items() if k != "mask"} for f in near]
+    if not mine:
+        if low or near:
+            return Finding(kind="change_indeterminate", from_=a, to=b, centroid_ras=centroid, volume_mm3=vol_b,
+                           dose={}, evidence=evidence)
+        return None
+    grew = [p for p in mine if p.kind == "grew"]
+    reg = [p for p in mine if p.kind == "regressed"]
+    if grew and not reg:
+        moved = surface_moved_out(masks[a], iv.displacement[0], ref, gm, iv.displacement[1], iv.interval)
+        evidence["surface_moved_out_fraction"] = moved
+        evidence["concentric_surface_fraction"] = CONCENTRIC_SURFACE_FRACTION
+        kind = "concentric_growth" if moved is not None and moved >= CONCENTRIC_SURFACE_FRACTION \
+            else "eccentric_growth"
+    else:
+        kind = "mixed_response" if grew else "regression"
+    union = np.zeros(gm.shape, bool)
+    for p in mine:
+        union |= p.mask
+    dose = {}
+    if dose_on_ref is not None:
+        dose = {"mean_gy": float(dose_on_ref[union].mean()), "max_gy": float(dose_on_ref[union].max())}
+    return Finding(kind=kind, from_=a, to=b, centroid_ras=centroid, volume_mm3=vol_b, dose=dose,
+                   grew_mm3=float(sum(p.volume_mm3 for p in grew)),
+                   regressed_mm3=float(sum(p.volume_mm3 for p in reg)),
+                   portions=[{**p.evidence(),
+                              **({"mean_gy": float(dose_on_ref[p.mask].mean())} if dose_on_ref is not None else {})}
+                             for p in mine],
+                   evidence=evidence)
+
+
+#: Change is analysed in a box around every timepoint's lesion, this far (mm) beyond it: distance maps of a whole
+#: head cost seconds each.
+CHANGE_BOX_MARGIN_MM = 25.0
+
+
 def analyse_changes(masks: dict[str, np.ndarray], ref: sitk.Image, dose_on_ref: np.ndarray | None = None,
                     min_portion_mm3: float = MIN_PORTION_MM3, group_mm: float = GROUP_MM, vs_first: bool = True, *,
                     resolution: dict | None = None, foci: dict | None = None,
@@ -610,12 +699,12 @@ def analyse_changes(masks: dict[str, np.ndarray], ref: sitk.Image, dose_on_ref: 
     every voxel above its enhancement threshold (see :func:`interval_portions`); ``fractions``: per timepoint, the
     fraction of each voxel its own segmentation covers (:func:`mask_fraction`), from which the lesion volumes are
     stated (the masks' voxel counts when not given: they read low where a thick-slice drawing was resampled).
+    Each lesion group's change in each interval: :func:`_group_change`.
     Returns (findings, {interval: label map})."""
-    # Work in a box around every timepoint's lesion (+ 25 mm): distance maps of a whole head cost seconds each.
     union = np.zeros(next(iter(masks.values())).shape, bool)
     for m in masks.values():
         union |= m
-    box = geo.crop_box(union, int(np.ceil(25.0 / min(ref.GetSpacing())))) if union.any() else None
+    box = geo.crop_box(union, int(np.ceil(CHANGE_BOX_MARGIN_MM / min(ref.GetSpacing())))) if union.any() else None
     if box is not None and any((sl.stop - sl.start) < s for sl, s in zip(box, union.shape)):
         sub = sitk.RegionOfInterest(sitk.Image(ref.GetSize(), sitk.sitkUInt8), [sl.stop - sl.start for sl in box],
                                     [sl.start for sl in box])
@@ -638,23 +727,13 @@ def analyse_changes(masks: dict[str, np.ndarray], ref: sitk.Image, dose_on_ref: 
     labels = list(masks)
     resolution = {k: (resolution or {}).get(k) or Resolution.of(ref) for k in labels}
     groups = lesion_groups(list(masks.values()), ref, group_mm)
-    # Volumes: each group owns the coverage fractions around it, as far as a resampled mask can fall short of its
-    # drawing (its caps pulled in by up to half of the thickest slice) plus a voxel.
-    owner = groups
-    if groups.max() == 1:
-        owner = np.ones(groups.shape, np.int32)
-    elif groups.any() and fractions:
-        reach = 0.5 * max(max(r.spacing_mm) for r in resolution.values()) + max(ref.GetSpacing())
-        grown = geo.array_view(sitk.GrayscaleDilate(geo.image_from_array(groups.astype(np.int32), ref),
-                                                    [int(np.ceil(reach / s)) for s in ref.GetSpacing()]))
-        owner = np.where(groups > 0, groups, grown)
+    owner = _volume_owner(groups, ref, resolution, fractions)
     coverage = {k: (fractions or {}).get(k, masks[k]) for k in labels}
     findings: list[Finding] = []
     maps: dict = {}
     intervals = list(zip(labels[:-1], labels[1:]))
     if len(labels) > 2 and vs_first:
         intervals.append((labels[0], labels[-1]))
-    vox = geo.voxel_volume_mm3(ref)
     for a, b in intervals:
         interval = IntervalResolution(resolution[a], resolution[b])
         excluded = new_foci((foci or {}).get(b), masks[a], ref, masks[b])
@@ -666,60 +745,14 @@ def analyse_changes(masks: dict[str, np.ndarray], ref: sitk.Image, dose_on_ref: 
                                                        was_enhancing=(enhancing or {}).get(a),
                                                        displacement=displacement)
         maps[(a, b)] = label_map
-        near_foci = foci_within_resolution(excluded, displacement[1], ref, interval)
-        seen = interval.to_dict(a, b)
+        iv = _IntervalChange(a=a, b=b, interval=interval, excluded=excluded, displacement=displacement,
+                             portions=portions, below=below,
+                             near_foci=foci_within_resolution(excluded, displacement[1], ref, interval))
         for g in range(1, int(groups.max()) + 1):
-            gm = groups == g
-            mine = [p for p in portions if (p.mask & gm).any()]
-            low = [p for p in below if (p.mask & gm).any()]
-            near = [f for f in near_foci if (f["mask"] & gm).any()]
-            if not (masks[a] & gm).any() and not (masks[b] & gm).any():
-                continue                            # a lesion of other timepoints only (portions lie in a or b)
-            mine_v = owner == g
-            vol_a, vol_b = (float(coverage[t][mine_v].sum(dtype=np.float64) * vox) if (masks[t] & gm).any() else 0.0
-                            for t in (a, b))
-            centroid = geo.centroid_ras(gm & (masks[a] | masks[b]), ref)
-            evidence = {"lesion_volume_before_mm3": vol_a, "lesion_volume_after_mm3": vol_b,
-                        "total_change_pct": 100.0 * (vol_b - vol_a) / vol_a if vol_a > 0 else None,
-                        "volumes_from": VOLUMES_FROM[bool(fractions)],
-                        "min_portion_mm3": min_portion_mm3, "min_depth_mm": MIN_DEPTH_MM,
-                        "min_core_mm3": MIN_CORE_MM3, "displacement_threshold_mm": DISPLACEMENT_MM,
-                        "smoothing_sigma_mm": SMOOTH_SIGMA_MM, "resolution": seen}
-            if excluded is not None and (excluded & gm).any():
-                evidence["new_foci_not_counted_mm3"] = float((excluded & gm).sum() * vox)
-            if low:
-                evidence["sub_resolution_portions"] = [p.evidence() for p in low]
-            if near:
-                evidence["foci_within_resolution"] = [{k: v for k, v in f.items() if k != "mask"} for f in near]
-            if not mine:
-                if low or near:
-                    findings.append(Finding(kind="change_indeterminate", from_=a, to=b, centroid_ras=centroid,
-                                            volume_mm3=vol_b, dose={}, evidence=evidence))
-                continue
-            grew = [p for p in mine if p.kind == "grew"]
-            reg = [p for p in mine if p.kind == "regressed"]
-            if grew and not reg:
-                moved = surface_moved_out(masks[a], displacement[0], ref, gm, displacement[1], interval)
-                evidence["surface_moved_out_fraction"] = moved
-                evidence["concentric_surface_fraction"] = CONCENTRIC_SURFACE_FRACTION
-                kind = "concentric_growth" if moved is not None and moved >= CONCENTRIC_SURFACE_FRACTION \
-                    else "eccentric_growth"
-            else:
-                kind = "mixed_response" if grew else "regression"
-            union = np.zeros(gm.shape, bool)
-            for p in mine:
-                union |= p.mask
-            dose = {}
-            if dose_on_ref is not None:
-                dose = {"mean_gy": float(dose_on_ref[union].mean()), "max_gy": float(dose_on_ref[union].max())}
-            findings.append(Finding(
-                kind=kind, from_=a, to=b, centroid_ras=centroid, volume_mm3=vol_b, dose=dose,
-                grew_mm3=float(sum(p.volume_mm3 for p in grew)),
-                regressed_mm3=float(sum(p.volume_mm3 for p in reg)),
-                portions=[{**p.evidence(),
-                           **({"mean_gy": float(dose_on_ref[p.mask].mean())} if dose_on_ref is not None else {})}
-                          for p in mine],
-                evidence=evidence))
+            found = _group_change(iv, groups == g, owner == g, masks, coverage, ref, dose_on_ref, min_portion_mm3,
+                                  VOLUMES_FROM[bool(fractions)])
+            if found is not None:
+                findings.append(found)
     return findings, maps
 
 

@@ -163,62 +163,92 @@ def _ring_offsets(ev: dict) -> str:
             f"enhancement's centre {shift:.1f} mm from the treated lesion's")
 
 
-def describe(f: "Finding", days: dict | None = None, side: str | None = None) -> str:
-    """One sentence a neuroradiologist can read aloud: what was measured, with mm, cm³ and Gy.
+@dataclasses.dataclass
+class _Words:
+    """What every sentence of :func:`describe` draws on."""
+    days: dict
+    cc: str          # the finding's volume in cm³
+    where: str       # ", right hemisphere" or ""
+    b: str           # the boundary in words
+    ev: dict
 
-    ``days``: {timepoint label: days since SRS}; ``side``: 'right'/'left' hemisphere of the finding, if known."""
-    days = days or {}
-    cc = f"{f.volume_mm3 / 1000.0:.2f} cm³"
-    where = f", {side} hemisphere" if side else ""
-    b = BOUNDARY_NAMES.get(f.boundary or "", f.boundary or "")
-    ev = f.evidence or {}
-    if f.kind == "noncontiguous_across_boundary":
-        path = (f"geodesic path around it {f.geodesic_mm:.0f} mm" if f.geodesic_mm is not None
-                else "no path around it within the analysed region")
-        lining = LINING.get(f.boundary or "", "boundary")
-        enh = ("enhancement of the intervening " + lining if f.boundary_enhancing
-               else "no enhancement of the intervening " + lining)
-        before = ev.get("separated_as_before")
-        seen = (f", measured on the part that was the focus at {_when(before['timepoint'], days)} "
-                f"({100 * before['segment_crossing_fraction'][f.boundary]:.0f} % of its segments to the lesion cross "
-                f"it, {100 * ev['segment_crossing_fraction'].get(f.boundary, 0.0):.0f} % of the whole focus's)"
-                if before else "")
-        return (f"New {cc} enhancing focus at {_when(f.timepoint, days)}{where}, {f.gap_mm:.1f} mm from the treated "
-                f"lesion across the {b}{seen}; {path}; {enh}; {_dose_phrase(f.dose)}.")
-    if f.kind == "noncontiguous_focus" and f.boundary:
-        return (f"New {cc} enhancing focus at {_when(f.timepoint, days)}{where}, {f.gap_mm:.1f} mm from the treated "
-                f"lesion across the {b}, but the {LINING.get(f.boundary, b)} is not spared "
-                f"({ev.get('boundary_not_spared', 'it enhances')}), so the focus is not counted as a sign of RN; "
+
+def _across_sentence(f: "Finding", w: _Words) -> str:
+    path = (f"geodesic path around it {f.geodesic_mm:.0f} mm" if f.geodesic_mm is not None
+            else "no path around it within the analysed region")
+    lining = LINING.get(f.boundary or "", "boundary")
+    enh = ("enhancement of the intervening " + lining if f.boundary_enhancing
+           else "no enhancement of the intervening " + lining)
+    before = w.ev.get("separated_as_before")
+    seen = (f", measured on the part that was the focus at {_when(before['timepoint'], w.days)} "
+            f"({100 * before['segment_crossing_fraction'][f.boundary]:.0f} % of its segments to the lesion cross "
+            f"it, {100 * w.ev['segment_crossing_fraction'].get(f.boundary, 0.0):.0f} % of the whole focus's)"
+            if before else "")
+    return (f"New {w.cc} enhancing focus at {_when(f.timepoint, w.days)}{w.where}, {f.gap_mm:.1f} mm from the treated "
+            f"lesion across the {w.b}{seen}; {path}; {enh}; {_dose_phrase(f.dose)}.")
+
+
+def _focus_sentence(f: "Finding", w: _Words) -> str:
+    if f.boundary:
+        return (f"New {w.cc} enhancing focus at {_when(f.timepoint, w.days)}{w.where}, {f.gap_mm:.1f} mm from the "
+                f"treated lesion across the {w.b}, but the {LINING.get(f.boundary, w.b)} is not spared "
+                f"({w.ev.get('boundary_not_spared', 'it enhances')}), so the focus is not counted as a sign of RN; "
                 f"{_dose_phrase(f.dose)}.")
-    if f.kind == "noncontiguous_focus":
-        return (f"New {cc} enhancing focus at {_when(f.timepoint, days)}{where}, {f.gap_mm:.1f} mm from the treated "
-                f"lesion with no boundary structure between them; {_dose_phrase(f.dose)}.")
-    if f.kind == "boundary_enhancement":
-        t_near, t_far = ev.get("fold_thickness_near_mm"), ev.get("fold_thickness_far_mm")
-        near, far = ev.get("fold_enhancing_fraction_near"), ev.get("fold_enhancing_fraction_far")
-        if t_near is not None and t_far is not None:
-            sheet = (f", the enhancing layer across the {b} {t_near:.1f} mm thick next to the lesion against "
-                     f"{t_far:.1f} mm 15-40 mm away")
-        elif ev.get("fold_dark_away_from_lesion"):
-            sheet = f", where the {b} shows no enhancement 15-40 mm away"
-        elif near is not None and far is not None:
-            sheet = (f", {100 * near:.0f} % of the {b}'s sheet enhancing next to the lesion against {100 * far:.0f} % "
-                     f"15-40 mm away")
-        else:
-            sheet = ""
-        reach = ev.get("extent_beyond_edge_mm")
-        beyond = f", reaching {reach:.1f} mm beyond the lesion's edge" if reach is not None else ""
-        return (f"Enhancement of the {LINING.get(f.boundary or '', b)} next to the lesion at "
-                f"{_when(f.timepoint, days)}: {cc} of boundary voxels{beyond}{sheet}.")
-    if f.kind == "open_ring":
-        return (f"Open ring at {_when(f.timepoint, days)}{where}: {100 * ev.get('open_fraction', 0):.0f} % of the "
-                f"lesion's rim facing the {b} does not enhance ({ev.get('open_layer_voxels', 0)} non-enhancing "
-                f"voxels under the rim, {ev.get('enhancement_touching_voxels', 0)} enhancing voxels touching it)"
-                f"{_ring_offsets(ev)}; {_dose_phrase(f.dose)}.")
-    if f.kind == "contiguous_extension":
-        return (f"Enhancement at {_when(f.timepoint, days)} contiguous with the treated lesion extends {cc} beyond "
-                f"its margin at SRS; {_dose_phrase(f.dose)}.")
-    span = f"between {_when(f.from_, days)} and {_when(f.to, days)}"
+    return (f"New {w.cc} enhancing focus at {_when(f.timepoint, w.days)}{w.where}, {f.gap_mm:.1f} mm from the treated "
+            f"lesion with no boundary structure between them; {_dose_phrase(f.dose)}.")
+
+
+def _boundary_sentence(f: "Finding", w: _Words) -> str:
+    ev, b = w.ev, w.b
+    t_near, t_far = ev.get("fold_thickness_near_mm"), ev.get("fold_thickness_far_mm")
+    near, far = ev.get("fold_enhancing_fraction_near"), ev.get("fold_enhancing_fraction_far")
+    if t_near is not None and t_far is not None:
+        sheet = (f", the enhancing layer across the {b} {t_near:.1f} mm thick next to the lesion against "
+                 f"{t_far:.1f} mm 15-40 mm away")
+    elif ev.get("fold_dark_away_from_lesion"):
+        sheet = f", where the {b} shows no enhancement 15-40 mm away"
+    elif near is not None and far is not None:
+        sheet = (f", {100 * near:.0f} % of the {b}'s sheet enhancing next to the lesion against {100 * far:.0f} % "
+                 f"15-40 mm away")
+    else:
+        sheet = ""
+    reach = ev.get("extent_beyond_edge_mm")
+    beyond = f", reaching {reach:.1f} mm beyond the lesion's edge" if reach is not None else ""
+    return (f"Enhancement of the {LINING.get(f.boundary or '', b)} next to the lesion at "
+            f"{_when(f.timepoint, w.days)}: {w.cc} of boundary voxels{beyond}{sheet}.")
+
+
+def _ring_sentence(f: "Finding", w: _Words) -> str:
+    ev = w.ev
+    return (f"Open ring at {_when(f.timepoint, w.days)}{w.where}: {100 * ev.get('open_fraction', 0):.0f} % of the "
+            f"lesion's rim facing the {w.b} does not enhance ({ev.get('open_layer_voxels', 0)} non-enhancing "
+            f"voxels under the rim, {ev.get('enhancement_touching_voxels', 0)} enhancing voxels touching it)"
+            f"{_ring_offsets(ev)}; {_dose_phrase(f.dose)}.")
+
+
+def _extension_sentence(f: "Finding", w: _Words) -> str:
+    return (f"Enhancement at {_when(f.timepoint, w.days)} contiguous with the treated lesion extends {w.cc} beyond "
+            f"its margin at SRS; {_dose_phrase(f.dose)}.")
+
+
+def _indeterminate_reason(ev: dict) -> str:
+    low = ev.get("sub_resolution_portions") or []
+    near = ev.get("foci_within_resolution") or []
+    why = [_below_phrase([p for p in low if p.get("kind") == k], k, ev.get("min_core_mm3", 20.0))
+           for k in ("grew", "regressed")]
+    why = [w for w in why if w]
+    if near:
+        x = min(near, key=lambda n: n.get("gap_mm", 0.0))
+        why.append(f"a new focus lies {x.get('gap_mm', 0.0):.1f} mm from the earlier lesion "
+                   f"({x.get('direction') or 'no single direction'}), within the "
+                   f"{x.get('uncertainty_mm', 0.0):.1f} mm that the voxels along that gap and the registration "
+                   f"leave uncertain, so it cannot be told from a lobe that grew")
+    return "; ".join(why) or "no portion reaches beyond what the resolution allows"
+
+
+def _change_sentence(f: "Finding", w: _Words) -> str:
+    ev, where = w.ev, w.where
+    span = f"between {_when(f.from_, w.days)} and {_when(f.to, w.days)}"
     pct = ev.get("total_change_pct")
     total = f"total volume {pct:+.0f} %" if pct is not None else "total volume new"
     if ev.get("new_foci_not_counted_mm3"):
@@ -229,19 +259,8 @@ def describe(f: "Finding", days: dict | None = None, side: str | None = None) ->
         return (f"Mixed response {span}{where}: {_portions_phrase(portions, 'grew', f.grew_mm3)} while "
                 f"{_portions_phrase(portions, 'regressed', f.regressed_mm3)}; {total}.")
     if f.kind == "change_indeterminate":
-        low = ev.get("sub_resolution_portions") or []
-        near = ev.get("foci_within_resolution") or []
-        why = [_below_phrase([p for p in low if p.get("kind") == k], k, ev.get("min_core_mm3", 20.0))
-               for k in ("grew", "regressed")]
-        why = [w for w in why if w]
-        if near:
-            x = min(near, key=lambda n: n.get("gap_mm", 0.0))
-            why.append(f"a new focus lies {x.get('gap_mm', 0.0):.1f} mm from the earlier lesion "
-                       f"({x.get('direction') or 'no single direction'}), within the "
-                       f"{x.get('uncertainty_mm', 0.0):.1f} mm that the voxels along that gap and the registration "
-                       f"leave uncertain, so it cannot be told from a lobe that grew")
-        reason = "; ".join(why) or "no portion reaches beyond what the resolution allows"
-        return f"Change {span}{where}{',' if where else ''} is indeterminate at this resolution: {reason}; {total}."
+        return (f"Change {span}{where}{',' if where else ''} is indeterminate at this resolution: "
+                f"{_indeterminate_reason(ev)}; {total}.")
     moved = ev.get("surface_moved_out_fraction")
     moved = f"{100 * moved:.0f} %" if moved is not None else "none"
     if f.kind == "concentric_growth":
@@ -256,6 +275,21 @@ def describe(f: "Finding", days: dict | None = None, side: str | None = None) ->
                 f"weighed either way; {total}.")
     return (f"Regression {span}{where}: {_portions_phrase(portions, 'regressed', f.regressed_mm3)}, with no "
             f"portion growing beyond the resolution; {total}.")
+
+
+#: The sentence for each kind (the change kinds share one).
+_SENTENCES = {"noncontiguous_across_boundary": _across_sentence, "noncontiguous_focus": _focus_sentence,
+              "boundary_enhancement": _boundary_sentence, "open_ring": _ring_sentence,
+              "contiguous_extension": _extension_sentence}
+
+
+def describe(f: "Finding", days: dict | None = None, side: str | None = None) -> str:
+    """One sentence a neuroradiologist can read aloud: what was measured, with mm, cm³ and Gy.
+
+    ``days``: {timepoint label: days since SRS}; ``side``: 'right'/'left' hemisphere of the finding, if known."""
+    words = _Words(days=days or {}, cc=f"{f.volume_mm3 / 1000.0:.2f} cm³", where=f", {side} hemisphere" if side else "",
+                   b=BOUNDARY_NAMES.get(f.boundary or "", f.boundary or ""), ev=f.evidence or {})
+    return _SENTENCES.get(f.kind, _change_sentence)(f, words)
 
 
 def _plural(n: int, word: str) -> str:

@@ -11,7 +11,8 @@ ITK's resampling convention, so atlas labels are pulled onto the patient's grid)
    are handled the same way as 1 mm ones); skull-stripped images (a large exactly-zero background around one brain
    sized component) are registered to the template's brain, raw head scans to the whole template;
 2. translation from the centres of mass of the heads (brains), then a similarity and a per-axis scaling stage
-   (Mattes mutual information, two resolution levels); the lesion and the high-dose region (``exclude``) are left out of the metric;
+   (Mattes mutual information, two resolution levels); the lesion and the high-dose region (``exclude``) are left
+   out of the metric;
 3. optionally a coarse B-spline (one control point per ~45 mm) over the brain, same metric and mask, kept only when
    it improves the normalised correlation inside the brain.
 
@@ -37,10 +38,11 @@ ATLAS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file_
 # Compartment codes of the atlas labels (see atlas.json).
 LEFT_CEREBRAL = (1, 2, 3, 4, 5)
 RIGHT_CEREBRAL = (11, 12, 13, 14, 15)
-INFRATENTORIAL = (21, 22, 23, 34)
-CEREBELLUM = (21, 22)
-VENTRICLES = (31, 32, 33, 34)
 LATERAL_THIRD_VENTRICLES = (31, 32, 33)
+FOURTH_VENTRICLE = (34,)
+INFRATENTORIAL = (21, 22, 23) + FOURTH_VENTRICLE
+CEREBELLUM = (21, 22)
+VENTRICLES = LATERAL_THIRD_VENTRICLES + FOURTH_VENTRICLE
 EXTRACEREBRAL_CSF = (40,)
 OCCIPITAL = (4, 14)
 TEMPORAL = (3, 13)
@@ -159,6 +161,53 @@ def _register(fixed, moving, fixed_mask, transform, *, shrink, sigmas, iteration
     return transform
 
 
+def _affine(fixed: sitk.Image, moving: sitk.Image, head_fixed: sitk.Image, head_moving: sitk.Image,
+            keep: sitk.Image, seed: int) -> sitk.ScaleVersor3DTransform:
+    """Centres of mass of the two heads (or brains), then similarity, then scaling per axis (no shear: a shear has
+    no anatomical meaning here and lets the optimiser drift on images unlike the template)."""
+    init = sitk.CenteredTransformInitializer(sitk.Cast(head_fixed, sitk.sitkFloat32),
+                                             sitk.Cast(head_moving, sitk.sitkFloat32), sitk.Similarity3DTransform(),
+                                             sitk.CenteredTransformInitializerFilter.MOMENTS)
+    sim = sitk.Similarity3DTransform(init)
+    _register(fixed, moving, keep, sim, shrink=(4, 2), sigmas=(4.0, 2.0), iterations=150, seed=seed)
+    aff = sitk.ScaleVersor3DTransform()
+    aff.SetCenter(sim.GetCenter())
+    aff.SetRotation(sim.GetVersor())
+    aff.SetTranslation(sim.GetTranslation())
+    aff.SetScale([sim.GetScale()] * 3)
+    _register(fixed, moving, keep, aff, shrink=(2, 1), sigmas=(2.0, 1.0), iterations=100, seed=seed + 1)
+    return aff
+
+
+#: The B-spline's control points lie about this far apart (mm) over the 2 mm registration grid: coarse, so the
+#: template bends to the head without following a lesion.
+BSPLINE_SPACING_MM = 45.0
+
+
+def _bspline(fixed: sitk.Image, moving: sitk.Image, region: sitk.Image, aff: sitk.Transform, grid: sitk.Image,
+             seed: int) -> sitk.Transform:
+    """A coarse B-spline on top of ``aff`` (Mattes MI in ``region``, L-BFGS-B, one level at 2 mm). Raises
+    RuntimeError when the optimiser fails."""
+    mesh = [max(int(round(s * 2.0 / BSPLINE_SPACING_MM)), 2) for s in grid.GetSize()]
+    bs = sitk.BSplineTransformInitializer(fixed, mesh, order=3)
+    reg = geo.registration_method()
+    reg.SetMetricAsMattesMutualInformation(numberOfHistogramBins=32)
+    reg.SetMetricSamplingStrategy(reg.RANDOM)
+    reg.SetMetricSamplingPercentage(0.1, seed=seed + 2)
+    reg.SetMetricFixedMask(region)
+    reg.SetInterpolator(sitk.sitkLinear)
+    reg.SetOptimizerAsLBFGSB(gradientConvergenceTolerance=1e-5, numberOfIterations=30,
+                             maximumNumberOfCorrections=5, maximumNumberOfFunctionEvaluations=90,
+                             costFunctionConvergenceFactor=1e7)
+    reg.SetShrinkFactorsPerLevel([2])
+    reg.SetSmoothingSigmasPerLevel([2.0])
+    reg.SmoothingSigmasAreSpecifiedInPhysicalUnitsOn()
+    reg.SetMovingInitialTransform(aff)
+    reg.SetInitialTransform(bs, inPlace=True)
+    reg.Execute(fixed, moving)
+    return bs
+
+
 def fit_atlas(t1c: sitk.Image, exclude: sitk.Image | None = None, *, deformable: bool = True,
               atlas: Atlas | None = None, seed: int = 3) -> AtlasFit:
     """Register the atlas to ``t1c`` (see the module docstring) and pull its labels onto ``t1c``'s grid.
@@ -180,19 +229,7 @@ def fit_atlas(t1c: sitk.Image, exclude: sitk.Image | None = None, *, deformable:
         ex = sitk.Resample(sitk.Cast(exclude > 0, sitk.sitkUInt8), grid, sitk.Transform(), sitk.sitkNearestNeighbor)
         ex = sitk.BinaryDilate(ex, [3, 3, 3])                 # 6 mm: the lesion's surroundings change too
         keep = sitk.Cast(keep * (1 - ex), sitk.sitkUInt8)
-    # Centres of mass of the two heads (or brains), then similarity, then scaling per axis (no shear: a shear has
-    # no anatomical meaning here and lets the optimiser drift on images unlike the template).
-    init = sitk.CenteredTransformInitializer(sitk.Cast(head_fixed, sitk.sitkFloat32),
-                                             sitk.Cast(head_moving, sitk.sitkFloat32), sitk.Similarity3DTransform(),
-                                             sitk.CenteredTransformInitializerFilter.MOMENTS)
-    sim = sitk.Similarity3DTransform(init)
-    _register(fixed, moving, keep, sim, shrink=(4, 2), sigmas=(4.0, 2.0), iterations=150, seed=seed)
-    aff = sitk.ScaleVersor3DTransform()
-    aff.SetCenter(sim.GetCenter())
-    aff.SetRotation(sim.GetVersor())
-    aff.SetTranslation(sim.GetTranslation())
-    aff.SetScale([sim.GetScale()] * 3)
-    _register(fixed, moving, keep, aff, shrink=(2, 1), sigmas=(2.0, 1.0), iterations=100, seed=seed + 1)
+    aff = _affine(fixed, moving, head_fixed, head_moving, keep, seed)
 
     def brain_on(tf):
         b = sitk.Resample(sitk.Cast(atlas.brain, sitk.sitkFloat32), grid, tf, sitk.sitkLinear, 0.0)
@@ -210,25 +247,8 @@ def fit_atlas(t1c: sitk.Image, exclude: sitk.Image | None = None, *, deformable:
     q = q_aff
     if deformable:
         region = sitk.Cast(sitk.BinaryDilate(brain_aff, [3, 3, 3]) * keep, sitk.sitkUInt8)
-        mesh = [max(int(round(s * 2.0 / 45.0)), 2) for s in grid.GetSize()]
-        bs = sitk.BSplineTransformInitializer(fixed, mesh, order=3)
-        composite = sitk.CompositeTransform([aff, bs])
         try:
-            reg = geo.registration_method()
-            reg.SetMetricAsMattesMutualInformation(numberOfHistogramBins=32)
-            reg.SetMetricSamplingStrategy(reg.RANDOM)
-            reg.SetMetricSamplingPercentage(0.1, seed=seed + 2)
-            reg.SetMetricFixedMask(region)
-            reg.SetInterpolator(sitk.sitkLinear)
-            reg.SetOptimizerAsLBFGSB(gradientConvergenceTolerance=1e-5, numberOfIterations=30,
-                                     maximumNumberOfCorrections=5, maximumNumberOfFunctionEvaluations=90,
-                                     costFunctionConvergenceFactor=1e7)
-            reg.SetShrinkFactorsPerLevel([2])
-            reg.SetSmoothingSigmasPerLevel([2.0])
-            reg.SmoothingSigmasAreSpecifiedInPhysicalUnitsOn()
-            reg.SetMovingInitialTransform(aff)
-            reg.SetInitialTransform(bs, inPlace=True)
-            reg.Execute(fixed, moving)
+            bs = _bspline(fixed, moving, region, aff, grid, seed)
             composite = sitk.CompositeTransform([aff, bs])
             brain_def = brain_on(composite)
             q_def = quality(composite, brain_def)

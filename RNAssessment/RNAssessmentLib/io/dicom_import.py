@@ -385,50 +385,65 @@ def _series_ref(se: dx.Series, base: str) -> dict:
     return {"dicom_series": se.uid, "files": [os.path.relpath(f, base) for f in se.sorted_files()]}
 
 
-def import_dicom(folder: str | os.PathLike, out_dir: str | os.PathLike, options: ImportOptions | None = None,
-                 *, index: dx.Index | None = None) -> dict:
-    """Write ``out_dir/case.json`` (paths into ``folder``), ``import_log.txt`` and ``import_log.json``.
+def _prescription(dose: dict, plan: dict | None, opts: ImportOptions, log: _Log) -> None:
+    """The dose's prescription and fractions (in ``dose``): given, else the plan's; one fraction when nothing says."""
+    rx = plan["prescription_gy"] if plan else None
+    fx = plan["fractions"] if plan else None
+    if opts.prescription_gy is not None:
+        rx = opts.prescription_gy
+        log.choose("prescription", f"{rx:g} Gy", "given with --prescription")
+    elif rx is not None:
+        log.choose("prescription", f"{rx:g} Gy", "the plan's TargetPrescriptionDose")
+    else:
+        raise ValueError("the RTDOSE has no RT plan in the export (or the plan gives no TargetPrescriptionDose): "
+                         "give the prescription with --prescription GY (and --fractions N)")
+    if opts.fractions is not None:
+        fx = opts.fractions
+        log.choose("fractions", str(fx), "given with --fractions")
+    elif fx is None:
+        fx = 1
+        log.choose("fractions", "1", "not in the export (no plan or no NumberOfFractionsPlanned): assumed "
+                                     "single-fraction SRS; give --fractions N otherwise")
+    else:
+        log.choose("fractions", str(fx), "the plan's NumberOfFractionsPlanned")
+    dose.update(prescription_gy=float(rx), fractions=int(fx))
 
-    Returns {"manifest": path, "log": [...], "choices": [...]}. Raises :class:`AmbiguousImport` (listing the
-    candidates and the option that chooses) or ValueError (what is missing) before anything is written.
-    """
-    opts = options or ImportOptions()
-    out_dir = os.path.abspath(os.fspath(out_dir))
-    idx = index or dx.scan(folder)
-    if os.path.commonpath([out_dir, idx.root]) == idx.root:
-        raise ValueError(f"--out '{out_dir}' is inside the DICOM export '{idx.root}': write the case elsewhere "
-                         "(the export is read only)")
-    log = _Log()
-    log.say(f"scanned '{idx.root}': {idx.files} DICOM file(s), {len(idx.skipped)} skipped")
-    for path, why in idx.skipped[:20]:
-        log.say(f"  skipped {path}: {why}")
-    pat = _choose_patient(idx, opts, log)
 
-    plan = _choose_plan(pat, opts, log)
-    dose = _choose_dose(pat, plan, opts, log)
-    if dose is not None:
-        rx = plan["prescription_gy"] if plan else None
-        fx = plan["fractions"] if plan else None
-        if opts.prescription_gy is not None:
-            rx = opts.prescription_gy
-            log.choose("prescription", f"{rx:g} Gy", "given with --prescription")
-        elif rx is not None:
-            log.choose("prescription", f"{rx:g} Gy", "the plan's TargetPrescriptionDose")
-        else:
-            raise ValueError("the RTDOSE has no RT plan in the export (or the plan gives no TargetPrescriptionDose): "
-                             "give the prescription with --prescription GY (and --fractions N)")
-        if opts.fractions is not None:
-            fx = opts.fractions
-            log.choose("fractions", str(fx), "given with --fractions")
-        elif fx is None:
-            fx = 1
-            log.choose("fractions", "1", "not in the export (no plan or no NumberOfFractionsPlanned): assumed "
-                                         "single-fraction SRS; give --fractions N otherwise")
-        else:
-            log.choose("fractions", str(fx), "the plan's NumberOfFractionsPlanned")
-        dose.update(prescription_gy=float(rx), fractions=int(fx))
+def _study_t1c(st, usable: list, chosen_uids: set, log: _Log):
+    """The post-contrast T1 of one study and why (None when it has none): chosen with --t1c, else the best ranked;
+    raises :class:`AmbiguousImport` when nothing or more than one could be it."""
+    forced = [m for m in usable if m.series.uid in chosen_uids]
+    if len(forced) > 1:
+        raise ValueError(f"--t1c names {len(forced)} series of the study of {st.date}; give one per study")
+    if forced:
+        return forced[0], "chosen with --t1c"
+    cands, tied = rank_t1c(usable)
+    if not cands:
+        unknown = [m for m in usable if m.weighting in ("T1", "unknown") and m.contrast == "unknown"]
+        if unknown:
+            raise AmbiguousImport(f"study of {st.date}: no series is marked post-contrast T1 (no contrast "
+                                  "attributes, no description saying so); candidates:\n  "
+                                  + "\n  ".join(m.describe() for m in unknown)
+                                  + "\nchoose with --t1c SERIES_UID (one per study)")
+        log.say(f"study of {st.date}: no post-contrast T1 (series: "
+                + "; ".join(f"{m.series.description or m.series.uid} = {m.weighting}, {m.contrast}"
+                            for m in usable) + "); not a timepoint")
+        return None, ""
+    if len(tied) > 1:
+        raise AmbiguousImport(f"study of {st.date}: {len(tied)} post-contrast T1 series are equally good:\n  "
+                              + "\n  ".join(m.describe() for m in tied)
+                              + "\nchoose with --t1c SERIES_UID")
+    t1c = cands[0]
+    why = f"post-contrast T1 ({t1c.contrast_why}; {t1c.weighting_why})" + (
+        f", {'3D' if t1c.is_3d else '2D'} {t1c.thickness_mm:g} mm preferred over "
+        + "; ".join(f"'{m.series.description}' ({'3D' if m.is_3d else '2D'} {m.thickness_mm:g} mm)"
+                    for m in cands[1:]) if len(cands) > 1 else "")
+    return t1c, why
 
-    # MR studies by date; the post-contrast T1 of each.
+
+def _mr_timepoints(pat, opts: ImportOptions, log: _Log) -> list[dict]:
+    """MR studies by date, each with its post-contrast T1 (and the FLAIR/T2 of the same study): the candidate
+    timepoints {study, t1c, why, extra, date}."""
     by_study = []
     for st in pat.studies.values():
         mrs = [classify_mr(se) for se in st.series.values() if se.modality == "MR"]
@@ -441,40 +456,15 @@ def import_dicom(folder: str | os.PathLike, out_dir: str | os.PathLike, options:
         raise ValueError("MR studies without a StudyDate cannot be ordered in time: "
                          + ", ".join(st.uid for st in undated))
     by_study.sort(key=lambda x: _date(x[0].date))
-    chosen_uids = set(opts.t1c)
     timepoints = []
     for st, mrs in by_study:
         for m in mrs:
             if not m.usable:
                 log.say(f"study {st.date}: {m.series.label()} not used: {m.why_not}")
         usable = [m for m in mrs if m.usable]
-        forced = [m for m in usable if m.series.uid in chosen_uids]
-        if len(forced) > 1:
-            raise ValueError(f"--t1c names {len(forced)} series of the study of {st.date}; give one per study")
-        if forced:
-            t1c, why = forced[0], "chosen with --t1c"
-        else:
-            cands, tied = rank_t1c(usable)
-            if not cands:
-                unknown = [m for m in usable if m.weighting in ("T1", "unknown") and m.contrast == "unknown"]
-                if unknown:
-                    raise AmbiguousImport(f"study of {st.date}: no series is marked post-contrast T1 (no contrast "
-                                          "attributes, no description saying so); candidates:\n  "
-                                          + "\n  ".join(m.describe() for m in unknown)
-                                          + "\nchoose with --t1c SERIES_UID (one per study)")
-                log.say(f"study of {st.date}: no post-contrast T1 (series: "
-                        + "; ".join(f"{m.series.description or m.series.uid} = {m.weighting}, {m.contrast}"
-                                    for m in usable) + "); not a timepoint")
-                continue
-            if len(tied) > 1:
-                raise AmbiguousImport(f"study of {st.date}: {len(tied)} post-contrast T1 series are equally good:\n  "
-                                      + "\n  ".join(m.describe() for m in tied)
-                                      + "\nchoose with --t1c SERIES_UID")
-            t1c = cands[0]
-            why = f"post-contrast T1 ({t1c.contrast_why}; {t1c.weighting_why})" + (
-                f", {'3D' if t1c.is_3d else '2D'} {t1c.thickness_mm:g} mm preferred over "
-                + "; ".join(f"'{m.series.description}' ({'3D' if m.is_3d else '2D'} {m.thickness_mm:g} mm)"
-                            for m in cands[1:]) if len(cands) > 1 else "")
+        t1c, why = _study_t1c(st, usable, set(opts.t1c), log)
+        if t1c is None:
+            continue
         extra = {}
         for kind in ("FLAIR", "T2"):
             ms = sorted((m for m in usable if m.weighting == kind and m is not t1c), key=MRInfo.rank)
@@ -487,10 +477,14 @@ def import_dicom(folder: str | os.PathLike, out_dir: str | os.PathLike, options:
                 log.say(f"study of {st.date}: {m.series.description or m.series.uid} not taken as the post-contrast "
                         f"T1: {m.weighting} ({m.weighting_why}), contrast {m.contrast} ({m.contrast_why}){role}")
         timepoints.append({"study": st, "t1c": t1c, "why": why, "extra": extra, "date": _date(st.date)})
-
     if not timepoints:
         raise ValueError(f"patient '{pat.id}': no study has a post-contrast T1")
-    # The SRS timepoint: the MR study nearest before the treatment (the plan's date, else the dose study's date).
+    return timepoints
+
+
+def _from_srs(timepoints: list, pat, plan: dict | None, dose: dict | None, log: _Log):
+    """The timepoints from the SRS-time study on: the MR study nearest before the treatment (the plan's date, else
+    the dose study's date; the earliest without either). Returns (timepoints, treatment date or None)."""
     treat_date = None
     if plan and plan["date"]:
         treat_date, treat_why = plan["date"], "the RT plan's date"
@@ -498,33 +492,26 @@ def import_dicom(folder: str | os.PathLike, out_dir: str | os.PathLike, options:
         dstudy = next(st for st in pat.studies.values() for se in st.series.values()
                       for i in se.instances if i.path == dose["files"][0])
         treat_date, treat_why = _date(dstudy.date), "the RT dose study's date (no plan date)"
-    if treat_date is not None:
-        before = [t for t in timepoints if t["date"] <= treat_date]
-        if not before:
-            raise ValueError(f"no post-contrast T1 on or before the treatment date {treat_date} ({treat_why}): "
-                             "the SRS-time image is missing from the export")
-        srs = before[-1]
-        for t in before[:-1]:
-            log.say(f"study of {t['date']}: before the SRS-time study; not a timepoint")
-        timepoints = [srs] + [t for t in timepoints if t["date"] > treat_date]
-        log.choose("SRS timepoint", f"study of {srs['date']}",
-                   f"the MR study nearest before the treatment on {treat_date} ({treat_why})")
-    else:
+    if treat_date is None:
         log.choose("SRS timepoint", f"study of {timepoints[0]['date']}", "no RT plan or dose: the earliest study")
-    srs_frame = timepoints[0]["t1c"].series.frame_of_reference
-    if dose is not None and dose["frame"] and srs_frame and dose["frame"] != srs_frame:
-        raise ValueError(f"the dose is in frame of reference {dose['frame']} and the SRS-time T1 in {srs_frame}: "
-                         "export the dose on the planning MR's frame (or register and resample it first); "
-                         "a dose in another frame is not resampled by the import")
-    target, boundaries = _choose_target(pat, srs_frame, opts, log)
-    if target is None:
-        raise ValueError(f"patient '{pat.id}': no RT structure set in the SRS-time frame names the treated lesion; "
-                         "export the planning structure set (RTSTRUCT) with the GTV")
+        return timepoints, None
+    before = [t for t in timepoints if t["date"] <= treat_date]
+    if not before:
+        raise ValueError(f"no post-contrast T1 on or before the treatment date {treat_date} ({treat_why}): "
+                         "the SRS-time image is missing from the export")
+    srs = before[-1]
+    for t in before[:-1]:
+        log.say(f"study of {t['date']}: before the SRS-time study; not a timepoint")
+    log.choose("SRS timepoint", f"study of {srs['date']}",
+               f"the MR study nearest before the treatment on {treat_date} ({treat_why})")
+    return [srs] + [t for t in timepoints if t["date"] > treat_date], treat_date
 
-    # Registrations: planning point -> follow-up point, for follow-ups in another frame.
-    regs = _reg_matrices(pat)
-    os.makedirs(out_dir, exist_ok=True)
-    tps, transforms_written, all_registered = [], [], True
+
+def _timepoint_entries(timepoints: list, pat, srs_frame, out_dir: str, log: _Log) -> tuple[list, bool]:
+    """case.json's timepoints ("srs", "fu1" ...), with a transform file written for each follow-up in another frame
+    that a DICOM REG relates to the SRS-time frame. Returns (entries, whether every follow-up is registered)."""
+    regs = _reg_matrices(pat)          # planning point -> follow-up point, for follow-ups in another frame
+    tps, all_registered = [], True
     for n, t in enumerate(timepoints):
         label = "srs" if n == 0 else f"fu{n}"
         se = t["t1c"].series
@@ -543,7 +530,6 @@ def import_dicom(folder: str | os.PathLike, out_dir: str | os.PathLike, options:
                 m = np.linalg.inv(mats[frame]) @ mats[srs_frame]      # planning (LPS) -> follow-up (LPS)
                 name = f"{label}_from_reg.tfm"
                 _write_tfm(m, os.path.join(out_dir, name))
-                transforms_written.append(name)
                 entry["transform"] = name
                 log.choose(f"timepoint '{label}' registration", f"spatial registration '{path}'",
                            "a DICOM REG relates its frame to the SRS-time frame: no registration is computed")
@@ -552,6 +538,45 @@ def import_dicom(folder: str | os.PathLike, out_dir: str | os.PathLike, options:
                 log.say(f"timepoint '{label}': frame of reference differs from the SRS-time image and no REG relates "
                         "them: it will be registered automatically")
         tps.append(entry)
+    return tps, all_registered
+
+
+def import_dicom(folder: str | os.PathLike, out_dir: str | os.PathLike, options: ImportOptions | None = None,
+                 *, index: dx.Index | None = None) -> dict:
+    """Write ``out_dir/case.json`` (paths into ``folder``), ``import_log.txt`` and ``import_log.json``.
+
+    Patient, plan and dose (:func:`_prescription`), the MR timepoints (:func:`_mr_timepoints`) from the SRS-time
+    study on (:func:`_from_srs`), the treated lesion and boundaries, then the entries (:func:`_timepoint_entries`).
+    Returns {"manifest": path, "log": [...], "choices": [...]}. Raises :class:`AmbiguousImport` (listing the
+    candidates and the option that chooses) or ValueError (what is missing) before anything is written.
+    """
+    opts = options or ImportOptions()
+    out_dir = os.path.abspath(os.fspath(out_dir))
+    idx = index or dx.scan(folder)
+    if os.path.commonpath([out_dir, idx.root]) == idx.root:
+        raise ValueError(f"--out '{out_dir}' is inside the DICOM export '{idx.root}': write the case elsewhere "
+                         "(the export is read only)")
+    log = _Log()
+    log.say(f"scanned '{idx.root}': {idx.files} DICOM file(s), {len(idx.skipped)} skipped")
+    for path, why in idx.skipped[:20]:
+        log.say(f"  skipped {path}: {why}")
+    pat = _choose_patient(idx, opts, log)
+    plan = _choose_plan(pat, opts, log)
+    dose = _choose_dose(pat, plan, opts, log)
+    if dose is not None:
+        _prescription(dose, plan, opts, log)
+    timepoints, treat_date = _from_srs(_mr_timepoints(pat, opts, log), pat, plan, dose, log)
+    srs_frame = timepoints[0]["t1c"].series.frame_of_reference
+    if dose is not None and dose["frame"] and srs_frame and dose["frame"] != srs_frame:
+        raise ValueError(f"the dose is in frame of reference {dose['frame']} and the SRS-time T1 in {srs_frame}: "
+                         "export the dose on the planning MR's frame (or register and resample it first); "
+                         "a dose in another frame is not resampled by the import")
+    target, boundaries = _choose_target(pat, srs_frame, opts, log)
+    if target is None:
+        raise ValueError(f"patient '{pat.id}': no RT structure set in the SRS-time frame names the treated lesion; "
+                         "export the planning structure set (RTSTRUCT) with the GTV")
+    os.makedirs(out_dir, exist_ok=True)
+    tps, all_registered = _timepoint_entries(timepoints, pat, srs_frame, out_dir, log)
     # "registered": every follow-up is in the SRS frame or has its REG transform; otherwise assess registers
     # the follow-ups that have neither (a given transform is always used as given).
     spec = {"id": str(pat.id or "dicom-case"), "timepoints": tps, "registered": all_registered,

@@ -175,11 +175,140 @@ BOUNDARY_SOURCES = {"falx": "atlas prior refined on the image", "tentorium": "at
                     "csf": "image (CSF-dark voxels in the brain)"}
 
 
+def _boundaries(case: Case, fit, model0, summary: dict, maps: Maps, warnings: list, say,
+                estimate_boundaries: bool) -> tuple[dict, bndmod.BoundaryContext]:
+    """The boundaries on the planning grid: the user's, and the missing ones estimated (unless switched off) from
+    the atlas fit refined on the image (with the SRS session's T2/FLAIR, aligned). Returns ({kind: mask},
+    context); the methods go to the summary, the automatic masks and compartments to ``maps``."""
+    planning, treated = case.planning.t1c, case.treated_lesion
+    bnd = dict(case.boundaries)
+    sources = {k: "user" for k in bnd}
+    methods = {k: "given (user mask)" for k in bnd}
+    missing = [k for k in BOUNDARY_KINDS if k not in bnd] if estimate_boundaries else []
+    for k in BOUNDARY_KINDS:
+        if k not in bnd and not estimate_boundaries:
+            methods[k] = "not given (estimation switched off)"
+    compartments = None
+    if missing:
+        plane = anat_midline.midsagittal_plane(planning, exclude=treated, brain=fit.brain)
+        extra_seq = _aligned_sequences(case, fit.brain, summary, warnings, say)
+        anatomy = anat_barriers.automatic_boundaries(planning, fit, model0, plane, lesion=treated,
+                                                     t2=extra_seq.get("t2"), flair=extra_seq.get("flair"),
+                                                     kinds=tuple(missing))
+        for k in missing:
+            bnd[k] = anatomy.masks[k]
+            sources[k] = BOUNDARY_SOURCES[k]
+            methods[k] = "automatic: " + anatomy.methods[k]
+        summary["midsagittal_plane_lps"] = {"normal": plane["normal"], "point": plane["point"]}
+        maps.auto_boundaries = {k: anatomy.masks[k] for k in missing}
+        compartments = anatomy.compartments
+        maps.compartments = compartments
+    summary["boundaries"] = methods
+    maps.boundaries = bnd
+    return bnd, bndmod.BoundaryContext(masks=bnd, sources=sources, compartments=compartments)
+
+
+class _Timeline:
+    """The timepoints brought into the planning frame one by one, and what each leaves for the change analysis:
+    lesion masks (drawn or the automatic extent), coverage fractions, foci, enhancing voxels, resolution, and the
+    foci found across a boundary so far (a grown focus stays across)."""
+
+    def __init__(self, case: Case, box, brain: sitk.Image, stable: sitk.Image, say):
+        self.case, self.box, self.brain, self.stable, self.say = case, box, brain, stable, say
+        self.planning = case.planning.t1c
+        self.planning_fg = atlas.foreground_mask(self.planning) if not case.registered else None
+        self.lesion_masks: dict = {}
+        #: Per timepoint with a segmentation, the fraction of each planning voxel it covers as drawn: the volumes.
+        self.fractions: dict = {}
+        self.foci: dict = {}
+        self.enhancing: dict = {}
+        #: {boundary kind: (last timepoint, mask)}: foci found across a boundary so far.
+        self.earlier_across: dict = {}
+        #: The timepoints whose lesion mask is a drawing (the others: the extent of the automatic enhancement).
+        self.drawn: set = set()
+        #: Per timepoint, its acquisition's voxel in the planning frame and its registration uncertainty.
+        self.resolution: dict = {}
+        self.days: dict = {}
+        self.registrations: dict = {}
+        self.transforms_used: dict = {}
+
+    def on_planning(self, box_mask: np.ndarray) -> np.ndarray:
+        """A mask of the analysis box as a mask of the whole planning grid."""
+        full = np.zeros(self.planning.GetSize(), bool)
+        full[self.box.slices] = box_mask
+        return full
+
+    def transform(self, tp) -> tuple[sitk.Transform, float]:
+        """Planning → ``tp`` (identity for the SRS image or a registered case; given; or registered here) and the
+        registration uncertainty (mm) it adds."""
+        case = self.case
+        if tp is case.planning:
+            return sitk.Transform(), 0.0
+        if tp.transform is not None:
+            self.registrations[tp.label] = {"method": "given transform (not registered here)",
+                                            "source": os.path.basename(tp.source.get("transform", "")) or "scene"}
+            self.transforms_used[tp.label] = tp.transform
+            return tp.transform, changemod.REGISTRATION_UNCERTAINTY_MM
+        if case.registered:
+            return sitk.Transform(), 0.0
+        self.say(f"[{case.id}] registering {tp.label} to the SRS image")
+        # Centres of mass of the same kind of mask (head, or brain when skull-stripped) initialise it.
+        reg = register_followup(self.planning, tp.t1c, self.stable, planning_brain=self.planning_fg,
+                                followup_brain=atlas.foreground_mask(tp.t1c), what=f"timepoint '{tp.label}'")
+        self.registrations[tp.label] = reg.to_dict()
+        self.transforms_used[tp.label] = reg.transform
+        return reg.transform, changemod.REGISTRATION_UNCERTAINTY_MM
+
+    def add_planning(self, lesion_p: sitk.Image | None) -> None:
+        label, treated = self.case.planning.label, self.case.treated_lesion
+        self.lesion_masks[label] = geo.array_view(lesion_p if lesion_p is not None else treated) > 0
+        self.drawn.add(label)
+        self.enhancing[label] = self.on_planning(bndmod.enhancing_in_box(self.planning, treated, self.brain,
+                                                                         self.box))
+
+    def add_followup(self, label: str, res, t1_p: sitk.Image, lesion_p: sitk.Image | None, maps: Maps) -> None:
+        """What one analysed follow-up leaves: its finding masks, foci, enhancing voxels and lesion extent."""
+        for f in res.findings:
+            if f.kind == "noncontiguous_across_boundary":
+                m = self.on_planning(res.finding_masks[f.segment])
+                if f.boundary in self.earlier_across:
+                    m |= self.earlier_across[f.boundary][1]
+                self.earlier_across[f.boundary] = (label, m)
+        if res.left_out:
+            maps.left_out[label] = res.left_out
+        for name, m in res.finding_masks.items():
+            maps.finding_masks[name] = self.on_planning(m)
+        self.foci[label] = self.on_planning(res.foci)
+        self.enhancing[label] = self.on_planning(self.box.crop(geo.array_view(t1_p)) >= res.model.threshold)
+        if lesion_p is not None:
+            self.lesion_masks[label] = geo.array_view(lesion_p) > 0
+            self.drawn.add(label)
+        else:
+            # Extent from the automatic enhancement, necrotic cores included, the non-contiguous foci apart.
+            self.lesion_masks[label] = self.on_planning(lesion_extent_apart(res.enhancement, res.foci, self.box))
+
+    def registration_summary(self) -> dict:
+        for label, tf in self.transforms_used.items():
+            # The transform itself, so that outputs can be put back on each follow-up's own grid (DICOM SEG).
+            self.registrations[label]["planning_to_followup_lps"] = geo.linear_matrix(tf).round(8).tolist()
+        return self.registrations
+
+
+def _followup_lesion_dose(dose, lesion_p, entry: dict, maps: Maps, label: str) -> None:
+    """Registered here: the follow-up lesion's dose in the planning frame (when not already reported)."""
+    if dose is not None and lesion_p is not None and "lesion_dose" not in entry and geo.array_view(lesion_p).any():
+        st = dosemod.mask_stats(dose, lesion_p, name=f"lesion {label}")
+        entry["lesion_dose"] = {"mean_gy": st.mean_gy, "max_gy": st.max_gy, "d95_gy": st.dx_gy[95.0],
+                                "frame": "registered to the SRS image"}
+        maps.dose_stats.append(st)
+
+
 def _boundaries_and_change(case: Case, summary: dict, maps: Maps, warnings: list, levels_gy, say, *,
                            estimate_boundaries: bool = True, min_portion_mm3: float | None = None,
                            compare_with_srs: bool = True) -> list:
     """Register follow-ups (unless the case says they are registered), analyse boundaries at each follow-up and
-    changes between timepoints, all in the planning frame."""
+    changes between timepoints, all in the planning frame: the atlas and the boundaries (:func:`_boundaries`),
+    each timepoint in turn (:class:`_Timeline`), then the change in shape (:func:`_change`)."""
     planning = case.planning.t1c
     treated = case.treated_lesion
     dose = case.dose.image if case.dose else None
@@ -201,78 +330,13 @@ def _boundaries_and_change(case: Case, summary: dict, maps: Maps, warnings: list
     box = bndmod.analysis_box(treated, [treated], dose)
     model0 = anat_brain.tissue_model(box.crop(geo.array_view(planning)).astype(np.float32),
                                      box.crop(geo.array_view(brain)) > 0)
-    bnd = dict(case.boundaries)
-    sources = {k: "user" for k in bnd}
-    methods = {k: "given (user mask)" for k in bnd}
-    missing = [k for k in BOUNDARY_KINDS if k not in bnd] if estimate_boundaries else []
-    for k in BOUNDARY_KINDS:
-        if k not in bnd and not estimate_boundaries:
-            methods[k] = "not given (estimation switched off)"
-    compartments = None
-    if missing:
-        plane = anat_midline.midsagittal_plane(planning, exclude=treated, brain=brain)
-        extra_seq = _aligned_sequences(case, brain, summary, warnings, say)
-        anatomy = anat_barriers.automatic_boundaries(planning, fit, model0, plane, lesion=treated,
-                                                     t2=extra_seq.get("t2"), flair=extra_seq.get("flair"),
-                                                     kinds=tuple(missing))
-        for k in missing:
-            bnd[k] = anatomy.masks[k]
-            sources[k] = BOUNDARY_SOURCES[k]
-            methods[k] = "automatic: " + anatomy.methods[k]
-        summary["midsagittal_plane_lps"] = {"normal": plane["normal"], "point": plane["point"]}
-        maps.auto_boundaries = {k: anatomy.masks[k] for k in missing}
-        compartments = anatomy.compartments
-        maps.compartments = compartments
-    summary["boundaries"] = methods
-    maps.boundaries = bnd
-    context = bndmod.BoundaryContext(masks=bnd, sources=sources, compartments=compartments)
-
-    stable = stable_region(brain, [treated] + high_dose)
-    planning_fg = atlas.foreground_mask(planning) if not case.registered else None
-    lesion_masks: dict = {}
-    #: Per timepoint with a segmentation, the fraction of each planning voxel it covers as drawn: the volumes.
-    fractions: dict = {}
-    foci: dict = {}
-    enhancing: dict = {}
-    #: {boundary kind: (last timepoint, mask)}: foci found across a boundary so far (a grown focus stays across).
-    earlier_across: dict = {}
-    #: The timepoints whose lesion mask is a drawing (the others: the extent of the automatic enhancement).
-    drawn: set = set()
-
-    def on_planning(box_mask: np.ndarray) -> np.ndarray:
-        """A mask of the analysis box as a mask of the whole planning grid."""
-        full = np.zeros(planning.GetSize(), bool)
-        full[box.slices] = box_mask
-        return full
-    #: Per timepoint, its acquisition's voxel in the planning frame and its registration uncertainty (change.py).
-    resolution: dict = {}
-    days = {}
+    bnd, context = _boundaries(case, fit, model0, summary, maps, warnings, say, estimate_boundaries)
+    line = _Timeline(case, box, brain, stable_region(brain, [treated] + high_dose), say)
     findings = []
-    registrations = {}
-    transforms_used = {}
     for tp in case.timepoints:
-        days[tp.label] = case.days_since_srs(tp)
-        registration_mm = 0.0
-        if tp is case.planning:
-            transform = sitk.Transform()
-        elif tp.transform is not None:
-            transform = tp.transform
-            registration_mm = changemod.REGISTRATION_UNCERTAINTY_MM
-            registrations[tp.label] = {"method": "given transform (not registered here)",
-                                       "source": os.path.basename(tp.source.get("transform", "")) or "scene"}
-        elif case.registered:
-            transform = sitk.Transform()
-        else:
-            say(f"[{case.id}] registering {tp.label} to the SRS image")
-            # Centres of mass of the same kind of mask (head, or brain when skull-stripped) initialise it.
-            reg = register_followup(planning, tp.t1c, stable, planning_brain=planning_fg,
-                                    followup_brain=atlas.foreground_mask(tp.t1c), what=f"timepoint '{tp.label}'")
-            transform = reg.transform
-            registration_mm = changemod.REGISTRATION_UNCERTAINTY_MM
-            registrations[tp.label] = reg.to_dict()
-        if tp.label in registrations:
-            transforms_used[tp.label] = transform
-        resolution[tp.label] = changemod.Resolution.of(tp.t1c, transform, registration_mm)
+        line.days[tp.label] = case.days_since_srs(tp)
+        transform, registration_mm = line.transform(tp)
+        line.resolution[tp.label] = changemod.Resolution.of(tp.t1c, transform, registration_mm)
         t1_p = sitk.Resample(tp.t1c, planning, transform, sitk.sitkLinear, 0.0, sitk.sitkFloat32)
         maps.t1_planning[tp.label] = t1_p
         lesion_p = None
@@ -280,71 +344,51 @@ def _boundaries_and_change(case: Case, summary: dict, maps: Maps, warnings: list
             lesion_p = changemod.resample_mask(tp.lesion, planning, transform) if tp is not case.planning else \
                 sitk.Cast(tp.lesion > 0, sitk.sitkUInt8)
             if tp is not case.planning:
-                fractions[tp.label] = changemod.mask_fraction(tp.lesion, planning, transform)
+                line.fractions[tp.label] = changemod.mask_fraction(tp.lesion, planning, transform)
         if tp is case.planning:
-            lesion_masks[tp.label] = geo.array_view(lesion_p if lesion_p is not None else treated) > 0
-            drawn.add(tp.label)
-            enhancing[tp.label] = on_planning(bndmod.enhancing_in_box(planning, treated, brain, box))
+            line.add_planning(lesion_p)
             continue
         entry = next(e for e in summary["timepoints"] if e["label"] == tp.label)
-        if dose is not None and lesion_p is not None and "lesion_dose" not in entry and \
-                geo.array_view(lesion_p).any():
-            # Registered here: the follow-up lesion's dose in the planning frame.
-            st = dosemod.mask_stats(dose, lesion_p, name=f"lesion {tp.label}")
-            entry["lesion_dose"] = {"mean_gy": st.mean_gy, "max_gy": st.max_gy, "d95_gy": st.dx_gy[95.0],
-                                    "frame": "registered to the SRS image"}
-            maps.dose_stats.append(st)
+        _followup_lesion_dose(dose, lesion_p, entry, maps, tp.label)
         say(f"[{case.id}] boundaries at {tp.label}")
         res = bndmod.analyse_followup(tp.label, t1_p, treated, context, brain=brain, dose=dose_planning,
-                                      lesion=lesion_p, levels_gy=levels, box=box, earlier_across=earlier_across)
+                                      lesion=lesion_p, levels_gy=levels, box=box,
+                                      earlier_across=line.earlier_across)
         findings += res.findings
-        for f in res.findings:
-            if f.kind == "noncontiguous_across_boundary":
-                m = on_planning(res.finding_masks[f.segment])
-                if f.boundary in earlier_across:
-                    m |= earlier_across[f.boundary][1]
-                earlier_across[f.boundary] = (tp.label, m)
         if lesion_p is not None and not geo.array_view(lesion_p).any() and res.missed_mm3 > 0:
             # An empty mask where the image shows enhancement would read as complete response (RANO-BM CR).
             raise ValueError(f"lesion mask of timepoint '{tp.label}' is empty, but the automatic segmentation finds "
                              f"{res.missed_mm3 / 1000:.2f} cm³ of enhancement there; give the lesion's mask, or write "
                              "\"lesion\": null for this timepoint to let the automatic segmentation stand")
         warnings += res.mask_warnings
-        if res.left_out:
-            maps.left_out[tp.label] = res.left_out
-        for name, m in res.finding_masks.items():
-            maps.finding_masks[name] = on_planning(m)
-        foci[tp.label] = on_planning(res.foci)
-        enhancing[tp.label] = on_planning(box.crop(geo.array_view(t1_p)) >= res.model.threshold)
-        if lesion_p is not None:
-            lesion_masks[tp.label] = geo.array_view(lesion_p) > 0
-            drawn.add(tp.label)
-        else:
-            # Extent from the automatic enhancement, necrotic cores included, the non-contiguous foci apart.
-            lesion_masks[tp.label] = on_planning(lesion_extent_apart(res.enhancement, res.foci, box))
-    if registrations:
-        for label, tf in transforms_used.items():
-            # The transform itself, so that outputs can be put back on each follow-up's own grid (DICOM SEG).
-            registrations[label]["planning_to_followup_lps"] = geo.linear_matrix(tf).round(8).tolist()
-        summary["registration"] = registrations
+        line.add_followup(tp.label, res, t1_p, lesion_p, maps)
+    if line.registrations:
+        summary["registration"] = line.registration_summary()
     say(f"[{case.id}] change in shape")
-    dose_p = geo.array_view(dose_planning) if dose is not None else None
+    return findings + _change(line, bnd, dose_planning, summary, maps, min_portion_mm3, compare_with_srs)
+
+
+def _change(line: _Timeline, bnd: dict, dose_planning, summary: dict, maps: Maps, min_portion_mm3: float | None,
+            compare_with_srs: bool) -> list:
+    """Change in shape between the timepoints, like for like, and the time course (RANO-BM table)."""
+    planning, box = line.planning, line.box
+    dose_p = geo.array_view(dose_planning) if dose_planning is not None else None
     kw = {"min_portion_mm3": min_portion_mm3} if min_portion_mm3 else {}
     all_bnd = np.zeros(planning.GetSize(), bool)
     for m in bnd.values():
         all_bnd |= geo.array_view(m) > 0
     # Like for like: drawn masks get the filling the automatic extents have (change.like_for_like).
     lesion_masks, filled_fractions = changemod.like_for_like(
-        lesion_masks, drawn, lambda m: on_planning(lesion_extent(box.crop(m), box)))
-    fractions = {**filled_fractions, **fractions}
+        line.lesion_masks, line.drawn, lambda m: line.on_planning(lesion_extent(box.crop(m), box)))
+    fractions = {**filled_fractions, **line.fractions}
     ch, change_maps = changemod.analyse_changes(lesion_masks, planning, dose_p, vs_first=compare_with_srs,
-                                                resolution=resolution, foci=foci,
-                                                boundaries=all_bnd, enhancing=enhancing, fractions=fractions, **kw)
-    findings += ch
+                                                resolution=line.resolution, foci=line.foci,
+                                                boundaries=all_bnd, enhancing=line.enhancing, fractions=fractions,
+                                                **kw)
     maps.change_maps = change_maps
     maps.lesion_masks = lesion_masks
-    summary["time_course"] = changemod.rano_table(lesion_masks, planning, days, fractions)
-    return findings
+    summary["time_course"] = changemod.rano_table(lesion_masks, planning, line.days, fractions)
+    return ch
 
 
 def assess_to_folder(case: Case, out: str, *, levels=None, deidentify: bool = False, pdf: bool = True,

@@ -359,7 +359,7 @@ def change_truth(grid: sitk.Image, timepoints: dict, acquisitions: dict, new_foc
                                   **({"surface_moved_out_fraction": [None if f is None else round(f, 3)
                                                                      for f in fractions]}
                                      if fractions is not None else {}),
-                                  "may_be": [sorted(k) for k in kinds]})
+                                  "may_be": sorted(sorted(k) for k in kinds)})
             answers = {frozenset(x | y) for x in (answers or {frozenset()}) for y in kinds}
         if counterpart == "PD" and any("mixed_response" in x for x in answers):
             raise ValueError(f"PD twin with a mixed response {a}->{b} in its own design: the design is wrong")
