@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
+import functools
 import json
 import os
 
@@ -48,6 +49,7 @@ from ..anatomy.brain import kmeans_1d
 from ..io import geometry as geo
 from ..io.case import Case, Dose, Timepoint, save_case
 from . import design
+from .scenarios import tuples
 from .phantom import (
     SRS_DATE,
     Blob,
@@ -363,188 +365,34 @@ class Template:
     bases: tuple = ("brats", "tcga")   # the real images it is implanted into
 
 
-def _p(c, r, **kw):
-    return Part(centre=tuple(float(v) for v in c),
-                radii=tuple(float(v) for v in (r if isinstance(r, (tuple, list)) else (r, r, r))), **kw)
+#: The templates as data: the eight scenarios and their PD twins, and the validation templates, each with its
+#: design notes, steps (parts) and boundary truth.
+TEMPLATES_JSON = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "Resources", "Teaching",
+                              "realmri_templates.json")
+
+
+@functools.lru_cache(maxsize=1)
+def _tables() -> dict:
+    with open(TEMPLATES_JSON, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def _template(d: dict) -> Template:
+    steps = tuple(Step(label=s["label"], days=s["days"], parts={k: Part(**tuples(p)) for k, p in s["parts"].items()},
+                       enhance=tuples(s.get("enhance", []))) for s in d["steps"])
+    kw = {k: (tuples(v) if isinstance(v, list) else v) for k, v in d.items()
+          if k not in ("design_notes", "steps", "boundary_truth")}
+    return Template(steps=steps, boundary_truth=tuple(dict(b) for b in d["boundary_truth"]), **kw)
 
 
 def templates() -> list[Template]:
-    """The eight scenarios and their PD twins, in anchor frames (see the module docstring)."""
-    out = []
-    T, F = "treated", "focus"
-    # 1. Cingulate metastasis; a focus across the falx; later the treated part regresses while the focus grows.
-    t = _p((-7, 0, 0), (5, 6, 4.5), ring=2, side=-1, seed=11)
-    out.append(Template(
-        "falx_cingulate_rn", "Cingulate metastasis, new focus across the falx", 1, "RN", "falx", 20, 1,
-        (Step("t0", 0, {T: t}),
-         Step("t1", 200, {T: dataclasses.replace(t, spare=2.5), F: _p((5, 2, 0), (3.5, 4, 3.5), side=1, seed=12)}),
-         Step("t2", 290, {T: _p((-7, 0, 0), (2.5, 3, 2.5), ring=1, side=-1, spare=2.5, seed=11),
-                          F: _p((6, 2, 0), (7, 8, 6.5), side=1, seed=12)})),
-        ({"kind": "noncontiguous_across_boundary", "timepoint": "t1", "boundary": "falx", "component": F},
-         {"kind": "noncontiguous_across_boundary", "timepoint": "t2", "boundary": "falx", "component": F}),
-        "Left cingulate metastasis, 20 Gy x 1; a focus appears across the falx in the right cingulate gyrus without "
-        "falx enhancement; later the treated part regresses while the focus grows."))
-    out.append(Template(
-        "falx_cingulate_pd", "Cingulate metastasis growing through an enhancing falx", 1, "PD", "falx", 20, 1,
-        (Step("t0", 0, {T: t}),
-         Step("t1", 200, {T: _p((-7, 0, 0), (8.5, 9, 7.5), ring=2, side=-1, seed=11)}, (("falx", T, 8.0),)),
-         Step("t2", 290, {T: _p((-7, 0, 0), (10, 10.5, 9), ring=2, side=-1, seed=11),
-                          F: _p((5, 2, 0), (4, 4.5, 4), side=1, seed=12)}, (("falx", T, 8.0), ("falx", F, 8.0)))),
-        ({"kind": "boundary_enhancement", "timepoint": "t1", "boundary": "falx"},
-         {"kind": "boundary_enhancement", "timepoint": "t2", "boundary": "falx"},
-         {"kind": "contiguous_extension", "timepoint": "t1"}, {"kind": "contiguous_extension", "timepoint": "t2"}),
-        "Concentric growth of the cingulate metastasis with a thickened enhancing falx, then contiguous extension "
-        "to the other side through the enhancing meninges."))
-    # 3. Occipital metastasis responds; later a flat cerebellar focus across the tentorium.
-    t3 = _p((-7.5, 0, 0), (5, 6, 6), ring=2, side=-1, seed=31)
-    t3s = _p((-7.5, 0, 0), (3, 3.5, 3.5), ring=1.5, side=-1, seed=31)
-    out.append(Template(
-        "tentorium_rn", "Occipital metastasis; flat cerebellar enhancement across the tentorium", 3, "RN",
-        "tentorium", 20, 1,
-        (Step("t0", 0, {T: t3}), Step("t1", 180, {T: t3s}),
-         Step("t2", 900, {T: t3s, F: _p((4, 0, 2), (2, 7, 6), side=1, seed=32, thick_e1=4.0)})),
-        ({"kind": "noncontiguous_across_boundary", "timepoint": "t2", "boundary": "tentorium", "component": F},),
-        "Occipital metastasis, 20 Gy x 1, responds; years later flat enhancement in the cerebellar hemisphere "
-        "below it, across the tentorium, inside the 10-20 Gy isodose lines, without tentorial enhancement.",
-        thick_margin=6.0))
-    out.append(Template(
-        "tentorium_pd", "Occipital metastasis growing along an enhancing tentorium", 3, "PD", "tentorium", 20, 1,
-        (Step("t0", 0, {T: t3}),
-         Step("t1", 180, {T: _p((-7.5, 0, 0), (8, 9, 9), ring=2, side=-1, seed=31)}, (("tentorium", T, 8.0),)),
-         Step("t2", 300, {T: _p((-7.5, 0, 0), (10, 11.5, 11.5), ring=2, side=-1, seed=31),
-                          F: _p((5, 0, 2), (3.5, 6, 5), side=1, seed=32)},
-              (("tentorium", T, 8.0), ("tentorium", F, 8.0)))),
-        ({"kind": "boundary_enhancement", "timepoint": "t1", "boundary": "tentorium"},
-         {"kind": "boundary_enhancement", "timepoint": "t2", "boundary": "tentorium"},
-         {"kind": "contiguous_extension", "timepoint": "t1"}, {"kind": "contiguous_extension", "timepoint": "t2"}),
-        "Growth of the occipital metastasis with tentorial enhancement and contiguous extension into the "
-        "cerebellum through the enhancing tentorium.",
-        # 3 mm, not the RN twin's 6: this twin's parts meet through the enhancing fold. At 6 mm on 5.5 mm slices its
-        # truth held two lesions 11 mm apart (past the 10 mm grouping) while the image, registered, showed one; at
-        # 1.5 mm both parts hug the fold and its enhancement is the lesion's own edge, no longer beyond it.
-        thick_margin=3.0))
-    # 4. Metastasis by a convexity sulcus resolves; a ring lesion appears across the sulcus.
-    t4 = _p((-7.5, 0, 0), 6.5, ring=2, side=-1, seed=41)
-    out.append(Template(
-        "central_sulcus_rn", "Pre-central metastasis resolves; ring lesion across the sulcus", 4, "RN", "convexity",
-        20, 1,
-        (Step("t0", 0, {T: t4}),
-         Step("t1", 240, {T: _p((-7.5, 0, 0), 3.5, ring=1.5, side=-1, seed=41),
-                          F: _p((6, 0, 0), (4, 4.5, 4.5), ring=1.5, side=1, seed=42)}),
-         Step("t2", 330, {F: _p((7, 0, 0), (8, 8.5, 8.5), ring=1.5, side=1, seed=42)})),
-        ({"kind": "noncontiguous_across_boundary", "timepoint": "t1", "boundary": "csf", "component": F},
-         {"kind": "noncontiguous_across_boundary", "timepoint": "t2", "boundary": "csf", "component": F}),
-        "Convexity (pre-central) metastasis resolves; a new ring-enhancing lesion appears across the sulcus."))
-    out.append(Template(
-        "central_sulcus_pd", "Pre-central metastasis growing with pial enhancement", 4, "PD", "convexity", 20, 1,
-        (Step("t0", 0, {T: t4}),
-         Step("t1", 240, {T: _p((-7.5, 0, 0), 9, ring=2, side=-1, seed=41)}),
-         Step("t2", 330, {T: _p((-7.5, 0, 0), (11, 12, 12), ring=2, side=-1, seed=41)}, (("csf", T, 8.0),))),
-        ({"kind": "boundary_enhancement", "timepoint": "t2", "boundary": "csf"},
-         {"kind": "contiguous_extension", "timepoint": "t1"}, {"kind": "contiguous_extension", "timepoint": "t2"}),
-        "Concentric growth of the convexity metastasis, then enhancement of the pia lining the sulcus."))
-    # 5. Resection cavity below the Sylvian fissure; foci across it.
-    rim = _p((-10, 0, 0), 9.5, ring=2, side=-1, cavity=6.5, seed=51, irregularity=0.04)
-    out.append(Template(
-        "sylvian_cavity_rn", "Resection cavity; a focus across the Sylvian fissure", 5, "RN", "sylvian", 20, 5,
-        (Step("t0", 0, {T: rim}), Step("t1", 270, {T: rim, F: _p((5, 0, 0), (3.5, 4.5, 4), side=1, seed=52)}),
-         Step("t2", 360, {T: rim, F: _p((6, 0, 0), (6, 7.5, 6.5), side=1, seed=52)})),
-        ({"kind": "noncontiguous_across_boundary", "timepoint": "t1", "boundary": "csf", "component": F},
-         {"kind": "noncontiguous_across_boundary", "timepoint": "t2", "boundary": "csf", "component": F}),
-        "Resected temporal metastasis, cavity SRS 20 Gy in 5: a separate focus in the frontal operculum across "
-        "the Sylvian fissure, conforming to the RT field.", thick_margin=6.0))
-    out.append(Template(
-        "sylvian_cavity_pd", "Nodular growth at the cavity margin", 5, "PD", "sylvian", 20, 5,
-        (Step("t0", 0, {T: rim}),
-         Step("t1", 270, {T: rim, F: _p((-10, 9, -3), 4.5, side=-1, seed=53)}),
-         Step("t2", 360, {T: rim, F: _p((-10, 10, -3), 8, side=-1, seed=53)})),
-        ({"kind": "contiguous_extension", "timepoint": "t1"}, {"kind": "contiguous_extension", "timepoint": "t2"}),
-        "Nodular enhancement growing at one margin of the cavity, contiguous with it.", thick_margin=6.0))
-    # 6. Caudate metastasis; enhancement wraps the ventricle without ependymal enhancement (open ring).
-    t6 = _p((-6.5, 0, 0), 5, ring=2, side=-1, seed=61)
-    # The wrap spreads along the lateral wall from the lesion, anteriorly (e2) and upwards, its ependymal side spared;
-    # from t1 to t2 it grows by 3 mm along the wall and 1 mm towards it. (It once lay over the ventricle's roof, 8 mm
-    # above the lesion: with the ventricle confined to the ventricle proper, the 1 mm image's frontal horn is taller
-    # than that and the wrap lay beside it, 3-5 mm from the wall, no ring.)
-    peri = _p((-3, 9, 3), (3.5, 10, 7), side=-1, spare=1.5, seed=62)
-    out.append(Template(
-        "ventricle_open_ring_rn", "Caudate metastasis; enhancement wraps the ventricle, open ring", 6, "RN",
-        "ventricle", 24, 3,
-        (Step("t0", 0, {T: t6}),
-         Step("t1", 240, {T: dataclasses.replace(t6, spare=1.5), "periventricular": peri}),
-         Step("t2", 330, {T: dataclasses.replace(t6, spare=1.5),
-                          "periventricular": dataclasses.replace(peri, radii=(4.5, 13, 10))})),
-        ({"kind": "open_ring", "timepoint": "t1", "boundary": "ventricles"},
-         {"kind": "open_ring", "timepoint": "t2", "boundary": "ventricles"},
-         {"kind": "contiguous_extension", "timepoint": "t1"}, {"kind": "contiguous_extension", "timepoint": "t2"}),
-        "Caudate metastasis, 24 Gy in 3: enlargement wraps around the lateral ventricle, eccentric to the original "
-        "lesion, without ependymal enhancement."))
-    out.append(Template(
-        "ventricle_open_ring_pd", "Caudate metastasis with ependymal enhancement", 6, "PD", "ventricle", 24, 3,
-        (Step("t0", 0, {T: t6}),
-         Step("t1", 240, {T: _p((-6.5, 0, 0), 8, ring=2, side=-1, seed=61)}, (("ventricles", T, 10.0),)),
-         Step("t2", 330, {T: _p((-6.5, 0, 0), 11, ring=2, side=-1, seed=61)}, (("ventricles", T, 10.0),))),
-        ({"kind": "boundary_enhancement", "timepoint": "t1", "boundary": "ventricles"},
-         {"kind": "boundary_enhancement", "timepoint": "t2", "boundary": "ventricles"},
-         {"kind": "contiguous_extension", "timepoint": "t1"}, {"kind": "contiguous_extension", "timepoint": "t2"}),
-        "Growth of the caudate metastasis along the ventricle with enhancement of the ependyma."))
-    # 7. Caudate metastasis; a focus across the ventricle recedes while a lateral extension appears.
-    # The focus lies across the whole frontal horn (15-20 mm from the lesion on the BraTS image): with the default
-    # fall-off it received 4-5 Gy, below the 5 Gy that bounds where enhancement is looked for, and RN is not expected
-    # there; a broader fall-off (as a plan covering the caudate next to the ventricle) gives it 6-9 Gy. Both twins.
-    t7 = _p((-7, 0, -1), 4.5, ring=1.5, side=-1, seed=71)
-    out.append(Template(
-        "callosal_rn", "Caudate metastasis; a focus across the ventricle recedes as a lateral one appears", 7, "RN",
-        "ventricle", 27, 3,
-        (Step("t0", 0, {T: t7}),
-         Step("t1", 200, {T: t7, F: _p((10, 0, 11), (4, 5, 3.5), side=0, spare=1.5, seed=72)}),
-         Step("t2", 300, {T: t7, "lateral": _p((-14, 0, -1), 4.5, side=-1, seed=73)})),
-        # The focus faces the ventricle with its ependyma spared: an open ring as well (as in the phantom scenario;
-        # the paper's "without ventricular-surface enhancement").
-        ({"kind": "noncontiguous_across_boundary", "timepoint": "t1", "boundary": "ventricles", "component": F},
-         {"kind": "open_ring", "timepoint": "t1", "boundary": "ventricles"},
-         {"kind": "contiguous_extension", "timepoint": "t2"}),
-        "Caudate metastasis, 27 Gy in 3: new enhancement across the ventricle without ventricular-surface "
-        "enhancement; later it recedes while new enhancement appears laterally.", dose_falloff_mm=(10.0, 30.0)))
-    out.append(Template(
-        "callosal_pd", "Caudate metastasis growing as a whole", 7, "PD", "ventricle", 27, 3,
-        (Step("t0", 0, {T: t7}), Step("t1", 200, {T: _p((-7, 0, -1), 7.5, ring=2, side=-1, seed=71)}),
-         Step("t2", 300, {T: _p((-7, 0, -1), 10.5, ring=2, side=-1, seed=71)})),
-        ({"kind": "contiguous_extension", "timepoint": "t1"}, {"kind": "contiguous_extension", "timepoint": "t2"}),
-        "Concentric growth of the whole caudate nodule.", dose_falloff_mm=(10.0, 30.0)))
-    # 8. Temporal lesion after 60 Gy/30: the part on one side of a sulcus grows, the other recedes.
-    # The receding part's remnant at t1 (3.5 mm, from 7) is designed clear of the thresholds it then crosses: its
-    # depth of regression 3.5 mm (≥ 2.5) and, when it is gone at t2, a regressed portion of 166 mm³ on the 1 mm
-    # image (≥ 50). A 2.5 mm remnant (from 6) sat on that threshold: 52 mm³ in the truth, so whether the t1->t2
-    # interval was a mixed response turned on a few voxels of partial volume. The remnant is a solid nodule, as a
-    # 7 mm remnant usually is: with a 1.5 mm rim round a 2 mm core, partial volume left that rim mostly below the
-    # enhancement threshold on the BraTS image (20 of its 166 mm³ enhanced), so the truth held a remnant the image
-    # did not show.
-    med = _p((-6.5, 0, 0), 5, ring=1.5, side=-1, seed=81)
-    lat = _p((6.5, 0, 0), 7, ring=1.5, side=1, seed=82)
-    out.append(Template(
-        "temporal_mixed_rn", "Temporal lesion: one part grows, the other recedes", 8, "RN", "temporal", 60, 30,
-        (Step("t0", 0, {"medial": med, "lateral": lat}),
-         Step("t1", 150, {"medial": dataclasses.replace(med, radii=(8.5, 8.5, 8.5)),
-                          "lateral": dataclasses.replace(lat, radii=(3.5, 3.5, 3.5), ring=0.0)}),
-         Step("t2", 270, {"medial": dataclasses.replace(med, radii=(12, 12, 12))})),
-        ({"kind": "contiguous_extension", "timepoint": "t1"}, {"kind": "contiguous_extension", "timepoint": "t2"}),
-        "Temporal lobe lesion after 60 Gy in 30: the part on one side of a spared sulcus grows while the other "
-        "recedes.", dose_falloff_mm=(10.0, 30.0)))
-    out.append(Template(
-        "temporal_mixed_pd", "Temporal lesion growing in all parts", 8, "PD", "temporal", 60, 30,
-        (Step("t0", 0, {"medial": med, "lateral": dataclasses.replace(lat, radii=(5, 5, 5))}),
-         Step("t1", 150, {"medial": dataclasses.replace(med, radii=(8.5, 8.5, 8.5)),
-                          "lateral": dataclasses.replace(lat, radii=(8.5, 8.5, 8.5))}),
-         Step("t2", 270, {"medial": dataclasses.replace(med, radii=(12, 12, 12)),
-                          "lateral": dataclasses.replace(lat, radii=(12, 12, 12))})),
-        ({"kind": "contiguous_extension", "timepoint": "t1"}, {"kind": "contiguous_extension", "timepoint": "t2"}),
-        "Both parts of the temporal lesion grow.", dose_falloff_mm=(10.0, 30.0)))
-    return out
+    """The eight scenarios and their PD twins, in anchor frames (see the module docstring; :data:`TEMPLATES_JSON`)."""
+    return [_template(d) for d in _tables()["templates"]]
 
 
 def validation_templates() -> list[Template]:
-    """Implanted cases that check the method rather than teach a scenario (issue 34), each built with its truth:
+    """Implanted cases that check the method rather than teach a scenario (issue 34), each built with its truth
+    (:data:`TEMPLATES_JSON`):
 
     * on the clinical exam's 5.5 mm slices (~1 mm pixels): one side of a 5.5 cm³ lesion grows 6 mm in the slice
       plane while the opposite side regresses 5 mm (a mixed response), its PD twin grows 4 mm all round (growth as a
@@ -554,51 +402,7 @@ def validation_templates() -> list[Template]:
       normal boundary (no boundary enhancement) or with the boundary thickened and enhancing next to it (boundary
       enhancement), as growth as a whole.
     """
-    T = "treated"
-    out = []
-    wm = _p((-22, 5, 3), (10, 11, 9), ring=2.5, side=-1, seed=91)
-    # Along e2 (in the slice plane) the extent [-6, 16] becomes [-1, 22]: 5 mm regressed on one side, 6 mm grown on
-    # the other. The design's margin on these slices (T²/2R = 5.5²/18 = 1.7 mm) puts the 2.5 mm required at 4.2 mm.
-    out.append(Template(
-        "inplane_mixed_rn", "One side grows in the slice plane while the other regresses", 0, "RN", "falx", 20, 1,
-        (Step("t0", 0, {T: wm}), Step("t1", 180, {T: _p((-22, 10.5, 3), (10, 11.5, 9), ring=2.5, side=-1, seed=91)})),
-        ({"kind": "contiguous_extension", "timepoint": "t1"},),
-        "A 4 cm³ white-matter lesion on 5.5 mm slices: 6 mm of growth on one side and 5 mm of regression on the "
-        "other, both in the slice plane.", bases=("tcga",)))
-    out.append(Template(
-        "inplane_mixed_pd", "The same lesion growing 4 mm all round", 0, "PD", "falx", 20, 1,
-        (Step("t0", 0, {T: wm}), Step("t1", 180, {T: _p((-22, 5, 3), (14, 15, 13), ring=2.5, side=-1, seed=91)})),
-        ({"kind": "contiguous_extension", "timepoint": "t1"},),
-        "The PD twin: growth as a whole by 4 mm, in the slice plane and through the slices.", bases=("tcga",)))
-    out.append(Template(
-        "through_small_rn", "The lesion moved 3 mm through the slices", 0, "RN", "falx", 20, 1,
-        (Step("t0", 0, {T: wm}), Step("t1", 180, {T: _p((-22, 5, 6), (10, 11, 9), ring=2.5, side=-1, seed=91)})),
-        (), "Its top grows and its bottom regresses by 3 mm, through 5.5 mm slices: below what they resolve.",
-        bases=("tcga",)))
-    out.append(Template(
-        "through_large_rn", "The lesion moved 11 mm through the slices", 0, "RN", "falx", 20, 1,
-        (Step("t0", 0, {T: wm}), Step("t1", 180, {T: _p((-22, 5, -8), (10, 11, 9), ring=2.5, side=-1, seed=91)})),
-        ({"kind": "contiguous_extension", "timepoint": "t1"},),
-        "Its bottom grows and its top regresses by 11 mm, two slices: a mixed response.", bases=("tcga",)))
-    # A nodule against a boundary: 5 mm radius (0.5 cm³) to 8 mm (2.1 cm³), held 1 mm off the boundary's plane.
-    for anchor, kind, tmargin in (("falx", "falx", 1.5), ("tentorium", "tentorium", 3.0),
-                                  ("ventricle", "ventricles", 1.5)):
-        small = _p((-6.5, 0, 0), 5, ring=1.5, side=-1, margin=1.0, seed=95)
-        large = _p((-9.5, 0, 0), 8, ring=2, side=-1, margin=1.0, seed=95)
-        words = {"falx": "falx", "tentorium": "tentorium", "ventricles": "ventricular wall"}[kind]
-        out.append(Template(
-            f"abut_{anchor}_normal_pd", f"Nodule growing against a normal {words}", 0, "PD", anchor, 20, 1,
-            (Step("t0", 0, {T: small}), Step("t1", 200, {T: large})),
-            ({"kind": "contiguous_extension", "timepoint": "t1"},),
-            f"A nodule abutting the {words} grows as a whole from 0.5 to 2.1 cm³; the {words} is normal.",
-            thick_margin=tmargin))
-        out.append(Template(
-            f"abut_{anchor}_thick_pd", f"Nodule growing with a thickened enhancing {words}", 0, "PD", anchor, 20, 1,
-            (Step("t0", 0, {T: small}), Step("t1", 200, {T: large}, ((kind, T, 8.0),))),
-            ({"kind": "boundary_enhancement", "timepoint": "t1", "boundary": kind},
-             {"kind": "contiguous_extension", "timepoint": "t1"}),
-            f"The same nodule with the {words} next to it thickened and enhancing over 8 mm.", thick_margin=tmargin))
-    return out
+    return [_template(d) for d in _tables()["validation"]]
 
 
 # ----------------------------------------------------------------------------------------------------------------
