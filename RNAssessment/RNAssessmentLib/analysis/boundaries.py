@@ -456,6 +456,10 @@ def _beyond_normal_fold(out: dict, t1c_box: np.ndarray, bmask: np.ndarray, enhan
 
 OPEN_RING_KINDS = ("ventricles",)
 
+#: A ring is open when the spared layer under the enhancement makes at least this share of the layer next to the
+#: boundary (spared + enhancement touching it).
+OPEN_RING_MIN_FRACTION = 0.5
+
 
 #: An open ring wraps the boundary away from where the treated lesion meets it: the layer it spreads along must
 #: be centred at least this far (mm) from the boundary point nearest the treated lesion. A lesion growing
@@ -506,7 +510,8 @@ def open_ring(enhancement: np.ndarray, t1c_box: np.ndarray, bmask: np.ndarray, m
         return None
     open_frac = float(under.sum()) / total
     out = {"open_fraction": open_frac, "open_layer_voxels": int(under.sum()),
-           "enhancement_touching_voxels": int(touching.sum()), "is_open": bool(open_frac >= 0.5)}
+           "enhancement_touching_voxels": int(touching.sum()),
+           "is_open": bool(open_frac >= OPEN_RING_MIN_FRACTION)}
     if treated is not None and treated.any():
         m = geo.ijk_to_lps(box.grid)[:3, :3]
         layer_c = np.argwhere(under | touching).mean(0) @ m.T
@@ -917,7 +922,7 @@ class OpenRingDetector(Detector):
         EvidenceKey("centroid_shift_mm", "mm", "the enhancement's centre from the treated lesion's"),
     )
     thresholds = (
-        Threshold("min_open_fraction", 0.5, "fraction", "open_ring"),
+        Threshold("min_open_fraction", OPEN_RING_MIN_FRACTION, "fraction", "OPEN_RING_MIN_FRACTION"),
         Threshold("min_eccentricity", OPEN_RING_MIN_ECCENTRICITY_MM, "mm", "OPEN_RING_MIN_ECCENTRICITY_MM"),
         Threshold("min_centroid_shift", OPEN_RING_MIN_SHIFT_MM, "mm", "OPEN_RING_MIN_SHIFT_MM"),
     )
