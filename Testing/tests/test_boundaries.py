@@ -25,7 +25,7 @@ def _expected(scn):
 
 def _assert_evidence_declared(results):
     """Every evidence key of every finding is one its detector declares (nested boundary checks too)."""
-    by_kind = {k: d for d in B.DETECTORS for k in (d.kind, *getattr(d, "also_kinds", ()))}
+    by_kind = {k: d for d in B.DETECTORS for k in (d.kind, *d.also_kinds)}
     nested = {e.key for e in B.BOUNDARY_ENHANCEMENT_EVIDENCE}
     for res in results.values():
         for f in res.findings:

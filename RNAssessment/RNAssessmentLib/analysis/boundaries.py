@@ -35,6 +35,7 @@ Methods (stated in outputs so a reader can judge them):
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import numpy as np
 import SimpleITK as sitk
@@ -679,8 +680,12 @@ class FollowupScene:
     labels: np.ndarray | None = None   # components of the enhancement
     by_group: dict = dataclasses.field(default_factory=dict)    # contiguity group → component labels (0: treated)
     in_fold: set = dataclasses.field(default_factory=set)       # groups lying in a dural fold
-    passable: np.ndarray | None = None  # brain without the boundaries (geodesic paths)
-    foci: np.ndarray | None = None
+    foci: np.ndarray | None = None      # enhancement non-contiguous with the treated lesion (AcrossBoundaryDetector)
+
+    @functools.cached_property
+    def passable(self) -> np.ndarray:
+        """Brain without the boundaries: where geodesic paths and open rings may run."""
+        return self.brain & ~self.all_bnd
 
     @property
     def vox(self) -> float:
@@ -703,6 +708,7 @@ class Detector:
     ``thresholds`` declare what those findings carry and what decided them. ``needs_groups``: the detector reads
     the enhancement's components and contiguity groups."""
     kind: FindingKind
+    also_kinds: tuple = ()             # further kinds its findings may take (e.g. a focus whose boundary enhances)
     evidence: tuple = ()
     thresholds: tuple = ()
     needs_groups: bool = True
@@ -1019,7 +1025,7 @@ def _scene(timepoint: str, t1c: sitk.Image, treated: sitk.Image, ctx: BoundaryCo
                           comp_map=comp_map, dose=dose_box, levels_gy=levels_gy, d_treated=d_tr, model=model,
                           enh_raw=enh_raw, tube=tube, enh=enh, body=body, all_bnd=all_bnd, folds=folds,
                           source=source, min_volume_mm3=min_volume_mm3, earlier_across=earlier_across,
-                          left_out=left_out)
+                          left_out=left_out, foci=np.zeros_like(tr))
     return scene, mask_warnings, missed_mm3
 
 
@@ -1050,8 +1056,6 @@ def _group_components(scene: FollowupScene) -> None:
             if lab and via[int(b)] == 0:
                 groups[int(lab)] = 0
     scene.labels = labels
-    scene.passable = scene.brain & ~scene.all_bnd
-    scene.foci = np.zeros_like(scene.treated)
     for lab, g in groups.items():
         scene.by_group.setdefault(g, []).append(lab)
     _leave_out_fold_groups(scene)

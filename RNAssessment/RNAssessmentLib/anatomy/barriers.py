@@ -251,11 +251,6 @@ def _profile_grid(frame: _Frame, cell_mm: float, search_mm: float, flank_mm: flo
     return grid, s_lo
 
 
-def _on_grid(mask: np.ndarray, t1c: sitk.Image, grid: sitk.Image) -> np.ndarray:
-    return geo.array_view(sitk.Resample(geo.image_from_array(mask.astype(np.uint8), t1c), grid, sitk.Transform(),
-                                        sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)) > 0
-
-
 def _line_responses(prof: np.ndarray, flank_mm: float) -> tuple[np.ndarray, np.ndarray]:
     """How much brighter (darker) each sample is than *both* of its flanks ``flank_mm`` away: an edge between CSF
     and cortex is neither a bright nor a dark line."""
@@ -365,8 +360,8 @@ def fit_sheet(t1c: sitk.Image, prior: np.ndarray, normal, brain: np.ndarray, mod
     prof = geo.array_view(sitk.Resample(sitk.Cast(t1c, sitk.sitkFloat32), grid, sitk.Transform(), sitk.sitkLinear,
                                         np.nan, sitk.sitkFloat32))
     if exclude is not None and exclude.any():
-        prof = np.where(_on_grid(exclude, t1c, grid), np.nan, prof)
-    prof = np.where(_on_grid(brain, t1c, grid), prof, np.nan)
+        prof = np.where(geo.mask_on_grid(exclude, t1c, grid), np.nan, prof)
+    prof = np.where(geo.mask_on_grid(brain, t1c, grid), prof, np.nan)
     s_axis = s_lo + PROFILE_STEP_MM * np.arange(ns)
     bright, dark = _line_responses(prof, flank_mm)
     nawm = max(model.nawm, 1e-6)
@@ -379,7 +374,7 @@ def fit_sheet(t1c: sitk.Image, prior: np.ndarray, normal, brain: np.ndarray, mod
                 return np.take_along_axis(np.nan_to_num(vol, nan=0.0), si[..., None], axis=2)[..., 0]
             _cut_at_bridge(surface, at_surface, bright, dark, prof, frame.counts, cell_mm, nawm)
         if not_between is not None and not_between.any():
-            _cut_between(surface, si, _on_grid(not_between, t1c, grid))
+            _cut_between(surface, si, geo.mask_on_grid(not_between, t1c, grid))
     # Cells the sheet was cut back from (a bridge, between the ventricles) are no part of it, clear line or not: the
     # text counts the confident cells among the sheet's own ("1587 of 1525 cells" had counted them too).
     confident = confident & np.isfinite(surface)

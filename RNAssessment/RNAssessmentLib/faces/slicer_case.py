@@ -1,7 +1,8 @@
 """Case ↔ MRML scene: build a :class:`case.Case` from nodes, run the assessment, and add its outputs as nodes.
 
-Everything MRML goes through :mod:`..mrml.bridge` (the only module importing ``slicer``); the scene is always passed
-in, so this runs in the Slicer application and on the ``slicer-core`` wheel alike. Inputs are only read.
+Everything MRML goes through :mod:`..mrml.bridge` (the mrml package is the only one importing ``slicer``); the
+scene is always passed in, so this runs in the Slicer application and on the ``slicer-core`` wheel alike. Inputs
+are only read.
 """
 from __future__ import annotations
 

@@ -188,6 +188,12 @@ def resample(image: sitk.Image, reference: sitk.Image, *, linear: bool = True,
     return sitk.Resample(image, reference, transform or sitk.Transform(), interp, default, image.GetPixelID())
 
 
+def mask_on_grid(mask_ijk: np.ndarray, source: sitk.Image, grid: sitk.Image) -> np.ndarray:
+    """A boolean (i, j, k) mask on ``source``'s grid, sampled (nearest neighbour, same physical space) onto
+    ``grid``: a boolean (i, j, k) array of ``grid``'s size."""
+    return array_view(resample(image_from_array(mask_ijk.astype(np.uint8), source), grid, linear=False)) > 0
+
+
 #: Spacing (mm) up to which an axis is "thin": a structure one or two voxels across is resolved along it, so a
 #: one-voxel erosion or a 1-2 voxel sulcus means the same along it as in-plane. Thicker axes (the 5-7 mm slices of
 #: clinical follow-ups) move surfaces by whole slices and smear thin CSF over a slab.

@@ -1,1 +1,1 @@
-"""The MRML bridge (the only module importing ``slicer``; never ``qt``)."""
+"""The MRML bridge: the only package of the core importing ``slicer`` (never ``qt``); :mod:`.bridge` gathers it."""

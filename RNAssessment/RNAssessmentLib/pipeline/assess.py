@@ -176,10 +176,11 @@ BOUNDARY_SOURCES = {"falx": "atlas prior refined on the image", "tentorium": "at
 
 
 def _boundaries(case: Case, fit, model0, summary: dict, maps: Maps, warnings: list, say,
-                estimate_boundaries: bool) -> tuple[dict, bndmod.BoundaryContext]:
+                estimate_boundaries: bool) -> bndmod.BoundaryContext:
     """The boundaries on the planning grid: the user's, and the missing ones estimated (unless switched off) from
-    the atlas fit refined on the image (with the SRS session's T2/FLAIR, aligned). Returns ({kind: mask},
-    context); the methods go to the summary, the automatic masks and compartments to ``maps``."""
+    the atlas fit refined on the image (with the SRS session's T2/FLAIR, aligned). Returns the context (masks by
+    kind, how each was obtained, compartments); the methods go to the summary, the automatic masks and compartments
+    to ``maps``."""
     planning, treated = case.planning.t1c, case.treated_lesion
     bnd = dict(case.boundaries)
     sources = {k: "user" for k in bnd}
@@ -205,7 +206,7 @@ def _boundaries(case: Case, fit, model0, summary: dict, maps: Maps, warnings: li
         maps.compartments = compartments
     summary["boundaries"] = methods
     maps.boundaries = bnd
-    return bnd, bndmod.BoundaryContext(masks=bnd, sources=sources, compartments=compartments)
+    return bndmod.BoundaryContext(masks=bnd, sources=sources, compartments=compartments)
 
 
 class _Timeline:
@@ -330,7 +331,7 @@ def _boundaries_and_change(case: Case, summary: dict, maps: Maps, warnings: list
     box = bndmod.analysis_box(treated, [treated], dose)
     model0 = anat_brain.tissue_model(box.crop(geo.array_view(planning)).astype(np.float32),
                                      box.crop(geo.array_view(brain)) > 0)
-    bnd, context = _boundaries(case, fit, model0, summary, maps, warnings, say, estimate_boundaries)
+    context = _boundaries(case, fit, model0, summary, maps, warnings, say, estimate_boundaries)
     line = _Timeline(case, box, brain, stable_region(brain, [treated] + high_dose), say)
     findings = []
     for tp in case.timepoints:
@@ -365,7 +366,7 @@ def _boundaries_and_change(case: Case, summary: dict, maps: Maps, warnings: list
     if line.registrations:
         summary["registration"] = line.registration_summary()
     say(f"[{case.id}] change in shape")
-    return findings + _change(line, bnd, dose_planning, summary, maps, min_portion_mm3, compare_with_srs)
+    return findings + _change(line, context.masks, dose_planning, summary, maps, min_portion_mm3, compare_with_srs)
 
 
 def _change(line: _Timeline, bnd: dict, dose_planning, summary: dict, maps: Maps, min_portion_mm3: float | None,

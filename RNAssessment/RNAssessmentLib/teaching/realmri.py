@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
-import functools
 import json
 import os
 
@@ -49,7 +48,7 @@ from ..anatomy.brain import kmeans_1d
 from ..io import geometry as geo
 from ..io.case import Case, Dose, Timepoint, save_case
 from . import design
-from .scenarios import tuples
+from .scenarios import TEACHING_DIR, read_table, tuples
 from .phantom import (
     SRS_DATE,
     Blob,
@@ -367,14 +366,7 @@ class Template:
 
 #: The templates as data: the eight scenarios and their PD twins, and the validation templates, each with its
 #: design notes, steps (parts) and boundary truth.
-TEMPLATES_JSON = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "Resources", "Teaching",
-                              "realmri_templates.json")
-
-
-@functools.lru_cache(maxsize=1)
-def _tables() -> dict:
-    with open(TEMPLATES_JSON, encoding="utf-8") as f:
-        return json.load(f)
+TEMPLATES_JSON = os.path.join(TEACHING_DIR, "realmri_templates.json")
 
 
 def _template(d: dict) -> Template:
@@ -387,7 +379,7 @@ def _template(d: dict) -> Template:
 
 def templates() -> list[Template]:
     """The eight scenarios and their PD twins, in anchor frames (see the module docstring; :data:`TEMPLATES_JSON`)."""
-    return [_template(d) for d in _tables()["templates"]]
+    return [_template(d) for d in read_table(TEMPLATES_JSON)["templates"]]
 
 
 def validation_templates() -> list[Template]:
@@ -402,7 +394,7 @@ def validation_templates() -> list[Template]:
       normal boundary (no boundary enhancement) or with the boundary thickened and enhancing next to it (boundary
       enhancement), as growth as a whole.
     """
-    return [_template(d) for d in _tables()["validation"]]
+    return [_template(d) for d in read_table(TEMPLATES_JSON)["validation"]]
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -422,11 +414,6 @@ def _coords(grid: sitk.Image) -> np.ndarray:
     o, s = np.array(grid.GetOrigin()), np.array(grid.GetSpacing())
     ax = [(o[d] + s[d] * np.arange(size[d])).astype(np.float32) for d in range(3)]
     return np.stack(np.meshgrid(*ax, indexing="ij"), axis=-1)      # (i, j, k, 3) LPS
-
-
-def _on(mask: np.ndarray, src: sitk.Image, grid: sitk.Image) -> np.ndarray:
-    img = geo.image_from_array(mask.astype(np.uint8), src)
-    return geo.array_view(sitk.Resample(img, grid, sitk.Transform(), sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)) > 0
 
 
 def _dist(mask: np.ndarray, grid: sitk.Image) -> np.ndarray:
@@ -456,11 +443,11 @@ def make_scene(template: Template, base: BaseMRI, images: BaseImages, half_mm: f
     frame = frame_for(anchor, base, images)
     grid = _eval_grid(frame, half_mm)
     local = frame.to_local(_coords(grid).reshape(-1, 3)).reshape(tuple(grid.GetSize()) + (3,)).astype(np.float32)
-    csf = _on(images.csf, images.t1c, grid)
-    brain = _on(images.brain, images.t1c, grid)
+    csf = geo.mask_on_grid(images.csf, images.t1c, grid)
+    brain = geo.mask_on_grid(images.brain, images.t1c, grid)
     ventricle = None
     if anchor.kind == "ventricle":
-        ventricle = _on(_ventricle_at(images, anchor.ijk), images.t1c, grid)
+        ventricle = geo.mask_on_grid(_ventricle_at(images, anchor.ijk), images.t1c, grid)
     if frame.kind in ("falx", "tentorium"):
         bdist = np.abs(local[..., 0])
     elif ventricle is not None:

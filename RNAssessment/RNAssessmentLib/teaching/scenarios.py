@@ -19,9 +19,10 @@ import os
 
 from .phantom import Blob, Scenario, TimepointSpec
 
+#: Where the teaching tables live (data read by the generators, shipped with the package).
+TEACHING_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "Resources", "Teaching")
 #: The scenarios as data: each with its design notes, timepoints (components as blobs) and expected findings.
-SCENARIOS_JSON = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "Resources", "Teaching",
-                              "scenarios.json")
+SCENARIOS_JSON = os.path.join(TEACHING_DIR, "scenarios.json")
 
 
 def tuples(x):
@@ -33,10 +34,11 @@ def tuples(x):
     return x
 
 
-@functools.lru_cache(maxsize=1)
-def _table() -> tuple:
-    with open(SCENARIOS_JSON, encoding="utf-8") as f:
-        return tuple(json.load(f)["scenarios"])
+@functools.lru_cache(maxsize=None)
+def read_table(path: str) -> dict:
+    """A teaching table (JSON), read once per process; callers build new objects from it and never change it."""
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
 
 
 def _timepoint(d: dict, misalign: bool) -> TimepointSpec:
@@ -58,7 +60,7 @@ def _scenario(d: dict, misalign: bool) -> Scenario:
 def scenario_list(misalign: bool = True) -> list[Scenario]:
     """All scenarios (:data:`SCENARIOS_JSON`). ``misalign`` gives two RN cases rigidly misaligned follow-ups (as if
     from other scanners)."""
-    return [_scenario(d, misalign) for d in _table()]
+    return [_scenario(d, misalign) for d in read_table(SCENARIOS_JSON)["scenarios"]]
 
 
 def get_scenario(name: str, misalign: bool = True) -> Scenario:
