@@ -60,6 +60,17 @@ def demo_assessment(rendered):
     return get
 
 
+def pytest_configure(config):
+    """Under pytest-xdist with as many workers as cores, each worker's ITK filters get their share of the cores
+    (one each on CI's two): two workers each running ITK on both cores contend for them (measured: four real-MRI
+    cases 98 s on two threads per worker, 91 s on one). Registrations are single-threaded anyway
+    (geometry.registration_method), so no result depends on this."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT") or 0)
+    if workers:
+        import SimpleITK as sitk
+        sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(max(1, (os.cpu_count() or 1) // workers))
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
     """Tests parametrized by a teaching scenario (``name``) that are in no xdist group of their own go to that
