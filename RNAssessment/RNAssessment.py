@@ -329,10 +329,17 @@ class RNAssessmentLogic(ScriptedLoadableModuleLogic):
         mb.jump_slices(scene or slicer.mrmlScene, finding.centroid_ras)
 
     def showCompareLayout(self, result, parameterNode, scene=None) -> list:
-        """Timepoints side by side in linked slice views, the dose over each."""
+        """Timepoints side by side in linked slice views, the dose over each; each view fills the findings of its
+        own timepoint and outlines the others."""
         from RNAssessmentLib.mrml import bridge as mb
         vols = result["timepoint_volumes"] if result else list(parameterNode.timepoints)
-        return mb.compare_layout(scene or slicer.mrmlScene, vols, foreground=parameterNode.dose)
+        slices = mb.compare_layout(scene or slicer.mrmlScene, vols, foreground=parameterNode.dose)
+        if result and result.get("findings") is not None:
+            # Each view fills the findings of its own scan only (outlines elsewhere).
+            from RNAssessmentLib.faces.slicer_case import fill_findings_by_timepoint
+            fill_findings_by_timepoint(scene or slicer.mrmlScene, result["findings"],
+                                       [tp.label for tp in result["case"].timepoints], slices)
+        return slices
 
     def writeDicom(self, result, reportDirectory: str, dicomDirectory: str, scene=None) -> list:
         """DICOM outputs of a result whose report is in ``reportDirectory``; the timepoint volumes must have been

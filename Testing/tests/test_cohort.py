@@ -164,6 +164,12 @@ def test_cohort_tables_are_what_the_ground_truth_gives(cohort_source, local_run)
     for n in CASES:
         assert f'href="cases/{n}/report.html"' in page
     assert page.count("data:image/png") >= 2 and "Wilson" in page and "Decision support" in page
+    # Each thumbnail is the case's first finding on its own scan (issue 38), never on a scan that predates it.
+    for n in CASES:
+        first = json.load(open(os.path.join(local_run, "cases", n, "findings.json")))["findings"][0]
+        block = page.split(f'id="case-{n}"', 1)[1].split('<div class="case', 1)[0]
+        label = re.search(r'aria-label="([^"]*)"', block).group(1)
+        assert label.startswith(f"F1 {first.get('timepoint') or first['to']} ·"), (n, label)
 
 
 def test_resume_reruns_nothing_then_only_the_changed_case(cohort_source, local_run):

@@ -21,7 +21,7 @@ from RNAssessmentLib.io import geometry as geo
 from RNAssessmentLib.io.case import load_manifest
 from RNAssessmentLib.teaching import realmri as R
 from storagecheck import assert_same_assessment, restored
-from truthcheck import truth_problems
+from truthcheck import lesion_problems, truth_problems
 
 LANDMARKS = json.load(open(os.path.join(ROOT, "Testing", "data", "real_mri_landmarks.json"), encoding="utf-8"))
 ALL_CASES = [(b, t.name) for b in ("brats", "tcga") for t in R.templates()]
@@ -183,6 +183,8 @@ def test_real_mri_case_gives_exactly_its_ground_truth(base, name, bases, tmp_pat
     if problems and (base, name) in KNOWN_FAILURES:
         pytest.xfail(f"{KNOWN_FAILURES[(base, name)]} (found: {problems})")
     assert not problems, problems
+    # Lesion by lesion: the treated lesion and each designed focus, present where the design draws it.
+    assert not lesion_problems(assessment, [(st.label, list(st.parts)) for st in tpl.steps], truth["expected"])
     for f in findings:
         if f["kind"] in ("noncontiguous_across_boundary", "boundary_enhancement", "open_ring"):
             # Every boundary says how it was obtained: here, automatically (atlas and image), never given.

@@ -258,3 +258,38 @@ def test_axis_ticks_cover_the_data():
     for lo, hi in ((0, 290), (0, 0.76), (-20, 365), (3, 3)):
         t = R.nice_ticks(lo, hi)
         assert t[0] <= lo and t[-1] >= hi and len(t) >= 2
+
+
+def test_the_lesion_table_and_chart_show_the_lesions_of_findings_json(reports):
+    """Lesion by lesion (issue 38), read in headless Chromium as a reader sees the page: the lesion table stands
+    above the findings, each of its cells shows findings.json's volume (cm³, 2 decimals) and longest diameter (mm,
+    1 decimal) of that lesion at that timepoint, and the time-course chart draws one line per lesion besides the
+    total. The case: the treated lesion and the focus across the falx that appears at t1 and grows at t2."""
+    _need_browser()
+    plain, _ = reports
+    doc = json.loads((plain / "findings.json").read_text(encoding="utf-8"))
+    lesions = doc["lesions"]
+    assert [(x["id"], x["role"]) for x in lesions] == [("L1", "treated lesion"), ("L2", "new focus")]
+    labels = [t["label"] for t in doc["summary"]["timepoints"]]
+    assert lesions[1]["first_seen"] == labels[1]
+    with Headless(width=1280, height=900) as b:
+        b.open(str(plain / "report.html"))
+        order = b.evaluate("[...document.querySelectorAll('section')].map(s => s.id)")
+        cells = json.loads(b.evaluate("""JSON.stringify([...document.querySelectorAll('#lesions td[data-lesion]')]
+            .map(td => [td.dataset.lesion, td.dataset.timepoint, td.innerText]))"""))
+        lines = b.evaluate("[...new Set([...document.querySelectorAll('#time-course svg [data-lesion]')]"
+                           ".map(e => e.dataset.lesion))]")
+        assert b.errors() == []
+    assert order.index("lesions") < order.index("findings") < order.index("time-course")
+    shown = {(les, tp): text for les, tp, text in cells}
+    for les in lesions:
+        for at in les["timepoints"]:
+            assert shown[(les["id"], at["timepoint"])] == \
+                f"{at['volume_mm3'] / 1000:.2f} · {at['longest_diameter_mm']:.1f}"
+    assert len(cells) == sum(len(x["timepoints"]) for x in lesions)
+    assert sorted(lines) == ["L1", "L2"]
+    # The findings name their lesions; no focus is "new" twice.
+    for f in doc["findings"]:
+        assert f["lesions"]
+    news = [f for f in doc["findings"] if f["description"].startswith("New ")]
+    assert len(news) == len({tuple(f["lesions"]) for f in news})

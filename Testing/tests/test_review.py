@@ -147,6 +147,29 @@ def test_review_scene_matches_the_assessment_and_the_truth(assessed):
     assert err < 1.5, f"t1 placed {err:.2f} mm from where the true transform puts it"
     # The transform moved something (the phantom follow-ups are misaligned by several mm on purpose).
     assert np.linalg.norm(geo.lps_from_ras(world) - c_t1_lps) > 2.0
+    # Each timepoint's view fills the findings of its own scan only (issue 38): the focus first seen at t1 is an
+    # outline on the SRS scan, a fill on t1's; the t1-t2 grown portion a fill on t2's only, the regressed one on
+    # t1's only. The timepoints are those of the design (t0 SRS, t1, t2), not read from the code under test.
+    from RNAssessmentLib.faces.slicer_case import fill_findings_by_timepoint
+    labels = [t["label"] for t in d["summary"]["timepoints"]]
+    assert labels == ["t0", "t1", "t2"]
+    slices = mb.compare_layout(scene, nodes["volumes"])
+    views = fill_findings_by_timepoint(scene, nodes["findings"], labels, slices)
+    seg = nodes["findings"].GetSegmentation()
+    sid = {seg.GetNthSegment(k).GetName(): seg.GetNthSegmentID(k) for k in range(seg.GetNumberOfSegments())}
+    expect = {"t1 across falx": "t1", "t2 across falx": "t2", "t1-t2 grew": "t2", "t1-t2 regressed": "t1"}
+    assert len(views) == 3
+    for view, slice_node, label in zip(views, slices, labels):
+        assert list(view.GetViewNodeIDs()) == [slice_node.GetID()] and not view.GetVisibility3D()
+        for name, shown_at in expect.items():
+            assert view.GetSegmentVisibility2DFill(sid[name]) == (label == shown_at), (name, label)
+            assert view.GetSegmentVisibility2DOutline(sid[name])
+    assert not nodes["findings"].GetDisplayNode().GetVisibility2D()       # 2D is left to the per-view nodes
+    again = fill_findings_by_timepoint(scene, nodes["findings"], labels, slices)    # an orientation change
+    assert nodes["findings"].GetNumberOfDisplayNodes() == 4 and all(scene.GetNodeByID(v.GetID()) is None
+                                                                     for v in views)
+    mb.remove_view_displays(scene, nodes["findings"])
+    assert all(scene.GetNodeByID(v.GetID()) is None for v in again)
     # Every node of the case sits in its folder: removing the folder (a case switch) leaves none behind.
     ids = [n.GetID() for n in nodes["nodes"]]
     mb.remove_folder(scene, nodes["folder"])
@@ -395,6 +418,24 @@ def test_review_in_the_browser(browser_session, assessed):
         assert len(set(round(v, 3) for v in st["slice_offsets"].values())) == 1      # linked: one offset
     # Axial offset = the centroid's S coordinate.
     assert abs(next(iter(st["slice_offsets"].values())) - d["findings"][0]["centroid_ras"][2]) < 0.5
+    # Each view fills the findings of its own scan only (issue 38): none of the follow-ups' findings is a fill on
+    # the SRS scan (view 1); "t1 across falx" is filled on t1's (view 2) and not on t2's.
+    filled = _state(b)["filled"]
+    srs, first, second = (filled[t] for t in sorted(filled))           # the views' tags end in 1, 2, 3
+    # On the SRS scan only what it shows: the portions that regressed since it ("t0-t2 regressed").
+    assert len(filled) == 3 and srs and all(n.startswith("t0-") and n.endswith(" regressed") for n in srs)
+    assert "t1 across falx" in first
+    assert "t1 across falx" not in second and "t2 across falx" in second
+    # The lesion list: L1 the treated lesion, L2 the focus first seen at t1; a click centres the views on L2 where
+    # it was last seen (findings.json's centroid).
+    lesions = {x["id"]: x for x in d["lesions"]}
+    titles = b.evaluate("Array.from(document.querySelectorAll('.lesion-item')).map(e => e.textContent)")
+    assert len(titles) == 2 and "L1 treated lesion" in titles[0] and "L2 new focus (first seen t1)" in titles[1]
+    b.evaluate("document.querySelectorAll('.lesion-item')[1].click()")
+    _wait(b, "fetch('/rnassess/state').then(r => r.json()).then(j => j.active_lesion === 'L2')", what="L2 active")
+    target = np.asarray(lesions["L2"]["timepoints"][-1]["centroid_ras"])
+    for tag, centre in _state(b)["slice_centres_ras"].items():
+        assert np.linalg.norm(np.asarray(centre) - target) < 0.5, (tag, centre, target)
     if os.environ.get("RNASSESS_SCREENSHOTS"):
         b.screenshot(os.path.join(os.environ["RNASSESS_SCREENSHOTS"], "review_falx.png"), full_page=False)
     assert b.errors() == [], b.errors()

@@ -3,7 +3,7 @@ the finding kinds of its ground truth, no more and no fewer (boundary kinds per 
 per interval). A learner shown an RN case must not see a sign of PD that its truth does not contain."""
 import pytest
 from RNAssessmentLib.teaching.scenarios import get_scenario, scenario_list
-from truthcheck import truth_problems
+from truthcheck import lesion_problems, truth_problems
 
 #: Cases whose assessment still differs from the truth, with what the last run found. Run and reported (xfail,
 #: non-strict), never skipped; a case that starts to pass shows as XPASS and leaves this list.
@@ -22,3 +22,19 @@ def test_demo_case_reports_exactly_its_truth(name, demo_assessment, rendered):
     assert not problems, problems
     if scn.counterpart == "PD":
         assert not [f for f in assessment.findings if f.to_dict()["favours"] == "RN"]
+
+
+
+@pytest.mark.parametrize("name", [s.name for s in scenario_list()])
+def test_demo_case_lesions_are_its_designed_lesions(name, demo_assessment, rendered):
+    """Lesion by lesion (issue 38): the treated lesion L1 and one lesion per designed focus, each present exactly at
+    the timepoints the design draws it (a focus that appears at t1 and grows at t2 is one lesion first seen at t1,
+    not new twice); a focus is called new only at the timepoint it first appears."""
+    scn = get_scenario(name)
+    assessment, _ = demo_assessment(name)
+    assert not lesion_problems(assessment, [(tp.label, list(tp.components)) for tp in scn.timepoints],
+                               rendered(name)["expected"])
+    assert assessment.lesions[0].id == "L1" and assessment.lesions[0].treated
+    # Every lesion lists the findings that name it, and only those.
+    for les in assessment.lesions:
+        assert les.findings == [f"F{i}" for i, f in enumerate(assessment.findings, 1) if les.id in f.lesions]

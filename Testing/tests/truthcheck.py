@@ -2,6 +2,37 @@
 
 from RNAssessmentLib.analysis.findings import CHANGE_KINDS as CHANGE
 WITH_BOUNDARY = ("noncontiguous_across_boundary", "boundary_enhancement", "open_ring")
+#: The kinds a design gives a focus that lies apart from the treated lesion: such a component is a lesion of its own.
+APART = ("noncontiguous_across_boundary", "noncontiguous_focus")
+
+
+def designed_lesions(timepoints, expected) -> list[tuple]:
+    """The lesions a design builds, each as (treated?, the timepoints it is present at), sorted. ``timepoints``:
+    [(label, names of the components drawn at it)]. The components at the SRS timepoint and those the design places
+    touching them are the treated lesion; each component the design places apart (a focus: the truth names it with
+    an APART kind) is a lesion of its own, present at the timepoints it is drawn at."""
+    present: dict = {}
+    for label, names in timepoints:
+        for name in names:
+            present.setdefault(name, []).append(label)
+    apart = {e["component"] for e in expected if e.get("kind") in APART and e.get("component")}
+    treated = sorted({t for name, ts in present.items() if name not in apart for t in ts})
+    return sorted([(True, tuple(treated))] + [(False, tuple(present[n])) for n in apart])
+
+
+def lesion_problems(assessment, timepoints, expected) -> list:
+    """How the assessment's lesions differ from the designed ones (:func:`designed_lesions`), and any focus called
+    new at a timepoint after it was first seen, or any finding that names no lesion."""
+    found = sorted((les.treated, tuple(t for t, a in les.at.items() if a.present)) for les in assessment.lesions)
+    want = designed_lesions(timepoints, expected)
+    problems = [] if found == want else [f"lesions {found}, designed {want}"]
+    first_seen = {les.id: les.first_seen for les in assessment.lesions}
+    for f in assessment.findings:
+        if not f.lesions:
+            problems.append(f"{f.kind} names no lesion")
+        elif f.kind in APART and f.description.startswith("New ") != (first_seen[f.lesions[0]] == f.timepoint):
+            problems.append(f"{f.description[:60]}: {f.lesions[0]} first seen at {first_seen[f.lesions[0]]}")
+    return problems
 
 
 def truth_problems(assessment, expected) -> list:
@@ -31,4 +62,30 @@ def truth_problems(assessment, expected) -> list:
         good = g in ok_iv[iv] if iv in ok_iv else g == e_iv.get(iv, set())
         if not good:
             problems.append(f"change {iv}: found {sorted(g)}, truth {ok_iv.get(iv) or sorted(e_iv.get(iv, set()))}")
+    problems += _sentence_problems(assessment)
+    return problems
+
+
+def _sentence_problems(assessment) -> list:
+    """Every lesion volume a sentence quotes is the lesion table's (cm³, 2 decimals): "L1 0.61 → 0.06 cm³" in a
+    change, "New 0.12 cm³ enhancing focus L2", "first seen at t1 (...) (0.12 cm³), 0.70 cm³ at t2"."""
+    import re
+    table = {les.id: les for les in assessment.lesions}
+
+    def cc(les, label):
+        at = les.at.get(label)
+        return f"{(at.volume_mm3 if at else 0.0) / 1000:.2f}"
+    problems = []
+    for f in assessment.findings:
+        d = f.description or ""
+        if f.from_:
+            for lid, a, b in re.findall(r"(L\d+) ([0-9.]+) → ([0-9.]+) cm³", d):
+                if (a, b) != (cc(table[lid], f.from_), cc(table[lid], f.to)):
+                    problems.append(f"{lid} {a} → {b} cm³ in '{d[:50]}', table {cc(table[lid], f.from_)} → "
+                                    f"{cc(table[lid], f.to)}")
+        elif f.kind in APART and f.lesions:
+            les = table[f.lesions[0]]
+            m = re.match(r"New ([0-9.]+) cm³", d) or re.search(r", ([0-9.]+) cm³ at ", d)
+            if m and m.group(1) != cc(les, f.timepoint):
+                problems.append(f"{les.id} {m.group(1)} cm³ in '{d[:50]}', table {cc(les, f.timepoint)}")
     return problems

@@ -51,13 +51,13 @@ import numpy as np
 import SimpleITK as sitk
 
 from ..io import geometry as geo
+from .lesions import GROUP_MM, rano_bm, track  # noqa: F401  (GROUP_MM: parts this close are one lesion)
 from .enhancement import enclosed_fraction
 from .findings import Finding
 
 MIN_PORTION_MM3 = 50.0
 MIN_DEPTH_MM = 2.5        # a portion's core must reach this far beyond the other surface: more than a wobble
 MIN_CORE_MM3 = 20.0       # ... over at least this volume
-GROUP_MM = 10.0           # parts whose surfaces lie within this distance are one lesion
 REGISTRATION_UNCERTAINTY_MM = 0.5   # a rigid registration (TRE 0.1-0.2 mm on the phantoms, < 1 mm on real MRI)
 DISPLACEMENT_MM = 0.75
 SMOOTH_SIGMA_MM = 2.0
@@ -446,31 +446,6 @@ def surface_moved_out(before: np.ndarray, disp: np.ndarray, ref: sitk.Image, whe
 # RANO-BM
 # ----------------------------------------------------------------------------------------------------------------
 
-def axial_diameters(mask: np.ndarray, ref: sitk.Image) -> tuple[float, float]:
-    """Longest diameter on any axial slice (mm) and the longest extent perpendicular to it on that slice."""
-    sp = np.array(ref.GetSpacing())
-    best = (0.0, 0.0)
-    for k in np.nonzero(mask.any(axis=(0, 1)))[0]:
-        sl = mask[:, :, k]
-        pts = np.argwhere(sl)
-        if len(pts) > 400:
-            # Boundary pixels carry the extremes.
-            inner = sl[1:-1, 1:-1] & sl[:-2, 1:-1] & sl[2:, 1:-1] & sl[1:-1, :-2] & sl[1:-1, 2:]
-            edge = sl.copy()
-            edge[1:-1, 1:-1] &= ~inner
-            pts = np.argwhere(edge)
-        xy = pts * sp[:2]
-        d2 = ((xy[:, None, :] - xy[None, :, :]) ** 2).sum(-1)
-        i, j = np.unravel_index(np.argmax(d2), d2.shape)
-        longest = float(np.sqrt(d2[i, j])) + float(sp[0])     # centre-to-centre + one pixel: edge to edge
-        if longest > best[0]:
-            u = (xy[j] - xy[i]) / max(np.linalg.norm(xy[j] - xy[i]), 1e-9)
-            perp = np.array([-u[1], u[0]])
-            proj = xy @ perp
-            best = (longest, float(proj.max() - proj.min()) + float(sp[0]))
-    return best
-
-
 #: How the lesion volumes of change findings and of the time course were measured (without, with fractions).
 VOLUMES_FROM = ("voxels of the lesion masks on the SRS grid",
                 "each timepoint's lesion on the SRS grid, partial voxels counted (a follow-up's segmentation as "
@@ -478,42 +453,18 @@ VOLUMES_FROM = ("voxels of the lesion masks on the SRS grid",
 
 
 def rano_table(masks: dict[str, np.ndarray], ref: sitk.Image, days: dict[str, int | None],
-               fractions: dict | None = None) -> list[dict]:
-    """Per timepoint: volume, sum of longest axial diameters of measurable components, % changes, category.
-    ``fractions``: as for :func:`analyse_changes`, the volumes' source where given."""
-    rows = []
+               fractions: dict | None = None, lesions: list | None = None) -> list[dict]:
+    """The time course: per timepoint the enhancing volume (``fractions``: as for :func:`analyse_changes`, the
+    volumes' source where given) and RANO-BM from the lesions followed over time (lesions.rano_bm; ``lesions``:
+    those of lesions.track, tracked here from ``masks`` alone when not given)."""
+    if lesions is None:
+        lesions = track(masks, ref, fractions=fractions)
     vox = geo.voxel_volume_mm3(ref)
-    for label, m in masks.items():
+    rows = []
+    for row, (label, m) in zip(rano_bm(lesions, list(masks)), masks.items()):
         frac = (fractions or {}).get(label)
         volume = float(m.sum() * vox) if frac is None or not m.any() else float(frac.sum(dtype=np.float64) * vox)
-        comps = _components(m, ref)
-        sld, perp_sum, n_meas = 0.0, 0.0, 0
-        for lab in range(1, int(comps.max()) + 1):
-            ld, pd = axial_diameters(comps == lab, ref)
-            if ld >= 10.0:
-                sld += ld
-                perp_sum += pd
-                n_meas += 1
-        rows.append({"timepoint": label, "days_since_srs": days.get(label), "volume_mm3": volume,
-                     "sum_longest_diameter_mm": sld, "sum_perpendicular_mm": perp_sum,
-                     "measurable_lesions": n_meas})
-    base = rows[0]["sum_longest_diameter_mm"] if rows else 0.0
-    nadir = None
-    for r in rows:
-        s = r["sum_longest_diameter_mm"]
-        r["change_from_baseline_pct"] = 100.0 * (s - base) / base if base > 0 else None
-        r["change_from_nadir_pct"] = 100.0 * (s - nadir) / nadir if nadir not in (None, 0) else None
-        if r is rows[0]:
-            r["rano_bm"] = "baseline"
-        elif not masks[r["timepoint"]].any():
-            r["rano_bm"] = "CR"
-        elif nadir is not None and nadir > 0 and s >= 1.2 * nadir and s - nadir >= 5.0:
-            r["rano_bm"] = "PD"
-        elif base > 0 and s <= 0.7 * base:
-            r["rano_bm"] = "PR"
-        else:
-            r["rano_bm"] = "SD"
-        nadir = s if nadir is None else min(nadir, s)
+        rows.append({"timepoint": label, "days_since_srs": days.get(label), "volume_mm3": volume, **row})
     return rows
 
 

@@ -5,7 +5,10 @@
     {"case": id, "findings": [{"kind", "timepoint"?, "from"?, "to"?, "boundary"?, "centroid_ras", "volume_mm3",
                                "gap_mm"?, "geodesic_mm"?, "boundary_enhancing"?, "dose": {"mean_gy", "max_gy"},
                                "evidence": {...}, "favours": "RN"|"PD"|"neutral", "segment"?, "grew_mm3"?,
-                               "regressed_mm3"?, "portions"?, "description"}],
+                               "regressed_mm3"?, "portions"?, "description", "lesions"?: ["L1", ...]}],
+     "lesions"?: [{"id", "role", "first_seen", "events", "findings": ["F1", ...],
+                   "timepoints": [{"timepoint", "volume_mm3", "longest_diameter_mm", "perpendicular_diameter_mm",
+                                   "axial_slices", "parts", "measurable", "centroid_ras", "dose"?}]}],
      "summary": {...}}
 
 Coordinates in findings are **RAS** mm (what a Slicer user reads in the slice views); see geometry.py.
@@ -77,6 +80,8 @@ class Finding:
     segment: str | None = None
     #: The finding in plain language with its evidence (see :func:`describe`).
     description: str | None = None
+    #: The ids of the lesions it concerns (lesions.py: L1 the treated lesion, L2 ... foci that appeared later).
+    lesions: list | None = None
 
     def __post_init__(self):
         try:
@@ -127,6 +132,17 @@ def finding_segments(maps: Maps) -> dict:
     return masks
 
 
+def segment_timepoint(name: str) -> str:
+    """The timepoint whose scan shows a findings segment (:func:`finding_segments`' names): a boundary finding's
+    own ("t1 across falx" → t1); a grown portion the later timepoint's ("t0-t1 grew" → t1), a regressed portion
+    the earlier one's ("t0-t1 regressed" → t0)."""
+    first = name.split(" ", 1)[0]
+    if "-" in first and name.endswith((" grew", " regressed")):
+        before, after = first.split("-", 1)
+        return after if name.endswith(" grew") else before
+    return first
+
+
 BOUNDARY_NAMES = {"falx": "falx", "tentorium": "tentorium", "ventricles": "ventricular wall", "csf": "sulcus (CSF)"}
 #: What lines each boundary and would enhance if tumour spread along it.
 LINING = {"falx": "meninges (falx)", "tentorium": "meninges (tentorium)", "ventricles": "ependyma",
@@ -171,6 +187,23 @@ class _Words:
     where: str       # ", right hemisphere" or ""
     b: str           # the boundary in words
     ev: dict
+    #: the focus this finding is about, when lesions were followed: (id, first seen, its volume then and at the
+    #: finding's timepoint, mm³: the lesion table's)
+    focus: tuple | None = None
+    #: for a change, the lesions it concerns: ((id, volume at "from" mm³, volume at "to" mm³), ...)
+    lesions: tuple = ()
+
+
+def _focus_opening(f: "Finding", w: _Words) -> str:
+    """'New 0.12 cm³ enhancing focus L2 at t1' where the focus first appears; later 'Enhancing focus L2, first
+    seen at t1 (0.12 cm³), 0.69 cm³ at t2': a focus is new once."""
+    if w.focus is None:
+        return f"New {w.cc} enhancing focus at {_when(f.timepoint, w.days)}"
+    lid, first, first_mm3, now_mm3 = w.focus
+    if first != f.timepoint:
+        return (f"Enhancing focus {lid}, first seen at {_when(first, w.days)} ({first_mm3 / 1000.0:.2f} cm³), "
+                f"{now_mm3 / 1000.0:.2f} cm³ at {_when(f.timepoint, w.days)}")
+    return f"New {now_mm3 / 1000.0:.2f} cm³ enhancing focus {lid} at {_when(f.timepoint, w.days)}"
 
 
 def _across_sentence(f: "Finding", w: _Words) -> str:
@@ -184,17 +217,17 @@ def _across_sentence(f: "Finding", w: _Words) -> str:
             f"({100 * before['segment_crossing_fraction'][f.boundary]:.0f} % of its segments to the lesion cross "
             f"it, {100 * w.ev['segment_crossing_fraction'].get(f.boundary, 0.0):.0f} % of the whole focus's)"
             if before else "")
-    return (f"New {w.cc} enhancing focus at {_when(f.timepoint, w.days)}{w.where}, {f.gap_mm:.1f} mm from the treated "
+    return (f"{_focus_opening(f, w)}{w.where}, {f.gap_mm:.1f} mm from the treated "
             f"lesion across the {w.b}{seen}; {path}; {enh}; {_dose_phrase(f.dose)}.")
 
 
 def _focus_sentence(f: "Finding", w: _Words) -> str:
     if f.boundary:
-        return (f"New {w.cc} enhancing focus at {_when(f.timepoint, w.days)}{w.where}, {f.gap_mm:.1f} mm from the "
+        return (f"{_focus_opening(f, w)}{w.where}, {f.gap_mm:.1f} mm from the "
                 f"treated lesion across the {w.b}, but the {LINING.get(f.boundary, w.b)} is not spared "
                 f"({w.ev.get('boundary_not_spared', 'it enhances')}), so the focus is not counted as a sign of RN; "
                 f"{_dose_phrase(f.dose)}.")
-    return (f"New {w.cc} enhancing focus at {_when(f.timepoint, w.days)}{w.where}, {f.gap_mm:.1f} mm from the treated "
+    return (f"{_focus_opening(f, w)}{w.where}, {f.gap_mm:.1f} mm from the treated "
             f"lesion with no boundary structure between them; {_dose_phrase(f.dose)}.")
 
 
@@ -251,6 +284,13 @@ def _change_sentence(f: "Finding", w: _Words) -> str:
     span = f"between {_when(f.from_, w.days)} and {_when(f.to, w.days)}"
     pct = ev.get("total_change_pct")
     total = f"total volume {pct:+.0f} %" if pct is not None else "total volume new"
+    if w.lesions:
+        # Each lesion's own change first: a regression of L1 is a regression even when a focus L2 that appeared
+        # meanwhile makes the enhancing total grow.
+        each = "; ".join(f"{lid} {a / 1000:.2f} → {b / 1000:.2f} cm³" + (f" ({100 * (b - a) / a:+.0f} %)" if a > 0
+                                                                          else " (new)")
+                         for lid, a, b in w.lesions)
+        total = f"{each}; enhancing total " + (f"{pct:+.0f} %" if pct is not None else "new")
     if ev.get("new_foci_not_counted_mm3"):
         # The total holds the new foci too (a regression can read +108 % when a focus appeared meanwhile).
         total += f", new foci included ({ev['new_foci_not_counted_mm3'] / 1000:.2f} cm³, not counted as growth)"
@@ -283,12 +323,17 @@ _SENTENCES = {"noncontiguous_across_boundary": _across_sentence, "noncontiguous_
               "contiguous_extension": _extension_sentence}
 
 
-def describe(f: "Finding", days: dict | None = None, side: str | None = None) -> str:
+def describe(f: "Finding", days: dict | None = None, side: str | None = None, focus: tuple | None = None,
+             lesions: tuple = ()) -> str:
     """One sentence a neuroradiologist can read aloud: what was measured, with mm, cm³ and Gy.
 
-    ``days``: {timepoint label: days since SRS}; ``side``: 'right'/'left' hemisphere of the finding, if known."""
+    ``days``: {timepoint label: days since SRS}; ``side``: 'right'/'left' hemisphere of the finding, if known;
+    ``focus``: for a focus followed as a lesion, (its id, the timepoint it was first seen at, its volume then and
+    at the finding's timepoint);
+    ``lesions``: for a change, ((lesion id, volume at its start, volume at its end), ...)."""
     words = _Words(days=days or {}, cc=f"{f.volume_mm3 / 1000.0:.2f} cm³", where=f", {side} hemisphere" if side else "",
-                   b=BOUNDARY_NAMES.get(f.boundary or "", f.boundary or ""), ev=f.evidence or {})
+                   b=BOUNDARY_NAMES.get(f.boundary or "", f.boundary or ""), ev=f.evidence or {}, focus=focus,
+                   lesions=tuple(lesions))
     return _SENTENCES.get(f.kind, _change_sentence)(f, words)
 
 
@@ -374,6 +419,8 @@ class Maps:
     change_maps: dict = dataclasses.field(default_factory=dict)
     #: timepoint label → bool array: the lesion at that timepoint
     lesion_masks: dict = dataclasses.field(default_factory=dict)
+    #: the lesions followed over time (lesions.Lesion, their masks included)
+    lesions: list = dataclasses.field(default_factory=list)
 
     def segments(self) -> dict:
         """Every finding's voxels by segment name (see :func:`finding_segments`)."""
@@ -392,11 +439,15 @@ class Assessment:
     #: ``rnassess review`` can show them beside the outputs; empty for a de-identified output (paths may identify).
     inputs: dict = dataclasses.field(default_factory=dict)
     maps: Maps = dataclasses.field(default_factory=Maps, repr=False, compare=False)
+    #: Each lesion followed over time (lesions.Lesion; read back from a findings.json: the same without masks).
+    lesions: list = dataclasses.field(default_factory=list)
 
     def to_dict(self) -> dict:
         d = {"case": self.case_id, "findings": [f.to_dict() for f in self.findings],
              "summary": _clean(self.summary), "warnings": list(self.warnings),
              "disclaimer": DISCLAIMER, "software": f"RNAssessment {__version__}"}
+        if self.lesions:
+            d["lesions"] = [_clean(les.to_dict()) for les in self.lesions]
         if self.inputs:
             d["inputs"] = dict(self.inputs)
         return d
@@ -406,8 +457,10 @@ class Assessment:
         """The assessment a findings.json describes (its maps are not in the file: empty)."""
         if not isinstance(d, dict) or not isinstance(d.get("findings"), list) or not isinstance(d.get("summary"), dict):
             raise ValueError("not an RNAssessment findings.json: it needs 'findings' (a list) and 'summary'")
+        from .lesions import Lesion
         return cls(case_id=str(d.get("case", "")), findings=[Finding.from_dict(f) for f in d["findings"]],
-                   summary=d["summary"], warnings=list(d.get("warnings") or []), inputs=dict(d.get("inputs") or {}))
+                   summary=d["summary"], warnings=list(d.get("warnings") or []), inputs=dict(d.get("inputs") or {}),
+                   lesions=[Lesion.from_dict(x) for x in d.get("lesions") or []])
 
     @classmethod
     def read(cls, path: str | os.PathLike) -> "Assessment":

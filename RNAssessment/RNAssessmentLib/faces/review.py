@@ -111,6 +111,26 @@ class ReviewCase:
         return items
 
 
+    def lesion_items(self) -> list[dict]:
+        """The lesions followed over time (findings.json ``lesions``; none in an output written before them): id,
+        what it is, when first seen, its volume at each timepoint, the findings that name it, and where to jump
+        (its centroid where it was last seen)."""
+        items = []
+        for les in self.findings.get("lesions") or []:
+            seen = [t for t in les.get("timepoints") or [] if (t.get("volume_mm3") or 0) > 0 and t.get("centroid_ras")]
+            if not seen:
+                continue
+            last = seen[-1]
+            course = ", ".join(f"{t['timepoint']} {t['volume_mm3'] / 1000:.2f}" for t in les["timepoints"])
+            items.append({"id": les["id"], "title": f"{les['id']} {les.get('role', '')} (first seen "
+                                                     f"{les.get('first_seen')})",
+                          "course": f"{course} cm³", "findings": ", ".join(les.get("findings") or []),
+                          "centroid_ras": [float(v) for v in last["centroid_ras"]], "at": last["timepoint"],
+                          "colour": palette.hex_colour(palette.TREATED if les.get("role") == "treated lesion"
+                                                       else palette.FOCUS_LINES[0])})
+        return items
+
+
 def load_timepoint_labels(folder: str) -> list[str]:
     """The timepoint labels of an assessment (from findings.json only: cheap)."""
     return [t["label"] for t in read_findings(os.path.join(folder, "findings.json"))["summary"]["timepoints"]]

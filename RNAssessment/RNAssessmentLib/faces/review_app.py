@@ -155,7 +155,8 @@ class ReviewApp:
             "trame__title": "RNAssessment review",
             "case_names": [n for n, _ in self.cases], "case_name": self.cases[0][0],
             "progress": 0.0, "progress_text": "starting", "loaded": False, "error": "",
-            "iso_levels": [], "findings": [], "timepoints": [], "active_finding": 0,
+            "iso_levels": [], "findings": [], "lesions": [], "active_lesion": "", "timepoints": [],
+            "active_finding": 0,
             "show_boundaries": True, "show_treated": True, "show_findings": True, "orientation": "Axial",
             "case_title": "", "disclaimer": DISCLAIMER, "boundaries_source": "",
         })
@@ -164,6 +165,7 @@ class ReviewApp:
         self.state.change("orientation")(self._on_orientation)
         self.state.change("case_name")(self._on_case_name)
         self.ctrl.trigger("jump_to_finding")(self.jump_to_finding)
+        self.ctrl.trigger("jump_to_lesion")(self.jump_to_lesion)
         self.ctrl.trigger("show_level")(self.show_level)
         self._loopback_only = loopback_only
         self._build_ui()
@@ -201,6 +203,8 @@ class ReviewApp:
                 "slice_centres_ras": {t: mb.slice_centre_ras(self.scene, t) for t in tags
                                       if self.scene.GetSingletonNode(t, "vtkMRMLSliceNode") is not None},
                 "iso_levels": self.state.iso_levels, "active_finding": self.state.active_finding,
+                "active_lesion": self.state.active_lesion,
+                "filled": mb.filled_by_view(self.nodes.get("findings")),
                 "orientation": self.state.orientation,
                 "shown": {k: mb.is_shown(n) for k, n in self.nodes.items()
                           if k in ("boundaries", "treated_lesion", "findings") and n is not None},
@@ -246,6 +250,8 @@ class ReviewApp:
     def _clear_case(self):
         from ..mrml import bridge as mb
         if self.nodes:
+            if self.nodes.get("findings") is not None:
+                mb.remove_view_displays(self.scene, self.nodes["findings"])   # not subject-hierarchy items
             mb.remove_folder(self.scene, self.nodes["folder"])       # every node of the case is under it
         self.nodes = {}
 
@@ -269,6 +275,7 @@ class ReviewApp:
         self.state.iso_levels = [{"level": lv, "label": f"{lv:g} Gy", "colour": palette.hex_colour(c), "shown": True}
                                  for lv, c, _ in rc.isodose]
         self.state.findings = rc.finding_items()
+        self.state.lesions = rc.lesion_items()
         dose = s.get("dose") or {}
         self.state.case_title = rc.case.id + (f" · {dose['prescription_gy']:g} Gy × {dose.get('fractions', 1)}"
                                               if dose.get("prescription_gy") else "")
@@ -314,7 +321,12 @@ class ReviewApp:
 
     def _apply_compare(self):
         from ..mrml import bridge as mb
-        mb.compare_layout(self.scene, self.nodes["volumes"], orientation=self.state.orientation, prefix=VIEW_PREFIX)
+        from .slicer_case import fill_findings_by_timepoint
+        slices = mb.compare_layout(self.scene, self.nodes["volumes"], orientation=self.state.orientation,
+                                   prefix=VIEW_PREFIX)
+        if self.nodes.get("findings") is not None:
+            fill_findings_by_timepoint(self.scene, self.nodes["findings"],
+                                       [t["label"] for t in self.state.timepoints], slices)
 
     # -- interaction ----------------------------------------------------------------------------------------------
     def _on_levels(self, iso_levels, **_):
@@ -363,6 +375,15 @@ class ReviewApp:
         mb.jump_slices(self.scene, items[number - 1]["centroid_ras"])
         self.state.active_finding = number
 
+    def jump_to_lesion(self, lesion_id):
+        """Centre every slice view on lesion ``lesion_id`` (L1, L2 ...) where it was last seen."""
+        from ..mrml import bridge as mb
+        item = next((x for x in self.state.lesions or [] if x["id"] == lesion_id), None)
+        if item is None:
+            return
+        mb.jump_slices(self.scene, item["centroid_ras"])
+        self.state.active_lesion = lesion_id
+
     # -- page -----------------------------------------------------------------------------------------------------
     def _build_ui(self):
         from trame.ui.vuetify3 import VAppLayout
@@ -405,6 +426,18 @@ class ReviewApp:
                                  hide_details=True)
                     v3.VCheckbox(v_model=("show_boundaries",), label=("`boundaries (${boundaries_source})`",),
                                  density="compact", hide_details=True, classes="boundaries-toggle")
+                    html.Div("Lesions", classes="text-subtitle-2 mt-2", v_if="lesions.length")
+                    with v3.VList(density="compact", classes="lesions-list", bg_color="transparent",
+                                  v_if="lesions.length"):
+                        with v3.VListItem(v_for="l in lesions", key="l.id",
+                                          click="trigger('jump_to_lesion', [l.id])",
+                                          active=("active_lesion === l.id",), classes="lesion-item"):
+                            with html.Div(classes="d-flex align-center"):
+                                html.Span(style=("`display:inline-block;width:12px;height:12px;border-radius:2px;"
+                                                 "margin-right:8px;background:${l.colour}`",))
+                                html.Span("{{ l.title }}", classes="text-body-2 font-weight-medium")
+                            html.Div("{{ l.course }}<span v-if='l.findings'> · {{ l.findings }}</span>",
+                                     classes="text-caption")
                     html.Div("Findings", classes="text-subtitle-2 mt-2")
                     html.Div("none", v_if="loaded && !findings.length", classes="text-caption")
                     with v3.VList(density="compact", classes="findings-list", bg_color="transparent"):

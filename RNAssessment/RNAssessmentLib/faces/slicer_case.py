@@ -12,7 +12,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from ..analysis.dose import parse_levels
-from ..analysis.findings import finding_segments
+from ..analysis.findings import finding_segments, segment_timepoint
 from ..io import geometry as geo
 from ..io.case import Case, Dose, Timepoint, boundary_kind
 from ..io.validate import check_image
@@ -155,9 +155,20 @@ def assess_nodes(scene, timepoint_volumes, treated_lesion_segmentation, dose_vol
                              for n, m in finding_segments(maps).items()},
                             maps.auto_boundaries, folder, f"{folder_name} boundaries (automatic)",
                             folder_name)
+    findings_node = next((n for n in nodes if n.GetName() == f"{folder_name} findings"
+                          and n.IsA("vtkMRMLSegmentationNode")), None)
     return {"nodes": nodes, "folder": folder, "folder_name": folder_name, "assessment": assessment,
-            "case": case, "phi": phi, "timepoint_volumes": list(timepoint_volumes),
+            "case": case, "phi": phi, "timepoint_volumes": list(timepoint_volumes), "findings": findings_node,
             "isodose_models": [n for n in nodes if n.IsA("vtkMRMLModelNode")]}
+
+
+def fill_findings_by_timepoint(scene, seg_node, labels: list, slice_nodes: list) -> list:
+    """Each timepoint's slice view (``slice_nodes[i]`` shows ``labels[i]``) fills only the findings segments of its
+    own scan (findings.segment_timepoint) and outlines the others: a focus first seen at t1 is an outline on the
+    SRS scan, never a fill on a scan that predates it. Returns the display nodes added."""
+    names = mb.segment_names(seg_node)
+    return mb.fill_by_view(scene, seg_node, slice_nodes,
+                           [{n for n in names if segment_timepoint(n) == label} for label in labels])
 
 
 def write_report_for(result: dict, out_dir: str, *, pdf: bool = True, log_callback=None) -> dict:

@@ -39,6 +39,9 @@ from .segments import (  # noqa: F401
     masks_from_segmentation,
     add_segmentation,
     set_segment_display,
+    fill_by_view,
+    filled_by_view,
+    remove_view_displays,
 )
 from .hierarchy import (  # noqa: F401
     folder,
@@ -90,6 +93,9 @@ __all__ = [
     "masks_from_segmentation",
     "add_segmentation",
     "set_segment_display",
+    "fill_by_view",
+    "filled_by_view",
+    "remove_view_displays",
     "DOSE_VOLUME_ATTRIBUTE",
     "DOSE_UNIT_NAME",
     "DOSE_UNIT_VALUE",

@@ -124,3 +124,66 @@ def set_segment_display(seg_node, *, fill_2d: float | None = None, outline_2d: b
         d.SetVisibility2DOutline(bool(outline_2d))
     if opacity_3d is not None:
         d.SetOpacity3D(float(opacity_3d))
+
+
+#: Marks the display nodes :func:`fill_by_view` adds (one per slice view), so a second call replaces them.
+VIEW_DISPLAY_ATTRIBUTE = "RNAssessment.ViewDisplay"
+
+
+def fill_by_view(scene, seg_node, slice_nodes: list, filled: list) -> list:
+    """Show ``seg_node`` in each slice view with its own fills: in ``slice_nodes[i]`` the segments named in
+    ``filled[i]`` are filled and outlined, every other segment outlined only (a finding that does not exist yet on
+    that view's scan is never a fill there). One display node per view (restricted to it with its view node ID, a
+    copy of the segmentation's own display settings); the segmentation's first display node keeps the 3D views and
+    leaves 2D to these. Calling it again replaces the display nodes of the last call. Returns the display nodes
+    added."""
+    remove_view_displays(scene, seg_node)
+    main = seg_node.GetDisplayNode()
+    seg = seg_node.GetSegmentation()
+    ids = {seg.GetNthSegment(k).GetName(): seg.GetNthSegmentID(k) for k in range(seg.GetNumberOfSegments())}
+    added = []
+    for view, names in zip(slice_nodes, filled):
+        d = slicer.vtkMRMLSegmentationDisplayNode()
+        scene.AddNode(d)
+        d.CopyContent(main)                          # (attributes too: the marks come after it)
+        d.SetName(f"{seg_node.GetName()} in {view.GetName()}")
+        d.SetAttribute(VIEW_DISPLAY_ATTRIBUTE, view.GetID())
+        d.SetVisibility3D(False)
+        d.SetVisibility2D(True)
+        d.SetViewNodeIDs([view.GetID()])
+        for name, sid in ids.items():
+            d.SetSegmentVisibility2DFill(sid, name in names)
+            d.SetSegmentVisibility2DOutline(sid, True)
+        seg_node.AddAndObserveDisplayNodeID(d.GetID())
+        added.append(d)
+    if added:
+        main.SetVisibility2D(False)
+    return added
+
+
+def remove_view_displays(scene, seg_node) -> None:
+    """Remove the per-view display nodes :func:`fill_by_view` added to ``seg_node`` (and give 2D back to its first
+    display node)."""
+    ours = [seg_node.GetNthDisplayNode(k) for k in range(seg_node.GetNumberOfDisplayNodes())]
+    for d in ours:
+        if d is not None and d.GetAttribute(VIEW_DISPLAY_ATTRIBUTE):
+            scene.RemoveNode(d)             # the scene drops the segmentation's reference to it
+    main = seg_node.GetDisplayNode()
+    if main is not None:
+        main.SetVisibility2D(True)
+
+
+def filled_by_view(seg_node) -> dict:
+    """{slice view's singleton tag: [segment names filled there]} of the display nodes :func:`fill_by_view` added."""
+    out: dict = {}
+    if seg_node is None or seg_node.GetScene() is None:
+        return out
+    seg = seg_node.GetSegmentation()
+    names = {seg.GetNthSegmentID(k): seg.GetNthSegment(k).GetName() for k in range(seg.GetNumberOfSegments())}
+    for k in range(seg_node.GetNumberOfDisplayNodes()):
+        d = seg_node.GetNthDisplayNode(k)
+        view_id = d.GetAttribute(VIEW_DISPLAY_ATTRIBUTE) if d is not None else None
+        view = seg_node.GetScene().GetNodeByID(view_id) if view_id else None
+        if view is not None:
+            out[view.GetSingletonTag()] = sorted(n for sid, n in names.items() if d.GetSegmentVisibility2DFill(sid))
+    return out

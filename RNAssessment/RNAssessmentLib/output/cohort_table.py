@@ -177,15 +177,18 @@ def case_rows(record: dict, findings_doc: dict | None) -> list[dict]:
 
 
 def _first_key_image(report_path: str | None) -> str | None:
-    """The report's first key image (a self-contained SVG) as the case's thumbnail."""
+    """The case's thumbnail: its first finding (RN, then PD, then the rest: the display order) on its own scan, the
+    report's first key image marked ``data-own`` (a self-contained SVG); a report without the mark (an older one)
+    gives its first key image."""
     if not report_path or not os.path.isfile(report_path):
         return None
     with open(report_path, encoding="utf-8") as f:
         text = f.read()
-    m = re.search(r"<svg\b[^>]*>.*?</svg>", text, re.S)
-    if not m or "data:image/png" not in m.group(0):
+    m = re.search(r'<figure class="panel" data-own="1">\s*(<svg\b[^>]*>.*?</svg>)', text, re.S)
+    m = m or re.search(r"(<svg\b[^>]*>.*?</svg>)", text, re.S)
+    if not m or "data:image/png" not in m.group(1):
         return None
-    return m.group(0)
+    return m.group(1)
 
 
 def write_cohort(out_dir: str, records: list[dict], *, title: str = "Cohort") -> dict:

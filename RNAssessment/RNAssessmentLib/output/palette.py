@@ -20,6 +20,11 @@ SLICERRT_ISODOSE = ((0.0, 1.0, 0.0), (0.5, 1.0, 0.0), (1.0, 1.0, 0.0), (1.0, 0.6
 
 TREATED = (0.2, 0.733, 0.933)         # cyan (Tol vibrant cyan #33BBEE): the treated lesion at SRS, dashed
 BOUNDARY = (0.6, 0.6, 0.6)            # grey: falx, tentorium, ventricles, CSF spaces
+#: Lines of the lesions over time: the treated lesion(s) in TREATED's cyan and darker blues, the foci that
+#: appeared later in the violets and pinks of the findings they carry, the enhancing total in near-black.
+TREATED_LINES = (TREATED, (0.0, 0.467, 0.733), (0.0, 0.6, 0.533))          # cyan, Tol blue #0077BB, teal #009988
+FOCUS_LINES = ((0.667, 0.4, 1.0), (1.0, 0.533, 0.867), (0.533, 0.133, 0.333), (0.8, 0.667, 1.0))
+TOTAL_LINE = (0.133, 0.133, 0.133)
 
 #: Finding kinds (and the portions of a change in shape) → colour.
 FINDING = {

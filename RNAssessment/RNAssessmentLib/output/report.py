@@ -45,6 +45,12 @@ KIND_TITLES = {"noncontiguous_across_boundary": "Non-contiguous enhancement acro
                "change_indeterminate": "Change indeterminate at this resolution"}
 
 
+def finding_title(f) -> str:
+    """A finding's title with the lesions it concerns ("Regression — L1"): the title names what the numbers are of."""
+    title = KIND_TITLES[f.kind]
+    return f"{title} — {', '.join(f.lesions)}" if getattr(f, "lesions", None) else title
+
+
 def esc(value) -> str:
     return html.escape("" if value is None else str(value), quote=True)
 
@@ -246,7 +252,16 @@ def nice_ticks(lo: float, hi: float, n: int = 5) -> list[float]:
 def line_plot(series, *, xlabel: str, ylabel: str, y2label: str | None = None, vlines=(), width=620, height=300,
               ylim0: bool = True, title: str = "") -> str:
     """series: [{"name", "x": [...], "y": [...], "colour", "dash"?, "axis": 1|2, "markers": bool}]."""
-    ml, mr, mt, mb = 62, (62 if y2label else 18), 26, 46
+    ml, mr, mb = 62, (62 if y2label else 18), 46
+    # The legend above the plot, wrapped onto as many rows as it needs (never past the figure's right edge).
+    legend, lx, row = [], ml, 0
+    for s in series:
+        w = 26 + 8 * len(str(s["name"]))
+        if lx > ml and lx + w > width:
+            lx, row = ml, row + 1
+        legend.append((lx, 16 + 18 * row))
+        lx += w
+    mt = 26 + 18 * row
     pw, ph = width - ml - mr, height - mt - mb
     xs = [x for s in series for x in s["x"]] + [v for v, _ in vlines]
     xt = nice_ticks(min(xs), max(xs)) if xs else [0, 1]
@@ -287,24 +302,22 @@ def line_plot(series, *, xlabel: str, ylabel: str, y2label: str | None = None, v
         out.append(f'<line x1="{X(v):.1f}" y1="{mt}" x2="{X(v):.1f}" y2="{mt + ph}" stroke="#c00" '
                    f'stroke-dasharray="6 4" stroke-width="2"/><text x="{X(v) + 4:.1f}" y="{mt + 14}" '
                    f'fill="#c00">{esc(label)}</text>')
-    legend_y = 16
-    lx = ml
-    for s in series:
+    for s, (lx, legend_y) in zip(series, legend):
         axis = s.get("axis", 1)
         if yt[axis] is None:
             continue
         pts = [(X(x), Y(y, axis)) for x, y in zip(s["x"], s["y"]) if y is not None]
         dash = f' stroke-dasharray="{s["dash"]}"' if s.get("dash") else ""
+        tag = f' data-lesion="{esc(s["lesion"])}"' if s.get("lesion") else ""
         if len(pts) > 1:
             # A dark casing under every line: light palette colours (white, lavender) stay visible on white.
             coords = " ".join(f"{a:.1f},{b:.1f}" for a, b in pts)
             out.append(f'<polyline points="{coords}" fill="none" stroke="#333" stroke-width="4.5"{dash}/>'
-                       f'<polyline points="{coords}" fill="none" stroke="{s["colour"]}" stroke-width="2.5"{dash}/>')
+                       f'<polyline points="{coords}" fill="none" stroke="{s["colour"]}" stroke-width="2.5"{dash}{tag}/>')
         if s.get("markers", True):
-            out += [f'<circle cx="{a:.1f}" cy="{b:.1f}" r="4" fill="{s["colour"]}"/>' for a, b in pts]
+            out += [f'<circle cx="{a:.1f}" cy="{b:.1f}" r="4" fill="{s["colour"]}"{tag}/>' for a, b in pts]
         out.append(f'<rect x="{lx}" y="{legend_y - 11}" width="14" height="6" fill="{s["colour"]}" stroke="#333"/>'
                    f'<text x="{lx + 18}" y="{legend_y - 4}">{esc(s["name"])}</text>')
-        lx += 26 + 8 * len(str(s["name"]))
     out.append("</svg>")
     return "".join(out)
 
@@ -410,7 +423,7 @@ def _finding_list(findings) -> str:
             continue
         out.append('<ul class="findings">')
         for n, f in items:
-            out.append(f'<li id="finding-{n}"><b>F{n}</b> <span class="tag">[{esc(KIND_TITLES[f.kind])}]</span> '
+            out.append(f'<li id="finding-{n}"><b>F{n}</b> <span class="tag">[{esc(finding_title(f))}]</span> '
                        f'{esc(f.description or f.kind)} <a href="#images-{n}">images</a></li>')
         out.append("</ul></div>")
     out.append("</section>")
@@ -455,25 +468,87 @@ def _finding_images(n, f, ctx) -> str:
             day = ctx["days"].get(label)
             cap = f"{label} · {'day ' + str(day) if day is not None else ''} · {orientation}"
             b64 = p.image(ctx["t1"][label], ctx["window"](label, centre))
-            cells.append(f'<figure class="panel">{p.svg(b64, orientation, f"F{n} {cap}", own)}'
+            # The finding's own scan (its timepoint, or a change's later one) is marked: the cohort page's
+            # thumbnail is that panel, never a scan the finding predates.
+            mark = ' data-own="1"' if label == (f.timepoint or f.to) else ""
+            cells.append(f'<figure class="panel"{mark}>{p.svg(b64, orientation, f"F{n} {cap}", own)}'
                          f'<figcaption>{esc(cap)}</figcaption></figure>')
         rows.append(f'<div class="panel-row" style="grid-template-columns: repeat({len(labels)}, 1fr)">'
                     + "".join(cells) + "</div>")
-    return (f'<div class="finding-images" id="images-{n}"><h3>F{n}: {esc(KIND_TITLES[f.kind])}</h3>'
+    return (f'<div class="finding-images" id="images-{n}"><h3>F{n}: {esc(finding_title(f))}</h3>'
             f'<p>{esc(f.description or "")}</p>{_legend(legend)}{"".join(rows)}</div>')
 
 
-def _time_course(summary) -> str:
+def _lesion_colours(lesions) -> dict:
+    """Lesion id → chart colour: treated lesions in the treated lesion's blues, later foci in violets."""
+    out, nt, nf = {}, 0, 0
+    for les in lesions:
+        if les.treated:
+            out[les.id] = palette.hex_colour(palette.TREATED_LINES[nt % len(palette.TREATED_LINES)])
+            nt += 1
+        else:
+            out[les.id] = palette.hex_colour(palette.FOCUS_LINES[nf % len(palette.FOCUS_LINES)])
+            nf += 1
+    return out
+
+
+def _lesion_table(lesions, summary) -> str:
+    """One row per lesion (lesions.py): its role, when first seen, and at each timepoint its volume and longest
+    axial diameter; its dose where it was last seen; the findings that name it. Above the findings: a reader goes
+    lesion by lesion."""
+    if not lesions:
+        return ""
+    labels = [r["timepoint"] for r in summary.get("time_course") or []] or \
+        list(dict.fromkeys(t for les in lesions for t in les.at))
+    days = {t["label"]: t.get("days_since_srs") for t in summary.get("timepoints", [])}
+    head = "".join(f"<th>{esc(t)}{'' if days.get(t) is None else f' (day {days[t]})'}<br>cm³ · mm</th>"
+                   for t in labels)
+    rows = []
+    for les in lesions:
+        cells = []
+        for t in labels:
+            a = les.at.get(t)
+            if a is None:
+                cells.append('<td class=num>—</td>')
+            else:
+                cells.append(f'<td class=num data-lesion="{esc(les.id)}" data-timepoint="{esc(t)}" '
+                             f'data-volume-mm3="{a.volume_mm3:.3f}" data-longest-mm="{a.longest_mm:.2f}">'
+                             f'{a.volume_mm3 / 1000:.2f} · {a.longest_mm:.1f}</td>')
+        last = next((a for a in reversed(list(les.at.values())) if a.present and a.dose), None)
+        dose = "—" if last is None else (f"mean {last.dose['mean_gy']:.1f}, max {last.dose['max_gy']:.1f} Gy"
+                                        + (f"; inside {last.dose['enclosing_isodose_gy']:g} Gy"
+                                           if last.dose.get("enclosing_isodose_gy") is not None else "")
+                                        + f" ({esc(last.timepoint)})")
+        findings = ", ".join(f'<a href="#images-{f[1:]}">{esc(f)}</a>' for f in les.findings) or "—"
+        events = f"<br><span class=tag>{esc('; '.join(les.events))}</span>" if les.events else ""
+        rows.append(f'<tr data-lesion="{esc(les.id)}"><th>{esc(les.id)}</th><td>{esc(les.role)}{events}</td>'
+                    f"<td>{esc(les.first_seen)}</td>{''.join(cells)}<td>{dose}</td><td>{findings}</td></tr>")
+    return ('<section id="lesions"><h2>Lesions</h2><table class="lesions"><tr><th>lesion</th><th>what</th>'
+            f"<th>first seen</th>{head}<th>dose</th><th>findings</th></tr>" + "".join(rows) +
+            "</table><p class=tag>Each enhancing component at every timepoint, registered to the SRS image, is "
+            "assigned to a lesion: the treated lesion (L1) and each focus that appeared later, followed by overlap. "
+            "Volume in cm³ and longest axial diameter in mm (a dash: before the lesion was first seen; 0: gone). "
+            "Dose: highest isodose enclosing 98 % of the lesion.</p></section>")
+
+
+def _time_course(summary, lesions=()) -> str:
     course = summary.get("time_course") or []
     if not course:
         return ""
     days = [r.get("days_since_srs") for r in course]
     use_days = all(d is not None for d in days)
     xs = days if use_days else list(range(len(course)))
-    series = [{"name": "lesion volume (cm³)", "x": xs, "y": [r["volume_mm3"] / 1000.0 for r in course],
-               "colour": "#1f4fbf", "axis": 1},
-              {"name": "sum of longest axial diameters (mm)", "x": xs,
-               "y": [r["sum_longest_diameter_mm"] for r in course], "colour": "#c05a00", "dash": "7 4", "axis": 2}]
+    at = {r["timepoint"]: x for r, x in zip(course, xs)}
+    colours = _lesion_colours(lesions)
+    series = [{"name": f"{les.id} {les.role} (cm³)", "x": [at[t] for t in les.at if t in at],
+               "y": [les.at[t].volume_mm3 / 1000.0 for t in les.at if t in at], "colour": colours[les.id],
+               "axis": 1, "lesion": les.id} for les in lesions]
+    series.append({"name": "all enhancing (cm³)" if lesions else "lesion volume (cm³)", "x": xs,
+                   "y": [r["volume_mm3"] / 1000.0 for r in course],
+                   "colour": palette.hex_colour(palette.TOTAL_LINE) if lesions else "#1f4fbf", "axis": 1,
+                   "dash": "3 3" if lesions else None})
+    series.append({"name": "Σ target diameters (mm)", "x": xs, "y": [r["sum_longest_diameter_mm"] for r in course],
+                   "colour": "#c05a00", "dash": "7 4", "axis": 2})
     plot = line_plot(series, xlabel="days since SRS" if use_days else "timepoint (no dates given)",
                      ylabel="volume (cm³)", y2label="diameter (mm)",
                      vlines=[(0, "SRS")] if use_days else [], title="lesion volume over time")
@@ -482,14 +557,19 @@ def _time_course(summary) -> str:
         f"<td class=num>{r['volume_mm3'] / 1000:.2f}</td><td class=num>{r['sum_longest_diameter_mm']:.1f}</td>"
         f"<td class=num>{r['sum_perpendicular_mm']:.1f}</td>"
         f"<td class=num>{_fmt(r.get('change_from_baseline_pct'), 0, ' %')}</td>"
-        f"<td class=num>{_fmt(r.get('change_from_nadir_pct'), 0, ' %')}</td><td>{esc(r.get('rano_bm'))}</td></tr>"
+        f"<td class=num>{_fmt(r.get('change_from_nadir_pct'), 0, ' %')}</td><td>{esc(r.get('rano_bm'))}</td>"
+        f"<td>{esc(r.get('rano_bm_reason') or '')}</td></tr>"
         for r in course)
     return ('<section id="time-course"><h2>Lesion over time</h2>' + plot +
-            "<table><tr><th>timepoint</th><th>day</th><th>volume cm³</th><th>Σ longest axial mm</th>"
-            "<th>Σ perpendicular mm</th><th>vs baseline</th><th>vs nadir</th><th>RANO-BM</th></tr>" + rows +
-            "</table><p class=tag>RANO-BM: measurable lesions ≥ 10 mm longest axial diameter; PD ≥ 20 % and ≥ 5 mm "
-            "above nadir, PR ≤ −30 % from baseline. Volume and diameters alone cannot tell RN from PD.</p>"
-            "</section>")
+            "<table><tr><th>timepoint</th><th>day</th><th>volume cm³</th><th>Σ target longest axial mm</th>"
+            "<th>Σ perpendicular mm</th><th>vs baseline</th><th>vs nadir</th><th>RANO-BM</th><th>because</th></tr>"
+            + rows +
+            "</table><p class=tag>RANO-BM (Lin et al. 2015), imaging criteria only: targets are the measurable "
+            "lesions at SRS (≥ 10 mm longest axial diameter, ≥ 5 mm perpendicular, on two or more slices), up to "
+            "five; PD: the targets' sum ≥ 20 % above the nadir with one target ≥ 5 mm larger, a new lesion, or a "
+            "non-target lesion grown to be measurable; PR: ≥ 30 % below baseline with no new lesion. RANO-BM "
+            "cannot tell RN from PD: a RANO-BM PD with the features above that favour RN is the case this "
+            "tool is for.</p></section>")
 
 
 #: DVH lines of regions that are neither the treated lesion nor a finding (a follow-up's lesion): greys and browns,
@@ -582,7 +662,7 @@ def build_report(case, assessment) -> str:
     parts = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
              '<meta name="viewport" content="width=device-width, initial-scale=1">',
              f"<title>RNAssessment report — {esc(case.id)}</title><style>{CSS}</style></head><body>",
-             _header(case, summary, deid), _finding_list(findings)]
+             _header(case, summary, deid), _lesion_table(assessment.lesions, summary), _finding_list(findings)]
     if findings and ctx["treated"] is not None:
         parts.append('<section id="images"><h2>Key images</h2><p class=tag>Each finding at every timepoint (all '
                      "registered to the SRS image), axial and coronal through its centre; patient's right on the "
@@ -592,7 +672,7 @@ def build_report(case, assessment) -> str:
                      "legend only.</p>")
         parts += [_finding_images(n, f, ctx) for n, f in enumerate(findings, 1)]
         parts.append("</section>")
-    parts.append(_time_course(summary))
+    parts.append(_time_course(summary, assessment.lesions))
     region_colours = {"treated lesion": COLOURS["treated"],
                       **{f"F{n} {f.segment}": COLOURS[f.kind] for n, f in enumerate(findings, 1) if f.segment}}
     parts.append(_dose_section(summary, maps.finding_dose_stats or maps.dose_stats,

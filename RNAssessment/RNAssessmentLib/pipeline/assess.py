@@ -14,6 +14,7 @@ import SimpleITK as sitk
 
 from ..analysis import boundaries as bndmod
 from ..analysis import change as changemod
+from ..analysis import lesions as lesionmod
 from ..analysis import dose as dosemod
 from ..analysis.enhancement import lesion_extent, lesion_extent_apart
 from ..analysis.findings import Assessment, Maps, describe, in_display_order
@@ -115,9 +116,34 @@ def assess_case(case: Case, *, levels_gy=None, log_callback=None, estimate_bound
                                            estimate_boundaries=estimate_boundaries,
                                            min_portion_mm3=min_portion_mm3, compare_with_srs=compare_with_srs)
     findings = in_display_order(findings)
+    _name_lesions(case, findings, maps)
     _describe(case, findings, maps)
     maps.finding_dose_stats = _finding_dose_stats(case, findings, maps)
-    return Assessment(case_id=case.id, findings=findings, summary=summary, warnings=warnings, maps=maps)
+    if len(case.timepoints) == 1:
+        warnings.append("one timepoint only: with no follow-up to compare, neither new enhancement nor a change "
+                        "in shape can be assessed")
+    return Assessment(case_id=case.id, findings=findings, summary=summary, warnings=warnings, maps=maps,
+                      lesions=maps.lesions)
+
+
+def _name_lesions(case: Case, findings: list, maps: Maps) -> None:
+    """Each finding names the lesions it concerns (lesions.lesion_ids_at) and each lesion its findings (F#, the
+    display order)."""
+    if not maps.lesions:
+        return
+    segments = maps.segments()
+    planning = case.planning.t1c
+    for n, f in enumerate(findings, 1):
+        labels = [f.timepoint] if f.timepoint else [f.to, f.from_]
+        mask = segments.get(f.segment) if f.segment else None
+        if f.from_ and mask is None:
+            lab = maps.change_maps.get((f.from_, f.to))
+            mask = lab > 0 if lab is not None else None
+        at = geo.lps_from_ras([f.centroid_ras])[0] if len(f.centroid_ras or ()) == 3 else None
+        f.lesions = lesionmod.lesion_ids_at(maps.lesions, mask, [x for x in labels if x], planning, at)
+        for les in maps.lesions:
+            if les.id in f.lesions:
+                les.findings.append(f"F{n}")
 
 
 def _finding_dose_stats(case: Case, findings: list, maps: Maps) -> list:
@@ -147,7 +173,25 @@ def _describe(case: Case, findings: list, maps: Maps) -> None:
         if mid_x is not None:
             x = float(geo.lps_from_ras([f.centroid_ras])[0][0])
             side = "left" if x > mid_x + 2.0 else "right" if x < mid_x - 2.0 else None   # LPS +x = patient left
-        f.description = describe(f, days, side)
+        focus = None
+        if f.kind in ("noncontiguous_across_boundary", "noncontiguous_focus") and f.lesions:
+            les = next((x for x in maps.lesions if x.id == f.lesions[0] and not x.treated), None)
+            if les is not None:
+                # The lesion table's volumes (what the chart draws and the total adds up), not the finding's
+                # voxels alone.
+                focus = (les.id, les.first_seen, les.at[les.first_seen].volume_mm3, _at_volume(les, f.timepoint))
+        changed = ()
+        if f.from_ and f.lesions:
+            by_id = {x.id: x for x in maps.lesions}
+            changed = tuple((lid, _at_volume(by_id[lid], f.from_), _at_volume(by_id[lid], f.to))
+                            for lid in f.lesions if lid in by_id)
+        f.description = describe(f, days, side, focus, changed)
+
+
+def _at_volume(lesion, label: str) -> float:
+    """A lesion's volume at a timepoint (0 before it was first seen)."""
+    at = lesion.at.get(label)
+    return at.volume_mm3 if at is not None else 0.0
 
 
 def _aligned_sequences(case: Case, brain: sitk.Image, summary: dict, warnings: list, say) -> dict:
@@ -222,6 +266,8 @@ class _Timeline:
         #: Per timepoint with a segmentation, the fraction of each planning voxel it covers as drawn: the volumes.
         self.fractions: dict = {}
         self.foci: dict = {}
+        #: label → the foci with their findings' voxels (the lesions' tracking, lesions.track)
+        self.focus_extents: dict = {}
         self.enhancing: dict = {}
         #: {boundary kind: (last timepoint, mask)}: foci found across a boundary so far.
         self.earlier_across: dict = {}
@@ -279,7 +325,14 @@ class _Timeline:
             maps.left_out[label] = res.left_out
         for name, m in res.finding_masks.items():
             maps.finding_masks[name] = self.on_planning(m)
+        # A focus is its finding's voxels (the focus's whole extent) where it has a finding, so that a lesion's
+        # volume and the finding's agree.
         self.foci[label] = self.on_planning(res.foci)
+        foci = res.foci.copy()
+        for f in res.findings:
+            if f.kind in ("noncontiguous_across_boundary", "noncontiguous_focus") and f.segment in res.finding_masks:
+                foci |= res.finding_masks[f.segment]
+        self.focus_extents[label] = self.on_planning(foci)
         self.enhancing[label] = self.on_planning(self.box.crop(geo.array_view(t1_p)) >= res.model.threshold)
         if lesion_p is not None:
             self.lesion_masks[label] = geo.array_view(lesion_p) > 0
@@ -366,12 +419,14 @@ def _boundaries_and_change(case: Case, summary: dict, maps: Maps, warnings: list
     if line.registrations:
         summary["registration"] = line.registration_summary()
     say(f"[{case.id}] change in shape")
-    return findings + _change(line, context.masks, dose_planning, summary, maps, min_portion_mm3, compare_with_srs)
+    return findings + _change(line, context.masks, dose_planning, summary, maps, min_portion_mm3, compare_with_srs,
+                              levels)
 
 
 def _change(line: _Timeline, bnd: dict, dose_planning, summary: dict, maps: Maps, min_portion_mm3: float | None,
-            compare_with_srs: bool) -> list:
-    """Change in shape between the timepoints, like for like, and the time course (RANO-BM table)."""
+            compare_with_srs: bool, levels=()) -> list:
+    """Change in shape between the timepoints, like for like; the lesions followed over time and the time course
+    (RANO-BM table) they give."""
     planning, box = line.planning, line.box
     dose_p = geo.array_view(dose_planning) if dose_planning is not None else None
     kw = {"min_portion_mm3": min_portion_mm3} if min_portion_mm3 else {}
@@ -388,8 +443,22 @@ def _change(line: _Timeline, bnd: dict, dose_planning, summary: dict, maps: Maps
                                                 **kw)
     maps.change_maps = change_maps
     maps.lesion_masks = lesion_masks
-    summary["time_course"] = changemod.rano_table(lesion_masks, planning, line.days, fractions)
+    maps.lesions = lesionmod.track(lesion_masks, planning, foci=line.focus_extents, reach_mm=_reach(line.resolution),
+                                   fractions=fractions, dose=dose_p, levels_gy=levels)
+    summary["time_course"] = changemod.rano_table(lesion_masks, planning, line.days, fractions, maps.lesions)
     return ch
+
+
+def _reach(resolution: dict) -> dict:
+    """How far (mm) a component at each timepoint may lie from a lesion's extent at the one before and still
+    continue it: each timepoint's surface placed within half its coarsest voxel, plus both registrations'
+    uncertainties (in quadrature)."""
+    labels, out = list(resolution), {}
+    for before, after in zip(labels, labels[1:]):
+        a, b = resolution[before], resolution[after]
+        out[after] = (max(a.spacing_mm) + max(b.spacing_mm)) / 2.0 + float(np.hypot(a.registration_mm,
+                                                                                    b.registration_mm))
+    return out
 
 
 def assess_to_folder(case: Case, out: str, *, levels=None, deidentify: bool = False, pdf: bool = True,
