@@ -177,3 +177,18 @@ def test_a_fringe_of_a_focus_is_the_focus_not_the_treated_lesion():
     assert [les.id for les in lesions] == ["L1", "L2"]
     assert [t for t, a in lesions[0].at.items() if a.present] == ["t0", "t1"]
     assert lesions[1].at["t2"].volume_mm3 == pytest.approx(drawn.sum() * 0.5, rel=1e-9)   # 0.5 mm³ voxels
+
+
+def test_a_case_with_one_timepoint_says_no_change_can_be_assessed(rendered, tmp_path):
+    """The SRS image alone: no finding, a warning that nothing could be compared, and a report that says so instead
+    of "None found" under each heading."""
+    from RNAssessmentLib.output.report import build_report
+    from RNAssessmentLib.pipeline.assess import assess_case
+    from RNAssessmentLib.teaching.demo import case_from_render
+    from RNAssessmentLib.teaching.scenarios import get_scenario
+    case = case_from_render(get_scenario("falx_cingulate_rn"), rendered("falx_cingulate_rn"))
+    case.timepoints = case.timepoints[:1]
+    a = assess_case(case, log_callback=lambda m: None)
+    assert a.findings == [] and any(w.startswith("one timepoint only") for w in a.warnings)
+    page = build_report(case, a)
+    assert "None found" not in page and "no follow-up to compare" in page

@@ -288,6 +288,12 @@ def test_the_lesion_table_and_chart_show_the_lesions_of_findings_json(reports):
                 f"{at['volume_mm3'] / 1000:.2f} · {at['longest_diameter_mm']:.1f}"
     assert len(cells) == sum(len(x["timepoints"]) for x in lesions)
     assert sorted(lines) == ["L1", "L2"]
+    # RANO-BM as published reads PD once the focus is confirmed (it is measurable at t2); with findings that
+    # favour RN the page says that RANO-BM cannot tell them apart.
+    course = doc["summary"]["time_course"]
+    assert course[-1]["rano_bm"] == "PD" and "L2" in course[-1]["rano_bm_reason"]
+    page = (plain / "report.html").read_text(encoding="utf-8")
+    assert "cannot tell RN from PD" in page.split('id="time-course"', 1)[1].split("</p>", 1)[0]
     # The findings name their lesions; no focus is "new" twice.
     for f in doc["findings"]:
         assert f["lesions"]

@@ -3,7 +3,7 @@ the finding kinds of its ground truth, no more and no fewer (boundary kinds per 
 per interval). A learner shown an RN case must not see a sign of PD that its truth does not contain."""
 import pytest
 from RNAssessmentLib.teaching.scenarios import get_scenario, scenario_list
-from truthcheck import lesion_problems, truth_problems
+from truthcheck import designed_places, lesion_problems, truth_problems
 
 #: Cases whose assessment still differs from the truth, with what the last run found. Run and reported (xfail,
 #: non-strict), never skipped; a case that starts to pass shows as XPASS and leaves this list.
@@ -35,6 +35,17 @@ def test_demo_case_lesions_are_its_designed_lesions(name, demo_assessment, rende
     assert not lesion_problems(assessment, [(tp.label, list(tp.components)) for tp in scn.timepoints],
                                rendered(name)["expected"])
     assert assessment.lesions[0].id == "L1" and assessment.lesions[0].treated
+    # Where each lesion lies, as designed: its side and compartment (the treated lesion's from its first component;
+    # a component designed without a side, the splenium, is not checked for one).
+    components = {}
+    for tp in scn.timepoints:
+        for n, blob in tp.components.items():
+            components.setdefault(n, list(blob.within))
+    found = sorted(((les.treated, les.side, les.compartment) for les in assessment.lesions), key=str)
+    want = designed_places(components, rendered(name)["expected"])
+    assert len(found) == len(want)
+    for f, w in zip(found, want):
+        assert (f[0], f[2]) == (w[0], w[2]) and (w[1] is None or f[1] == w[1]), (found, want)
     # Every lesion lists the findings that name it, and only those.
     for les in assessment.lesions:
         assert les.findings == [f"F{i}" for i, f in enumerate(assessment.findings, 1) if les.id in f.lesions]

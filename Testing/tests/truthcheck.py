@@ -6,6 +6,19 @@ WITH_BOUNDARY = ("noncontiguous_across_boundary", "boundary_enhancement", "open_
 APART = ("noncontiguous_across_boundary", "noncontiguous_focus")
 
 
+def designed_places(components: dict, expected) -> list[tuple]:
+    """(treated?, side, compartment) of each designed lesion, sorted, from a phantom design's ``within`` words:
+    'left'/'right' a side, 'cerebellum' infratentorial, anything else in the parenchyma supratentorial. ``components``:
+    component name → its ``within`` list (any timepoint). A component with no side word (the splenium) has None."""
+    apart = {e["component"] for e in expected if e.get("kind") in APART and e.get("component")}
+
+    def place(within):
+        side = "left" if "left" in within else "right" if "right" in within else None
+        return side, "infratentorial" if "cerebellum" in within else "supratentorial"
+    treated = [place(w) for n, w in components.items() if n not in apart]
+    return sorted([(True, *treated[0])] + [(False, *place(components[n])) for n in apart], key=str)
+
+
 def designed_lesions(timepoints, expected) -> list[tuple]:
     """The lesions a design builds, each as (treated?, the timepoints it is present at), sorted. ``timepoints``:
     [(label, names of the components drawn at it)]. The components at the SRS timepoint and those the design places

@@ -94,6 +94,11 @@ class Lesion:
     at: dict = dataclasses.field(default_factory=dict)
     events: list = dataclasses.field(default_factory=list)
     findings: list = dataclasses.field(default_factory=list)
+    #: where it lies (:func:`locate`): the atlas region holding most of it when first seen ("left frontal lobe"),
+    #: its side (left, right, midline) and compartment (supratentorial, infratentorial)
+    location: str | None = None
+    side: str | None = None
+    compartment: str | None = None
     #: timepoint label → bool array on the SRS grid (in memory only)
     masks: dict = dataclasses.field(default_factory=dict, repr=False, compare=False)
 
@@ -102,8 +107,10 @@ class Lesion:
         return "treated lesion" if self.treated else "new focus"
 
     def to_dict(self) -> dict:
-        return {"id": self.id, "role": self.role, "first_seen": self.first_seen,
-                "timepoints": [a.to_dict() for a in self.at.values()], "events": list(self.events),
+        d = {"id": self.id, "role": self.role, "first_seen": self.first_seen}
+        d.update({k: v for k, v in (("location", self.location), ("side", self.side),
+                                    ("compartment", self.compartment)) if v is not None})
+        return {**d, "timepoints": [a.to_dict() for a in self.at.values()], "events": list(self.events),
                 "findings": list(self.findings)}
 
     @classmethod
@@ -112,7 +119,8 @@ class Lesion:
         at = [LesionAt.from_dict(x) for x in d.get("timepoints") or []]
         return cls(id=d["id"], treated=d.get("role") == "treated lesion", first_seen=d.get("first_seen"),
                    at={a.timepoint: a for a in at}, events=list(d.get("events") or []),
-                   findings=list(d.get("findings") or []))
+                   findings=list(d.get("findings") or []), location=d.get("location"), side=d.get("side"),
+                   compartment=d.get("compartment"))
 
 
 def _parts(mask: np.ndarray, ref: sitk.Image) -> list[np.ndarray]:
@@ -319,6 +327,29 @@ def _owner(part: np.ndarray, lesions: list, ref: sitk.Image, label: str, *, is_f
 def _latest(les: Lesion) -> np.ndarray | None:
     """The lesion's extent at the last timepoint it was present."""
     return next((m for m in reversed(list(les.masks.values())) if m.any()), None)
+
+
+def locate(lesions: list[Lesion], codes: np.ndarray, names: dict) -> None:
+    """Each lesion's location in words from the atlas compartments fitted to the SRS image (``codes`` on the SRS
+    grid, ``names``: code → words, anatomy/atlas.json): the region holding most of the lesion when first seen
+    (ventricles and CSF set aside when it also touches parenchyma), its side and compartment (infratentorial: the
+    cerebellum, brainstem and fourth ventricle)."""
+    from ..anatomy.atlas import EXTRACEREBRAL_CSF, INFRATENTORIAL, VENTRICLES
+    for les in lesions:
+        m = les.masks.get(les.first_seen)
+        if m is None or not m.any():
+            continue
+        inside = codes[m]
+        inside = inside[inside > 0]
+        tissue = inside[~np.isin(inside, VENTRICLES + EXTRACEREBRAL_CSF)]
+        pool = tissue if tissue.size else inside
+        if not pool.size:
+            continue
+        code = int(np.bincount(pool.astype(np.int64)).argmax())
+        words = str(names.get(str(code), names.get(code, f"region {code}")))
+        les.location = words
+        les.side = "left" if words.startswith("left") else "right" if words.startswith("right") else "midline"
+        les.compartment = "infratentorial" if code in INFRATENTORIAL else "supratentorial"
 
 
 def lesion_ids_at(lesions: list[Lesion], mask: np.ndarray | None, labels, ref: sitk.Image,

@@ -410,11 +410,16 @@ def _header(case, summary, deid: bool) -> str:
             f'<p class="disclaimer">{esc(DISCLAIMER)}</p>')
 
 
-def _finding_list(findings) -> str:
+def _finding_list(findings, n_timepoints: int = 2) -> str:
     groups = [("rn", "Features that favour radiation necrosis", "RN"),
               ("pd", "Features that raise concern for progressive disease", "PD"),
               ("neutral", "Other measurements (no direction on their own)", "neutral")]
     out = ['<section id="findings"><h2>Findings</h2>']
+    if n_timepoints < 2:
+        # Not "none found": with no follow-up there was nothing to look for.
+        out.append('<p class="one-timepoint">One timepoint only: with no follow-up to compare, neither new '
+                   "enhancement nor a change in shape can be assessed.</p></section>")
+        return "".join(out)
     for cls, title, fav in groups:
         items = [(n, f) for n, f in enumerate(findings, 1) if FAVOURS[f.kind] == fav]
         out.append(f'<div class="{cls}"><h3>{esc(title)}</h3>')
@@ -521,7 +526,8 @@ def _lesion_table(lesions, summary) -> str:
                                         + f" ({esc(last.timepoint)})")
         findings = ", ".join(f'<a href="#images-{f[1:]}">{esc(f)}</a>' for f in les.findings) or "—"
         events = f"<br><span class=tag>{esc('; '.join(les.events))}</span>" if les.events else ""
-        rows.append(f'<tr data-lesion="{esc(les.id)}"><th>{esc(les.id)}</th><td>{esc(les.role)}{events}</td>'
+        where = f"<br>{esc(les.location)} ({esc(les.compartment)})" if les.location else ""
+        rows.append(f'<tr data-lesion="{esc(les.id)}"><th>{esc(les.id)}</th><td>{esc(les.role)}{where}{events}</td>'
                     f"<td>{esc(les.first_seen)}</td>{''.join(cells)}<td>{dose}</td><td>{findings}</td></tr>")
     return ('<section id="lesions"><h2>Lesions</h2><table class="lesions"><tr><th>lesion</th><th>what</th>'
             f"<th>first seen</th>{head}<th>dose</th><th>findings</th></tr>" + "".join(rows) +
@@ -531,10 +537,23 @@ def _lesion_table(lesions, summary) -> str:
             "Dose: highest isodose enclosing 98 % of the lesion.</p></section>")
 
 
-def _time_course(summary, lesions=()) -> str:
+def rano_pd_with_rn_signs(course, findings) -> str:
+    """The sentence a tumour board needs when RANO-BM reads PD and findings favour RN, else ''."""
+    pd = [r for r in course if r.get("rano_bm") == "PD"]
+    rn = [f"F{n}" for n, f in enumerate(findings, 1) if FAVOURS.get(f.kind) == "RN"]
+    if not pd or not rn:
+        return ""
+    when = ", ".join(r["timepoint"] for r in pd)
+    return (f"RANO-BM reads PD at {when}, and {', '.join(rn)} favour{'s' if len(rn) == 1 else ''} radiation "
+            "necrosis: RANO-BM measures size and cannot tell RN from PD; this is the case the features above are "
+            "for.")
+
+
+def _time_course(summary, lesions=(), findings=()) -> str:
     course = summary.get("time_course") or []
     if not course:
         return ""
+    note = rano_pd_with_rn_signs(course, findings)
     days = [r.get("days_since_srs") for r in course]
     use_days = all(d is not None for d in days)
     xs = days if use_days else list(range(len(course)))
@@ -560,7 +579,8 @@ def _time_course(summary, lesions=()) -> str:
         f"<td class=num>{_fmt(r.get('change_from_nadir_pct'), 0, ' %')}</td><td>{esc(r.get('rano_bm'))}</td>"
         f"<td>{esc(r.get('rano_bm_reason') or '')}</td></tr>"
         for r in course)
-    return ('<section id="time-course"><h2>Lesion over time</h2>' + plot +
+    return ('<section id="time-course"><h2>Lesion over time</h2>' +
+            (f'<p class="rano-note"><b>{esc(note)}</b></p>' if note else "") + plot +
             "<table><tr><th>timepoint</th><th>day</th><th>volume cm³</th><th>Σ target longest axial mm</th>"
             "<th>Σ perpendicular mm</th><th>vs baseline</th><th>vs nadir</th><th>RANO-BM</th><th>because</th></tr>"
             + rows +
@@ -662,7 +682,8 @@ def build_report(case, assessment) -> str:
     parts = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
              '<meta name="viewport" content="width=device-width, initial-scale=1">',
              f"<title>RNAssessment report — {esc(case.id)}</title><style>{CSS}</style></head><body>",
-             _header(case, summary, deid), _lesion_table(assessment.lesions, summary), _finding_list(findings)]
+             _header(case, summary, deid), _lesion_table(assessment.lesions, summary),
+             _finding_list(findings, len(summary.get("timepoints") or []))]
     if findings and ctx["treated"] is not None:
         parts.append('<section id="images"><h2>Key images</h2><p class=tag>Each finding at every timepoint (all '
                      "registered to the SRS image), axial and coronal through its centre; patient's right on the "
@@ -672,7 +693,7 @@ def build_report(case, assessment) -> str:
                      "legend only.</p>")
         parts += [_finding_images(n, f, ctx) for n, f in enumerate(findings, 1)]
         parts.append("</section>")
-    parts.append(_time_course(summary, assessment.lesions))
+    parts.append(_time_course(summary, assessment.lesions, findings))
     region_colours = {"treated lesion": COLOURS["treated"],
                       **{f"F{n} {f.segment}": COLOURS[f.kind] for n, f in enumerate(findings, 1) if f.segment}}
     parts.append(_dose_section(summary, maps.finding_dose_stats or maps.dose_stats,

@@ -445,6 +445,8 @@ def _change(line: _Timeline, bnd: dict, dose_planning, summary: dict, maps: Maps
     maps.lesion_masks = lesion_masks
     maps.lesions = lesionmod.track(lesion_masks, planning, foci=line.focus_extents, reach_mm=_reach(line.resolution),
                                    fractions=fractions, dose=dose_p, levels_gy=levels)
+    if maps.atlas_fit is not None:
+        lesionmod.locate(maps.lesions, maps.atlas_fit.codes(), atlas.load_atlas().meta["labels"])
     summary["time_course"] = changemod.rano_table(lesion_masks, planning, line.days, fractions, maps.lesions)
     return ch
 
