@@ -192,3 +192,9 @@ def test_a_case_with_one_timepoint_says_no_change_can_be_assessed(rendered, tmp_
     assert a.findings == [] and any(w.startswith("one timepoint only") for w in a.warnings)
     page = build_report(case, a)
     assert "None found" not in page and "no follow-up to compare" in page
+
+
+def test_nothing_at_srs_then_a_lesion_is_a_new_lesion_not_an_error():
+    lesions, rows = table({"t0": empty(), "t1": disc(100, 100, 14)})
+    assert [(les.id, les.treated, les.first_seen) for les in lesions] == [("L1", False, "t1")]
+    assert rows[1]["rano_bm"] == "PD" and rows[1]["new_lesions"] == ["L1"]

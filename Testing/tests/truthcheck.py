@@ -33,11 +33,15 @@ def designed_lesions(timepoints, expected) -> list[tuple]:
     return sorted([(True, tuple(treated))] + [(False, tuple(present[n])) for n in apart])
 
 
-def lesion_problems(assessment, timepoints, expected) -> list:
+def lesion_problems(assessment, timepoints, expected, *, treated_present_later: bool = True) -> list:
     """How the assessment's lesions differ from the designed ones (:func:`designed_lesions`), and any focus called
-    new at a timepoint after it was first seen, or any finding that names no lesion."""
-    found = sorted((les.treated, tuple(t for t, a in les.at.items() if a.present)) for les in assessment.lesions)
-    want = designed_lesions(timepoints, expected)
+    new at a timepoint after it was first seen, or any finding that names no lesion. ``treated_present_later``
+    False: the treated lesion is checked at the SRS timepoint only (follow-ups without a segmentation, whose
+    automatic extent need not show a millimetre-thin remnant)."""
+    def key(treated, present):
+        return (treated, present[:1] if treated and not treated_present_later else present)
+    found = sorted(key(les.treated, tuple(t for t, a in les.at.items() if a.present)) for les in assessment.lesions)
+    want = sorted(key(t, p) for t, p in designed_lesions(timepoints, expected))
     problems = [] if found == want else [f"lesions {found}, designed {want}"]
     first_seen = {les.id: les.first_seen for les in assessment.lesions}
     for f in assessment.findings:

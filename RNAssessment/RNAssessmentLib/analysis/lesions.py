@@ -221,12 +221,15 @@ def _measure(label: str, mask: np.ndarray, ref: sitk.Image, fraction: np.ndarray
 
 
 def track(masks: dict, ref: sitk.Image, *, foci: dict | None = None, reach_mm: dict | None = None,
-          fractions: dict | None = None, dose: np.ndarray | None = None, levels_gy=()) -> list[Lesion]:
+          fractions: dict | None = None, dose: np.ndarray | None = None, levels_gy=(),
+          groups: np.ndarray | None = None) -> list[Lesion]:
     """The lesions of a case. ``masks``: timepoint label → bool array on ``ref`` (the SRS grid), in time order, the
     SRS timepoint first (its components are the treated lesions); ``foci``: label → the non-contiguous foci found
     at that follow-up (their components are kept apart from the lesion extent they may touch); ``reach_mm``: label
     → how far (mm) a component may lie from a lesion's earlier extent and still continue it; ``fractions``: label →
-    partial-voxel volumes (a segmentation drawn on another grid); ``dose``: Gy on ``ref``."""
+    partial-voxel volumes (a segmentation drawn on another grid); ``dose``: Gy on ``ref``; ``groups``: a label map
+    of lesions over all timepoints (change.lesion_groups, which places a thick-slice surface before measuring the
+    gap), whose labels group the SRS timepoint's parts; without it they are grouped here on their voxels."""
     labels = list(masks)
     lesions: list[Lesion] = []
     for n, label in enumerate(labels):
@@ -234,7 +237,15 @@ def track(masks: dict, ref: sitk.Image, *, foci: dict | None = None, reach_mm: d
         focus = focus if focus is not None else np.zeros(masks[label].shape, bool)
         mine: dict[str, list] = {}
         if n == 0:
-            for group in _groups(_parts(masks[label], ref), ref, GROUP_MM):
+            parts = _parts(masks[label], ref)
+            if groups is not None:
+                by_label: dict = {}
+                for p in parts:
+                    by_label.setdefault(int(np.bincount(groups[p].astype(np.int64)).argmax()), []).append(p)
+                grouped = list(by_label.values())
+            else:
+                grouped = _groups(parts, ref, GROUP_MM)
+            for group in grouped:
                 les = Lesion(id=f"L{len(lesions) + 1}", treated=True, first_seen=label)
                 lesions.append(les)
                 mine[les.id] = group
@@ -256,6 +267,9 @@ def track(masks: dict, ref: sitk.Image, *, foci: dict | None = None, reach_mm: d
                 if touching.size and not any((m & part).any() for les in lesions for m in les.masks.values()):
                     owner = lesions[int(np.bincount(touching).argmax()) - 1]
                 owner = owner or _owner(part, lesions, ref, label, is_focus=False)
+                if owner is None:                                # nothing at the SRS timepoint to continue
+                    owner = Lesion(id=f"L{len(lesions) + 1}", treated=False, first_seen=label)
+                    lesions.append(owner)
                 mine.setdefault(owner.id, []).append(part)
         for les in lesions:
             got = mine.get(les.id, [])
@@ -318,7 +332,8 @@ def _owner(part: np.ndarray, lesions: list, ref: sitk.Image, label: str, *, is_f
     if not is_focus:
         treated = [les for les in lesions if les.treated and _latest(les) is not None] or \
             [les for les in lesions if _latest(les) is not None]
-        return min(treated, key=lambda les: _gap_mm(part, _latest(les), ref)) if treated else lesions[0]
+        return min(treated, key=lambda les: _gap_mm(part, _latest(les), ref)) if treated else \
+            (lesions[0] if lesions else None)
     near = [les for les in lesions if not les.treated and _latest(les) is not None and
             _within(part, _latest(les), ref, reach_mm)]
     return near[0] if near else None
