@@ -198,3 +198,23 @@ def test_nothing_at_srs_then_a_lesion_is_a_new_lesion_not_an_error():
     lesions, rows = table({"t0": empty(), "t1": disc(100, 100, 14)})
     assert [(les.id, les.treated, les.first_seen) for les in lesions] == [("L1", False, "t1")]
     assert rows[1]["rano_bm"] == "PD" and rows[1]["new_lesions"] == ["L1"]
+
+
+def test_enhancement_patterns_by_design():
+    # Masks built here, enhancement designed: a ball of radius 10 mm enhancing only in its outer 2.5 mm (one
+    # slice's depth and more) is a ring; enhancing throughout, solid; a 20 x 3 mm strip, linear; a ball with a fifth
+    # of its voxels enhancing, faint.
+    ref = grid()
+    x, y, z = np.meshgrid(np.arange(SHAPE[0]) * 0.5, np.arange(SHAPE[1]) * 0.5, np.arange(SHAPE[2]) * 2.0,
+                          indexing="ij")
+    r = np.sqrt((x - 50) ** 2 + (y - 50) ** 2 + (z - 20) ** 2)
+    ball = r <= 10.0
+    shell = ball & (r > 7.5)
+    ring_kind, ring_frac = L.pattern(ball, shell, ref, *L.axial_diameters(ball, ref))
+    assert ring_kind == "ring" and 0.3 < ring_frac < 0.7
+    assert L.pattern(ball, ball, ref, *L.axial_diameters(ball, ref)) == ("solid", 1.0)
+    strip = empty()
+    strip[60:100, 98:104, 8:12] = True
+    assert L.pattern(strip, strip, ref, *L.axial_diameters(strip, ref))[0] == "linear"
+    some = ball & (np.arange(SHAPE[0])[:, None, None] % 5 == 0)
+    assert L.pattern(ball, some, ref, *L.axial_diameters(ball, ref))[0] == "faint"

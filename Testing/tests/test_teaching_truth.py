@@ -73,6 +73,21 @@ def test_demo_case_lesions_are_its_designed_lesions(name, demo_assessment, rende
         assert match, (les.id, present, by_focus)
         assert any(all(v == pytest.approx(w, rel=0.03, abs=2.0) for (_, v), (_, w) in zip(present, by_focus[n]))
                    for n in match), (les.id, present, by_focus)
+    # How each enhances where it is first seen, from the design: the treated lesion at SRS a ring wherever its
+    # designed wall leaves a core deeper than the analysis's wall (lesions.RING_WALL_MM) by 1.5 mm or more; a focus
+    # designed without a ring (and not flat: its axial diameters within LINEAR_RATIO) solid.
+    from RNAssessmentLib.analysis import lesions as L
+    t0 = scn.timepoints[0]
+    rings = [b for b in t0.components.values() if b.ring > 0 and min(b.radii) - L.RING_WALL_MM >= 1.5]
+    if rings and len(rings) == len(t0.components):
+        assert assessment.lesions[0].at[t0.label].pattern == "ring"
+    for les in assessment.lesions[1:]:
+        label = les.first_seen
+        blob = next((b for n, b in next(tp for tp in scn.timepoints if tp.label == label).components.items()
+                     if n in apart), None)
+        if blob is not None and blob.ring == 0 and min(blob.radii[:2]) > L.LINEAR_RATIO * max(blob.radii[:2]):
+            if sum(1 for n in next(tp for tp in scn.timepoints if tp.label == label).components if n in apart) == 1:
+                assert les.at[label].pattern == "solid", (les.id, les.at[label])
     # Every lesion lists the findings that name it, and only those.
     for les in assessment.lesions:
         assert les.findings == [f"F{i}" for i, f in enumerate(assessment.findings, 1) if les.id in f.lesions]

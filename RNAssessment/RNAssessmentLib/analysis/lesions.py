@@ -8,12 +8,13 @@ it overlaps that lesion at an earlier timepoint. Otherwise a part of the lesion 
 treated lesion (the boundary analysis found it contiguous), and a non-contiguous focus (boundaries.py) continues an
 earlier focus within the interval's uncertainty of its latest extent (half the coarser voxel of the two timepoints
 plus the registrations' uncertainty) or is a new lesion: a focus never continues the treated lesion by distance
-alone, since lying apart from it is what makes it a focus. Two components of one lesion at a timepoint are a split; one component reaching two lesions is a
-merge (it continues the lower id); both are recorded.
+alone, since lying apart from it is what makes it a focus. Two components of one lesion at a timepoint are a
+split; one component reaching two lesions is a merge (it continues the lower id); both are recorded.
 
-Each lesion at each timepoint: volume (partial voxels counted where the segmentation was drawn on another grid),
-the longest axial diameter and the one perpendicular to it (RANO-BM's measurement; a lesion in parts measured across
-its parts, as one extent), the axial slices it spans, whether it is measurable, its dose.
+Each lesion at each timepoint: volume (partial voxels shared out among the lesions, so they add up to the
+segmentation), the longest axial diameter and the one perpendicular to it (RANO-BM's measurement; a lesion in
+parts measured across its parts, as one extent), the axial slices it spans, whether it is measurable, its dose, and
+how it enhances (solid, ring, linear, faint).
 
 Coordinates: arrays are in the case's canonical layout (geometry.CANONICAL_ORIENTATION, LPS: axis 2 runs to the
 patient's head, so an array's [:, :, k] is an axial slice); centroids are reported in RAS like every finding.
@@ -41,6 +42,14 @@ MAX_TARGETS = 5
 PR_DECREASE = 0.30
 PD_INCREASE = 0.20
 PD_ABSOLUTE_MM = 5.0
+#: Enhancement pattern (:func:`pattern`): the wall of a ring is the lesion's outer RING_WALL_MM; a ring has a core
+#: beyond it of at least RING_MIN_CORE_MM3 that enhances less than half, inside a wall that enhances at least half.
+#: Linear: the perpendicular axial diameter at most LINEAR_RATIO of the longest.
+RING_WALL_MM = 2.0
+RING_MIN_CORE_MM3 = 8.0
+LINEAR_RATIO = 0.3
+#: Faint: less than this share of the lesion's voxels enhance (a drawn remnant that barely enhances).
+FAINT_MAX = 0.3
 #: The share of a lesion's voxels whose dose an isodose level must enclose to be the lesion's "enclosing" level
 #: (D98: the 2 % coldest voxels of a blurred edge left aside).
 ENCLOSED_FRACTION = 0.98
@@ -57,6 +66,9 @@ class LesionAt:
     parts: int
     centroid_ras: tuple
     dose: dict | None = None
+    #: solid, ring, linear or faint (:func:`pattern`); None without an enhancement map
+    pattern: str | None = None
+    enhancing_fraction: float | None = None
 
     @property
     def present(self) -> bool:
@@ -74,13 +86,17 @@ class LesionAt:
              "measurable": self.measurable, "centroid_ras": [round(float(v), 3) for v in self.centroid_ras]}
         if self.dose is not None:
             d["dose"] = self.dose
+        if self.pattern is not None:
+            d["pattern"] = self.pattern
+            d["enhancing_fraction"] = round(float(self.enhancing_fraction), 3)
         return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "LesionAt":
         return cls(d["timepoint"], float(d.get("volume_mm3") or 0.0), float(d.get("longest_diameter_mm") or 0.0),
                    float(d.get("perpendicular_diameter_mm") or 0.0), int(d.get("axial_slices") or 0),
-                   int(d.get("parts") or 0), tuple(d.get("centroid_ras") or ()), d.get("dose"))
+                   int(d.get("parts") or 0), tuple(d.get("centroid_ras") or ()), d.get("dose"), d.get("pattern"),
+                   d.get("enhancing_fraction"))
 
 
 @dataclasses.dataclass
@@ -198,8 +214,40 @@ def _territories(masks: list, fraction: np.ndarray, ref: sitk.Image) -> list:
     return out
 
 
+def pattern(mask: np.ndarray, enhancing: np.ndarray, ref: sitk.Image, longest_mm: float,
+            perpendicular_mm: float) -> tuple[str, float]:
+    """How a lesion enhances: "faint" (less than FAINT_MAX of its voxels enhance), "linear" (perpendicular ≤
+    LINEAR_RATIO × longest axial diameter), "ring" (a core deeper than RING_WALL_MM, of at least RING_MIN_CORE_MM3,
+    enhancing less than half, in a wall enhancing at least half), else "solid"; and the share of its voxels that
+    enhance."""
+    enh = enhancing & mask
+    fraction = float(enh.sum() / max(int(mask.sum()), 1))
+    if fraction < FAINT_MAX:
+        return "faint", fraction
+    if longest_mm > 0 and perpendicular_mm <= LINEAR_RATIO * longest_mm:
+        return "linear", fraction
+    box = geo.crop_box(mask, 1)
+    spacing = tuple(float(v) for v in ref.GetSpacing())
+    sub = geo.image_from_array(mask[box].astype(np.uint8))
+    sub.SetSpacing(spacing)
+    # A cavity the lesion encloses (a resection cavity drawn as its rim, a necrotic core left out) is inside it.
+    filled = sitk.BinaryFillhole(sub)
+    outside = sitk.Cast(filled == 0, sitk.sitkUInt8)
+    # Depth below the lesion's edge: to the nearest voxel outside it, less the half voxel between its centre and
+    # the edge.
+    depth = geo.array_view(sitk.SignedMaurerDistanceMap(outside, insideIsPositive=False, squaredDistance=False,
+                                                        useImageSpacing=True)) - 0.5 * min(spacing)
+    inside = geo.array_view(filled) > 0
+    core = inside & (depth > RING_WALL_MM)
+    wall = inside & ~core
+    if core.sum() * geo.voxel_volume_mm3(ref) >= RING_MIN_CORE_MM3 and wall.any():
+        if enh[box][core].mean() < 0.5 <= enh[box][wall].mean():
+            return "ring", fraction
+    return "solid", fraction
+
+
 def _measure(label: str, mask: np.ndarray, ref: sitk.Image, fraction: np.ndarray | None, territory: np.ndarray,
-             dose: np.ndarray | None, levels_gy) -> LesionAt:
+             dose: np.ndarray | None, levels_gy, enhancing: np.ndarray | None = None) -> LesionAt:
     """``fraction``: the partial voxels of the timepoint's segmentation, counted over the lesion's ``territory``
     (:func:`_territories`)."""
     vox = geo.voxel_volume_mm3(ref)
@@ -216,20 +264,23 @@ def _measure(label: str, mask: np.ndarray, ref: sitk.Image, fraction: np.ndarray
         enclosing = max([v for v in (levels_gy or ()) if v <= cold], default=None)
         dose_d = {"mean_gy": round(float(d.mean()), 2), "max_gy": round(float(d.max()), 2),
                   "enclosing_isodose_gy": enclosing}
+    kind, enhancing_fraction = pattern(mask, enhancing, ref, longest, perpendicular) if enhancing is not None \
+        else (None, None)
     return LesionAt(label, volume, longest, perpendicular, int(mask.any(axis=(0, 1)).sum()), len(parts),
-                    tuple(geo.centroid_ras(mask, ref)), dose_d)
+                    tuple(geo.centroid_ras(mask, ref)), dose_d, kind, enhancing_fraction)
 
 
 def track(masks: dict, ref: sitk.Image, *, foci: dict | None = None, reach_mm: dict | None = None,
           fractions: dict | None = None, dose: np.ndarray | None = None, levels_gy=(),
-          groups: np.ndarray | None = None) -> list[Lesion]:
+          groups: np.ndarray | None = None, enhancing: dict | None = None) -> list[Lesion]:
     """The lesions of a case. ``masks``: timepoint label → bool array on ``ref`` (the SRS grid), in time order, the
     SRS timepoint first (its components are the treated lesions); ``foci``: label → the non-contiguous foci found
     at that follow-up (their components are kept apart from the lesion extent they may touch); ``reach_mm``: label
     → how far (mm) a component may lie from a lesion's earlier extent and still continue it; ``fractions``: label →
     partial-voxel volumes (a segmentation drawn on another grid); ``dose``: Gy on ``ref``; ``groups``: a label map
     of lesions over all timepoints (change.lesion_groups, which places a thick-slice surface before measuring the
-    gap), whose labels group the SRS timepoint's parts; without it they are grouped here on their voxels."""
+    gap), whose labels group the SRS timepoint's parts; without it they are grouped here on their voxels;
+    ``enhancing``: label → the voxels that enhance at that timepoint (the lesions' patterns)."""
     labels = list(masks)
     lesions: list[Lesion] = []
     for n, label in enumerate(labels):
@@ -285,7 +336,8 @@ def track(masks: dict, ref: sitk.Image, *, foci: dict | None = None, reach_mm: d
         terr = _territories([les.masks[label] for les in present], frac, ref) if frac is not None else \
             [les.masks[label] for les in present]
         for les, t in zip(present, terr):
-            les.at[label] = _measure(label, les.masks[label], ref, frac, t, dose, levels_gy)
+            les.at[label] = _measure(label, les.masks[label], ref, frac, t, dose, levels_gy,
+                                     (enhancing or {}).get(label))
     return lesions
 
 

@@ -313,7 +313,8 @@ def line_plot(series, *, xlabel: str, ylabel: str, y2label: str | None = None, v
             # A dark casing under every line: light palette colours (white, lavender) stay visible on white.
             coords = " ".join(f"{a:.1f},{b:.1f}" for a, b in pts)
             out.append(f'<polyline points="{coords}" fill="none" stroke="#333" stroke-width="4.5"{dash}/>'
-                       f'<polyline points="{coords}" fill="none" stroke="{s["colour"]}" stroke-width="2.5"{dash}{tag}/>')
+                       f'<polyline points="{coords}" fill="none" stroke="{s["colour"]}" stroke-width="2.5"'
+                       f'{dash}{tag}/>')
         if s.get("markers", True):
             out += [f'<circle cx="{a:.1f}" cy="{b:.1f}" r="4" fill="{s["colour"]}"{tag}/>' for a, b in pts]
         out.append(f'<rect x="{lx}" y="{legend_y - 11}" width="14" height="6" fill="{s["colour"]}" stroke="#333"/>'
@@ -527,6 +528,9 @@ def _lesion_table(lesions, summary) -> str:
         findings = ", ".join(f'<a href="#images-{f[1:]}">{esc(f)}</a>' for f in les.findings) or "—"
         events = f"<br><span class=tag>{esc('; '.join(les.events))}</span>" if les.events else ""
         where = f"<br>{esc(les.location)} ({esc(les.compartment)})" if les.location else ""
+        first = les.at.get(les.first_seen)
+        if first is not None and first.pattern:
+            where += f"<br>{esc(first.pattern)} enhancement when first seen"
         rows.append(f'<tr data-lesion="{esc(les.id)}"><th>{esc(les.id)}</th><td>{esc(les.role)}{where}{events}</td>'
                     f"<td>{esc(les.first_seen)}</td>{''.join(cells)}<td>{dose}</td><td>{findings}</td></tr>")
     return ('<section id="lesions"><h2>Lesions</h2><table class="lesions"><tr><th>lesion</th><th>what</th>'

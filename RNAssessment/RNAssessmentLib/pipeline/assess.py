@@ -448,7 +448,7 @@ def _change(line: _Timeline, bnd: dict, dose_planning, summary: dict, maps: Maps
     extents = [m & ~line.focus_extents[t] if t in line.focus_extents else m for t, m in lesion_masks.items()]
     maps.lesions = lesionmod.track(lesion_masks, planning, foci=line.focus_extents, reach_mm=_reach(line.resolution),
                                    fractions=fractions, dose=dose_p, levels_gy=levels,
-                                   groups=changemod.lesion_groups(extents, planning))
+                                   groups=changemod.lesion_groups(extents, planning), enhancing=line.enhancing)
     if maps.atlas_fit is not None:
         lesionmod.locate(maps.lesions, maps.atlas_fit.codes(), atlas.load_atlas().meta["labels"])
     summary["time_course"] = changemod.rano_table(lesion_masks, planning, line.days, fractions, maps.lesions)
