@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 from RNAssessmentLib.analysis import change as C
+from RNAssessmentLib.analysis import lesions as LES
 from RNAssessmentLib.analysis.findings import describe
 from RNAssessmentLib.analysis.registration import register_followup, stable_region
 from RNAssessmentLib.anatomy import brain as anat_brain
@@ -161,7 +162,7 @@ def test_rano_bm_categories():
         m = np.zeros((60, 60, 20), bool)
         m[:, :, 8:12] = ((x - 30) ** 2 + (y - 30) ** 2 <= r * r)[:, :, None]
         return m
-    rows = C.rano_table({"t0": disc(10), "t1": disc(6), "t2": disc(9), "t3": np.zeros((60, 60, 20), bool)}, ref,
+    rows = LES.rano_table({"t0": disc(10), "t1": disc(6), "t2": disc(9), "t3": np.zeros((60, 60, 20), bool)}, ref,
                         {"t0": 0, "t1": 90, "t2": 180, "t3": 270})
     assert rows[0]["sum_longest_diameter_mm"] == pytest.approx(21.0, abs=1.0)
     assert [r["rano_bm"] for r in rows] == ["baseline", "PR", "PD", "CR"]
@@ -453,7 +454,7 @@ def test_a_cavity_drawn_as_its_rim_does_not_grow_into_the_next_automatic_extent(
     assert (same["t1"] == follow).all() and (same["t0"] == follow).all() and set(fractions) == {"t0"}
     findings, _ = C.analyse_changes(same, ref, fractions=fractions)
     assert findings == [], [f.description for f in findings]
-    row = C.rano_table(same, ref, {"t0": 0, "t1": 90}, fractions)[0]
+    row = LES.rano_table(same, ref, {"t0": 0, "t1": 90}, fractions)[0]
     assert row["volume_mm3"] == pytest.approx(rim.sum())
     assert C.like_for_like(masks, {"t0", "t1"}, lambda m: lesion_extent(m, box)) == (masks, {})   # all drawn
 
@@ -567,7 +568,7 @@ def test_a_thick_slice_drawing_keeps_its_drawn_volume_on_the_srs_grid(radius, dz
     assert ev["lesion_volume_before_mm3"] == before.sum() * geo.voxel_volume_mm3(ref)
     assert ev["lesion_volume_after_mm3"] == pytest.approx(drawn, rel=0.03)
     assert ev["volumes_from"] == C.VOLUMES_FROM[True]
-    course = C.rano_table({"t0": before, "t1": after}, ref, {"t0": 0, "t1": 90}, fractions)
+    course = LES.rano_table({"t0": before, "t1": after}, ref, {"t0": 0, "t1": 90}, fractions)
     assert course[1]["volume_mm3"] == pytest.approx(ev["lesion_volume_after_mm3"], rel=1e-6)
 
 

@@ -1,4 +1,5 @@
 """Comparing an assessment with an exhaustive ground truth (teaching phantoms and real-MRI implants)."""
+import re
 
 from RNAssessmentLib.analysis.findings import CHANGE_KINDS as CHANGE
 WITH_BOUNDARY = ("noncontiguous_across_boundary", "boundary_enhancement", "open_ring")
@@ -86,7 +87,6 @@ def truth_problems(assessment, expected) -> list:
 def _sentence_problems(assessment) -> list:
     """Every lesion volume a sentence quotes is the lesion table's (cm³, 2 decimals): "L1 0.61 → 0.06 cm³" in a
     change, "New 0.12 cm³ enhancing focus L2", "first seen at t1 (...) (0.12 cm³), 0.70 cm³ at t2"."""
-    import re
     table = {les.id: les for les in assessment.lesions}
 
     def cc(les, label):

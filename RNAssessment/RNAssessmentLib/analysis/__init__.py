@@ -19,7 +19,7 @@ _WHERE = {
     "default_levels": "dose",
     "analyse_followup": "boundaries",
     "analyse_changes": "change",
-    "rano_table": "change",
+    "rano_table": "lesions",
     "register_followup": "registration",
     "register_sequence": "registration",
 }

@@ -51,13 +51,13 @@ import numpy as np
 import SimpleITK as sitk
 
 from ..io import geometry as geo
-from .lesions import GROUP_MM, rano_bm, track  # noqa: F401  (GROUP_MM: parts this close are one lesion)
 from .enhancement import enclosed_fraction
 from .findings import Finding
 
 MIN_PORTION_MM3 = 50.0
 MIN_DEPTH_MM = 2.5        # a portion's core must reach this far beyond the other surface: more than a wobble
 MIN_CORE_MM3 = 20.0       # ... over at least this volume
+GROUP_MM = 10.0           # parts whose surfaces lie within this distance are one lesion
 REGISTRATION_UNCERTAINTY_MM = 0.5   # a rigid registration (TRE 0.1-0.2 mm on the phantoms, < 1 mm on real MRI)
 DISPLACEMENT_MM = 0.75
 SMOOTH_SIGMA_MM = 2.0
@@ -442,30 +442,11 @@ def surface_moved_out(before: np.ndarray, disp: np.ndarray, ref: sitk.Image, whe
     return float(np.mean(disp[surface] >= DISPLACEMENT_MM))
 
 
-# ----------------------------------------------------------------------------------------------------------------
-# RANO-BM
-# ----------------------------------------------------------------------------------------------------------------
-
-#: How the lesion volumes of change findings and of the time course were measured (without, with fractions).
+#: How the lesion volumes of change findings and of the time course (lesions.rano_table) were measured (without,
+#: with fractions).
 VOLUMES_FROM = ("voxels of the lesion masks on the SRS grid",
                 "each timepoint's lesion on the SRS grid, partial voxels counted (a follow-up's segmentation as "
                 "drawn, whatever its slice thickness)")
-
-
-def rano_table(masks: dict[str, np.ndarray], ref: sitk.Image, days: dict[str, int | None],
-               fractions: dict | None = None, lesions: list | None = None) -> list[dict]:
-    """The time course: per timepoint the enhancing volume (``fractions``: as for :func:`analyse_changes`, the
-    volumes' source where given) and RANO-BM from the lesions followed over time (lesions.rano_bm; ``lesions``:
-    those of lesions.track, tracked here from ``masks`` alone when not given)."""
-    if lesions is None:
-        lesions = track(masks, ref, fractions=fractions)
-    vox = geo.voxel_volume_mm3(ref)
-    rows = []
-    for row, (label, m) in zip(rano_bm(lesions, list(masks)), masks.items()):
-        frac = (fractions or {}).get(label)
-        volume = float(m.sum() * vox) if frac is None or not m.any() else float(frac.sum(dtype=np.float64) * vox)
-        rows.append({"timepoint": label, "days_since_srs": days.get(label), "volume_mm3": volume, **row})
-    return rows
 
 
 # ----------------------------------------------------------------------------------------------------------------

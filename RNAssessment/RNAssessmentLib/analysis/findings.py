@@ -427,6 +427,96 @@ class Maps:
         return finding_segments(self)
 
 
+#: RANO-BM measurable disease: longest diameter ≥ 10 mm, perpendicular ≥ 5 mm, on two or more axial slices.
+MEASURABLE_LONGEST_MM = 10.0
+MEASURABLE_PERPENDICULAR_MM = 5.0
+MEASURABLE_SLICES = 2
+
+
+@dataclasses.dataclass
+class LesionAt:
+    """One lesion at one timepoint."""
+    timepoint: str
+    volume_mm3: float
+    longest_mm: float
+    perpendicular_mm: float
+    axial_slices: int
+    parts: int
+    centroid_ras: tuple
+    dose: dict | None = None
+    #: solid, ring, linear or faint (lesions.pattern); None without an enhancement map
+    pattern: str | None = None
+    enhancing_fraction: float | None = None
+
+    @property
+    def present(self) -> bool:
+        return self.volume_mm3 > 0
+
+    @property
+    def measurable(self) -> bool:
+        return (self.longest_mm >= MEASURABLE_LONGEST_MM and self.perpendicular_mm >= MEASURABLE_PERPENDICULAR_MM
+                and self.axial_slices >= MEASURABLE_SLICES)
+
+    def to_dict(self) -> dict:
+        d = {"timepoint": self.timepoint, "volume_mm3": round(self.volume_mm3, 3),
+             "longest_diameter_mm": round(self.longest_mm, 2), "perpendicular_diameter_mm":
+             round(self.perpendicular_mm, 2), "axial_slices": self.axial_slices, "parts": self.parts,
+             "measurable": self.measurable, "centroid_ras": [round(float(v), 3) for v in self.centroid_ras]}
+        if self.dose is not None:
+            d["dose"] = self.dose
+        if self.pattern is not None:
+            d["pattern"] = self.pattern
+            d["enhancing_fraction"] = round(float(self.enhancing_fraction), 3)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "LesionAt":
+        return cls(d["timepoint"], float(d.get("volume_mm3") or 0.0), float(d.get("longest_diameter_mm") or 0.0),
+                   float(d.get("perpendicular_diameter_mm") or 0.0), int(d.get("axial_slices") or 0),
+                   int(d.get("parts") or 0), tuple(d.get("centroid_ras") or ()), d.get("dose"), d.get("pattern"),
+                   d.get("enhancing_fraction"))
+
+
+@dataclasses.dataclass
+class Lesion:
+    """A lesion followed over the timepoints: ``treated`` at the SRS timepoint, otherwise a focus first seen
+    later. ``at``: timepoint label → :class:`LesionAt` (every timepoint from the first seen on; a lesion gone at a
+    timepoint has volume 0 there). ``events``: splits and merges in words. ``findings``: the F# that name it."""
+    id: str
+    treated: bool
+    first_seen: str
+    at: dict = dataclasses.field(default_factory=dict)
+    events: list = dataclasses.field(default_factory=list)
+    findings: list = dataclasses.field(default_factory=list)
+    #: where it lies (lesions.locate): the atlas region holding most of it when first seen ("left frontal lobe"),
+    #: its side (left, right, midline) and compartment (supratentorial, infratentorial)
+    location: str | None = None
+    side: str | None = None
+    compartment: str | None = None
+    #: timepoint label → bool array on the SRS grid (in memory only)
+    masks: dict = dataclasses.field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def role(self) -> str:
+        return "treated lesion" if self.treated else "new focus"
+
+    def to_dict(self) -> dict:
+        d = {"id": self.id, "role": self.role, "first_seen": self.first_seen}
+        d.update({k: v for k, v in (("location", self.location), ("side", self.side),
+                                    ("compartment", self.compartment)) if v is not None})
+        return {**d, "timepoints": [a.to_dict() for a in self.at.values()], "events": list(self.events),
+                "findings": list(self.findings)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Lesion":
+        """The lesion a findings.json entry describes (without its masks)."""
+        at = [LesionAt.from_dict(x) for x in d.get("timepoints") or []]
+        return cls(id=d["id"], treated=d.get("role") == "treated lesion", first_seen=d.get("first_seen"),
+                   at={a.timepoint: a for a in at}, events=list(d.get("events") or []),
+                   findings=list(d.get("findings") or []), location=d.get("location"), side=d.get("side"),
+                   compartment=d.get("compartment"))
+
+
 @dataclasses.dataclass
 class Assessment:
     """One case assessed: its findings (each with its evidence and dose), the summary of findings.json, warnings,
@@ -457,7 +547,6 @@ class Assessment:
         """The assessment a findings.json describes (its maps are not in the file: empty)."""
         if not isinstance(d, dict) or not isinstance(d.get("findings"), list) or not isinstance(d.get("summary"), dict):
             raise ValueError("not an RNAssessment findings.json: it needs 'findings' (a list) and 'summary'")
-        from .lesions import Lesion
         return cls(case_id=str(d.get("case", "")), findings=[Finding.from_dict(f) for f in d["findings"]],
                    summary=d["summary"], warnings=list(d.get("warnings") or []), inputs=dict(d.get("inputs") or {}),
                    lesions=[Lesion.from_dict(x) for x in d.get("lesions") or []])

@@ -3,10 +3,10 @@
 A neuroradiologist reads a follow-up lesion by lesion. Every enhancing component at every timepoint (on the SRS
 grid, after registration) is assigned to a lesion: the treated lesion(s) at the SRS timepoint (L1, L2 ... by
 volume) and each focus that appears later (the next id, first seen at its timepoint). Parts of the SRS
-timepoint's lesion within GROUP_MM of each other are one treated lesion. A later component continues a lesion when
-it overlaps that lesion at an earlier timepoint. Otherwise a part of the lesion extent belongs to the nearest
-treated lesion (the boundary analysis found it contiguous), and a non-contiguous focus (boundaries.py) continues an
-earlier focus within the interval's uncertainty of its latest extent (half the coarser voxel of the two timepoints
+timepoint's lesion within change.GROUP_MM of each other are one treated lesion. A later component continues a
+lesion when it overlaps that lesion at an earlier timepoint. Otherwise a part of the lesion extent belongs to the
+nearest treated lesion (the boundary analysis found it contiguous), and a non-contiguous focus (boundaries.py)
+continues an earlier focus within the interval's uncertainty of its latest extent (half the coarser voxel of the two timepoints
 plus the registrations' uncertainty) or is a new lesion: a focus never continues the treated lesion by distance
 alone, since lying apart from it is what makes it a focus. Two components of one lesion at a timepoint are a
 split; one component reaching two lesions is a merge (it continues the lower id); both are recorded.
@@ -21,20 +21,14 @@ patient's head, so an array's [:, :, k] is an axial slice); centroids are report
 """
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 import SimpleITK as sitk
 
+from ..anatomy.atlas import EXTRACEREBRAL_CSF, INFRATENTORIAL, VENTRICLES
 from ..io import geometry as geo
+from .change import lesion_groups
+from .findings import Lesion, LesionAt  # noqa: F401  (the typed results live in findings.py)
 
-#: Parts of the SRS timepoint's lesion whose surfaces come within this distance (mm) are one treated lesion: the
-#: grouping the change in shape uses (change.analyse_changes) and the teaching designs state (teaching/design.py).
-GROUP_MM = 10.0
-#: RANO-BM measurable disease: longest diameter ≥ 10 mm, perpendicular ≥ 5 mm, on two or more axial slices.
-MEASURABLE_LONGEST_MM = 10.0
-MEASURABLE_PERPENDICULAR_MM = 5.0
-MEASURABLE_SLICES = 2
 #: RANO-BM: up to five target lesions, chosen by size at baseline.
 MAX_TARGETS = 5
 #: RANO-BM: PR is a ≥ 30 % decrease of the sum of target diameters from baseline; PD a ≥ 20 % increase from the
@@ -55,90 +49,6 @@ FAINT_MAX = 0.3
 ENCLOSED_FRACTION = 0.98
 
 
-@dataclasses.dataclass
-class LesionAt:
-    """One lesion at one timepoint."""
-    timepoint: str
-    volume_mm3: float
-    longest_mm: float
-    perpendicular_mm: float
-    axial_slices: int
-    parts: int
-    centroid_ras: tuple
-    dose: dict | None = None
-    #: solid, ring, linear or faint (:func:`pattern`); None without an enhancement map
-    pattern: str | None = None
-    enhancing_fraction: float | None = None
-
-    @property
-    def present(self) -> bool:
-        return self.volume_mm3 > 0
-
-    @property
-    def measurable(self) -> bool:
-        return (self.longest_mm >= MEASURABLE_LONGEST_MM and self.perpendicular_mm >= MEASURABLE_PERPENDICULAR_MM
-                and self.axial_slices >= MEASURABLE_SLICES)
-
-    def to_dict(self) -> dict:
-        d = {"timepoint": self.timepoint, "volume_mm3": round(self.volume_mm3, 3),
-             "longest_diameter_mm": round(self.longest_mm, 2), "perpendicular_diameter_mm":
-             round(self.perpendicular_mm, 2), "axial_slices": self.axial_slices, "parts": self.parts,
-             "measurable": self.measurable, "centroid_ras": [round(float(v), 3) for v in self.centroid_ras]}
-        if self.dose is not None:
-            d["dose"] = self.dose
-        if self.pattern is not None:
-            d["pattern"] = self.pattern
-            d["enhancing_fraction"] = round(float(self.enhancing_fraction), 3)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "LesionAt":
-        return cls(d["timepoint"], float(d.get("volume_mm3") or 0.0), float(d.get("longest_diameter_mm") or 0.0),
-                   float(d.get("perpendicular_diameter_mm") or 0.0), int(d.get("axial_slices") or 0),
-                   int(d.get("parts") or 0), tuple(d.get("centroid_ras") or ()), d.get("dose"), d.get("pattern"),
-                   d.get("enhancing_fraction"))
-
-
-@dataclasses.dataclass
-class Lesion:
-    """A lesion followed over the timepoints: ``treated`` at the SRS timepoint, otherwise a focus first seen
-    later. ``at``: timepoint label → :class:`LesionAt` (every timepoint from the first seen on; a lesion gone at a
-    timepoint has volume 0 there). ``events``: splits and merges in words. ``findings``: the F# that name it."""
-    id: str
-    treated: bool
-    first_seen: str
-    at: dict = dataclasses.field(default_factory=dict)
-    events: list = dataclasses.field(default_factory=list)
-    findings: list = dataclasses.field(default_factory=list)
-    #: where it lies (:func:`locate`): the atlas region holding most of it when first seen ("left frontal lobe"),
-    #: its side (left, right, midline) and compartment (supratentorial, infratentorial)
-    location: str | None = None
-    side: str | None = None
-    compartment: str | None = None
-    #: timepoint label → bool array on the SRS grid (in memory only)
-    masks: dict = dataclasses.field(default_factory=dict, repr=False, compare=False)
-
-    @property
-    def role(self) -> str:
-        return "treated lesion" if self.treated else "new focus"
-
-    def to_dict(self) -> dict:
-        d = {"id": self.id, "role": self.role, "first_seen": self.first_seen}
-        d.update({k: v for k, v in (("location", self.location), ("side", self.side),
-                                    ("compartment", self.compartment)) if v is not None})
-        return {**d, "timepoints": [a.to_dict() for a in self.at.values()], "events": list(self.events),
-                "findings": list(self.findings)}
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "Lesion":
-        """The lesion a findings.json entry describes (without its masks)."""
-        at = [LesionAt.from_dict(x) for x in d.get("timepoints") or []]
-        return cls(id=d["id"], treated=d.get("role") == "treated lesion", first_seen=d.get("first_seen"),
-                   at={a.timepoint: a for a in at}, events=list(d.get("events") or []),
-                   findings=list(d.get("findings") or []), location=d.get("location"), side=d.get("side"),
-                   compartment=d.get("compartment"))
-
-
 def _parts(mask: np.ndarray, ref: sitk.Image) -> list[np.ndarray]:
     """The connected components (26-connected) of ``mask``, largest first."""
     if mask is None or not mask.any():
@@ -146,21 +56,6 @@ def _parts(mask: np.ndarray, ref: sitk.Image) -> list[np.ndarray]:
     lab = geo.array_view(sitk.ConnectedComponent(geo.image_from_array(mask.astype(np.uint8), ref), True))
     parts = [lab == i for i in range(1, int(lab.max()) + 1)]
     return sorted(parts, key=lambda m: -int(m.sum()))
-
-
-def _within(part: np.ndarray, other: np.ndarray, ref: sitk.Image, reach_mm: float) -> bool:
-    """Whether any voxel of ``other`` lies within ``reach_mm`` of ``part`` (surface to voxel centre, physical)."""
-    spacing = np.asarray(ref.GetSpacing(), float)
-    margin = np.ceil(reach_mm / spacing).astype(int) + 1
-    box = geo.crop_box(part, 0)
-    sl = tuple(slice(max(s.start - m, 0), min(s.stop + m, n)) for s, m, n in zip(box, margin, part.shape))
-    if not other[sl].any():
-        return False
-    sub = geo.image_from_array(part[sl].astype(np.uint8))
-    sub.SetSpacing(tuple(float(v) for v in spacing))
-    dist = geo.array_view(sitk.SignedMaurerDistanceMap(sub, insideIsPositive=False, squaredDistance=False,
-                                                       useImageSpacing=True))
-    return bool((dist[other[sl]] <= reach_mm).any())
 
 
 def axial_diameters(mask: np.ndarray, ref: sitk.Image) -> tuple[float, float]:
@@ -272,31 +167,27 @@ def _measure(label: str, mask: np.ndarray, ref: sitk.Image, fraction: np.ndarray
 
 def track(masks: dict, ref: sitk.Image, *, foci: dict | None = None, reach_mm: dict | None = None,
           fractions: dict | None = None, dose: np.ndarray | None = None, levels_gy=(),
-          groups: np.ndarray | None = None, enhancing: dict | None = None) -> list[Lesion]:
+          enhancing: dict | None = None) -> list[Lesion]:
     """The lesions of a case. ``masks``: timepoint label → bool array on ``ref`` (the SRS grid), in time order, the
     SRS timepoint first (its components are the treated lesions); ``foci``: label → the non-contiguous foci found
     at that follow-up (their components are kept apart from the lesion extent they may touch); ``reach_mm``: label
     → how far (mm) a component may lie from a lesion's earlier extent and still continue it; ``fractions``: label →
-    partial-voxel volumes (a segmentation drawn on another grid); ``dose``: Gy on ``ref``; ``groups``: a label map
-    of lesions over all timepoints (change.lesion_groups, which places a thick-slice surface before measuring the
-    gap), whose labels group the SRS timepoint's parts; without it they are grouped here on their voxels;
-    ``enhancing``: label → the voxels that enhance at that timepoint (the lesions' patterns)."""
+    partial-voxel volumes (a segmentation drawn on another grid); ``dose``: Gy on ``ref``; ``enhancing``: label →
+    the voxels that enhance at that timepoint (the lesions' patterns). The SRS timepoint's parts are grouped as the
+    change in shape groups them (change.lesion_groups over every timepoint's extent, the foci apart)."""
     labels = list(masks)
     lesions: list[Lesion] = []
+    apart = foci or {}
+    groups = lesion_groups([m & ~apart[t] if apart.get(t) is not None else m for t, m in masks.items()], ref)
     for n, label in enumerate(labels):
         focus = (foci or {}).get(label)
         focus = focus if focus is not None else np.zeros(masks[label].shape, bool)
         mine: dict[str, list] = {}
         if n == 0:
-            parts = _parts(masks[label], ref)
-            if groups is not None:
-                by_label: dict = {}
-                for p in parts:
-                    by_label.setdefault(int(np.bincount(groups[p].astype(np.int64)).argmax()), []).append(p)
-                grouped = list(by_label.values())
-            else:
-                grouped = _groups(parts, ref, GROUP_MM)
-            for group in grouped:
+            grouped: dict = {}
+            for p in _parts(masks[label], ref):
+                grouped.setdefault(int(np.bincount(groups[p].astype(np.int64)).argmax()), []).append(p)
+            for group in grouped.values():
                 les = Lesion(id=f"L{len(lesions) + 1}", treated=True, first_seen=label)
                 lesions.append(les)
                 mine[les.id] = group
@@ -350,16 +241,6 @@ def _dilated(mask: np.ndarray) -> np.ndarray:
     return out
 
 
-def _groups(parts: list, ref: sitk.Image, group_mm: float) -> list[list]:
-    """The parts whose surfaces come within ``group_mm`` of each other, transitively (one lesion each)."""
-    groups: list[list] = []
-    for p in parts:
-        near = [g for g in groups if any(_within(p, q, ref, group_mm) for q in g)]
-        merged = [p] + [q for g in near for q in g]
-        groups = [g for g in groups if g not in near] + [merged]
-    return groups
-
-
 def _gap_mm(part: np.ndarray, other: np.ndarray, ref: sitk.Image) -> float:
     """The shortest distance (mm) from ``part``'s surface to a voxel of ``other``."""
     both = geo.crop_box(part | other, 1)
@@ -387,7 +268,7 @@ def _owner(part: np.ndarray, lesions: list, ref: sitk.Image, label: str, *, is_f
         return min(treated, key=lambda les: _gap_mm(part, _latest(les), ref)) if treated else \
             (lesions[0] if lesions else None)
     near = [les for les in lesions if not les.treated and _latest(les) is not None and
-            _within(part, _latest(les), ref, reach_mm)]
+            _gap_mm(part, _latest(les), ref) <= reach_mm]
     return near[0] if near else None
 
 
@@ -401,7 +282,6 @@ def locate(lesions: list[Lesion], codes: np.ndarray, names: dict) -> None:
     grid, ``names``: code → words, anatomy/atlas.json): the region holding most of the lesion when first seen
     (ventricles and CSF set aside when it also touches parenchyma), its side and compartment (infratentorial: the
     cerebellum, brainstem and fourth ventricle)."""
-    from ..anatomy.atlas import EXTRACEREBRAL_CSF, INFRATENTORIAL, VENTRICLES
     for les in lesions:
         m = les.masks.get(les.first_seen)
         if m is None or not m.any():
@@ -540,3 +420,19 @@ def _category(label, lesions, targets, nontargets, new, sld, base_sld, nadir, sm
         return {"rano_bm": "SD", "rano_bm_reason": "; ".join([reason] + ([note] if note else []))}
     return {"rano_bm": "non-CR/non-PD", "rano_bm_reason": "; ".join(
         ["no target lesion; non-target lesions present, none progressing unequivocally"] + ([note] if note else []))}
+
+
+def rano_table(masks: dict[str, np.ndarray], ref: sitk.Image, days: dict[str, int | None],
+               fractions: dict | None = None, lesions: list | None = None) -> list[dict]:
+    """The time course: per timepoint the enhancing volume (``fractions``: as for change.analyse_changes, the
+    volumes' source where given, partial voxels counted) and RANO-BM from the lesions followed over time
+    (:func:`rano_bm`; ``lesions``: those of :func:`track`, tracked here from ``masks`` alone when not given)."""
+    if lesions is None:
+        lesions = track(masks, ref, fractions=fractions)
+    vox = geo.voxel_volume_mm3(ref)
+    rows = []
+    for row, (label, m) in zip(rano_bm(lesions, list(masks)), masks.items()):
+        frac = (fractions or {}).get(label)
+        volume = float(m.sum() * vox) if frac is None or not m.any() else float(frac.sum(dtype=np.float64) * vox)
+        rows.append({"timepoint": label, "days_since_srs": days.get(label), "volume_mm3": volume, **row})
+    return rows

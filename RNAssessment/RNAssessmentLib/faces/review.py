@@ -116,7 +116,9 @@ class ReviewCase:
         what it is, when first seen, its volume at each timepoint, the findings that name it, and where to jump
         (its centroid where it was last seen)."""
         items = []
-        for les in self.findings.get("lesions") or []:
+        listed = self.findings.get("lesions") or []
+        colours = palette.lesion_colours([(x["id"], x.get("role") == "treated lesion") for x in listed])
+        for les in listed:
             seen = [t for t in les.get("timepoints") or [] if (t.get("volume_mm3") or 0) > 0 and t.get("centroid_ras")]
             if not seen:
                 continue
@@ -126,8 +128,7 @@ class ReviewCase:
                                                      f"{les.get('first_seen')})",
                           "course": f"{course} cm³", "findings": ", ".join(les.get("findings") or []),
                           "centroid_ras": [float(v) for v in last["centroid_ras"]], "at": last["timepoint"],
-                          "colour": palette.hex_colour(palette.TREATED if les.get("role") == "treated lesion"
-                                                       else palette.FOCUS_LINES[0])})
+                          "colour": palette.hex_colour(colours[les["id"]])})
         return items
 
 

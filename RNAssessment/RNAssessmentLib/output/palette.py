@@ -26,6 +26,20 @@ TREATED_LINES = (TREATED, (0.0, 0.467, 0.733), (0.0, 0.6, 0.533))          # cya
 FOCUS_LINES = ((0.667, 0.4, 1.0), (1.0, 0.533, 0.867), (0.533, 0.133, 0.333), (0.8, 0.667, 1.0))
 TOTAL_LINE = (0.133, 0.133, 0.133)
 
+
+def lesion_colours(lesions) -> dict:
+    """Lesion id → colour, the same in every output: ``lesions`` as (id, treated?) in id order; the treated
+    lesions take TREATED_LINES in turn, the foci FOCUS_LINES."""
+    out, n_treated, n_foci = {}, 0, 0
+    for lid, treated in lesions:
+        if treated:
+            out[lid] = TREATED_LINES[n_treated % len(TREATED_LINES)]
+            n_treated += 1
+        else:
+            out[lid] = FOCUS_LINES[n_foci % len(FOCUS_LINES)]
+            n_foci += 1
+    return out
+
 #: Finding kinds (and the portions of a change in shape) → colour.
 FINDING = {
     "grew": (0.933, 0.2, 0.467),                             # magenta (Tol vibrant #EE3377)

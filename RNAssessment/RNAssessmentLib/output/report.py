@@ -486,16 +486,8 @@ def _finding_images(n, f, ctx) -> str:
 
 
 def _lesion_colours(lesions) -> dict:
-    """Lesion id → chart colour: treated lesions in the treated lesion's blues, later foci in violets."""
-    out, nt, nf = {}, 0, 0
-    for les in lesions:
-        if les.treated:
-            out[les.id] = palette.hex_colour(palette.TREATED_LINES[nt % len(palette.TREATED_LINES)])
-            nt += 1
-        else:
-            out[les.id] = palette.hex_colour(palette.FOCUS_LINES[nf % len(palette.FOCUS_LINES)])
-            nf += 1
-    return out
+    """Lesion id → chart colour (palette.lesion_colours, as the review shows them)."""
+    return {k: palette.hex_colour(c) for k, c in palette.lesion_colours([(x.id, x.treated) for x in lesions]).items()}
 
 
 def _lesion_table(lesions, summary) -> str:

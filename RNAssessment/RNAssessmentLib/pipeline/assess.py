@@ -443,15 +443,11 @@ def _change(line: _Timeline, bnd: dict, dose_planning, summary: dict, maps: Maps
                                                 **kw)
     maps.change_maps = change_maps
     maps.lesion_masks = lesion_masks
-    # The treated lesion's parts grouped as the change in shape groups them (over every timepoint, thick slices'
-    # surfaces placed first), the foci apart.
-    extents = [m & ~line.focus_extents[t] if t in line.focus_extents else m for t, m in lesion_masks.items()]
     maps.lesions = lesionmod.track(lesion_masks, planning, foci=line.focus_extents, reach_mm=_reach(line.resolution),
-                                   fractions=fractions, dose=dose_p, levels_gy=levels,
-                                   groups=changemod.lesion_groups(extents, planning), enhancing=line.enhancing)
+                                   fractions=fractions, dose=dose_p, levels_gy=levels, enhancing=line.enhancing)
     if maps.atlas_fit is not None:
         lesionmod.locate(maps.lesions, maps.atlas_fit.codes(), atlas.load_atlas().meta["labels"])
-    summary["time_course"] = changemod.rano_table(lesion_masks, planning, line.days, fractions, maps.lesions)
+    summary["time_course"] = lesionmod.rano_table(lesion_masks, planning, line.days, fractions, maps.lesions)
     return ch
 
 
@@ -461,9 +457,9 @@ def _reach(resolution: dict) -> dict:
     uncertainties (in quadrature)."""
     labels, out = list(resolution), {}
     for before, after in zip(labels, labels[1:]):
-        a, b = resolution[before], resolution[after]
-        out[after] = (max(a.spacing_mm) + max(b.spacing_mm)) / 2.0 + float(np.hypot(a.registration_mm,
-                                                                                    b.registration_mm))
+        interval = changemod.IntervalResolution(resolution[before], resolution[after])
+        out[after] = (max(interval.before.spacing_mm) + max(interval.after.spacing_mm)) / 2.0 + \
+            interval.registration_mm
     return out
 
 
