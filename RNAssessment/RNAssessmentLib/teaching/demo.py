@@ -130,7 +130,11 @@ def write_demo(out_dir: str, names: list[str] | None = None, log=print, real_mri
     if wanted:
         realmri.check_data_dir(real_mri, list(dict.fromkeys(n.split("_", 1)[0] for n in wanted)))
     manifests = []
-    for i, scn in enumerate(s for s in scns if not names or s.name in names):
+    # Each scenario keeps the seed of its place in the full list, so a case written alone (``--scenario``) is
+    # the same case, noise and all, as in the full demo.
+    for i, scn in enumerate(scns):
+        if names and scn.name not in names:
+            continue
         log(f"[demo] writing {scn.name} ({scn.counterpart}, paper scenario {scn.paper})")
         manifests.append(write_scenario(scn, out_dir, seed=i))
     if wanted:
