@@ -83,6 +83,7 @@ class RNAssessmentWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.applyButton.connect("clicked(bool)", self.onApplyButton)
         self.ui.autoFillButton.connect("clicked(bool)", self.onAutoFill)
         self.ui.findingsTable.connect("cellClicked(int,int)", self.onFindingClicked)
+        self.ui.lesionsTable.connect("cellClicked(int,int)", self.onLesionClicked)
         self.ui.isodoseTable.connect("cellChanged(int,int)", self.onIsodoseCellChanged)
         self.ui.compareLayoutButton.connect("clicked(bool)", self.onCompareLayout)
         self.ui.writeReportButton.connect("clicked(bool)", self.onWriteReport)
@@ -107,6 +108,8 @@ class RNAssessmentWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.setParameterNode(None)
         self._result = None          # its nodes go with the scene
         self.ui.findingsTable.setRowCount(0)
+        self.ui.lesionsTable.setRowCount(0)
+        self._lesionRows = []
         self.ui.isodoseTable.setRowCount(0)
 
     def onSceneEndClose(self, caller, event) -> None:
@@ -183,8 +186,10 @@ class RNAssessmentWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         """Fill the isodose and findings tables; boundary segmentations follow the 'show' checkbox."""
         import qt
         from RNAssessmentLib.output.palette import isodose_colours
+        from RNAssessmentLib.analysis.findings import KIND_TITLES
         iso = result["assessment"].maps.isodose
-        colours = isodose_colours([lv.level_gy for lv in iso])
+        colours = isodose_colours([lv.level_gy for lv in iso],
+                                  (result["assessment"].summary.get("dose") or {}).get("prescription_gy"))
         table = self.ui.isodoseTable
         table.blockSignals(True)
         table.setRowCount(len(iso))
@@ -207,13 +212,25 @@ class RNAssessmentWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         ft.setRowCount(len(findings))
         for row, f in enumerate(findings):
             d = f.to_dict()
-            values = (str(row + 1), f.kind.replace("_", " "), f.timepoint or f"{f.from_}→{f.to}", d["favours"],
+            values = (str(row + 1), KIND_TITLES.get(f.kind, f.kind), f.when(), d["favours"],
                       f.description or "")
             for col, text in enumerate(values):
                 item = qt.QTableWidgetItem(text)
                 item.setToolTip(f.description or "")
                 ft.setItem(row, col, item)
         ft.resizeColumnsToContents()
+        self._lesionRows = self.logic.lesionRows(result)
+        lt = self.ui.lesionsTable
+        lt.setRowCount(len(self._lesionRows))
+        for row, les in enumerate(self._lesionRows):
+            for col, text in enumerate((les["title"], les["location"], les["course"], les["findings"])):
+                item = qt.QTableWidgetItem(text)
+                item.setToolTip(_("Click to centre the slice views on {id} where it was last seen ({at}).").format(
+                    id=les["id"], at=les["at"]))
+                if col == 0:
+                    item.setForeground(qt.QColor(les["colour"]))
+                lt.setItem(row, col, item)
+        lt.resizeColumnsToContents()
         for node in result["nodes"]:
             if node.IsA("vtkMRMLSegmentationNode") and "boundaries" in node.GetName() and node.GetDisplayNode():
                 node.GetDisplayNode().SetVisibility(bool(self._parameterNode.showBoundaries))
@@ -232,6 +249,11 @@ class RNAssessmentWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             return
         f = self._result["assessment"].findings[row]
         self.logic.jumpToFinding(f)
+
+    def onLesionClicked(self, row, col) -> None:
+        rows = getattr(self, "_lesionRows", None) or []
+        if 0 <= row < len(rows):
+            self.logic.jumpToLesion(rows[row])
 
     def onCompareLayout(self) -> None:
         with slicer.util.tryWithErrorDisplay(_("Could not set up the compare layout."), waitCursor=True):
@@ -324,9 +346,22 @@ class RNAssessmentLogic(ScriptedLoadableModuleLogic):
                             treated_lesion_segment=treatedLesionSegment or None)
 
     def jumpToFinding(self, finding, scene=None) -> None:
-        """Centre every slice view on the finding (RAS centroid)."""
+        """Centre every slice view on the finding (RAS centroid), zoomed to a few times its size."""
+        from RNAssessmentLib.faces.review import finding_fov_mm
         from RNAssessmentLib.mrml import bridge as mb
+        mb.zoom_slices(scene or slicer.mrmlScene, finding_fov_mm(finding.volume_mm3))
         mb.jump_slices(scene or slicer.mrmlScene, finding.centroid_ras)
+
+    def lesionRows(self, result) -> list:
+        """The lesion list (review.lesion_rows): each lesion's title, location, volumes and findings."""
+        from RNAssessmentLib.faces.review import lesion_rows
+        return lesion_rows([les.to_dict() for les in result["assessment"].lesions or []])
+
+    def jumpToLesion(self, lesionRow, scene=None) -> None:
+        """Centre every slice view on a lesion (a :meth:`lesionRows` row) where it was last seen."""
+        from RNAssessmentLib.mrml import bridge as mb
+        mb.zoom_slices(scene or slicer.mrmlScene, lesionRow["fov_mm"])
+        mb.jump_slices(scene or slicer.mrmlScene, lesionRow["centroid_ras"])
 
     def showCompareLayout(self, result, parameterNode, scene=None) -> list:
         """Timepoints side by side in linked slice views, the dose over each; each view fills the findings of its
@@ -402,6 +437,10 @@ class RNAssessmentTest(ScriptedLoadableModuleTest):
         kinds = {(f.kind, f.timepoint, f.boundary) for f in result["assessment"].findings}
         self.assertIn(("noncontiguous_across_boundary", nodes["timepoints"][2].GetName(), "tentorium"), kinds)
         logic.jumpToFinding(result["assessment"].findings[0])
+        lesions = logic.lesionRows(result)
+        self.assertEqual(lesions[0]["id"], "L1")
+        self.assertTrue(any(row["id"] != "L1" for row in lesions))   # the focus across the tentorium
+        logic.jumpToLesion(lesions[-1])
         views = logic.showCompareLayout(result, logic.getParameterNode())
         self.assertEqual(len(views), 3)
         for node in nodes["timepoints"]:

@@ -34,6 +34,11 @@ def test_a_scenario_written_alone_is_the_case_of_the_full_demo(tmp_path):
         a, b = (sitk.GetArrayFromImage(sitk.ReadImage(str(d / "callosal_pd" / f"{tp}_t1c.nii.gz")))
                 for d in (alone, pair))
         assert (a == b).all(), tp
+    # An RN case and its PD twin are two patients: one name and one id each (they shared an id).
+    meta = {n: json.load(open(pair / n / "case.json", encoding="utf-8"))["metadata"] for n in ("callosal_rn",
+                                                                                           "callosal_pd")}
+    assert meta["callosal_rn"]["patient_id"] != meta["callosal_pd"]["patient_id"]
+    assert meta["callosal_rn"]["patient_name"] != meta["callosal_pd"]["patient_name"]
 
 
 def test_unknown_scenario_is_an_error(tmp_path, capsys):

@@ -53,6 +53,24 @@ def test_performance_tables_by_hand():
     assert comb["sensitivity"]["value"] == 0.5 and comb["specificity"]["value"] == 0.5
 
 
+def test_forest_plot_labels_are_whole_and_fit_their_margin():
+    """Labels were cut to 44 characters and clipped at the figure's left edge ("on-contiguous…", "…feature and n"):
+    each is now every word of its title, in lines of at most FOREST_LABEL_CHARS characters."""
+    import re
+    cases = [{"case": "a", "status": "ok", "outcome": "RN",
+              "features": T.case_features([{"kind": "noncontiguous_across_boundary"}])},
+             {"case": "b", "status": "ok", "outcome": "PD", "features": T.case_features([{"kind": "open_ring"}])}]
+    perf = T.performance(cases)
+    svg = T.forest_plot(perf)
+    labels = re.findall(r'<text x="292" y="[0-9.]+" font-size="12" text-anchor="end">(.*?)</text>', svg)
+    titles = [f["title"] for f in perf["features"].values()]
+    assert T.COMBINED_TITLE in titles and len(T.COMBINED_TITLE) > T.FOREST_LABEL_CHARS
+    lines = [re.findall(r"<tspan[^>]*>(.*?)</tspan>", x) for x in labels]
+    assert [" ".join(ls) for ls in lines] == titles
+    assert all(len(line) <= T.FOREST_LABEL_CHARS for ls in lines for line in ls)
+    assert 7 * T.FOREST_LABEL_CHARS <= 300 - 8          # at 12 px, at most 7 px a character: inside the margin
+
+
 def test_every_cohort_column_is_documented_in_the_readme():
     readme = open(os.path.join(ROOT, "README.md"), encoding="utf-8").read()
     section = readme.split("### Cohort", 1)[1].split("\n## ", 1)[0]

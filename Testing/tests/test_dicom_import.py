@@ -242,7 +242,7 @@ def test_assess_on_the_dicom_folder_gives_the_findings_of_the_nrrd_case(exports,
     spec["treated_lesion"] = os.path.join(base, spec["treated_lesion"])
     spec["dose"]["path"] = os.path.join(base, spec["dose"]["path"])
     spec.pop("boundaries")
-    spec["id"] = "RNA-01"
+    spec["id"] = "RNA-01-RN"
     os.makedirs(tmp_path / "nrrd")
     with open(tmp_path / "nrrd" / "case.json", "w") as f:
         json.dump(spec, f)
@@ -324,9 +324,9 @@ def test_two_patients_stop_with_both_listed_and_patient_chooses(exports, tmp_pat
     export, truth = exports("two_patients")
     assert cli.main(["import", export, "--out", str(tmp_path / "x")]) == 2
     err = capsys.readouterr().err
-    assert "2 patients" in err and "'RNA-01'" in err and "'OTHER-01'" in err and "--patient" in err
+    assert "2 patients" in err and "'RNA-01-RN'" in err and "'OTHER-01'" in err and "--patient" in err
     assert not os.path.exists(tmp_path / "x" / "case.json")
-    assert cli.main(["import", export, "--out", str(tmp_path / "c"), "--patient", "RNA-01"]) == 0
+    assert cli.main(["import", export, "--out", str(tmp_path / "c"), "--patient", "RNA-01-RN"]) == 0
     assert _series_of(str(tmp_path / "c"), _spec(str(tmp_path / "c"))["timepoints"][0]["t1c"]) == \
         truth["timepoints"][0]["t1c_series"]
 
@@ -463,7 +463,7 @@ def test_dicom_outputs_pass_the_validator_and_read_back(dicom_assessed, exports)
     ref = sitk.GetArrayViewFromImage(case.treated_lesion) > 0
     assert 2 * (gtv & ref).sum() / (gtv.sum() + ref.sum()) > 0.99
     dose = sitk.Resample(case.dose.image, case.planning.t1c, sitk.Transform(), sitk.sitkLinear, 0.0)
-    colours = isodose_colours(levels)
+    colours = isodose_colours(levels, doc["summary"]["dose"]["prescription_gy"])
     for r, lv in ((next(r for r in rois if r.name == f"Isodose {lv:g} Gy"), lv) for lv in levels):
         got = sitk.GetArrayFromImage(mask_on_grid(r, case.planning.t1c)) > 0
         want = sitk.GetArrayViewFromImage(dose) >= lv
@@ -543,8 +543,8 @@ def test_deidentified_outputs_carry_no_identity_of_the_input_and_reimport(export
     export = _scanner_like(export, str(tmp_path / "scanner_export"))
     dcm, out = str(tmp_path / "dicom"), str(tmp_path / "a")
     assert cli.main(["assess", export, "--out", out, "--dicom-out", dcm, "--deidentify"]) == 0
-    phi = {"RNA-01", "DEMO^FALX_CINGULATE_RN", "FALX_CINGULATE", "19600101", export,
-           *SCANNER_IDENTITY.values(), "PRIVATE-RNA-01"}
+    phi = {"RNA-01-RN", "DEMO^FALX_CINGULATE_RN", "FALX_CINGULATE", "19600101", export,
+           *SCANNER_IDENTITY.values(), "PRIVATE-RNA-01-RN"}
     for t in truth["timepoints"]:
         phi |= _date_forms(t["date"])
     uids = set()

@@ -2,6 +2,7 @@
 order shown, dose levels that follow the fractionation, complete help."""
 import argparse
 import itertools
+import re
 
 import numpy as np
 import pytest
@@ -15,7 +16,8 @@ from RNAssessmentLib.output import report as R
 
 
 def test_no_structure_or_finding_colour_repeats_an_isodose_colour():
-    iso = list(P.SLICERRT_ISODOSE) + list(P.isodose_colours([60, 48, 36, 24, 12, 7, 3]).values())
+    iso = list(P.SLICERRT_ISODOSE) + list(P.isodose_colours([60, 48, 36, 24, 12, 7, 3]).values()) + \
+        list(P.isodose_colours([36, 30, 27, 24, 6], 24.0).values())          # above the prescription too
     named = dict(P.FINDING, treated=P.TREATED, boundary=P.BOUNDARY)
     for name, c in named.items():
         assert min(P.delta_e(c, i) for i in iso) >= P.MIN_DELTA_E, name
@@ -25,14 +27,32 @@ def test_no_structure_or_finding_colour_repeats_an_isodose_colour():
         assert P.delta_e(a, b) >= 30.0, (a, b)
 
 
-def test_isodose_colours_run_green_to_red_by_rank():
-    cols = P.isodose_colours([20, 15, 12, 10, 5])
-    assert cols[5.0] == P.SLICERRT_ISODOSE[0] and cols[20.0] == P.SLICERRT_ISODOSE[-1]
-    greens = [cols[v][1] for v in sorted(cols)]      # G falls (and R rises) from the lowest level to the highest
-    reds = [cols[v][0] for v in sorted(cols)]
+def test_every_finding_colour_shows_on_white_and_on_enhancing_dura():
+    """Boundary enhancement was white: invisible on the enhancing falx it describes and, in the DVH, white on the
+    white page. Every finding colour now has WCAG's 3:1 for graphics against white (the page, bright dura)."""
+    assert P.contrast_ratio((1, 1, 1), (0, 0, 0)) == pytest.approx(21.0)
+    for kind, c in P.FINDING.items():
+        assert P.contrast_ratio(c, (1.0, 1.0, 1.0)) >= P.MIN_CONTRAST_ON_WHITE, (kind, P.hex_colour(c))
+
+
+def test_a_dose_level_has_one_colour_in_every_case():
+    """A fixed scale, not colour by rank: the prescription is red in every plan (20 Gy x 1, 24 Gy x 3, or alone),
+    25 % of it green, a level keeps its colour whatever other levels a case draws, and levels above the
+    prescription are darker reds (never the prescription's own red)."""
+    red, green = P.SLICERRT_ISODOSE[-1], P.SLICERRT_ISODOSE[0]
+    srs, frac = P.isodose_colours([20, 15, 12, 10, 5], 20.0), P.isodose_colours([24, 20, 14.4, 9.6, 4.8], 24.0)
+    assert srs[20.0] == frac[24.0] == P.isodose_colours([24.0], 24.0)[24.0] == red
+    assert srs[5.0] == frac[4.8] == green                                   # 25 % and 20 % of the prescription
+    assert P.isodose_colours([15, 5], 20.0)[15.0] == srs[15.0]             # other levels do not move it
+    assert srs[10.0] == P.isodose_colours([12.0], 24.0)[12.0]               # 50 % is 50 % in every plan
+    greens = [srs[v][1] for v in sorted(srs)]      # G falls (and R rises) from the lowest level to the highest
+    reds = [srs[v][0] for v in sorted(srs)]
     assert greens == sorted(greens, reverse=True) and reds == sorted(reds)
-    assert len({P.hex_colour(c) for c in cols.values()}) == 5
-    assert P.isodose_colours([24.0])[24.0] == (1.0, 0.0, 0.0)
+    assert len({P.hex_colour(c) for c in srs.values()}) == 5
+    above = P.isodose_colours([22.0, 30.0], 20.0)
+    assert above[30.0] == P.ISODOSE_ABOVE and above[22.0] != red and above[22.0][0] < 1.0
+    # Without a prescription a level sits on SlicerRT's own table: 5 Gy green, 15 Gy yellow, 30 Gy red.
+    assert P.isodose_colours([5.0, 15.0, 30.0]) == {5.0: green, 15.0: P.SLICERRT_ISODOSE[2], 30.0: red}
 
 
 def test_a_finding_keeps_its_colour_everywhere():
@@ -60,7 +80,8 @@ def test_findings_are_numbered_in_the_order_shown():
 
 def test_dose_levels_follow_the_fractionation():
     assert D.default_levels(20.0, 1) == [20.0, 15.0, 12.0, 10.0, 5.0]
-    assert D.default_levels(24.0, 3) == [24.0, 20.0, 19.2, 14.4, 9.6, 4.8]       # % of Rx + the V20 level
+    # % of Rx + the V20 level; 19.2 Gy (80 %) lies within 5 % of Rx (1.2 Gy) of 20 Gy: one band, left out
+    assert D.default_levels(24.0, 3) == [24.0, 20.0, 14.4, 9.6, 4.8]
     assert D.default_levels(30.0, 5) == [30.0, 24.0, 18.0, 12.0, 6.0]             # 80 % is the V24 level itself
     assert D.default_levels(60.0, 30) == [60.0, 48.0, 36.0, 24.0, 12.0]
     assert D.brain_constraint(1)["metric"] == "V12" and D.brain_constraint(3)["level_gy"] == 20.0
@@ -115,3 +136,28 @@ def test_every_command_and_option_has_help():
 @pytest.mark.parametrize("kind", sorted(FINDING_KINDS))
 def test_every_kind_has_a_title_and_a_colour(kind):
     assert kind in R.KIND_TITLES and kind in R.COLOURS
+
+
+def test_every_dvh_curve_is_told_apart_and_named():
+    """Two findings of one kind share its colour (F1/F2 violet): the second gets a dash of its own; every curve,
+    however many, has its legend entry, and the legend stays inside the figure."""
+    dose = sitk.Image(30, 30, 30, sitk.sitkFloat32)
+    arr = np.zeros((30, 30, 30), np.float32)
+    arr[:] = np.linspace(2.0, 24.0, 30)[None, None, :]
+    dose = geo.image_from_array(arr, dose)
+    stats, colours = [], {}
+    for i in range(9):
+        m = np.zeros((30, 30, 30), np.uint8)
+        m[5:10, 5:10, 2 + 3 * i:5 + 3 * i] = 1
+        name = f"F{i + 1} t{1 + i % 2} across falx" if i else "treated lesion"
+        stats.append(D.mask_stats(dose, geo.image_from_array(m, dose), name=name))
+        colours[name] = P.hex_colour(P.TREATED if not i else P.FINDING["noncontiguous_across_boundary"])
+    svg = R._dose_section({}, stats, colours)
+    lines = re.findall(r'<polyline points="[^"]+" fill="none" stroke="(#[0-9a-f]{6})" stroke-width="2.5"'
+                       r'(?: stroke-dasharray="([^"]+)")?', svg)
+    assert len(lines) == 9 and len(set(lines)) >= len(R.DVH_DASHES) + 1       # colour and dash: told apart
+    assert lines[1] != lines[2]                                               # F1, F2: one colour, two dashes
+    legend_texts = re.findall(r'<text x="([0-9.]+)" y="[0-9.]+">(F\d+ t\d across falx|treated lesion)</text>', svg)
+    assert [t for _, t in legend_texts] == [s.name for s in stats]            # every curve named, none dropped
+    width = float(re.search(r'<svg class="plot" viewBox="0 0 (\d+)', svg).group(1))
+    assert all(float(x) + 8 * len(t) <= width for x, t in legend_texts)

@@ -218,3 +218,33 @@ def test_enhancement_patterns_by_design():
     assert L.pattern(strip, strip, ref, *L.axial_diameters(strip, ref))[0] == "linear"
     some = ball & (np.arange(SHAPE[0])[:, None, None] % 5 == 0)
     assert L.pattern(ball, some, ref, *L.axial_diameters(ball, ref))[0] == "faint"
+
+
+def _focus_finding(kind, tp, lesion, boundary="falx", gap=5.0, volume=100.0):
+    from RNAssessmentLib.analysis.findings import Finding
+    return Finding(kind=kind, centroid_ras=(1.0, 2.0, 3.0), volume_mm3=volume, dose={"mean_gy": 9.0, "max_gy": 12.0},
+                   timepoint=tp, boundary=boundary, gap_mm=gap, geodesic_mm=40.0, boundary_enhancing=False,
+                   segment=f"{tp} across {boundary}", lesions=[lesion])
+
+
+def test_a_focus_seen_at_two_timepoints_is_one_finding():
+    """One observation, one finding: L2 across the falx at t1 and t2 is one finding holding at both, with t2's
+    numbers (its present state) and t1's kept; a second focus, another boundary, the treated lesion, or the same
+    focus once its lining enhances (another observation) stay findings of their own."""
+    from RNAssessmentLib.analysis.findings import describe, one_per_observation, when_label
+    across, focus = "noncontiguous_across_boundary", "noncontiguous_focus"
+    fs = [_focus_finding(across, "t2", "L2", gap=5.5, volume=700.0), _focus_finding(across, "t1", "L2", gap=4.0),
+          _focus_finding(across, "t2", "L3"), _focus_finding(across, "t1", "L4", boundary="tentorium"),
+          _focus_finding(across, "t2", "L4", boundary="csf"), _focus_finding(across, "t1", "L5"),
+          _focus_finding(focus, "t2", "L5"), _focus_finding(focus, "t1", "L1"), _focus_finding(focus, "t2", "L1")]
+    out = one_per_observation(fs, ["t0", "t1", "t2"])
+    assert len(out) == len(fs) - 1
+    l2 = out[0]
+    assert l2.timepoints == ["t1", "t2"] and l2.timepoint == "t2" and l2.volume_mm3 == 700.0 and l2.gap_mm == 5.5
+    assert l2.at["t1"]["gap_mm"] == 4.0 and l2.at["t2"]["segment"] == "t2 across falx"
+    assert when_label(l2.to_dict()) == "t1, t2" and l2.when() == "t1, t2"
+    assert [f.timepoints for f in out[1:]] == [None] * (len(out) - 1)
+    text = describe(l2, {"t1": 200, "t2": 290}, focus=("L2", "t1", 120.0, 700.0))
+    assert text.startswith("Enhancing focus L2, first seen at t1 (day 200) (0.12 cm³), 0.70 cm³ at t2 (day 290)")
+    assert "5.5 mm from the treated lesion across the falx, across it too at t1 (day 200), 4.0 mm away" in text
+    assert fs[0].timepoints is None      # the findings given are left as they were

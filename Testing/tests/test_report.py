@@ -191,12 +191,55 @@ def test_report_renders_in_headless_chromium(reports, which, tmp_path):
     assert arr.std() > 20                      # not a blank page
     pdf = (folder / "report.pdf").read_bytes()
     assert pdf.startswith(b"%PDF") and len(pdf) > 100_000
-    # Three timepoints, four findings: two findings (with their six images each) per A4 page. The report of
-    # issue 15 took 11 pages for six findings; the budget is header, lesion table and list (1), images (2), time
-    # course with each timepoint's RANO-BM reason, dose and methods (2), and one for the list and the time course
-    # that grew with the lesions (issue 38: 6 pages measured).
+    # Three timepoints, three findings (the focus across the falx at t1 and t2 is one). The report of issue 15 took
+    # 11 pages for six findings; the budget is header, lesion table and list (1, spilling onto a second), one page
+    # per finding now that its six images print at the full text width (issue 39), time course with each
+    # timepoint's RANO-BM reason, dose and methods (2): 7 pages measured.
     pages = len(re.findall(rb"/Type\s*/Page[^s]", pdf))
-    assert 3 <= pages <= 6, pages
+    assert 3 <= pages <= 7, pages
+
+
+def _pdf_pages(pdf_path) -> list[str]:
+    """Each page's text as a reader sees it (poppler's pdftotext, one call per page)."""
+    import shutil
+    if shutil.which("pdftotext") is None:
+        if os.environ.get("RNASSESS_REQUIRE_BROWSER"):
+            pytest.fail("RNASSESS_REQUIRE_BROWSER is set but pdftotext (poppler-utils) was not found")
+        pytest.skip("no pdftotext (poppler-utils) on this machine")
+    info = subprocess.run(["pdfinfo", str(pdf_path)], capture_output=True, text=True, encoding="utf-8", check=True).stdout
+    n = int(re.search(r"Pages:\s+(\d+)", info).group(1))
+    return [subprocess.run(["pdftotext", "-layout", "-f", str(i), "-l", str(i), str(pdf_path), "-"],
+                           capture_output=True, text=True, encoding="utf-8", check=True).stdout for i in range(1, n + 1)]
+
+
+@pytest.mark.parametrize("which", [0, 1])
+def test_every_printed_page_is_numbered_and_headed(reports, which):
+    """A handout: every page says which case and patient it is about (de-identified: that it was) and its page
+    number; no page ends on a heading whose content is on the next."""
+    _need_browser()
+    folder = reports[which]
+    pages = _pdf_pages(folder / "report.pdf")
+    data = json.loads((folder / "findings.json").read_text(encoding="utf-8"))
+    who = "de-identified" if which else f"patient ID {PATIENT_ID}"
+    page = (folder / "report.html").read_text(encoding="utf-8")
+    headings = {re.sub(r"<[^>]+>", "", h).strip() for h in re.findall(r"<h[23][^>]*>(.*?)</h[23]>", page)}
+    assert len(pages) >= 3 and len(headings) >= 5
+    for i, text in enumerate(pages, 1):
+        lines = [x.strip() for x in text.splitlines() if x.strip()]
+        assert f"Page {i} of {len(pages)}" in lines[-1], (i, lines[-3:])
+        assert data["case"] in lines[0] and who in lines[0], (i, lines[0])
+        body_end = lines[-2]           # the last line above the page number
+        assert not any(body_end == h or body_end.startswith(h + " ") for h in headings if len(h) > 3), (i, body_end)
+    if which:                           # nothing identifying on any page, the running header included
+        assert not any(PATIENT_ID in t or "Quetzalcoatl" in t for t in pages)
+    # Key images at the full text width of the printed page: A4 less 2 x 12 mm margins is 186 mm = 703 CSS px.
+    with Headless(width=703, height=1000) as b:
+        b.open(str(folder / "report.html"))
+        b.call("Emulation.setEmulatedMedia", {"media": "print"}, session=True)
+        widths = b.evaluate("JSON.stringify([document.body.clientWidth, ...[...document.querySelectorAll("
+                            "'.finding-images .panel-row')].map(e => e.getBoundingClientRect().width)])")
+    body, *rows = json.loads(widths)
+    assert rows and min(rows) >= 0.97 * body, (body, rows)
 
 
 #: For every slice figure: the drawn boxes (SVG user units, as rendered) of its isodose labels and of its

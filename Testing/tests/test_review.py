@@ -114,11 +114,13 @@ def test_review_scene_matches_the_assessment_and_the_truth(assessed):
         d = json.load(f)
     levels = [x["level_gy"] for x in d["summary"]["isodose"]]
     assert sorted(nodes["isodose"]) == sorted(levels)
-    colours = palette.isodose_colours(levels)
+    colours = palette.isodose_colours(levels, d["summary"]["dose"]["prescription_gy"])
     for lv, model in nodes["isodose"].items():
         disp = model.GetDisplayNode()
         assert np.allclose(disp.GetColor(), colours[lv], atol=1e-6)
         assert not disp.GetScalarVisibility() and disp.GetVisibility2D()
+        # translucent in 3D: the lesion shows through all the nested shells (0.5 each had hidden it)
+        assert disp.GetOpacity() <= 0.2
         assert model.GetPolyData().GetNumberOfPoints() > 100
     # One marker per finding, at the centroid findings.json gives (RAS).
     markers = nodes["markers"]
@@ -406,6 +408,12 @@ def test_review_in_the_browser(browser_session, assessed):
     # Click each finding: every slice view's centre moves to its centroid (read back from the MRML slice nodes).
     items = b.evaluate("Array.from(document.querySelectorAll('.finding-item')).length")
     assert items == len(d["findings"])
+    # Each finding titled in words, with every timepoint it holds at: F1, the focus across the falx at t1 and t2
+    # (one observation, one finding), never the identifier "noncontiguous across boundary".
+    first = b.evaluate("document.querySelectorAll('.finding-item')[0].textContent")
+    assert "Non-contiguous enhancement across a boundary (t1, t2)" in first, first
+    assert "noncontiguous" not in b.evaluate("document.body.innerText")
+    whole = min(_state(b)["slice_fov_mm"].values())
     for k in (2, 1):
         b.evaluate(f"document.querySelectorAll('.finding-item')[{k - 1}].click()")
         _wait(b, f"fetch('/rnassess/state').then(r => r.json()).then(j => j.active_finding === {k})",
@@ -416,6 +424,11 @@ def test_review_in_the_browser(browser_session, assessed):
         for tag, centre in st["slice_centres_ras"].items():
             assert np.linalg.norm(np.asarray(centre) - target) < 0.5, (tag, centre, target)
         assert len(set(round(v, 3) for v in st["slice_offsets"].values())) == 1      # linked: one offset
+        # ... and zoomed to it: four times the diameter of a sphere of its volume, at least 40 mm across (the
+        # whole head was shown before the first click)
+        size = (6.0 * d["findings"][k - 1]["volume_mm3"] / np.pi) ** (1.0 / 3.0)
+        for tag, fov in st["slice_fov_mm"].items():
+            assert fov == pytest.approx(max(40.0, 4.0 * size), rel=1e-6) and fov < 0.5 * whole, (tag, fov, whole)
     # Axial offset = the centroid's S coordinate.
     assert abs(next(iter(st["slice_offsets"].values())) - d["findings"][0]["centroid_ras"][2]) < 0.5
     # Each view fills the findings of its own scan only (issue 38): none of the follow-ups' findings is a fill on
@@ -433,9 +446,12 @@ def test_review_in_the_browser(browser_session, assessed):
     assert len(titles) == 2 and "L1 treated lesion" in titles[0] and "L2 new focus (first seen t1)" in titles[1]
     b.evaluate("document.querySelectorAll('.lesion-item')[1].click()")
     _wait(b, "fetch('/rnassess/state').then(r => r.json()).then(j => j.active_lesion === 'L2')", what="L2 active")
-    target = np.asarray(lesions["L2"]["timepoints"][-1]["centroid_ras"])
+    last = lesions["L2"]["timepoints"][-1]
+    target = np.asarray(last["centroid_ras"])
     for tag, centre in _state(b)["slice_centres_ras"].items():
         assert np.linalg.norm(np.asarray(centre) - target) < 0.5, (tag, centre, target)
+    size = max(last["longest_diameter_mm"], (6.0 * last["volume_mm3"] / np.pi) ** (1.0 / 3.0))
+    assert all(fov == pytest.approx(max(40.0, 4.0 * size), rel=1e-6) for fov in _state(b)["slice_fov_mm"].values())
     if os.environ.get("RNASSESS_SCREENSHOTS"):
         b.screenshot(os.path.join(os.environ["RNASSESS_SCREENSHOTS"], "review_falx.png"), full_page=False)
     assert b.errors() == [], b.errors()

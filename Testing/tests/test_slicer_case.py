@@ -124,6 +124,27 @@ def test_clicking_a_finding_centres_the_views_on_it(loaded, assessed):
         assert np.allclose([m.GetElement(i, 3) for i in range(3)], f.centroid_ras, atol=1e-3)
 
 
+def test_the_lesion_list_jumps_to_each_lesion(loaded, assessed):
+    """The panel's lesion list (review.lesion_rows, as the browser review's): L1 the treated lesion, then the focus
+    the design draws across the tentorium, named with its finding; a click centres the views on it where it was
+    last seen, within a few mm of that finding's centroid (the same voxels at the last timepoint)."""
+    from RNAssessmentLib.faces.review import lesion_rows
+    scene, _ = loaded
+    res, _, _ = assessed
+    findings = res["assessment"].findings
+    rows = lesion_rows([les.to_dict() for les in res["assessment"].lesions])
+    assert rows[0]["id"] == "L1" and "treated lesion" in rows[0]["title"]
+    n, across = next((n, f) for n, f in enumerate(findings, 1) if f.kind == "noncontiguous_across_boundary")
+    focus = next(r for r in rows if f"F{n}" in r["findings"].split(", "))
+    assert focus["id"] != "L1" and "new focus" in focus["title"] and focus["at"] == across.timepoint
+    views = mb.compare_layout(scene, res["timepoint_volumes"])
+    mb.jump_slices(scene, focus["centroid_ras"])
+    for v in views:
+        m = v.GetSliceToRAS()
+        assert np.allclose([m.GetElement(i, 3) for i in range(3)], focus["centroid_ras"], atol=1e-3)
+    assert np.linalg.norm(np.subtract(focus["centroid_ras"], across.centroid_ras)) < 5.0
+
+
 def test_scene_outputs_render_offscreen_after_reload(loaded, assessed, tmp_path):
     """The README figure path: write the scene, reload it, render models and segmentations with VTK offscreen."""
     scene, nodes = loaded
@@ -159,15 +180,15 @@ def test_scene_outputs_render_offscreen_after_reload(loaded, assessed, tmp_path)
         return (np.abs(img - np.array(rgb)).sum(-1) < tol).mean()
     def rgb(c):
         return tuple(int(round(255 * v)) for v in c)
-    iso = palette.isodose_colours([20.0, 15.0, 12.0, 10.0, 5.0])
+    iso = palette.isodose_colours([20.0, 15.0, 10.0], 20.0)          # the levels the fixture asked for
     # The across-boundary finding in its palette colour: violet (blue high, red above green), blended at 50 %
     # opacity over grey, so told by hue; no isodose colour (blue 0), the cyan treated lesion or a grey has it.
     r_, g_, b_ = (img[..., c] for c in range(3))
     violet = (b_ - g_ > 60) & (r_ - g_ > 20)
     assert palette.FINDING["noncontiguous_across_boundary"][2] > palette.FINDING["noncontiguous_across_boundary"][0]
     assert violet.mean() > 0.0005
-    assert share(rgb(iso[20.0])) > 0.0005             # the 20 Gy line (highest level: red)
-    assert share(rgb(iso[5.0]), 80) > 0.0005          # the 5 Gy line (lowest level: green)
+    assert share(rgb(iso[20.0])) > 0.0005             # the 20 Gy line (the prescription: red)
+    assert share(rgb(iso[10.0]), 80) > 0.0005         # the 10 Gy line (50 % of the prescription: lime)
     assert img.std() > 20                             # not a blank frame
 
 

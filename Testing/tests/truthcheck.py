@@ -61,7 +61,9 @@ def truth_problems(assessment, expected) -> list:
         return (d["kind"], d.get("timepoint"), d.get("boundary") if d["kind"] in WITH_BOUNDARY else None)
     found = [f.to_dict() for f in assessment.findings]
     either = {(e["either_way"], e.get("timepoint"), None) for e in expected if e.get("either_way")}
-    got = {key(f) for f in found if f["kind"] not in CHANGE} - either
+    # A focus's one finding holds at each of its timepoints (a design states each timepoint it lies across at).
+    got = {key({**f, "timepoint": t}) for f in found if f["kind"] not in CHANGE
+           for t in (f.get("timepoints") or [f.get("timepoint")])} - either
     exp = {key(e) for e in expected if e["kind"] and e["kind"] not in CHANGE}
     problems = [f"extra {x}" for x in sorted(got - exp, key=str)] + [f"missing {x}" for x in sorted(exp - got, key=str)]
     g_iv: dict = {}

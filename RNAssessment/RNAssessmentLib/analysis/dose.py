@@ -211,12 +211,16 @@ BRAIN_CONSTRAINT_SOURCE = ("HyTEC brain SRS report (Milano et al., Int J Radiat 
                            "brain outside the target")
 #: Default levels of a fractionated plan, in % of the prescription.
 FRACTIONATED_LEVELS_PCT = (100.0, 80.0, 60.0, 40.0, 20.0)
+#: Two default levels closer than this (% of the prescription) are one band on a printed image: only one is drawn.
+MIN_LEVEL_SPACING_PCT = 5.0
 
 
 def default_levels(prescription_gy: float, fractions: int = 1) -> list[float]:
     """Default isodose levels, highest first. One fraction (SRS): the prescription and the absolute levels 15, 12,
     10, 5 Gy below it. Several fractions: :data:`FRACTIONATED_LEVELS_PCT` of the prescription, plus the level of
-    the normal-brain constraint for that fractionation (:data:`BRAIN_CONSTRAINTS`) when below the prescription."""
+    the normal-brain constraint for that fractionation (:data:`BRAIN_CONSTRAINTS`) when below the prescription; a
+    percentage level within :data:`MIN_LEVEL_SPACING_PCT` of the prescription from the constraint level is left out
+    (24 Gy × 3: 19.2 Gy beside the V20 level would print as one band)."""
     rx = float(prescription_gy)
     if int(fractions or 1) <= 1:
         levels = {rx} | {v for v in (15.0, 12.0, 10.0, 5.0) if v < rx}
@@ -224,7 +228,8 @@ def default_levels(prescription_gy: float, fractions: int = 1) -> list[float]:
         levels = {round(rx * p / 100.0, 2) for p in FRACTIONATED_LEVELS_PCT}
         c = BRAIN_CONSTRAINTS.get(int(fractions))
         if c and c["level_gy"] < rx:
-            levels.add(c["level_gy"])
+            near = MIN_LEVEL_SPACING_PCT / 100.0 * rx
+            levels = {v for v in levels if v == rx or abs(v - c["level_gy"]) >= near} | {c["level_gy"]}
     return sorted(levels, reverse=True)
 
 

@@ -5,7 +5,8 @@
     {"case": id, "findings": [{"kind", "timepoint"?, "from"?, "to"?, "boundary"?, "centroid_ras", "volume_mm3",
                                "gap_mm"?, "geodesic_mm"?, "boundary_enhancing"?, "dose": {"mean_gy", "max_gy"},
                                "evidence": {...}, "favours": "RN"|"PD"|"neutral", "segment"?, "grew_mm3"?,
-                               "regressed_mm3"?, "portions"?, "description", "lesions"?: ["L1", ...]}],
+                               "regressed_mm3"?, "portions"?, "description", "lesions"?: ["L1", ...],
+                               "timepoints"?: ["t1", "t2"], "at"?: {"t1": {...}, ...}}],
      "lesions"?: [{"id", "role", "first_seen", "events", "findings": ["F1", ...],
                    "timepoints": [{"timepoint", "volume_mm3", "longest_diameter_mm", "perpendicular_diameter_mm",
                                    "axial_slices", "parts", "measurable", "centroid_ras", "dose"?}]}],
@@ -82,6 +83,12 @@ class Finding:
     description: str | None = None
     #: The ids of the lesions it concerns (lesions.py: L1 the treated lesion, L2 ... foci that appeared later).
     lesions: list | None = None
+    #: A focus's finding: every timepoint it holds at, in time order (:func:`one_per_observation`); ``timepoint``
+    #: is the last of them, the one the finding's numbers describe.
+    timepoints: list | None = None
+    #: ... and its measurements at each of them: {label: {volume_mm3, gap_mm, geodesic_mm, boundary_enhancing,
+    #: segment, centroid_ras, dose}}.
+    at: dict | None = None
 
     def __post_init__(self):
         try:
@@ -97,6 +104,10 @@ class Finding:
             d["from" if k == "from_" else k] = _clean(v)
         d["favours"] = FAVOURS[self.kind]
         return d
+
+    def when(self) -> str:
+        """When it holds, in a label: 't1, t2' (a focus seen at both), 't1' or 't0→t1' (a change)."""
+        return when_label(self.to_dict())
 
     @classmethod
     def from_dict(cls, d: dict) -> "Finding":
@@ -115,6 +126,59 @@ class Finding:
 #: The order findings are listed and numbered in (F1, F2, ...) everywhere: those that favour RN, then those that
 #: raise concern for PD, then the rest; within a group, in the order the analysis found them (timepoint order).
 DISPLAY_GROUPS = ("RN", "PD", "neutral")
+
+
+def when_label(d: dict) -> str:
+    """A findings.json entry's :meth:`Finding.when`: 't1, t2', 't1' or 't0→t1'."""
+    if d.get("timepoints"):
+        return ", ".join(d["timepoints"])
+    return d.get("timepoint") or f"{d.get('from')}→{d.get('to')}"
+
+
+#: The kinds that describe one focus apart from the treated lesion, observed at a timepoint.
+FOCUS_KINDS = ("noncontiguous_across_boundary", "noncontiguous_focus")
+
+
+def _at_record(f: Finding) -> dict:
+    d = f.dose or {}
+    return {"volume_mm3": f.volume_mm3, "gap_mm": f.gap_mm, "geodesic_mm": f.geodesic_mm,
+            "boundary_enhancing": f.boundary_enhancing, "segment": f.segment, "centroid_ras": list(f.centroid_ras),
+            "dose": {k: d[k] for k in ("mean_gy", "max_gy", "highest_enclosing_isodose_gy") if k in d}}
+
+
+def one_per_observation(findings: list, order: list) -> list:
+    """One finding per observation: a focus (one lesion id, not the treated lesion) found the same way (kind and
+    boundary) at several timepoints is one finding, not one per timepoint. It keeps the numbers of the last
+    timepoint it holds at (its present state), lists ``timepoints`` and each one's measurements in ``at``, and
+    takes the place of its first occurrence (a focus seen once is left as it is). ``order``: the timepoint labels
+    in time order. Findings that name no lesion, or several, are left as they are (nothing says they are one
+    observation)."""
+    groups: dict = {}
+    out: list = []
+    for f in findings:
+        key = ((f.kind, f.boundary, f.lesions[0]) if f.kind in FOCUS_KINDS and f.timepoint and f.lesions
+               and len(f.lesions) == 1 and f.lesions[0] != "L1" else None)
+        if key is None:
+            out.append(f)
+            continue
+        if key not in groups:
+            groups[key] = []
+            out.append(key)
+        groups[key].append(f)
+    merged = []
+    for item in out:
+        if not isinstance(item, tuple):
+            merged.append(item)
+            continue
+        seen = sorted(groups[item], key=lambda x: order.index(x.timepoint) if x.timepoint in order else len(order))
+        if len(seen) == 1:
+            merged.append(seen[0])
+            continue
+        last = dataclasses.replace(seen[-1])
+        last.timepoints = [x.timepoint for x in seen]
+        last.at = {x.timepoint: _at_record(x) for x in seen}
+        merged.append(last)
+    return merged
 
 
 def in_display_order(findings: list) -> list:
@@ -141,6 +205,16 @@ def segment_timepoint(name: str) -> str:
         before, after = first.split("-", 1)
         return after if name.endswith(" grew") else before
     return first
+
+
+#: Each kind in words (titles in the report, the review, the Slicer panel and the cohort page).
+KIND_TITLES = {"noncontiguous_across_boundary": "Non-contiguous enhancement across a boundary",
+               "noncontiguous_focus": "Non-contiguous enhancement", "open_ring": "Open ring",
+               "boundary_enhancement": "Boundary (meningeal/ependymal) enhancement",
+               "contiguous_extension": "Contiguous enhancement", "mixed_response": "Mixed response",
+               "concentric_growth": "Growth as a whole", "eccentric_growth": "Growth at part of the margin",
+               "regression": "Regression",
+               "change_indeterminate": "Change indeterminate at this resolution"}
 
 
 BOUNDARY_NAMES = {"falx": "falx", "tentorium": "tentorium", "ventricles": "ventricular wall", "csf": "sulcus (CSF)"}
@@ -218,17 +292,28 @@ def _across_sentence(f: "Finding", w: _Words) -> str:
             f"it, {100 * w.ev['segment_crossing_fraction'].get(f.boundary, 0.0):.0f} % of the whole focus's)"
             if before else "")
     return (f"{_focus_opening(f, w)}{w.where}, {f.gap_mm:.1f} mm from the treated "
-            f"lesion across the {w.b}{seen}; {path}; {enh}; {_dose_phrase(f.dose)}.")
+            f"lesion across the {w.b}{seen}{_earlier(f, w)}; {path}; {enh}; {_dose_phrase(f.dose)}.")
+
+
+def _earlier(f: "Finding", w: _Words, how: str = "across it too") -> str:
+    """', across it too at t1 (day 200), 4.8 mm away': the other timepoints this focus's finding holds at, with
+    their gaps."""
+    before = [t for t in (f.timepoints or []) if t != f.timepoint]
+    if not before:
+        return ""
+    parts = [f"{_when(t, w.days)}, {(f.at or {}).get(t, {}).get('gap_mm') or 0.0:.1f} mm away" for t in before]
+    return f", {how} at " + " and at ".join(parts)
 
 
 def _focus_sentence(f: "Finding", w: _Words) -> str:
     if f.boundary:
         return (f"{_focus_opening(f, w)}{w.where}, {f.gap_mm:.1f} mm from the "
-                f"treated lesion across the {w.b}, but the {LINING.get(f.boundary, w.b)} is not spared "
-                f"({w.ev.get('boundary_not_spared', 'it enhances')}), so the focus is not counted as a sign of RN; "
+                f"treated lesion across the {w.b}{_earlier(f, w)}, but the {LINING.get(f.boundary, w.b)} is not "
+                f"spared ({w.ev.get('boundary_not_spared', 'it enhances')}), so the focus is not counted as a sign of RN; "
                 f"{_dose_phrase(f.dose)}.")
     return (f"{_focus_opening(f, w)}{w.where}, {f.gap_mm:.1f} mm from the treated "
-            f"lesion with no boundary structure between them; {_dose_phrase(f.dose)}.")
+            f"lesion{_earlier(f, w, 'apart from it too')}, with no boundary structure between them; "
+            f"{_dose_phrase(f.dose)}.")
 
 
 def _boundary_sentence(f: "Finding", w: _Words) -> str:

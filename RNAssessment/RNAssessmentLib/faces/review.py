@@ -20,7 +20,7 @@ import tempfile
 
 import numpy as np
 
-from ..analysis.findings import Assessment
+from ..analysis.findings import KIND_TITLES, Assessment, when_label
 from ..io.case import Case, load_manifest
 from ..output import palette
 
@@ -103,33 +103,66 @@ class ReviewCase:
         """The findings in display order (numbered from 1 as in the report), with what the page shows."""
         items = []
         for i, f in enumerate(self.findings.get("findings") or [], 1):
-            when = f.get("timepoint") or f"{f.get('from')}→{f.get('to')}"
-            items.append({"number": i, "kind": f["kind"], "title": f"{i}. {f['kind'].replace('_', ' ')} ({when})",
+            when = when_label(f)
+            title = f"{i}. {KIND_TITLES.get(f['kind'], f['kind'])} ({when})"
+            items.append({"number": i, "kind": f["kind"], "title": title,
                           "description": f.get("description") or "", "favours": f.get("favours") or "",
                           "centroid_ras": [float(v) for v in f["centroid_ras"]],
+                          "fov_mm": finding_fov_mm(f.get("volume_mm3")),
                           "colour": palette.hex_colour(palette.finding_colour(f["kind"]))})
         return items
 
 
     def lesion_items(self) -> list[dict]:
-        """The lesions followed over time (findings.json ``lesions``; none in an output written before them): id,
-        what it is, when first seen, its volume at each timepoint, the findings that name it, and where to jump
-        (its centroid where it was last seen)."""
-        items = []
-        listed = self.findings.get("lesions") or []
-        colours = palette.lesion_colours([(x["id"], x.get("role") == "treated lesion") for x in listed])
-        for les in listed:
-            seen = [t for t in les.get("timepoints") or [] if (t.get("volume_mm3") or 0) > 0 and t.get("centroid_ras")]
-            if not seen:
-                continue
-            last = seen[-1]
-            course = ", ".join(f"{t['timepoint']} {t['volume_mm3'] / 1000:.2f}" for t in les["timepoints"])
-            items.append({"id": les["id"], "title": f"{les['id']} {les.get('role', '')} (first seen "
-                                                     f"{les.get('first_seen')})",
-                          "course": f"{course} cm³", "findings": ", ".join(les.get("findings") or []),
-                          "centroid_ras": [float(v) for v in last["centroid_ras"]], "at": last["timepoint"],
-                          "colour": palette.hex_colour(colours[les["id"]])})
-        return items
+        """The lesions followed over time (findings.json ``lesions``; none in an output written before them):
+        :func:`lesion_rows`."""
+        return lesion_rows(self.findings.get("lesions") or [])
+
+
+#: A click on a finding or lesion zooms the slice views to this many times its size ...
+ZOOM_TIMES = 4.0
+#: ... but never closer than this field of view (mm), so that the anatomy around a small focus stays in view.
+ZOOM_MIN_FOV_MM = 40.0
+
+
+def zoom_fov_mm(size_mm: float | None) -> float:
+    """The field of view (mm, the views' shorter side) that shows something ``size_mm`` across with its
+    surroundings: :data:`ZOOM_TIMES` its size, at least :data:`ZOOM_MIN_FOV_MM`."""
+    return max(ZOOM_MIN_FOV_MM, ZOOM_TIMES * float(size_mm or 0.0))
+
+
+def _sphere_diameter_mm(volume_mm3) -> float:
+    """The diameter of a sphere of that volume (a finding's size when only its volume is known)."""
+    return (6.0 * max(float(volume_mm3 or 0.0), 0.0) / np.pi) ** (1.0 / 3.0)
+
+
+def finding_fov_mm(volume_mm3) -> float:
+    """The field of view a click on a finding zooms to: :func:`zoom_fov_mm` of a sphere of its volume."""
+    return zoom_fov_mm(_sphere_diameter_mm(volume_mm3))
+
+
+def lesion_rows(listed: list[dict]) -> list[dict]:
+    """The lesion list of the review and of the Slicer panel, from findings.json ``lesions`` (or
+    ``Lesion.to_dict()``): id, title (what it is, when first seen), location, its volume at each timepoint, the
+    findings that name it, and where to jump (its RAS centroid where it was last seen, and that timepoint). A
+    lesion with no voxels at any timepoint has nowhere to jump to and is left out."""
+    items = []
+    colours = palette.lesion_colours([(x["id"], x.get("role") == "treated lesion") for x in listed])
+    for les in listed:
+        seen = [t for t in les.get("timepoints") or [] if (t.get("volume_mm3") or 0) > 0 and t.get("centroid_ras")]
+        if not seen:
+            continue
+        last = seen[-1]
+        course = ", ".join(f"{t['timepoint']} {t['volume_mm3'] / 1000:.2f}" for t in les["timepoints"])
+        items.append({"id": les["id"], "title": f"{les['id']} {les.get('role', '')} (first seen "
+                                                 f"{les.get('first_seen')})",
+                      "location": les.get("location") or "", "course": f"{course} cm³",
+                      "findings": ", ".join(les.get("findings") or []),
+                      "centroid_ras": [float(v) for v in last["centroid_ras"]], "at": last["timepoint"],
+                      "fov_mm": zoom_fov_mm(max(float(last.get("longest_diameter_mm") or 0.0),
+                                                _sphere_diameter_mm(last.get("volume_mm3")))),
+                      "colour": palette.hex_colour(colours[les["id"]])})
+    return items
 
 
 def load_timepoint_labels(folder: str) -> list[str]:
@@ -196,7 +229,8 @@ def load_review_case(folder: str, log=print) -> ReviewCase:
     planning = case.planning.t1c
     iso = []
     levels = [float(x["level_gy"]) for x in findings["summary"].get("isodose") or []]
-    colours = palette.isodose_colours(levels) if levels else {}
+    colours = palette.isodose_colours(levels, (findings["summary"].get("dose") or {}).get("prescription_gy")) \
+        if levels else {}
     for lv in sorted(levels, reverse=True):
         p = os.path.join(folder, "isodose", f"isodose_{lv:g}Gy.vtk")
         if not os.path.isfile(p):

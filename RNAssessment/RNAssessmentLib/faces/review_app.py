@@ -202,6 +202,8 @@ class ReviewApp:
                 "progress": self.state.progress, "slice_offsets": mb.slice_offsets(self.scene, tags),
                 "slice_centres_ras": {t: mb.slice_centre_ras(self.scene, t) for t in tags
                                       if self.scene.GetSingletonNode(t, "vtkMRMLSliceNode") is not None},
+                "slice_fov_mm": {t: mb.slice_fov_mm(self.scene, t) for t in tags
+                                 if self.scene.GetSingletonNode(t, "vtkMRMLSliceNode") is not None},
                 "iso_levels": self.state.iso_levels, "active_finding": self.state.active_finding,
                 "active_lesion": self.state.active_lesion,
                 "filled": mb.filled_by_view(self.nodes.get("findings")),
@@ -264,7 +266,7 @@ class ReviewApp:
             threed = ViewLayoutDefinition.threed_view()
             self.layouts.register_layout(lid, Layout(LayoutDirection.Vertical, [
                 Layout(LayoutDirection.Horizontal, slices), Layout(LayoutDirection.Horizontal, [threed])],
-                flex_sizes=["3", "2"]))
+                flex_sizes=["3", "1"]))      # the slice views are what is read; 3D a quarter of the height
         self.layouts.set_layout(lid)
 
     def _show_case(self, rc):
@@ -372,6 +374,7 @@ class ReviewApp:
         number = int(number)
         if not 1 <= number <= len(items):
             return
+        mb.zoom_slices(self.scene, items[number - 1]["fov_mm"])
         mb.jump_slices(self.scene, items[number - 1]["centroid_ras"])
         self.state.active_finding = number
 
@@ -381,6 +384,7 @@ class ReviewApp:
         item = next((x for x in self.state.lesions or [] if x["id"] == lesion_id), None)
         if item is None:
             return
+        mb.zoom_slices(self.scene, item["fov_mm"])
         mb.jump_slices(self.scene, item["centroid_ras"])
         self.state.active_lesion = lesion_id
 

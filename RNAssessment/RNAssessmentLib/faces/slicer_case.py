@@ -12,7 +12,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from ..analysis.dose import parse_levels
-from ..analysis.findings import finding_segments, segment_timepoint
+from ..analysis.findings import finding_segments, segment_timepoint, when_label
 from ..io import geometry as geo
 from ..io.case import Case, Dose, Timepoint, boundary_kind
 from ..io.validate import check_image
@@ -124,7 +124,8 @@ def assess_nodes(scene, timepoint_volumes, treated_lesion_segmentation, dose_vol
     folder_name = f"RNAssessment {stamp}"
     folder = mb.folder(scene, folder_name)
     iso = maps.isodose
-    colours = palette.isodose_colours([i.level_gy for i in iso])
+    rx = (assessment.summary.get("dose") or {}).get("prescription_gy")
+    colours = palette.isodose_colours([i.level_gy for i in iso], rx)
     nodes = _isodose_nodes(scene, [(i.level_gy, colours[i.level_gy], i.surface_lps) for i in iso], folder)
     rows = []
     for t in assessment.summary["timepoints"]:
@@ -203,14 +204,19 @@ def write_dicom_for(scene, result: dict, report_dir: str, dicom_dir: str, files_
                                deidentify=bool(case.metadata.get("deidentified")), log=log_callback or print)
 
 
+#: Opacity of each isodose shell in 3D: five nested shells at 0.5 hid the lesion inside them; at 0.15 the
+#: treated lesion and the findings show through all five (slice lines are drawn opaque all the same).
+ISODOSE_3D_OPACITY = 0.15
+
+
 def _isodose_nodes(scene, levels: list, folder) -> list:
     """Isodose colour table and one model per level ([(level Gy, colour, LPS surface)]), shown as slice lines."""
     if not levels:
         return []
     table = mb.add_colour_table(scene, [lv for lv, _, _ in levels], [c for _, c, _ in levels])
     mb.set_parent(scene, table, folder)
-    return [table] + [mb.add_model(scene, surf, f"Isodose {lv:g} Gy", colour, parent_item=folder)
-                      for lv, colour, surf in levels]
+    return [table] + [mb.add_model(scene, surf, f"Isodose {lv:g} Gy", colour, parent_item=folder,
+                                   opacity=ISODOSE_3D_OPACITY) for lv, colour, surf in levels]
 
 
 def _finding_nodes(scene, planning, findings: list[dict], masks: dict, boundaries: dict | None, folder,
@@ -221,7 +227,7 @@ def _finding_nodes(scene, planning, findings: list[dict], masks: dict, boundarie
     if findings:
         rows = []
         for i, f in enumerate(findings, 1):
-            when = f.get("timepoint") or f"{f.get('from')}→{f.get('to')}"
+            when = when_label(f)
             rows.append({"finding": i, "kind": f["kind"], "when": when, "description": f.get("description") or "",
                          "boundary": f.get("boundary") or "", "volume_mm3": f.get("volume_mm3"),
                          "gap_mm": f.get("gap_mm"), "geodesic_mm": f.get("geodesic_mm"),

@@ -55,8 +55,10 @@ from .layout import (  # noqa: F401
     compare_layout_xml,
     compare_layout,
     jump_slices,
+    slice_fov_mm,
     slice_offsets,
     slice_centre_ras,
+    zoom_slices,
 )
 from .rendering import (  # noqa: F401
     add_model,
@@ -121,8 +123,10 @@ __all__ = [
     "compare_layout_xml",
     "compare_layout",
     "jump_slices",
+    "slice_fov_mm",
     "slice_offsets",
     "slice_centre_ras",
+    "zoom_slices",
     "add_model",
     "bounds_ras",
     "surface_from_model",

@@ -77,6 +77,23 @@ def jump_slices(scene, ras, centred: bool = True) -> None:
     slicer.vtkMRMLSliceNode.JumpAllSlices(scene, float(ras[0]), float(ras[1]), float(ras[2]), mode)
 
 
+def zoom_slices(scene, fov_mm: float) -> None:
+    """Every slice view shows ``fov_mm`` across its shorter side (its aspect ratio and thickness kept)."""
+    for i in range(scene.GetNumberOfNodesByClass("vtkMRMLSliceNode")):
+        sn = scene.GetNthNodeByClass(i, "vtkMRMLSliceNode")
+        fov = sn.GetFieldOfView()
+        short = min(fov[0], fov[1])
+        if short > 0:
+            k = float(fov_mm) / short
+            sn.SetFieldOfView(fov[0] * k, fov[1] * k, fov[2])
+
+
+def slice_fov_mm(scene, tag: str) -> float:
+    """The shorter side of a slice view's field of view (mm)."""
+    fov = scene.GetSingletonNode(tag, "vtkMRMLSliceNode").GetFieldOfView()
+    return float(min(fov[0], fov[1]))
+
+
 def slice_offsets(scene, tags) -> dict:
     """{layout name: slice offset (mm along the slice normal)} of the named slice views."""
     out = {}

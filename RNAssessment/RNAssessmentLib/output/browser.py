@@ -10,6 +10,7 @@ fd 4, each a JSON object terminated by NUL.
 from __future__ import annotations
 
 import base64
+import html
 import json
 import os
 import shutil
@@ -208,7 +209,17 @@ class Headless:
         return out
 
     def pdf(self, path: str) -> None:
-        data = self.call("Page.printToPDF", {"printBackground": True, "preferCSSPageSize": True}, session=True)
+        """Print the page to ``path``. A page with a ``<meta name="running-header">`` gets it at the top of every
+        page and "Page n of N" at the foot (Chromium's header and footer templates, in the page margins)."""
+        header = self.evaluate("(document.querySelector('meta[name=running-header]') || {}).content || ''")
+        opts = {"printBackground": True, "preferCSSPageSize": True}
+        if header:
+            style = "font: 8px sans-serif; color: #444; width: 100%; margin: 0 12mm;"
+            opts.update({"displayHeaderFooter": True,
+                         "headerTemplate": f'<div style="{style}">{html.escape(header)}</div>',
+                         "footerTemplate": f'<div style="{style} text-align: right;">Page <span class="pageNumber">'
+                                           '</span> of <span class="totalPages"></span></div>'})
+        data = self.call("Page.printToPDF", opts, session=True)
         with open(path, "wb") as f:
             f.write(base64.b64decode(data["data"]))
 

@@ -25,7 +25,7 @@ import os
 import re
 
 from .. import DISCLAIMER, __version__
-from ..analysis.findings import FAVOURS
+from ..analysis.findings import FAVOURS, KIND_TITLES
 
 #: Case-level features: name → (finding kinds, the direction the paper gives them, title).
 FEATURES = {
@@ -54,6 +54,8 @@ COLUMNS = [
     "highest_enclosing_isodose_gy", "fraction_inside_isodose", "open_fraction", "eccentricity_mm",
     "grew_mm3", "regressed_mm3", "portions_grew", "portions_regressed", "total_change_pct",
     "surface_moved_out_fraction", "min_depth_mm", "boundary_source", "description",
+    # added later (columns are only ever appended): a focus's every timepoint ("t1;t2"), the lesions it concerns
+    "finding_timepoints", "lesions",
 ]
 
 
@@ -172,7 +174,9 @@ def case_rows(record: dict, findings_doc: dict | None) -> list[dict]:
                      "total_change_pct": ev.get("total_change_pct"),
                      "surface_moved_out_fraction": ev.get("surface_moved_out_fraction"),
                      "min_depth_mm": ev.get("min_depth_mm"), "boundary_source": ev.get("boundary_source"),
-                     "description": f.get("description")})
+                     "description": f.get("description"),
+                     "finding_timepoints": ";".join(f.get("timepoints") or []) or None,
+                     "lesions": ";".join(f.get("lesions") or []) or None})
     return rows
 
 
@@ -265,10 +269,27 @@ def _pct(w: dict | None) -> str:
     return f"{100 * w['value']:.0f} % ({w['k']}/{w['n']}; 95 % CI {100 * w['low']:.0f}-{100 * w['high']:.0f} %)"
 
 
+#: A forest-plot label is wrapped at this many characters a line (12 px type: at most 7 px a character fills the
+#: 300 px left of the plot less its 8 px gap), never cut.
+FOREST_LABEL_CHARS = 40
+
+
+def wrap_words(text: str, width: int) -> list[str]:
+    """``text`` in lines of at most ``width`` characters, broken between words (a longer word stands alone)."""
+    lines: list[str] = []
+    for word in str(text).split():
+        if lines and len(lines[-1]) + 1 + len(word) <= width:
+            lines[-1] += " " + word
+        else:
+            lines.append(word)
+    return lines or [""]
+
+
 def forest_plot(perf: dict, width: int = 720) -> str:
     """Sensitivity and specificity for RN with their Wilson intervals, one line per feature (SVG)."""
     feats = list(perf["features"].items())
-    left, right, row_h, top = 300, 30, 26, 34
+    n_lines = max([len(wrap_words(f["title"], FOREST_LABEL_CHARS)) for _, f in feats] or [1])
+    left, right, row_h, top = 300, 30, max(26, 14 * n_lines + 6), 34
     h = top + row_h * len(feats) + 30
     plot_w = width - left - right
 
@@ -284,8 +305,11 @@ def forest_plot(perf: dict, width: int = 720) -> str:
                  f'<text x="{left + 152}" y="16" font-size="11">specificity for RN</text>')
     for i, (name, f) in enumerate(feats):
         y = top + row_h * i + row_h / 2
-        parts.append(f'<text x="{left - 8}" y="{y + 4:.1f}" font-size="12" text-anchor="end">{esc(f["title"][:44])}'
-                     f'</text>')
+        lines = wrap_words(f["title"], FOREST_LABEL_CHARS)
+        y0 = y + 4 - 7 * (len(lines) - 1)
+        parts.append(f'<text x="{left - 8}" y="{y0:.1f}" font-size="12" text-anchor="end">' + "".join(
+            f'<tspan x="{left - 8}" dy="{0 if k == 0 else 14}">{esc(line)}</tspan>' for k, line in enumerate(lines))
+            + "</text>")
         for off, key, colour, mark in ((-5, "sensitivity", "#0077BB", "circle"), (5, "specificity", "#EE7733", "rect")):
             w = f[key]
             if not w:
@@ -339,7 +363,8 @@ def cohort_html(title: str, cases: list[dict], perf: dict) -> str:
         body = thumb or '<p class="small">no key image</p>'
         if link:
             body = f'<a href="{esc(link)}">{body}</a>'
-        found = ", ".join(f'<span class="{fav}">{esc(num)} {esc(kind)}</span>' for num, kind, fav in c["findings"])
+        found = ", ".join(f'<span class="{fav}" title="{esc(kind)}">{esc(num)} {esc(KIND_TITLES.get(kind, kind))}'
+                          f'</span>' for num, kind, fav in c["findings"])
         status = "" if c["status"] == "ok" else f'<p><b>failed:</b> {esc(c.get("error"))}</p>'
         out.append(f'<div class="case{" failed" if c["status"] != "ok" else ""}" id="case-{esc(c["case"])}">'
                    f'<b>{esc(c["case"])}</b> <span class="small">outcome: {esc(c.get("outcome") or "unknown")}'

@@ -157,7 +157,7 @@ def write_dicom_outputs(case, assessment, assessment_dir: str, out_dir: str, *, 
         # On the SRS series' own array layout: contours lie on its slices.
         srs_grid = geo.reorient(planning, case.planning.orientation or geo.orientation_code(planning))
         dose_p = sitk.Resample(case.dose.image, srs_grid, sitk.Transform(), sitk.sitkLinear, 0.0, sitk.sitkFloat32)
-        colours = palette.isodose_colours(levels)
+        colours = palette.isodose_colours(levels, (summary.get("dose") or {}).get("prescription_gy"))
         masks = {}
         for lv in sorted(levels, reverse=True):
             mk = sitk.Cast(dose_p >= float(lv), sitk.sitkUInt8)

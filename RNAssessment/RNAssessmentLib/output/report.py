@@ -24,7 +24,7 @@ import SimpleITK as sitk
 
 from .. import DISCLAIMER, __version__
 from ..analysis import dose as dosemod
-from ..analysis.findings import BOUNDARY_NAMES, FAVOURS, finding_segments
+from ..analysis.findings import BOUNDARY_NAMES, FAVOURS, KIND_TITLES, finding_segments
 from ..io import geometry as geo
 from . import palette
 
@@ -36,19 +36,20 @@ COLOURS = {**{k: _hex(c) for k, c in palette.FINDING.items()}, "treated": _hex(p
 FOV_MM = 70.0
 PIXEL_MM = 0.35
 
-KIND_TITLES = {"noncontiguous_across_boundary": "Non-contiguous enhancement across a boundary",
-               "noncontiguous_focus": "Non-contiguous enhancement", "open_ring": "Open ring",
-               "boundary_enhancement": "Boundary (meningeal/ependymal) enhancement",
-               "contiguous_extension": "Contiguous enhancement", "mixed_response": "Mixed response",
-               "concentric_growth": "Growth as a whole", "eccentric_growth": "Growth at part of the margin",
-               "regression": "Regression",
-               "change_indeterminate": "Change indeterminate at this resolution"}
-
 
 def finding_title(f) -> str:
     """A finding's title with the lesions it concerns ("Regression — L1"): the title names what the numbers are of."""
     title = KIND_TITLES[f.kind]
-    return f"{title} — {', '.join(f.lesions)}" if getattr(f, "lesions", None) else title
+    if getattr(f, "lesions", None):
+        title = f"{title} — {', '.join(f.lesions)}"
+    if getattr(f, "timepoints", None):
+        title += f" at {', '.join(f.timepoints)}"      # one focus, one finding: every timepoint it holds at
+    return title
+
+
+def _count(n, word: str) -> str:
+    """'1 fraction', '3 fractions'."""
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
 def esc(value) -> str:
@@ -256,7 +257,7 @@ def line_plot(series, *, xlabel: str, ylabel: str, y2label: str | None = None, v
     # The legend above the plot, wrapped onto as many rows as it needs (never past the figure's right edge).
     legend, lx, row = [], ml, 0
     for s in series:
-        w = 26 + 8 * len(str(s["name"]))
+        w = (34 if s.get("dash") else 26) + 8 * len(str(s["name"]))
         if lx > ml and lx + w > width:
             lx, row = ml, row + 1
         legend.append((lx, 16 + 18 * row))
@@ -317,8 +318,15 @@ def line_plot(series, *, xlabel: str, ylabel: str, y2label: str | None = None, v
                        f'{dash}{tag}/>')
         if s.get("markers", True):
             out += [f'<circle cx="{a:.1f}" cy="{b:.1f}" r="4" fill="{s["colour"]}"{tag}/>' for a, b in pts]
-        out.append(f'<rect x="{lx}" y="{legend_y - 11}" width="14" height="6" fill="{s["colour"]}" stroke="#333"/>'
-                   f'<text x="{lx + 18}" y="{legend_y - 4}">{esc(s["name"])}</text>')
+        if s.get("dash"):
+            # a dashed line's swatch is a short stretch of that line, not a solid block
+            out.append(f'<line x1="{lx}" y1="{legend_y - 8}" x2="{lx + 22}" y2="{legend_y - 8}" stroke="#333" '
+                       f'stroke-width="4.5"{dash}/><line x1="{lx}" y1="{legend_y - 8}" x2="{lx + 22}" '
+                       f'y2="{legend_y - 8}" stroke="{s["colour"]}" stroke-width="2.5"{dash}/>'
+                       f'<text x="{lx + 26}" y="{legend_y - 4}">{esc(s["name"])}</text>')
+        else:
+            out.append(f'<rect x="{lx}" y="{legend_y - 11}" width="14" height="6" fill="{s["colour"]}" '
+                       f'stroke="#333"/><text x="{lx + 18}" y="{legend_y - 4}">{esc(s["name"])}</text>')
     out.append("</svg>")
     return "".join(out)
 
@@ -349,11 +357,16 @@ figure.panel figcaption { font-size: 14px; text-align: center; }
 .legend span.sw { display: inline-block; width: 14px; height: 14px; margin: 0 4px -2px 10px; border: 1px solid #333; }
 svg.plot text { font: 13px "DejaVu Sans", Arial, sans-serif; fill: #222; }
 footer { margin-top: 30px; font-size: 13px; color: var(--muted); }
-@page { size: A4; margin: 12mm; }
+.legend span.entry { white-space: nowrap; display: inline-block; }
+.legend span.sw.dashed { background: transparent; border: 2px dashed; width: 12px; height: 12px; }
+@page { size: A4; margin: 14mm 12mm; }
 @media print { body { margin: 0; font-size: 12px; max-width: none; } h2 { margin-top: 14px; }
+  h2, h3, h4 { break-after: avoid; page-break-after: avoid; }
+  table, tr, li { break-inside: avoid; page-break-inside: avoid; }
+  section > p.tag:first-of-type { break-after: avoid; }
   figure.panel figcaption { font-size: 10px; } .finding-images p { margin: 2px 0; }
   .finding-images h3 { margin: 4px 0 2px 0; } .finding-images { margin-bottom: 6px; }
-  .legend { font-size: 11px; } .panel-row { max-width: 540px; gap: 4px; margin-bottom: 2px; } }
+  .legend { font-size: 11px; } .panel-row { gap: 4px; margin-bottom: 2px; } }
 """
 
 
@@ -361,6 +374,19 @@ def _fmt(v, nd=1, unit=""):
     if v is None or (isinstance(v, float) and not math.isfinite(v)):
         return "—"
     return f"{v:.{nd}f}{unit}"
+
+
+def _running_header(case, summary, deid: bool) -> str:
+    """What every printed page carries at its top: the case, the patient's id (or that it was de-identified) and
+    the SRS (date, or the dose alone when dates were removed)."""
+    d = summary.get("dose") or {}
+    who = "de-identified" if deid else (f"patient ID {case.patient['PatientID']}" if case.patient.get("PatientID")
+                                       else "no patient ID")
+    srs = ""
+    if d:
+        date = d.get("srs_date") if not deid else None
+        srs = f" · SRS {date + ', ' if date else ''}{d.get('prescription_gy', 0):g} Gy"
+    return f"RNAssessment report · {case.id} · {who}{srs}"
 
 
 def _header(case, summary, deid: bool) -> str:
@@ -379,7 +405,7 @@ def _header(case, summary, deid: bool) -> str:
     if d:
         srs = d.get("srs_date") if not deid else None
         rows.append(("SRS", f"{srs + ', ' if srs else ''}{d.get('prescription_gy', 0):g} Gy in "
-                            f"{d.get('fractions', 1)} fraction(s); dose max {d.get('max_gy', 0):.1f} Gy"))
+                            f"{_count(d.get('fractions', 1), 'fraction')}; dose max {d.get('max_gy', 0):.1f} Gy"))
     tl = summary.get("treated_lesion") or {}
     if tl:
         dd = tl.get("dose") or {}
@@ -392,7 +418,8 @@ def _header(case, summary, deid: bool) -> str:
             rows.append(("Normal-brain constraint",
                          f"{c['metric']} (brain outside the target receiving ≥ {c['level_gy']:g} Gy) "
                          f"{c['volume_cc']:.1f} cm³; {'within' if c['within_limit'] else 'above'} the "
-                         f"{c['limit_cc']:g} cm³ limit for {c['fractions']} fraction(s). Source: {c['source']}"))
+                         f"{c['limit_cc']:g} cm³ limit for {_count(c['fractions'], 'fraction')}. "
+                         f"Source: {c['source']}"))
         elif c:
             rows.append(("Normal-brain constraint", f"{c['note']} ({c['source']})"))
     tps = []
@@ -437,15 +464,27 @@ def _finding_list(findings, n_timepoints: int = 2) -> str:
 
 
 def _legend(entries) -> str:
+    """Each entry whole on its line (swatch and words never split): (text, colour) a filled swatch; (text, colour,
+    "dashed") a dashed outline, as the line it names."""
+    def swatch(e):
+        if len(e) > 2 and e[2] == "dashed":
+            return f'<span class="sw dashed" style="border-color:{e[1]}"></span>'
+        return f'<span class="sw" style="background:{e[1]}"></span>'
     return '<div class="legend">' + "".join(
-        f'<span class="sw" style="background:{c}"></span>{esc(t)}' for t, c in entries) + "</div>"
+        f'<span class="entry">{swatch(e)}{esc(e[0])}</span>' for e in entries) + "</div>"
 
 
 def _finding_images(n, f, ctx) -> str:
     labels = list(ctx["t1"])
     centre = geo.lps_from_ras(np.asarray(f.centroid_ras, float)[None])[0]
     highlight = []         # (segment name, colour, timepoint where it is filled, legend text)
-    if f.segment and f.segment in ctx["masks"]:
+    if f.at:
+        # a focus seen at several timepoints: each one's voxels, filled on its own scan
+        for t in f.timepoints or []:
+            seg = (f.at.get(t) or {}).get("segment")
+            if seg and seg in ctx["masks"]:
+                highlight.append((seg, COLOURS[f.kind], t, f"{KIND_TITLES[f.kind]} at {t}"))
+    elif f.segment and f.segment in ctx["masks"]:
         highlight.append((f.segment, COLOURS[f.kind], f.timepoint, KIND_TITLES[f.kind]))
     if f.kind in ("mixed_response", "concentric_growth", "eccentric_growth", "regression"):
         for kind in ("grew", "regressed"):
@@ -454,7 +493,7 @@ def _finding_images(n, f, ctx) -> str:
                 highlight.append((key, COLOURS[kind], f.to, f"{kind} {f.from_}→{f.to}"))
     bnd = ctx["boundaries"].get(f.boundary) if f.boundary else None
     rows = []
-    legend = [("treated lesion", COLOURS["treated"])] + [(t, c) for _, c, _, t in highlight]
+    legend = [("treated lesion at SRS", COLOURS["treated"], "dashed")] + [(t, c) for _, c, _, t in highlight]
     if bnd is not None:
         legend.append((BOUNDARY_NAMES.get(f.boundary, f.boundary), COLOURS["boundary"]))
     legend += [(f"{lv:g} Gy", c) for lv, c in ctx["levels"]]
@@ -593,6 +632,10 @@ def _time_course(summary, lesions=(), findings=()) -> str:
 OTHER_REGION_COLOURS = ("#555555", "#8c6d31", "#999999", "#bd9e39")
 
 
+#: Dash patterns of DVH curves that share a colour, in turn (solid first).
+DVH_DASHES = ("", "8 4", "2 3", "10 3 2 3", "4 4")
+
+
 def _dose_section(summary, stats, colours=None) -> str:
     """``colours``: region name → colour (the treated lesion and each finding in its own palette colour)."""
     out = ['<section id="dose"><h2>Dose</h2>']
@@ -600,12 +643,16 @@ def _dose_section(summary, stats, colours=None) -> str:
         colours = colours or {}
         series = []
         others = itertools.cycle(OTHER_REGION_COLOURS)
-        for st in stats[:8]:
+        used: dict = {}
+        for st in stats:
             vol = st.dvh_volume_cc
             colour = colours.get(st.name) or next(others)
+            # Two findings of one kind share its colour: each later one gets its own dash, so every curve is
+            # told apart and named in the legend.
+            k = used[colour] = used.get(colour, -1) + 1
             series.append({"name": st.name, "x": list(st.dvh_dose_gy), "colour": colour,
                            "y": list(100.0 * vol / vol[0]) if vol[0] > 0 else [0.0] * len(vol),
-                           "markers": False})
+                           "markers": False, "dash": DVH_DASHES[k % len(DVH_DASHES)]})
         out.append(line_plot(series, xlabel="dose (Gy)", ylabel="volume (%)", title="cumulative DVH",
                              height=320))
         out.append("<table><tr><th>region</th><th>cm³</th><th>min Gy</th><th>mean Gy</th><th>max Gy</th>"
@@ -667,7 +714,8 @@ def build_report(case, assessment) -> str:
         if key not in windows:
             windows[key] = _window(t1[label], centre)
         return windows[key]
-    iso_colours = palette.isodose_colours([i["level_gy"] for i in summary.get("isodose", [])])
+    iso_colours = palette.isodose_colours([i["level_gy"] for i in summary.get("isodose", [])],
+                                          (summary.get("dose") or {}).get("prescription_gy"))
     levels = [(i["level_gy"], _hex(iso_colours[float(i["level_gy"])])) for i in summary.get("isodose", [])]
     ctx = {"t1": t1, "days": days, "masks": masks, "mask_img": mask_img,
            "boundaries": maps.boundaries or case.boundaries,
@@ -677,6 +725,7 @@ def build_report(case, assessment) -> str:
     findings = assessment.findings
     parts = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
              '<meta name="viewport" content="width=device-width, initial-scale=1">',
+             f'<meta name="running-header" content="{esc(_running_header(case, summary, deid))}">',
              f"<title>RNAssessment report — {esc(case.id)}</title><style>{CSS}</style></head><body>",
              _header(case, summary, deid), _lesion_table(assessment.lesions, summary),
              _finding_list(findings, len(summary.get("timepoints") or []))]
@@ -684,8 +733,8 @@ def build_report(case, assessment) -> str:
         parts.append('<section id="images"><h2>Key images</h2><p class=tag>Each finding at every timepoint (all '
                      "registered to the SRS image), axial and coronal through its centre; patient's right on the "
                      "left. Dashed cyan: treated lesion at SRS; filled: the finding at its timepoint, dotted at the "
-                     "others; grey: the boundary; isodose lines in SlicerRT's colours, from green (lowest level) "
-                     "to red (highest); a level without a free place for its label in an image is named in the "
+                     "others; grey: the boundary; isodose lines in SlicerRT's colours on a fixed scale (the "
+                     "prescription red, 25 % of it green); a level without a free place for its label in an image is named in the "
                      "legend only.</p>")
         parts += [_finding_images(n, f, ctx) for n, f in enumerate(findings, 1)]
         parts.append("</section>")

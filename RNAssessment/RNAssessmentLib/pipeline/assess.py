@@ -17,7 +17,7 @@ from ..analysis import change as changemod
 from ..analysis import lesions as lesionmod
 from ..analysis import dose as dosemod
 from ..analysis.enhancement import lesion_extent, lesion_extent_apart
-from ..analysis.findings import Assessment, Maps, describe, in_display_order
+from ..analysis.findings import Assessment, Maps, describe, in_display_order, one_per_observation
 from ..analysis.registration import register_followup, register_sequence, stable_region
 from ..anatomy import atlas
 from ..anatomy import barriers as anat_barriers
@@ -115,8 +115,12 @@ def assess_case(case: Case, *, levels_gy=None, log_callback=None, estimate_bound
         findings += _boundaries_and_change(case, summary, maps, warnings, levels_gy, say,
                                            estimate_boundaries=estimate_boundaries,
                                            min_portion_mm3=min_portion_mm3, compare_with_srs=compare_with_srs)
-    findings = in_display_order(findings)
     _name_lesions(case, findings, maps)
+    findings = in_display_order(one_per_observation(findings, [tp.label for tp in case.timepoints]))
+    for n, f in enumerate(findings, 1):
+        for les in maps.lesions or []:
+            if les.id in (f.lesions or []):
+                les.findings.append(f"F{n}")
     _describe(case, findings, maps)
     maps.finding_dose_stats = _finding_dose_stats(case, findings, maps)
     if len(case.timepoints) == 1:
@@ -127,13 +131,12 @@ def assess_case(case: Case, *, levels_gy=None, log_callback=None, estimate_bound
 
 
 def _name_lesions(case: Case, findings: list, maps: Maps) -> None:
-    """Each finding names the lesions it concerns (lesions.lesion_ids_at) and each lesion its findings (F#, the
-    display order)."""
+    """Each finding names the lesions it concerns (lesions.lesion_ids_at)."""
     if not maps.lesions:
         return
     segments = maps.segments()
     planning = case.planning.t1c
-    for n, f in enumerate(findings, 1):
+    for f in findings:
         labels = [f.timepoint] if f.timepoint else [f.to, f.from_]
         mask = segments.get(f.segment) if f.segment else None
         if f.from_ and mask is None:
@@ -141,9 +144,6 @@ def _name_lesions(case: Case, findings: list, maps: Maps) -> None:
             mask = lab > 0 if lab is not None else None
         at = geo.lps_from_ras([f.centroid_ras])[0] if len(f.centroid_ras or ()) == 3 else None
         f.lesions = lesionmod.lesion_ids_at(maps.lesions, mask, [x for x in labels if x], planning, at)
-        for les in maps.lesions:
-            if les.id in f.lesions:
-                les.findings.append(f"F{n}")
 
 
 def _finding_dose_stats(case: Case, findings: list, maps: Maps) -> list:

@@ -43,7 +43,9 @@ def case_from_render(scn: Scenario, rendered: dict) -> Case:
                 registered=registered,
                 metadata={"title": scn.title, "paper_scenario": scn.paper, "counterpart": scn.counterpart,
                           "description": scn.description, "synthetic": True,
-                          "patient_name": f"DEMO^{scn.name.upper()}", "patient_id": f"RNA-{scn.paper:02d}"})
+                          # an RN case and its PD twin are two patients: one name and one id each
+                          "patient_name": f"DEMO^{scn.name.upper()}",
+                          "patient_id": f"RNA-{scn.paper:02d}-{scn.counterpart}"})
 
 
 def change_map(before: sitk.Image, after: sitk.Image) -> sitk.Image:

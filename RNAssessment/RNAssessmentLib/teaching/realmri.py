@@ -771,7 +771,7 @@ def write_case(template: Template, base: BaseMRI, images: BaseImages, out_dir: s
                           "counterpart": template.counterpart, "description": template.description,
                           "synthetic": True, "real_mri": base.name, "anchor": base.anchors[template.anchor].note,
                           "patient_name": f"DEMO^REAL^{template.name.upper()}",
-                          "patient_id": f"RNA-R{template.paper:02d}"})
+                          "patient_id": f"RNA-R{template.paper:02d}-{base.name.upper()}-{template.counterpart}"})
     case_dir = os.path.join(out_dir, case.id)
     os.makedirs(os.path.join(case_dir, "truth"), exist_ok=True)
     manifest = save_case(case, case_dir, ext=".nii.gz")
