@@ -112,7 +112,6 @@ class ReviewCase:
                           "colour": palette.hex_colour(palette.finding_colour(f["kind"]))})
         return items
 
-
     def lesion_items(self) -> list[dict]:
         """The lesions followed over time (findings.json ``lesions``; none in an output written before them):
         :func:`lesion_rows`."""
