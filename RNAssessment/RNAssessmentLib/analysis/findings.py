@@ -422,7 +422,8 @@ def describe(f: "Finding", days: dict | None = None, side: str | None = None, fo
     return _SENTENCES.get(f.kind, _change_sentence)(f, words)
 
 
-def _plural(n: int, word: str) -> str:
+def plural(n: int, word: str) -> str:
+    """'1 portion', '2 portions' (every sentence and page that counts something)."""
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
@@ -439,7 +440,7 @@ def _portions_phrase(portions: list, kind: str, volume_mm3: float | None) -> str
     if not mine:
         return f"no portion {verb}"
     p = _decisive(mine)
-    return (f"{_plural(len(mine), 'portion')} {verb} ({(volume_mm3 or 0.0) / 1000:.2f} cm³; up to "
+    return (f"{plural(len(mine), 'portion')} {verb} ({(volume_mm3 or 0.0) / 1000:.2f} cm³; up to "
             f"{p.get('depth_mm') or 0.0:.1f} mm beyond the {surface} surface "
             f"({p.get('direction') or 'no single direction'}), where {p.get('required_depth_mm') or 0.0:.1f} mm is "
             f"needed)")

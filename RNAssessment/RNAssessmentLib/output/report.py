@@ -24,7 +24,7 @@ import SimpleITK as sitk
 
 from .. import DISCLAIMER, __version__
 from ..analysis import dose as dosemod
-from ..analysis.findings import BOUNDARY_NAMES, FAVOURS, KIND_TITLES, finding_segments
+from ..analysis.findings import BOUNDARY_NAMES, FAVOURS, KIND_TITLES, finding_segments, plural
 from ..io import geometry as geo
 from . import palette
 
@@ -45,11 +45,6 @@ def finding_title(f) -> str:
     if getattr(f, "timepoints", None):
         title += f" at {', '.join(f.timepoints)}"      # one focus, one finding: every timepoint it holds at
     return title
-
-
-def _count(n, word: str) -> str:
-    """'1 fraction', '3 fractions'."""
-    return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
 def esc(value) -> str:
@@ -405,7 +400,7 @@ def _header(case, summary, deid: bool) -> str:
     if d:
         srs = d.get("srs_date") if not deid else None
         rows.append(("SRS", f"{srs + ', ' if srs else ''}{d.get('prescription_gy', 0):g} Gy in "
-                            f"{_count(d.get('fractions', 1), 'fraction')}; dose max {d.get('max_gy', 0):.1f} Gy"))
+                            f"{plural(d.get('fractions', 1), 'fraction')}; dose max {d.get('max_gy', 0):.1f} Gy"))
     tl = summary.get("treated_lesion") or {}
     if tl:
         dd = tl.get("dose") or {}
@@ -418,7 +413,7 @@ def _header(case, summary, deid: bool) -> str:
             rows.append(("Normal-brain constraint",
                          f"{c['metric']} (brain outside the target receiving ≥ {c['level_gy']:g} Gy) "
                          f"{c['volume_cc']:.1f} cm³; {'within' if c['within_limit'] else 'above'} the "
-                         f"{c['limit_cc']:g} cm³ limit for {_count(c['fractions'], 'fraction')}. "
+                         f"{c['limit_cc']:g} cm³ limit for {plural(c['fractions'], 'fraction')}. "
                          f"Source: {c['source']}"))
         elif c:
             rows.append(("Normal-brain constraint", f"{c['note']} ({c['source']})"))
