@@ -290,7 +290,7 @@ def browser_session(assessed):
             pytest.fail("no Chromium found (Debian's chromium)")
         pytest.skip("no Chromium")
     digest = _tree_digest(assessed["root"])
-    server = Server(assessed["root"], "--token", TOKEN)
+    server = Server(assessed["root"], "--token", TOKEN, "--max-sessions", "2")
     b = Headless(width=1600, height=1000, timeout_s=90)
     try:
         yield {"server": server, "browser": b, "digest": digest}
@@ -478,3 +478,46 @@ def test_case_picker_switches_case(browser_session, assessed):
     after = _view_images(b)
     assert max(np.abs(x[:200, :200] - y[:200, :200]).mean() for x, y in zip(before[:-1], after[:-1])) > 1
     assert b.errors() == [], b.errors()
+
+
+def test_each_browser_has_its_own_review(browser_session, assessed):
+    """Two readers, two browsers (own profiles, own cookies) on the one URL the server printed: each gets its own
+    review (a session of its own on its own port), so one switching case or clicking a finding leaves the other's
+    case, selection and views as they were; a reload returns to one's own review; a third reader beyond
+    --max-sessions 2 gets a clear refusal, never someone else's session."""
+    from RNAssessmentLib.output.browser import Headless
+    b1, server = browser_session["browser"], browser_session["server"]
+    b1.open(server.url)
+    _wait(b1, "window.trame && window.trame.state && window.trame.state.get('loaded')", what="reader 1's case")
+    own1 = b1.evaluate("window.location.port")
+    case1 = _state(b1)["case"]
+    other = "falx_cingulate_pd" if case1 == "falx_cingulate_rn" else "falx_cingulate_rn"
+    active1 = _state(b1)["active_finding"]
+    with Headless(width=1280, height=900, timeout_s=90) as b2:
+        b2.open(server.url)
+        _wait(b2, "window.trame && window.trame.state && window.trame.state.get('loaded')", what="reader 2's case")
+        assert b2.evaluate("window.location.port") != own1
+        b2.evaluate(f"window.trame.state.set('case_name', '{other}')")
+        _wait(b2, f"fetch('/rnassess/state').then(r => r.json()).then(j => j.loaded && j.case === '{other}')",
+              what="reader 2's case switch")
+        b2.evaluate("document.querySelectorAll('.finding-item')[0].click()")
+        _wait(b2, "fetch('/rnassess/state').then(r => r.json()).then(j => j.active_finding === 1)",
+              what="reader 2's selection")
+        time.sleep(1.0)
+        st1 = _state(b1)
+        assert st1["case"] == case1 and st1["active_finding"] == active1, st1
+        assert b1.evaluate("window.trame.state.get('case_name')") == case1
+        # The front knows both sessions; a third reader (no session cookie) is refused, with the reason.
+        opener = urllib.request.build_opener()
+        opener.addheaders = [("Cookie", f"rnassess_review={TOKEN}")]
+        sessions = json.loads(opener.open(f"{server.base}/rnassess/sessions", timeout=10).read())
+        assert len(sessions["sessions"]) == 2 and sessions["max_sessions"] == 2
+        with pytest.raises(urllib.error.HTTPError) as e:
+            opener.open(f"{server.base}/", timeout=30)
+        assert e.value.code == 503 and "--max-sessions 2" in e.value.read().decode()
+        assert b2.errors() == [], b2.errors()
+    # A reload (the printed URL again) returns reader 1 to its own review, as it left it.
+    b1.open(server.url)
+    _wait(b1, "window.trame && window.trame.state && window.trame.state.get('loaded')", what="reader 1 again")
+    assert b1.evaluate("window.location.port") == own1 and _state(b1)["case"] == case1
+    assert b1.errors() == [], b1.errors()

@@ -116,16 +116,27 @@ def cmd_review(args) -> int:
                           generate=args.generate_token)                     # before anything is read
     if args.port < 0 or args.port > 65535:
         raise ValueError(f"--port {args.port}: give 0-65535 (0 picks a free port)")
+    if args.max_sessions < 1:
+        raise ValueError(f"--max-sessions {args.max_sessions}: give at least 1")
     cases = find_assessments(args.folder)
     missing = [m for m in ("trame", "trame_slicer", "slicer") if importlib.util.find_spec(m) is None]
     if missing:
         raise ValueError(f"rnassess review needs {', '.join(missing)}: pip install \".[review]\" (trame-slicer with "
                          "Slicer's slicer-core)")
-    from .review_app import serve
     for name in ("trame", "trame_client", "trame_server", "trame_rca", "trame_slicer", "wslink", "aiohttp"):
         logging.getLogger(name).setLevel(logging.WARNING)          # their INFO is a trace of every widget
-    _log(f"[review] {len(cases)} assessment(s) under {os.path.abspath(args.folder)}; read only")
-    return serve(args.folder, host=args.host, port=args.port, token=token, timeout=args.idle_timeout, log=_log)
+    if args.one_session:
+        # A browser's own review, started by the front below (review_sessions): it stops when the front does.
+        from .review_app import serve, stop_with_stdin
+        stop_with_stdin()
+        return serve(args.folder, host=args.host, port=args.port, token=token, timeout=args.idle_timeout, log=_log)
+    from .review_app import is_loopback
+    from .review_sessions import serve_sessions
+    _log(f"[review] {len(cases)} assessment(s) under {os.path.abspath(args.folder)}; read only; each browser gets "
+         f"its own review (at most {args.max_sessions} at once)")
+    return serve_sessions(args.folder, host=args.host, port=args.port, token=token,
+                          loopback_only=is_loopback(args.host), n_cases=len(cases), max_sessions=args.max_sessions,
+                          idle_timeout=args.idle_timeout, log=_log)
 
 
 def _import_options(args):
@@ -456,7 +467,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--token-file", metavar="FILE", help="read the token from FILE (its first line)")
     r.add_argument("--generate-token", action="store_true", help="make a random token and print the URL with it")
     r.add_argument("--idle-timeout", type=int, metavar="S",
-                   help="stop S seconds after the last browser disconnects (default: run until Ctrl-C)")
+                   help="stop S seconds after the last browser's review ended (default: run until Ctrl-C)")
+    r.add_argument("--max-sessions", type=int, default=4, metavar="N",
+                   help="each browser gets its own review (case, selection, views); at most N at once (default 4: "
+                        "each holds a Slicer scene)")
+    r.add_argument("--one-session", action="store_true", help=argparse.SUPPRESS)
     r.set_defaults(func=cmd_review)
 
     i = sub.add_parser("isodose", help="isodose surfaces and enclosed volumes")

@@ -472,6 +472,21 @@ class ReviewApp:
                           disable_logging=True, timeout=timeout or 0)
 
 
+def stop_with_stdin():
+    """Stop this process when its standard input closes: a browser's review (``--one-session``) ends with the front
+    that started it, even when that front was killed and could not stop it."""
+    import threading
+
+    def watch():
+        try:
+            while sys.stdin.buffer.read(4096):
+                pass
+        except (OSError, ValueError):
+            pass
+        os._exit(0)
+    threading.Thread(target=watch, name="stop-with-stdin", daemon=True).start()
+
+
 def serve(path: str, *, host: str = "127.0.0.1", port: int = 8080, token: str | None = None,
           generate_token: bool = False, timeout: int | None = None, log=None) -> int:
     """Check, then serve ``path`` until stopped (Ctrl-C)."""
