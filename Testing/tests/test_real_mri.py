@@ -21,7 +21,7 @@ from RNAssessmentLib.io import geometry as geo
 from RNAssessmentLib.io.case import load_manifest
 from RNAssessmentLib.teaching import realmri as R
 from storagecheck import assert_same_assessment, restored
-from truthcheck import lesion_problems, truth_problems
+from truthcheck import APART, lesion_problems, truth_problems
 
 LANDMARKS = json.load(open(os.path.join(ROOT, "Testing", "data", "real_mri_landmarks.json"), encoding="utf-8"))
 ALL_CASES = [(b, t.name) for b in ("brats", "tcga") for t in R.templates()]
@@ -158,6 +158,28 @@ def bases():
     return {}
 
 
+#: A designed structure is resolved when it is at least this many voxels thick (sampling: a thinner one fills no
+#: voxel, and its partial-volume signal can stay below an enhancement threshold).
+RESOLVED_VOXELS = 2.0
+
+
+def _treated_unresolved(tpl, base, images, expected) -> list[str]:
+    """The follow-ups at which the design leaves the treated lesion's visibility open, from the design alone: the
+    image has no segmentation there (1 mm cases; thick-slice cases carry the radiologist's masks, so the treated
+    lesion is present where drawn) and the thickest enhancing wall of its parts — ``ring`` for a ring, the shell
+    around a cavity, else the smallest diameter — is under RESOLVED_VOXELS voxels of the acquisition's coarsest
+    spacing (the BraTS falx case's t2 remnant: a 1 mm rim on 1 mm voxels)."""
+    if base.thick:
+        return []
+    voxel = max(images.t1c.GetSpacing())
+    apart = {e["component"] for e in expected if e.get("kind") in APART and e.get("component")}
+
+    def wall(p):
+        return p.ring if p.ring else (min(p.radii) - p.cavity if p.cavity else 2.0 * min(p.radii))
+    return [st.label for st in tpl.steps[1:]
+            if max((wall(p) for n, p in st.parts.items() if n not in apart), default=0.0) < RESOLVED_VOXELS * voxel]
+
+
 @pytest.mark.parametrize("base,name", [pytest.param(b, n, id=f"{b}-{n}") for b, n in CASES])
 def test_real_mri_case_gives_exactly_its_ground_truth(base, name, bases, tmp_path):
     """Exact truth, or a listed known failure (xfail). Whatever the list says, a PD twin never gets an
@@ -183,11 +205,10 @@ def test_real_mri_case_gives_exactly_its_ground_truth(base, name, bases, tmp_pat
     if problems and (base, name) in KNOWN_FAILURES:
         pytest.xfail(f"{KNOWN_FAILURES[(base, name)]} (found: {problems})")
     assert not problems, problems
-    # Lesion by lesion: the treated lesion and each designed focus, present where the design draws it. The
-    # follow-ups carry no segmentation, so the treated lesion is checked at SRS only: the automatic extent does not
-    # show the BraTS falx case's t2 remnant (a 1 mm rim, radii 2.5-3 mm), whose regression the truth states.
+    # Lesion by lesion: the treated lesion and each designed focus, present where the design draws it; the treated
+    # lesion at a follow-up without a segmentation only where its designed enhancing wall is resolved.
     assert not lesion_problems(assessment, [(st.label, list(st.parts)) for st in tpl.steps], truth["expected"],
-                               treated_present_later=False)
+                               treated_either=_treated_unresolved(tpl, R.BASES[base], bases[base], truth["expected"]))
     for f in findings:
         if f["kind"] in ("noncontiguous_across_boundary", "boundary_enhancement", "open_ring"):
             # Every boundary says how it was obtained: here, automatically (atlas and image), never given.

@@ -246,12 +246,32 @@ def test_every_printed_page_is_numbered_and_headed(reports, which):
 #: orientation markers and scale-bar text, with the box the report reserved for each label (data-box).
 LABEL_BOXES_JS = """JSON.stringify([...document.querySelectorAll('svg.slice')].map(svg => {
     const vb = svg.viewBox.baseVal;
-    return {size: [vb.width, vb.height], texts: [...svg.querySelectorAll('text')].map(t => {
+    // Each isodose line (a path titled with its level) as points every 2 units, in the figure's coordinates.
+    const lines = {};
+    for (const p of svg.querySelectorAll('path')) {
+        const title = p.querySelector('title');
+        if (!title || !title.textContent.endsWith(' Gy')) continue;
+        const m = p.transform.baseVal.consolidate();
+        const dx = m ? m.matrix.e : 0, dy = m ? m.matrix.f : 0;
+        const n = p.getTotalLength(), pts = [];
+        for (let s = 0; s <= n; s += 2) { const q = p.getPointAtLength(s); pts.push([q.x + dx, q.y + dy]); }
+        lines[title.textContent] = (lines[title.textContent] || []).concat(pts);
+    }
+    return {size: [vb.width, vb.height], lines: lines, texts: [...svg.querySelectorAll('text')].map(t => {
         const r = t.getBBox();
         return {text: t.textContent, cls: t.getAttribute('class'), box: [r.x, r.y, r.width, r.height],
                 reserved: (t.getAttribute('data-box') || '').split(' ').filter(x => x).map(Number)};
     })};
 }))"""
+
+
+def _box_distance(box, pts) -> float:
+    """Distance from a box (x, y, w, h) to the nearest of ``pts`` (0 inside)."""
+    x, y, w, h = box
+    p = np.asarray(pts, float)
+    dx = np.maximum(np.maximum(x - p[:, 0], p[:, 0] - (x + w)), 0)
+    dy = np.maximum(np.maximum(y - p[:, 1], p[:, 1] - (y + h)), 0)
+    return float(np.hypot(dx, dy).min())
 
 
 def _assert_labels_do_not_collide(boxes_json):
@@ -275,6 +295,14 @@ def _assert_labels_do_not_collide(boxes_json):
         for i, a in enumerate(labels):
             for b in labels[i + 1:] + marks:
                 assert not R._overlaps(a["box"], b["box"]), (a, b)
+        # Each label beside its own line: its drawn box within 4 units (2 px gap, the line's width, the text's
+        # bearing) of a point of the line with its level, and no nearer to another level's line than to its own.
+        for t in labels:
+            own = _box_distance(t["box"], fig["lines"][t["text"]])
+            assert own <= 4.0, (t, own)
+            for level, pts in fig["lines"].items():
+                if level != t["text"]:
+                    assert _box_distance(t["box"], pts) >= own - 1e-6 or own <= 2.5, (t, level)
     assert n_labels > 0
 
 

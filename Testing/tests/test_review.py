@@ -122,14 +122,22 @@ def test_review_scene_matches_the_assessment_and_the_truth(assessed):
         # translucent in 3D: the lesion shows through all the nested shells (0.5 each had hidden it)
         assert disp.GetOpacity() <= 0.2
         assert model.GetPolyData().GetNumberOfPoints() > 100
-    # One marker per finding, at the centroid findings.json gives (RAS).
+    # Markers at the centroids findings.json gives (RAS), readable: every finding number once ("F1"), and no two
+    # markers closer than 10 mm (their labels would print over each other: "21"); findings that close share one
+    # marker "F1, F2" at their mean centroid.
     markers = nodes["markers"]
-    assert markers.GetNumberOfControlPoints() == len(d["findings"])
-    for i, f in enumerate(d["findings"]):
+    placed = []
+    for i in range(markers.GetNumberOfControlPoints()):
         p = [0.0, 0.0, 0.0]
         markers.GetNthControlPointPosition(i, p)
-        assert np.allclose(p, f["centroid_ras"], atol=1e-3)
-        assert markers.GetNthControlPointLabel(i) == str(i + 1)
+        numbers = [int(x.strip()[1:]) for x in markers.GetNthControlPointLabel(i).split(",")]
+        cents = np.array([d["findings"][n - 1]["centroid_ras"] for n in numbers])
+        assert np.allclose(p, cents.mean(axis=0), atol=1e-3)
+        placed.append((np.asarray(p), numbers))
+    assert sorted(n for _, ns in placed for n in ns) == list(range(1, len(d["findings"]) + 1))
+    for i, (p, _) in enumerate(placed):
+        for q, _ in placed[:i]:
+            assert np.linalg.norm(p - q) >= 10.0, (p, q)
     names = set(mb.segment_names(nodes["findings"]))
     assert {"t1 across falx", "t2 across falx", "t1-t2 grew", "t1-t2 regressed"} <= names
     assert set(mb.segment_names(nodes["boundaries"])) == {"falx", "tentorium", "ventricles", "csf"}
@@ -167,9 +175,14 @@ def test_review_scene_matches_the_assessment_and_the_truth(assessed):
             assert view.GetSegmentVisibility2DFill(sid[name]) == (label == shown_at), (name, label)
             assert view.GetSegmentVisibility2DOutline(sid[name])
     assert not nodes["findings"].GetDisplayNode().GetVisibility2D()       # 2D is left to the per-view nodes
-    again = fill_findings_by_timepoint(scene, nodes["findings"], labels, slices)    # an orientation change
-    assert nodes["findings"].GetNumberOfDisplayNodes() == 4 and all(scene.GetNodeByID(v.GetID()) is None
-                                                                     for v in views)
+    # An orientation change updates the same display nodes in place (replacing them under the segmentation
+    # displayable manager crashed the review server).
+    again = fill_findings_by_timepoint(scene, nodes["findings"], labels, slices)
+    assert nodes["findings"].GetNumberOfDisplayNodes() == 4 and [v.GetID() for v in again] == \
+        [v.GetID() for v in views]
+    assert fill_findings_by_timepoint(scene, nodes["findings"], labels[:2], slices[:2])[1].GetID() == views[1].GetID()
+    assert nodes["findings"].GetNumberOfDisplayNodes() == 3 and scene.GetNodeByID(views[2].GetID()) is None
+    again = again[:2]
     mb.remove_view_displays(scene, nodes["findings"])
     assert all(scene.GetNodeByID(v.GetID()) is None for v in again)
     # Every node of the case sits in its folder: removing the folder (a case switch) leaves none behind.
@@ -276,9 +289,9 @@ class Server:
                 self.proc.wait()
 
 
-def _png(data: bytes) -> np.ndarray:
+def _png(data: bytes, mode: str = "L") -> np.ndarray:
     from PIL import Image
-    return np.asarray(Image.open(io.BytesIO(data)).convert("L"), dtype=float)
+    return np.asarray(Image.open(io.BytesIO(data)).convert(mode), dtype=float)
 
 
 @pytest.fixture(scope="session")
@@ -313,7 +326,7 @@ def _state(b) -> dict:
     return json.loads(b.evaluate("fetch('/rnassess/state').then(r => r.text())"))
 
 
-def _view_images(b, settle=1.5):
+def _view_images(b, settle=1.5, mode="L"):
     """PNG of every view (slice views left to right, then 3D), once the views are on the page and the picture has
     stopped changing (while a case loads the views can be off the page for a moment: no views twice is no answer,
     as it once was on a loaded machine)."""
@@ -323,10 +336,10 @@ def _view_images(b, settle=1.5):
         shots = b.element_screenshots(".review-views img")
         digest = [hashlib.sha1(s).hexdigest() for s in shots]
         if shots and digest == prev:
-            return [_png(s) for s in shots]
+            return [_png(s, mode) for s in shots]
         prev = digest
     assert shots, "no view images on the page"
-    return [_png(s) for s in shots]
+    return [_png(s, mode) for s in shots]
 
 
 def test_token_is_required_and_moves_into_a_cookie(browser_session):
@@ -429,6 +442,39 @@ def test_review_in_the_browser(browser_session, assessed):
         size = (6.0 * d["findings"][k - 1]["volume_mm3"] / np.pi) ** (1.0 / 3.0)
         for tag, fov in st["slice_fov_mm"].items():
             assert fov == pytest.approx(max(40.0, 4.0 * size), rel=1e-6) and fov < 0.5 * whole, (tag, fov, whole)
+    # Reading aids in every slice view: the caption (timepoint, day), the letters of the radiological convention,
+    # Slicer's scale bar, and each isodose label beside its own line — in the view's (lossless) image the level's
+    # colour within 3 px of the label's anchor, and the label's text in that colour inside its box — no two
+    # labels overlapping. Read at the zoom of the last click, as a reader would.
+    st = _state(b)
+    colours = {float(x["level"]): np.array([int(x["colour"][k:k + 2], 16) for k in (1, 3, 5)], float)
+               for x in b.evaluate("window.trame.state.get('iso_levels')")}
+    shots = _view_images(b, mode="RGB")[:-1]
+    n_labels = 0
+    for i, tp in enumerate(d["summary"]["timepoints"]):
+        ann = st["annotations"][f"RNA{i + 1}"]
+        assert ann["caption"] == f"{tp['label']} · day {tp['days_since_srs']}", ann["caption"]
+        assert ann["letters"] == {"left": "R", "right": "L", "top": "A", "bottom": "P"} and ann["ruler"]
+        img = shots[i]
+        h, w = img.shape[:2]
+        scale = w / ann["size"][0]
+        ys, xs = np.mgrid[0:h, 0:w]
+        for j, lab in enumerate(ann["isodose_labels"]):
+            off = np.linalg.norm(img - colours[lab["level"]], axis=2) < 30
+            ax, ay = lab["anchor"]
+            near = np.hypot(xs - ax * scale, ys - (h - ay * scale)) <= 3
+            assert off[near].any(), f"{tp['label']}: no {lab['level']:g} Gy line at its label's anchor"
+            bx, by, bw, bh = (v * scale for v in lab["box"])
+            inside = (xs >= bx) & (xs <= bx + bw) & (ys >= h - by - bh) & (ys <= h - by)
+            assert off[inside].mean() > 0.05, f"{tp['label']}: the {lab['level']:g} Gy label is not drawn in its box"
+            assert np.hypot(*(np.clip([ax, ay], [lab["box"][0], lab["box"][1]],
+                                      [lab["box"][0] + lab["box"][2], lab["box"][1] + lab["box"][3]])
+                              - np.array([ax, ay]))) <= 5.0, lab           # the box touches its line
+            for other in ann["isodose_labels"][:j]:
+                a, c = lab["box"], other["box"]
+                assert a[0] + a[2] <= c[0] or c[0] + c[2] <= a[0] or a[1] + a[3] <= c[1] or c[1] + c[3] <= a[1]
+        n_labels += len(ann["isodose_labels"])
+    assert n_labels >= len(d["summary"]["timepoints"]), "an isodose label in every view"
     # Axial offset = the centroid's S coordinate.
     assert abs(next(iter(st["slice_offsets"].values())) - d["findings"][0]["centroid_ras"][2]) < 0.5
     # Each view fills the findings of its own scan only (issue 38): none of the follow-ups' findings is a fill on
@@ -454,6 +500,15 @@ def test_review_in_the_browser(browser_session, assessed):
     assert all(fov == pytest.approx(max(40.0, 4.0 * size), rel=1e-6) for fov in _state(b)["slice_fov_mm"].values())
     if os.environ.get("RNASSESS_SCREENSHOTS"):
         b.screenshot(os.path.join(os.environ["RNASSESS_SCREENSHOTS"], "review_falx.png"), full_page=False)
+    # Coronal: the letters follow the view (patient's right on the left, superior at the top).
+    b.evaluate("window.trame.state.set('orientation', 'Coronal')")
+    _wait(b, "fetch('/rnassess/state').then(r => r.json()).then(j => j.orientation === 'Coronal' && "
+             "Object.values(j.annotations).every(a => a.letters.top === 'S'))", what="coronal letters")
+    assert all(a["letters"] == {"left": "R", "right": "L", "top": "S", "bottom": "I"}
+               for a in _state(b)["annotations"].values())
+    b.evaluate("window.trame.state.set('orientation', 'Axial')")
+    _wait(b, "fetch('/rnassess/state').then(r => r.json()).then(j => j.orientation === 'Axial' && "
+             "Object.values(j.annotations).every(a => a.letters.top === 'A'))", what="axial again")
     assert b.errors() == [], b.errors()
     assert _tree_digest(assessed["root"]) == browser_session["digest"], "the review wrote into the case folders"
 

@@ -74,7 +74,9 @@ def test_assessment_adds_outputs_in_one_folder_and_leaves_inputs_alone(loaded, a
              for i in range(seg.GetSegmentation().GetNumberOfSegments())]
     assert "tentorium_rn t2 across tentorium" in names
     markers = next(n for n in res["nodes"] if n.IsA("vtkMRMLMarkupsFiducialNode"))
-    assert markers.GetNumberOfControlPoints() == findings.GetNumberOfRows()
+    labels = [markers.GetNthControlPointLabel(i) for i in range(markers.GetNumberOfControlPoints())]
+    assert sorted(x.strip() for lab in labels for x in lab.split(",")) == \
+        sorted(f"F{r + 1}" for r in range(findings.GetNumberOfRows()))
     assert {n.GetID(): n.GetMTime() for n in nodes["timepoints"] + [nodes["dose"]]} == before
 
 
@@ -300,3 +302,14 @@ def test_bad_nodes_are_clear_errors_and_change_nothing(loaded):
                 scene.RemoveNode(n.GetNthDisplayNode(i))
             scene.RemoveNode(n)
     assert _unchanged(scene, nodes) == before
+
+
+def test_findings_at_one_place_share_one_readable_marker():
+    """Two findings 4 mm apart print one marker "F1, F2" at their middle (two numbers 4 mm apart overlap at the
+    reading zoom: "21"); one 30 mm away keeps its own; a chain 8 + 8 mm is one place (single linkage)."""
+    from RNAssessmentLib.faces.slicer_case import marker_groups
+    groups = marker_groups([[0, 0, 0], [4, 0, 0], [0, 30, 0]])
+    assert [label for _, label in groups] == ["F1, F2", "F3"]
+    assert np.allclose(groups[0][0], [2, 0, 0]) and np.allclose(groups[1][0], [0, 30, 0])
+    assert [label for _, label in marker_groups([[0, 0, 0], [16, 0, 0], [8, 0, 0]])] == ["F1, F2, F3"]
+    assert [label for _, label in marker_groups([[0, 0, 0], [0, 0, 10.5]])] == ["F1", "F2"]

@@ -34,13 +34,15 @@ def designed_lesions(timepoints, expected) -> list[tuple]:
     return sorted([(True, tuple(treated))] + [(False, tuple(present[n])) for n in apart])
 
 
-def lesion_problems(assessment, timepoints, expected, *, treated_present_later: bool = True) -> list:
+def lesion_problems(assessment, timepoints, expected, *, treated_either=()) -> list:
     """How the assessment's lesions differ from the designed ones (:func:`designed_lesions`), and any focus called
-    new at a timepoint after it was first seen, or any finding that names no lesion. ``treated_present_later``
-    False: the treated lesion is checked at the SRS timepoint only (follow-ups without a segmentation, whose
-    automatic extent need not show a millimetre-thin remnant)."""
+    new at a timepoint after it was first seen, or any finding that names no lesion. ``treated_either``: follow-ups
+    where the design leaves the treated lesion's visibility open (a remnant thinner than the resolution can show,
+    on a follow-up without a segmentation): there it may be present or not."""
+    either = set(treated_either)
+
     def key(treated, present):
-        return (treated, present[:1] if treated and not treated_present_later else present)
+        return (treated, tuple(t for t in present if not (treated and t in either)))
     found = sorted(key(les.treated, tuple(t for t, a in les.at.items() if a.present)) for les in assessment.lesions)
     want = sorted(key(t, p) for t, p in designed_lesions(timepoints, expected))
     problems = [] if found == want else [f"lesions {found}, designed {want}"]

@@ -20,13 +20,16 @@ import secrets
 import sys
 import time
 
+import numpy as np
+
 from .. import DISCLAIMER
 from ..output import palette
 from .review import find_assessments, load_review_case, load_timepoint_labels
 
 TOKEN_COOKIE = "rnassess_review"
 LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1", "[::1]"}
-VIEW_PREFIX = "RNA"         # compare views RNA1..RNAn, as the Slicer panel's compare layout names them
+VIEW_PREFIX = "RNA"
+STREAM_ENCODER = "png"         # compare views RNA1..RNAn, as the Slicer panel's compare layout names them
 
 
 def is_loopback(host: str) -> bool:
@@ -145,10 +148,14 @@ class ReviewApp:
         self.state, self.ctrl = self.server.state, self.server.controller
         self.slicer = SlicerApp()
         self.scene = self.slicer.scene
-        register_rca_factories(self.slicer.view_manager, self.server)
+        # Lossless frames: a reading viewer must not add JPEG artefacts to MR images (nor blur the colour of a
+        # one-pixel isodose line); on loopback or a LAN the larger PNG frames cost little.
+        register_rca_factories(self.slicer.view_manager, self.server, rca_encoder=STREAM_ENCODER)
         from trame_slicer.core import LayoutManager
         self.layouts = LayoutManager(self.scene, self.slicer.view_manager, self.server)
         self.nodes: dict = {}
+        self.annotations: dict = {}          # slice view tag -> mrml.annotations.SliceAnnotations
+        self._covering: list = []            # (mask, dilated voxels) the isodose labels keep clear of
         self.ctrl.on_server_bind.add(self._bind)
         self.ctrl.on_server_ready.add(self._ready)
         self.state.update({
@@ -210,7 +217,8 @@ class ReviewApp:
                 "orientation": self.state.orientation,
                 "shown": {k: mb.is_shown(n) for k, n in self.nodes.items()
                           if k in ("boundaries", "treated_lesion", "findings") and n is not None},
-                "isodose_shown": {f"{lv:g}": mb.is_shown(n) for lv, n in (self.nodes.get("isodose") or {}).items()}}
+                "isodose_shown": {f"{lv:g}": mb.is_shown(n) for lv, n in (self.nodes.get("isodose") or {}).items()},
+                "annotations": {t: a.state() for t, a in self.annotations.items()}}
 
     # -- loading --------------------------------------------------------------------------------------------------
     def _progress(self, fraction: float, text: str):
@@ -251,6 +259,9 @@ class ReviewApp:
 
     def _clear_case(self):
         from ..mrml import bridge as mb
+        for ann in self.annotations.values():
+            ann.remove()
+        self.annotations, self._covering = {}, []
         if self.nodes:
             if self.nodes.get("findings") is not None:
                 mb.remove_view_displays(self.scene, self.nodes["findings"])   # not subject-hierarchy items
@@ -292,7 +303,41 @@ class ReviewApp:
             view.fit_view_to_content()
         if centre is not None:
             mb.jump_slices(self.scene, centre)
+        self._annotate(rc)
         self._frame_3d()
+
+    def _annotate(self, rc):
+        """Caption (timepoint, day), orientation letters, scale bar and isodose labels in each slice view."""
+        from ..mrml.annotations import SliceAnnotations
+        models = self.nodes.get("isodose") or {}
+        isodose = [(float(lv), models[float(lv)], tuple(c)) for lv, c, _ in rc.isodose if float(lv) in models]
+        captions = {t["tag"]: t["label"] + (f" · day {t['days']}" if t.get("days") is not None else "")
+                    for t in self.state.timepoints}
+        for view in self._slice_views():
+            tag = view.get_singleton_tag()
+            self.annotations[tag] = SliceAnnotations(view.get_view_node(), view.first_renderer(), captions[tag],
+                                                     isodose, request_render=view.schedule_render,
+                                                     covered=self._covered_in(rc, tag))
+            view.schedule_render()
+
+    def _covered_in(self, rc, tag: str):
+        """Whether RAS points lie on or next to (2 voxels) a finding or the treated lesion: their fills and outlines
+        are drawn over the isodose lines (translucent fills after opaque lines; the treated lesion's outline on the
+        prescription line), so a label anchored there would point at a line the reader cannot see."""
+        from ..io import geometry as geo
+        masks = list(rc.finding_masks.values()) + ([rc.case.treated_lesion] if rc.case.treated_lesion is not None
+                                                   else [])
+        if not self._covering:
+            self._covering = [(m, geo.array_view(sitk_dilate(m, 2)) > 0) for m in masks]
+
+        def covered(ras):
+            hit = np.zeros(len(ras), bool)
+            for mask, arr in self._covering:
+                idx = np.round(geo.lps_to_index(mask, geo.lps_from_ras(ras))).astype(int)
+                ok = np.all((idx >= 0) & (idx < np.array(mask.GetSize())), axis=1)
+                hit[ok] |= arr[idx[ok, 0], idx[ok, 1], idx[ok, 2]]
+            return hit
+        return covered
 
     def _frame_3d(self):
         """3D view: no box or axis labels (they would set the framing), no depth peeling (Mesa's offscreen EGL
@@ -470,6 +515,11 @@ class ReviewApp:
         sys.argv = sys.argv[:1]          # trame would read our command line as its own options
         self.server.start(host=host, port=port, open_browser=False, show_connection_info=False,
                           disable_logging=True, timeout=timeout or 0)
+
+
+def sitk_dilate(mask, radius: int):
+    import SimpleITK as sitk
+    return sitk.BinaryDilate(sitk.Cast(mask > 0, sitk.sitkUInt8), [radius] * 3)
 
 
 def stop_with_stdin():

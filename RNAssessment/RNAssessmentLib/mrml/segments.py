@@ -135,30 +135,41 @@ def fill_by_view(scene, seg_node, slice_nodes: list, filled: list) -> list:
     ``filled[i]`` are filled and outlined, every other segment outlined only (a finding that does not exist yet on
     that view's scan is never a fill there). One display node per view (restricted to it with its view node ID, a
     copy of the segmentation's own display settings); the segmentation's first display node keeps the 3D views and
-    leaves 2D to these. Calling it again replaces the display nodes of the last call. Returns the display nodes
-    added."""
-    remove_view_displays(scene, seg_node)
+    leaves 2D to these. Calling it again updates the display nodes of the last call in place (views no longer given
+    lose theirs): removing a display node the segmentation displayable manager is drawing and adding another in the
+    same update crashed it (a review switching orientation). Returns the display nodes, one per view."""
     main = seg_node.GetDisplayNode()
     seg = seg_node.GetSegmentation()
     ids = {seg.GetNthSegment(k).GetName(): seg.GetNthSegmentID(k) for k in range(seg.GetNumberOfSegments())}
-    added = []
+    existing = {}
+    for k in range(seg_node.GetNumberOfDisplayNodes()):
+        d = seg_node.GetNthDisplayNode(k)
+        if d is not None and d.GetAttribute(VIEW_DISPLAY_ATTRIBUTE):
+            existing[d.GetAttribute(VIEW_DISPLAY_ATTRIBUTE)] = d
+    shown = []
     for view, names in zip(slice_nodes, filled):
-        d = slicer.vtkMRMLSegmentationDisplayNode()
-        scene.AddNode(d)
-        d.CopyContent(main)                          # (attributes too: the marks come after it)
-        d.SetName(f"{seg_node.GetName()} in {view.GetName()}")
-        d.SetAttribute(VIEW_DISPLAY_ATTRIBUTE, view.GetID())
-        d.SetVisibility3D(False)
-        d.SetVisibility2D(True)
-        d.SetViewNodeIDs([view.GetID()])
+        d = existing.pop(view.GetID(), None)
+        if d is None:
+            d = slicer.vtkMRMLSegmentationDisplayNode()
+            scene.AddNode(d)
+            d.CopyContent(main)                          # (attributes too: the marks come after it)
+            d.SetName(f"{seg_node.GetName()} in {view.GetName()}")
+            d.SetAttribute(VIEW_DISPLAY_ATTRIBUTE, view.GetID())
+            d.SetVisibility3D(False)
+            d.SetVisibility2D(True)
+            d.SetViewNodeIDs([view.GetID()])
+            seg_node.AddAndObserveDisplayNodeID(d.GetID())
+        was = d.StartModify()
         for name, sid in ids.items():
             d.SetSegmentVisibility2DFill(sid, name in names)
             d.SetSegmentVisibility2DOutline(sid, True)
-        seg_node.AddAndObserveDisplayNodeID(d.GetID())
-        added.append(d)
-    if added:
+        d.EndModify(was)
+        shown.append(d)
+    for d in existing.values():
+        scene.RemoveNode(d)
+    if shown:
         main.SetVisibility2D(False)
-    return added
+    return shown
 
 
 def remove_view_displays(scene, seg_node) -> None:

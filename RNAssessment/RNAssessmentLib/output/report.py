@@ -145,7 +145,9 @@ class Panel:
         if d:
             self.layers.append(f'<g transform="translate({MARGIN} {MARGIN})">{_mask_layer(d, colour, **style)}</g>')
 
-    def _free(self, box) -> bool:
+    def _free(self, box, also=None) -> bool:
+        """Whether a label box is inside the image, clear of other labels and of the obstacles (``also``: more
+        obstacles, e.g. the other levels' lines)."""
         x, y, w, h = box
         if x < MARGIN + 1 or y < MARGIN + 1 or x + w > MARGIN + self.n - 1 or y + h > MARGIN + self.n - 1:
             return False
@@ -153,7 +155,21 @@ class Panel:
             return False
         i0, i1 = int(max(x - MARGIN, 0)), int(min(x + w - MARGIN + 1, self.n))
         j0, j1 = int(max(y - MARGIN, 0)), int(min(y + h - MARGIN + 1, self.n))
-        return not self.occupied[i0:i1, j0:j1].any()
+        return not self.occupied[i0:i1, j0:j1].any() and (also is None or not also[i0:i1, j0:j1].any())
+
+    def _line_pixels(self, lines) -> np.ndarray:
+        """The pixels (i, j) a level's lines pass through, and their neighbours."""
+        px = np.zeros((self.n, self.n), bool)
+        for ln in lines:
+            pts = np.asarray(ln, float) + 0.5
+            # Densified to half a pixel, so a segment between far vertices marks every pixel it crosses.
+            seg = [np.linspace(a, b, max(2, int(np.ceil(np.abs(b - a).max() * 2)) + 1))
+                   for a, b in zip(pts[:-1], pts[1:])]
+            dense = np.concatenate(seg) if seg else pts
+            ij = np.clip(np.floor(dense).astype(int), 0, self.n - 1)
+            px[ij[:, 0], ij[:, 1]] = True
+        grown = sitk.BinaryDilate(sitk.GetImageFromArray(px.astype(np.uint8)), [1, 1], sitk.sitkBox)
+        return sitk.GetArrayViewFromImage(grown) > 0
 
     def isodose(self, dose: sitk.Image, levels) -> None:
         """Lines of every (level, colour); each labelled at the first free place next to its own line (see the
@@ -168,8 +184,14 @@ class Panel:
                                    f'vector-effect="non-scaling-stroke" transform="translate({MARGIN} {MARGIN})">'
                                    f'<title>{level_gy:g} Gy</title></path>')
                 lines_by_level.append((level_gy, colour, lines))
+        drawn = {level_gy: self._line_pixels(lines) for level_gy, _, lines in lines_by_level}
         for level_gy, colour, lines in lines_by_level:
             text = f"{level_gy:g} Gy"
+            # Not across another level's line: a reader takes a label for the line it sits on.
+            others = np.zeros((self.n, self.n), bool)
+            for lv, px in drawn.items():
+                if lv != level_gy:
+                    others |= px
             w, h = _label_size(text)
             pts = np.concatenate([np.asarray(ln) for ln in lines]) + 0.5
             centre = pts.mean(0)
@@ -182,7 +204,7 @@ class Panel:
                 out = pts[idx] - centre
                 for bx, by in ((x + 2.0 if out[0] >= 0 else x - w - 2.0, y - h - 1.0 if out[1] <= 0 else y + 1.0),
                                (x - w - 2.0 if out[0] >= 0 else x + 2.0, y - h - 1.0 if out[1] <= 0 else y + 1.0)):
-                    if self._free((bx, by, w, h)):
+                    if self._free((bx, by, w, h), others):
                         placed = (bx, by, w, h)
                         break
                 if placed:
