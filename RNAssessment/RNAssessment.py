@@ -349,8 +349,7 @@ class RNAssessmentLogic(ScriptedLoadableModuleLogic):
         """Centre every slice view on the finding (RAS centroid), zoomed to a few times its size."""
         from RNAssessmentLib.faces.review import finding_fov_mm
         from RNAssessmentLib.mrml import bridge as mb
-        mb.zoom_slices(scene or slicer.mrmlScene, finding_fov_mm(finding.volume_mm3))
-        mb.jump_slices(scene or slicer.mrmlScene, finding.centroid_ras)
+        mb.focus_slices(scene or slicer.mrmlScene, finding.centroid_ras, finding_fov_mm(finding.volume_mm3))
 
     def lesionRows(self, result) -> list:
         """The lesion list (review.lesion_rows): each lesion's title, location, volumes and findings."""
@@ -360,8 +359,7 @@ class RNAssessmentLogic(ScriptedLoadableModuleLogic):
     def jumpToLesion(self, lesionRow, scene=None) -> None:
         """Centre every slice view on a lesion (a :meth:`lesionRows` row) where it was last seen."""
         from RNAssessmentLib.mrml import bridge as mb
-        mb.zoom_slices(scene or slicer.mrmlScene, lesionRow["fov_mm"])
-        mb.jump_slices(scene or slicer.mrmlScene, lesionRow["centroid_ras"])
+        mb.focus_slices(scene or slicer.mrmlScene, lesionRow["centroid_ras"], lesionRow["fov_mm"])
 
     def showCompareLayout(self, result, parameterNode, scene=None) -> list:
         """Timepoints side by side in linked slice views, the dose over each; each view fills the findings of its

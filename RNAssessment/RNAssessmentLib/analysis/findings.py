@@ -107,7 +107,8 @@ class Finding:
 
     def when(self) -> str:
         """When it holds, in a label: 't1, t2' (a focus seen at both), 't1' or 't0→t1' (a change)."""
-        return when_label(self.to_dict())
+        return when_label({"timepoints": self.timepoints, "timepoint": self.timepoint, "from": self.from_,
+                           "to": self.to})
 
     @classmethod
     def from_dict(cls, d: dict) -> "Finding":
@@ -153,32 +154,25 @@ def one_per_observation(findings: list, order: list) -> list:
     takes the place of its first occurrence (a focus seen once is left as it is). ``order``: the timepoint labels
     in time order. Findings that name no lesion, or several, are left as they are (nothing says they are one
     observation)."""
-    groups: dict = {}
-    out: list = []
+    def key(f):
+        return ((f.kind, f.boundary, f.lesions[0]) if f.kind in FOCUS_KINDS and f.timepoint and f.lesions
+                and len(f.lesions) == 1 and f.lesions[0] != "L1" else None)
+    groups: dict = {}                   # observation -> its findings, in the input's order
     for f in findings:
-        key = ((f.kind, f.boundary, f.lesions[0]) if f.kind in FOCUS_KINDS and f.timepoint and f.lesions
-               and len(f.lesions) == 1 and f.lesions[0] != "L1" else None)
-        if key is None:
-            out.append(f)
-            continue
-        if key not in groups:
-            groups[key] = []
-            out.append(key)
-        groups[key].append(f)
-    merged = []
-    for item in out:
-        if not isinstance(item, tuple):
-            merged.append(item)
-            continue
-        seen = sorted(groups[item], key=lambda x: order.index(x.timepoint) if x.timepoint in order else len(order))
+        if key(f) is not None:
+            groups.setdefault(key(f), []).append(f)
+
+    def merged(seen: list) -> Finding:
+        seen = sorted(seen, key=lambda x: order.index(x.timepoint) if x.timepoint in order else len(order))
         if len(seen) == 1:
-            merged.append(seen[0])
-            continue
+            return seen[0]
         last = dataclasses.replace(seen[-1])
         last.timepoints = [x.timepoint for x in seen]
         last.at = {x.timepoint: _at_record(x) for x in seen}
-        merged.append(last)
-    return merged
+        return last
+    # Each observation where its first finding stood; the findings of one observation after it are dropped.
+    return [f if key(f) is None else merged(groups[key(f)]) for f in findings
+            if key(f) is None or groups[key(f)][0] is f]
 
 
 def in_display_order(findings: list) -> list:

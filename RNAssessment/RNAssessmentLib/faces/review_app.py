@@ -419,8 +419,7 @@ class ReviewApp:
         number = int(number)
         if not 1 <= number <= len(items):
             return
-        mb.zoom_slices(self.scene, items[number - 1]["fov_mm"])
-        mb.jump_slices(self.scene, items[number - 1]["centroid_ras"])
+        mb.focus_slices(self.scene, items[number - 1]["centroid_ras"], items[number - 1]["fov_mm"])
         self.state.active_finding = number
 
     def jump_to_lesion(self, lesion_id):
@@ -429,8 +428,7 @@ class ReviewApp:
         item = next((x for x in self.state.lesions or [] if x["id"] == lesion_id), None)
         if item is None:
             return
-        mb.zoom_slices(self.scene, item["fov_mm"])
-        mb.jump_slices(self.scene, item["centroid_ras"])
+        mb.focus_slices(self.scene, item["centroid_ras"], item["fov_mm"])
         self.state.active_lesion = lesion_id
 
     # -- page -----------------------------------------------------------------------------------------------------

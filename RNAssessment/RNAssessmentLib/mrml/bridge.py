@@ -59,6 +59,7 @@ from .layout import (  # noqa: F401
     slice_offsets,
     slice_centre_ras,
     zoom_slices,
+    focus_slices,
 )
 from .rendering import (  # noqa: F401
     add_model,
@@ -127,6 +128,7 @@ __all__ = [
     "slice_offsets",
     "slice_centre_ras",
     "zoom_slices",
+    "focus_slices",
     "add_model",
     "bounds_ras",
     "surface_from_model",

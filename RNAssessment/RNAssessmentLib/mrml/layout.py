@@ -88,6 +88,12 @@ def zoom_slices(scene, fov_mm: float) -> None:
             sn.SetFieldOfView(fov[0] * k, fov[1] * k, fov[2])
 
 
+def focus_slices(scene, ras, fov_mm: float) -> None:
+    """Every slice view zoomed to ``fov_mm`` and centred on the RAS point (a click on a finding or a lesion)."""
+    zoom_slices(scene, fov_mm)
+    jump_slices(scene, ras)
+
+
 def slice_fov_mm(scene, tag: str) -> float:
     """The shorter side of a slice view's field of view (mm)."""
     fov = scene.GetSingletonNode(tag, "vtkMRMLSliceNode").GetFieldOfView()
