@@ -81,7 +81,8 @@ OPTIONAL = {os.path.join("RNAssessmentLib", "pipeline", "cohort.py"): {"dask"},
             os.path.join("RNAssessmentLib", "output", "cohort_table.py"): {"pyarrow"},
             os.path.join("RNAssessmentLib", "output", "dicom_out.py"): {"highdicom"},
             os.path.join("RNAssessmentLib", "io", "pacs.py"): {"pynetdicom"},
-            os.path.join("RNAssessmentLib", "faces", "review_app.py"): {"trame", "trame_slicer", "trame_rca", "aiohttp"}}
+            os.path.join("RNAssessmentLib", "faces", "review_app.py"): {"trame", "trame_slicer", "trame_rca", "aiohttp"},
+            os.path.join("RNAssessmentLib", "faces", "review_sessions.py"): {"aiohttp"}}
 
 
 def test_core_imports_only_bundled_packages():
