@@ -454,11 +454,21 @@ def test_review_in_the_browser(browser_session, assessed):
     for i, tp in enumerate(d["summary"]["timepoints"]):
         ann = st["annotations"][f"RNA{i + 1}"]
         assert ann["caption"] == f"{tp['label']} · day {tp['days_since_srs']}", ann["caption"]
-        assert ann["letters"] == {"left": "R", "right": "L", "top": "A", "bottom": "P"} and ann["ruler"]
+        assert ann["letters"] == {"left": "R", "right": "L", "top": "A", "bottom": "P"}
         img = shots[i]
         h, w = img.shape[:2]
         scale = w / ann["size"][0]
         ys, xs = np.mgrid[0:h, 0:w]
+        # The scale bar: a round length whose pixels are that many mm at the view's zoom (the field of view read
+        # back from the slice node), drawn white where the state says (above the page's slice slider).
+        bar = ann["scale_bar"]
+        mm_per_px = st["slice_fov_mm"][f"RNA{i + 1}"] / min(ann["size"])
+        assert bar["mm"] in (1, 2, 5, 10, 20, 50, 100) and bar["px"] * mm_per_px == pytest.approx(bar["mm"], rel=0.01)
+        assert 0.08 * ann["size"][0] <= bar["px"] <= 0.2 * ann["size"][0]
+        (x0, y0), (x1, _) = bar["from_px"], bar["to_px"]
+        row = img[int(round(h - y0 * scale)) - 1:int(round(h - y0 * scale)) + 2,
+                  int(x0 * scale) + 2:int(x1 * scale) - 1]
+        assert (row.min(axis=2) > 200).any(axis=0).mean() > 0.9, "the scale bar is not drawn where it is said to be"
         for j, lab in enumerate(ann["isodose_labels"]):
             off = np.linalg.norm(img - colours[lab["level"]], axis=2) < 30
             ax, ay = lab["anchor"]

@@ -1,4 +1,4 @@
-"""Reading aids in a slice view: the timepoint caption, orientation letters at the edges, Slicer's scale bar and a
+"""Reading aids in a slice view: the timepoint caption, orientation letters at the edges, a scale bar and a
 label on each isodose line (what a radiologist expects on every film; the report's key images carry the same).
 
 Coordinates: the slice node's XYToRAS maps the view's pixels (x right, y up, origin bottom-left) to RAS; letters
@@ -87,9 +87,33 @@ class SliceAnnotations:
             actor.SetVisibility(False)
             renderer.AddActor2D(actor)
             self.labels[level] = actor
-        # Slicer's own scale bar (the ruler displayable manager), white, thin.
-        slice_node.SetRulerType(slicer.vtkMRMLAbstractViewNode.RulerTypeThin)
-        slice_node.SetRulerColor(slicer.vtkMRMLAbstractViewNode.RulerColorWhite)
+        # A scale bar of our own at the lower right, above the page's slice slider (Slicer's ruler sits at the foot
+        # of the view, under that slider, and cannot be moved).
+        slice_node.SetRulerType(slicer.vtkMRMLAbstractViewNode.RulerTypeNone)
+        self.bar_points = vtk.vtkPoints()
+        self.bar_points.SetNumberOfPoints(4)
+        bar = vtk.vtkPolyData()
+        bar.SetPoints(self.bar_points)
+        lines = vtk.vtkCellArray()
+        for a, b in ((0, 1), (0, 2), (1, 3)):                 # the bar and its two end ticks
+            lines.InsertNextCell(2)
+            lines.InsertCellPoint(a)
+            lines.InsertCellPoint(b)
+        bar.SetLines(lines)
+        mapper = vtk.vtkPolyDataMapper2D()
+        mapper.SetInputData(bar)
+        self.bar = vtk.vtkActor2D()
+        self.bar.SetMapper(mapper)
+        self.bar.GetProperty().SetColor(1.0, 1.0, 1.0)
+        self.bar.GetProperty().SetLineWidth(2.0)
+        renderer.AddActor2D(self.bar)
+        self.bar_text = vtk.vtkTextActor()
+        btp = self.bar_text.GetTextProperty()
+        btp.ShallowCopy(tp)
+        btp.SetFontSize(FONT_PX - 1)
+        btp.SetJustificationToRight()
+        renderer.AddActor2D(self.bar_text)
+        self.scale_bar: dict = {}
         self.placed: list[dict] = []
         self.letters: dict = {}
         self._observed = [(slice_node, slice_node.AddObserver(vtk.vtkCommand.ModifiedEvent, self._changed))]
@@ -108,7 +132,8 @@ class SliceAnnotations:
             obj.RemoveObserver(tag)
         self._observed = []
         self.renderer.RemoveViewProp(self.corner)
-        self.renderer.RemoveActor2D(self.bottom)
+        for actor in (self.bottom, self.bar, self.bar_text):
+            self.renderer.RemoveActor2D(actor)
         for actor in self.labels.values():
             self.renderer.RemoveActor2D(actor)
         self.labels = {}
@@ -135,6 +160,7 @@ class SliceAnnotations:
         width, height = float(dims[0]), float(dims[1])
         self.bottom.SetInput(self.letters["bottom"])
         self.bottom.SetDisplayPosition(int(width / 2), BOTTOM_LETTER_Y_PX)
+        self._scale_bar(xy_to_ras, width)
         slice_to_ras = _matrix(self.slice_node.GetSliceToRAS())
         plane = vtk.vtkPlane()
         plane.SetOrigin(*slice_to_ras[:3, 3])
@@ -192,10 +218,30 @@ class SliceAnnotations:
             actor.SetVisibility(True)
             self.placed.append({"level": float(level), "box": [float(v) for v in box], "anchor": list(anchor)})
 
+    def _scale_bar(self, xy_to_ras: np.ndarray, width: float) -> None:
+        """A bar of a round length (1, 2, 5 x 10^n mm) about a fifth of the view wide, at its lower right."""
+        mm_per_px = float(np.linalg.norm(xy_to_ras[:3, 0]))
+        if mm_per_px <= 0 or width <= 0:
+            self.bar.SetVisibility(False)
+            self.bar_text.SetVisibility(False)
+            return
+        want = 0.2 * width * mm_per_px
+        exp = 10.0 ** np.floor(np.log10(want))
+        mm = max(m * exp for m in (1.0, 2.0, 5.0) if m * exp <= want)
+        px = mm / mm_per_px
+        x1 = width - EDGE_PX
+        x0, y = x1 - px, float(BOTTOM_LETTER_Y_PX)
+        for i, (x, yy) in enumerate(((x0, y), (x1, y), (x0, y + 6.0), (x1, y + 6.0))):
+            self.bar_points.SetPoint(i, x, yy, 0.0)
+        self.bar_points.Modified()
+        self.bar.SetVisibility(True)
+        self.bar_text.SetInput(f"{mm:g} mm")
+        self.bar_text.SetDisplayPosition(int(x1), int(y + 8))
+        self.bar_text.SetVisibility(True)
+        self.scale_bar = {"mm": float(mm), "px": float(px), "from_px": [x0, y], "to_px": [x1, y]}
+
     def state(self) -> dict:
         """What the view shows besides the images (pixels: origin bottom-left, y up)."""
         dims = self.slice_node.GetDimensions()
-        import slicer
         return {"caption": self.caption, "letters": dict(self.letters), "size": [int(dims[0]), int(dims[1])],
-                "ruler": self.slice_node.GetRulerType() != slicer.vtkMRMLAbstractViewNode.RulerTypeNone,
-                "isodose_labels": [dict(x) for x in self.placed]}
+                "scale_bar": dict(self.scale_bar), "isodose_labels": [dict(x) for x in self.placed]}
