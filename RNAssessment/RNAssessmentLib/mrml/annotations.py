@@ -17,7 +17,7 @@ FONT_PX = 15
 LABEL_GAP_PX = 3.0
 #: No label within this many pixels of the view's edge (where the letters and the caption are) ...
 EDGE_PX = 28.0
-#: ... nor of its foot, where Slicer's scale bar and the page's slice slider lie; the bottom letter stands above them.
+#: ... nor of its foot, where the page's slice slider lies; the scale bar and the bottom letter stand above it.
 FOOT_PX = 64.0
 BOTTOM_LETTER_Y_PX = 40
 
