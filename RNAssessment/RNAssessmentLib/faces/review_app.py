@@ -28,8 +28,8 @@ from .review import find_assessments, load_review_case, load_timepoint_labels
 
 TOKEN_COOKIE = "rnassess_review"
 LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1", "[::1]"}
-VIEW_PREFIX = "RNA"
-STREAM_ENCODER = "png"         # compare views RNA1..RNAn, as the Slicer panel's compare layout names them
+VIEW_PREFIX = "RNA"         # compare views RNA1..RNAn, as the Slicer panel's compare layout names them
+STREAM_ENCODER = "png"      # lossless frames (see ReviewApp.__init__)
 
 
 def is_loopback(host: str) -> bool:
@@ -317,18 +317,21 @@ class ReviewApp:
             tag = view.get_singleton_tag()
             self.annotations[tag] = SliceAnnotations(view.get_view_node(), view.first_renderer(), captions[tag],
                                                      isodose, request_render=view.schedule_render,
-                                                     covered=self._covered_in(rc, tag))
+                                                     covered=self._covered(rc))
             view.schedule_render()
 
-    def _covered_in(self, rc, tag: str):
+    def _covered(self, rc):
         """Whether RAS points lie on or next to (2 voxels) a finding or the treated lesion: their fills and outlines
         are drawn over the isodose lines (translucent fills after opaque lines; the treated lesion's outline on the
         prescription line), so a label anchored there would point at a line the reader cannot see."""
+        import SimpleITK as sitk
+
         from ..io import geometry as geo
         masks = list(rc.finding_masks.values()) + ([rc.case.treated_lesion] if rc.case.treated_lesion is not None
                                                    else [])
-        if not self._covering:
-            self._covering = [(m, geo.array_view(sitk_dilate(m, 2)) > 0) for m in masks]
+        if not self._covering:          # once per case, shared by the views
+            self._covering = [(m, geo.array_view(sitk.BinaryDilate(sitk.Cast(m > 0, sitk.sitkUInt8), [2] * 3)) > 0)
+                              for m in masks]
 
         def covered(ras):
             hit = np.zeros(len(ras), bool)
@@ -513,11 +516,6 @@ class ReviewApp:
         sys.argv = sys.argv[:1]          # trame would read our command line as its own options
         self.server.start(host=host, port=port, open_browser=False, show_connection_info=False,
                           disable_logging=True, timeout=timeout or 0)
-
-
-def sitk_dilate(mask, radius: int):
-    import SimpleITK as sitk
-    return sitk.BinaryDilate(sitk.Cast(mask > 0, sitk.sitkUInt8), [radius] * 3)
 
 
 def stop_with_stdin():

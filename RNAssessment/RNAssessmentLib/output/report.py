@@ -109,9 +109,9 @@ class Panel:
     each timepoint's image with that timepoint's own layers.
 
     The SVG is the image plus a reserved margin (:data:`MARGIN`) that holds the orientation markers and the scale
-    bar. Isodose labels are placed inside the image where their box meets nothing already placed (another label)
-    and no structure or finding drawn on the plane; a level whose line has no such place is named in the legend
-    only. ``labels`` keeps every placed box (image units, margin included) for the report test."""
+    bar. Isodose labels are placed inside the image beside their own line, where their box meets nothing already
+    placed (another label), no structure or finding drawn on the plane and no other level's line (a reader takes a
+    label for the line it sits on); a level whose line has no such place is named in the legend only. ``labels`` keeps every placed box (image units, margin included) for the report test."""
 
     def __init__(self, grid: sitk.Image):
         self.grid = grid
