@@ -397,6 +397,21 @@ def _peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
+def _child_pids(pid: int) -> list[int]:
+    """The processes ``pid`` started (its review sessions)."""
+    out = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat", encoding="ascii") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                out.append(int(entry))
+    return out
+
+
 def bench_review():
     import hashlib
     import re
@@ -439,14 +454,17 @@ def bench_review():
                         prev = digest
                     time.sleep(0.1)
                 settled = time.perf_counter() - t0
-            peak = _peak_rss_mb(proc.pid)
+            # The front and the browser's own session (a process it started): what serving one reader costs.
+            sessions = _child_pids(proc.pid)
+            peak = _peak_rss_mb(proc.pid) + sum(_peak_rss_mb(c) for c in sessions)
         finally:
             proc.terminate()
             proc.wait(15)
     print(f"review: {size} BraTS case, 2 timepoints. Plain read of its files "
           f"{read['seconds']:.1f} s, {read['peak_mb']:.0f} MB peak.")
     print(f"  server listening {t_listen:.1f} s; first rendered views in the browser {first:.1f} s after start "
-          f"({first / read['seconds']:.1f}x the read), stable {settled:.1f} s; server peak memory {peak:.0f} MB "
+          f"({first / read['seconds']:.1f}x the read), stable {settled:.1f} s; server peak memory (front and the "
+          f"reader's session) {peak:.0f} MB "
           f"({peak / read['peak_mb']:.1f}x the read's)")
 
 
