@@ -99,6 +99,20 @@ def _panel_with(dose_arr, masks):
     return p, dose
 
 
+def test_a_label_stands_outside_its_line_at_the_top_in_either_y_direction():
+    """A circle of radius 10 around (50, 50): the label goes at its top point, outside it, on the outer side; the
+    same in a y-up view (VTK's display) as in a y-down one (SVG), mirrored."""
+    t = np.linspace(0, 2 * np.pi, 72, endpoint=False)
+    down = np.c_[50 + 10 * np.sin(t), 50 - 10 * np.cos(t)]          # y down: the top point is (50, 40)
+    box, at = geo.place_label(down, (20, 8), lambda b: True, gap=(2, 1))
+    assert at == (50.0, 40.0) and box == (52.0, 31.0, 20, 8)           # above the line, right of the point
+    up = np.c_[down[:, 0], 100 - down[:, 1]]                          # y up: the top point is (50, 60)
+    box, at = geo.place_label(up, (20, 8), lambda b: True, gap=(2, 1), y_up=True)
+    assert at == (50.0, 60.0) and box == (52.0, 61.0, 20, 8)
+    # Nowhere free: None (the level is named in the legend only).
+    assert geo.place_label(down, (20, 8), lambda b: False) is None
+
+
 def test_isodose_labels_avoid_each_other_the_finding_and_the_margin():
     """Concentric levels 1 Gy apart (their lines 3 pixels apart, the worst case for labels) around a finding: no
     label lies across another level's line (a reader takes a label for the line it sits on), so only the levels
@@ -125,7 +139,7 @@ def test_isodose_labels_avoid_each_other_the_finding_and_the_margin():
         crossed = [lv for lv in others if under.min() < lv < under.max()]
         assert not crossed, (text, crossed)
     for a, b in itertools.combinations(boxes, 2):
-        assert not R._overlaps(a, b)
+        assert not geo.boxes_overlap(a, b)
     for x, y, w, h in boxes:
         assert x >= R.MARGIN and y >= R.MARGIN and x + w <= R.MARGIN + p.n and y + h <= R.MARGIN + p.n
         sub = p.occupied[int(x - R.MARGIN):int(x + w - R.MARGIN) + 1, int(y - R.MARGIN):int(y + h - R.MARGIN) + 1]

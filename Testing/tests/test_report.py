@@ -294,7 +294,7 @@ def _assert_labels_do_not_collide(boxes_json):
             assert R.MARGIN <= x and x + bw <= w - R.MARGIN and R.MARGIN <= y and y + bh <= h - R.MARGIN, t
         for i, a in enumerate(labels):
             for b in labels[i + 1:] + marks:
-                assert not R._overlaps(a["box"], b["box"]), (a, b)
+                assert not geo.boxes_overlap(a["box"], b["box"]), (a, b)
         # Each label beside its own line: its drawn box within 4 units (2 px gap, the line's width, the text's
         # bearing) of a point of the line with its level, and no nearer to another level's line than to its own.
         for t in labels:

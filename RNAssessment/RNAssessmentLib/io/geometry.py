@@ -401,3 +401,37 @@ def registration_method() -> sitk.ImageRegistrationMethod:
     reg.SetNumberOfThreads(1)
     reg.SetNumberOfWorkUnits(1)
     return reg
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Labels on a 2D view (the report's slice figures, the review's slice views)
+# ----------------------------------------------------------------------------------------------------------------
+
+def boxes_overlap(a, b) -> bool:
+    """Whether two boxes (x, y, w, h) overlap (touching edges do not)."""
+    return a[0] < b[0] + b[2] and b[0] < a[0] + a[2] and a[1] < b[1] + b[3] and b[1] < a[1] + a[3]
+
+
+def place_label(points, size, free, *, gap=(2.0, 1.0), y_up: bool = False, tries: int = 120):
+    """The first box (x, y, w, h) beside a line where ``free(box)`` holds, and the line point it stands at, or None.
+
+    ``points``: the line's points (N, 2) in view coordinates; ``size``: the box's (w, h). Candidates are taken
+    along the line, highest on the screen first (about ``tries`` of them); at each the box stands just outside the
+    line (away from the middle of its points: the region it encloses) by ``gap`` (x, y), on the outer side first,
+    then the inner. ``y_up``: y grows up the screen (VTK's display), else down (SVG, images)."""
+    pts = np.asarray(points, float).reshape(-1, 2)
+    if not len(pts):
+        return None
+    w, h = size
+    gx, gy = gap
+    middle = pts.mean(axis=0)
+    order = np.argsort(-pts[:, 1] if y_up else pts[:, 1], kind="stable")
+    for x, y in pts[order[:: max(1, len(order) // tries)]]:
+        out = np.array([x, y]) - middle
+        above = out[1] >= 0 if y_up else out[1] <= 0
+        by = (y + gy if y_up else y - h - gy) if above else (y - h - gy if y_up else y + gy)
+        outer, inner = (x + gx, x - w - gx) if out[0] >= 0 else (x - w - gx, x + gx)
+        for bx in (outer, inner):
+            if free((bx, by, w, h)):
+                return (bx, by, w, h), (float(x), float(y))
+    return None

@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 import vtk
 
+from ..io import geometry as geo
+
 #: The patient direction named by each RAS axis, negative then positive.
 LETTERS = (("L", "R"), ("P", "A"), ("I", "S"))
 FONT_PX = 15
@@ -38,10 +40,6 @@ def edge_letters(xy_to_ras: np.ndarray) -> dict:
 
 def _matrix(vtk_matrix) -> np.ndarray:
     return np.array([[vtk_matrix.GetElement(i, j) for j in range(4)] for i in range(4)])
-
-
-def _overlaps(a, b) -> bool:
-    return not (a[0] + a[2] <= b[0] or b[0] + b[2] <= a[0] or a[1] + a[3] <= b[1] or b[1] + b[3] <= a[1])
 
 
 class SliceAnnotations:
@@ -190,26 +188,14 @@ class SliceAnnotations:
                 inside &= ~np.asarray(self.covered(ras), bool)
             if not inside.any():
                 continue
-            middle = xy[inside].mean(axis=0)
             w, h = self._text_size(actor)
-            placed = None
-            cand = xy[inside][np.argsort(-xy[inside][:, 1], kind="stable")]      # highest on the screen first
-            for x, y in cand[:: max(1, len(cand) // 150)]:
-                out = np.array([x, y]) - middle
-                boxes = [(x + LABEL_GAP_PX if out[0] >= 0 else x - w - LABEL_GAP_PX,
-                          y + LABEL_GAP_PX if out[1] >= 0 else y - h - LABEL_GAP_PX),
-                         (x - w - LABEL_GAP_PX if out[0] >= 0 else x + LABEL_GAP_PX,
-                          y + LABEL_GAP_PX if out[1] >= 0 else y - h - LABEL_GAP_PX)]
-                for bx, by in boxes:
-                    box = (bx, by, w, h)
-                    if bx < EDGE_PX or by < FOOT_PX or bx + w > width - EDGE_PX or by + h > height - EDGE_PX:
-                        continue
-                    if any(_overlaps(box, t) for t in taken):
-                        continue
-                    placed = (box, (float(x), float(y)))
-                    break
-                if placed:
-                    break
+
+            def free(box):
+                bx, by, bw, bh = box
+                return (bx >= EDGE_PX and by >= FOOT_PX and bx + bw <= width - EDGE_PX
+                        and by + bh <= height - EDGE_PX and not any(geo.boxes_overlap(box, t) for t in taken))
+            placed = geo.place_label(xy[inside], (w, h), free, gap=(LABEL_GAP_PX, LABEL_GAP_PX), y_up=True,
+                                     tries=150)
             if placed is None:
                 continue                    # named in the legend only
             box, anchor = placed

@@ -100,10 +100,6 @@ def _label_size(text: str) -> tuple[float, float]:
     return LABEL_CHAR_W * len(text) + 2.0, LABEL_H
 
 
-def _overlaps(a, b) -> bool:
-    return a[0] < b[0] + b[2] and b[0] < a[0] + a[2] and a[1] < b[1] + b[3] and b[1] < a[1] + a[3]
-
-
 class Panel:
     """One slice plane: its overlays are computed once (``layers``, shared by every timepoint) and drawn over
     each timepoint's image with that timepoint's own layers.
@@ -151,7 +147,7 @@ class Panel:
         x, y, w, h = box
         if x < MARGIN + 1 or y < MARGIN + 1 or x + w > MARGIN + self.n - 1 or y + h > MARGIN + self.n - 1:
             return False
-        if any(_overlaps(box, other) for _, other in self.labels):
+        if any(geo.boxes_overlap(box, other) for _, other in self.labels):
             return False
         i0, i1 = int(max(x - MARGIN, 0)), int(min(x + w - MARGIN + 1, self.n))
         j0, j1 = int(max(y - MARGIN, 0)), int(min(y + h - MARGIN + 1, self.n))
@@ -193,22 +189,9 @@ class Panel:
                 if lv != level_gy:
                     others |= px
             w, h = _label_size(text)
-            pts = np.concatenate([np.asarray(ln) for ln in lines]) + 0.5
-            centre = pts.mean(0)
-            # Candidates every few pixels along the line, highest on the screen first; the box sits just outside
-            # the line (away from the enclosed region), at its left or right.
-            order = np.argsort(pts[:, 1], kind="stable")
-            placed = None
-            for idx in order[:: max(1, len(order) // 120)]:
-                x, y = pts[idx] + MARGIN
-                out = pts[idx] - centre
-                for bx, by in ((x + 2.0 if out[0] >= 0 else x - w - 2.0, y - h - 1.0 if out[1] <= 0 else y + 1.0),
-                               (x - w - 2.0 if out[0] >= 0 else x + 2.0, y - h - 1.0 if out[1] <= 0 else y + 1.0)):
-                    if self._free((bx, by, w, h), others):
-                        placed = (bx, by, w, h)
-                        break
-                if placed:
-                    break
+            pts = np.concatenate([np.asarray(ln) for ln in lines]) + 0.5 + MARGIN
+            found = geo.place_label(pts, (w, h), lambda box: self._free(box, others))
+            placed = found[0] if found else None
             if placed is None:
                 continue                     # named in the legend only
             self.labels.append((text, placed))
