@@ -248,3 +248,56 @@ def test_a_focus_seen_at_two_timepoints_is_one_finding():
     assert text.startswith("Enhancing focus L2, first seen at t1 (day 200) (0.12 cm³), 0.70 cm³ at t2 (day 290)")
     assert "5.5 mm from the treated lesion across the falx, across it too at t1 (day 200), 4.0 mm away" in text
     assert fs[0].timepoints is None      # the findings given are left as they were
+
+
+def test_a_focus_in_two_parts_is_one_finding_across_the_boundary():
+    """boundaries.fold_parts_of_one_focus on findings built here. L2 at t2 is two discs: the near one found across
+    the CSF, the far one a neutral focus no boundary separates. One finding results: its voxels the two discs',
+    its gap the near disc's, its dose over both, the far part recorded. A neutral part whose boundary enhances
+    (not spared: evidence against RN), a part of another lesion and a part of the treated lesion stay apart."""
+    from RNAssessmentLib.analysis.boundaries import fold_parts_of_one_focus
+    from RNAssessmentLib.analysis.findings import Finding, FindingKind, Lesion
+    ref = grid()
+
+    def finding(**kw):
+        return Finding(**{"centroid_ras": [], "dose": {}, "volume_mm3": 10.0, **kw})
+    near, far, other, own = disc(60, 100, 6.0), disc(60, 140, 5.0), disc(150, 60, 5.0), disc(150, 150, 5.0)
+    masks = {"t2 across csf": near, "t2 non-contiguous": far, "t2 non-contiguous 3": other,
+             "t2 non-contiguous 4": own, "t2 non-contiguous 5": disc(20, 20, 4.0)}
+    dose = np.zeros(SHAPE, np.float32)
+    dose[:100] = 20.0            # both L2 discs (x 60) at 20 Gy, the discs at x 150 at 0
+    dose[:, 120:] += 4.0         # and the far disc (y 140) at 24 Gy
+    across = finding(kind=FindingKind.NONCONTIGUOUS_ACROSS_BOUNDARY, timepoint="t2", boundary="csf",
+                     segment="t2 across csf", volume_mm3=float(near.sum() * 0.5), gap_mm=12.0, geodesic_mm=13.0,
+                     lesions=["L2"], evidence={"segment_crossing_fraction": {"csf": 0.41}})
+    part = finding(kind=FindingKind.NONCONTIGUOUS_FOCUS, timepoint="t2", segment="t2 non-contiguous",
+                   volume_mm3=float(far.sum() * 0.5), gap_mm=18.0, geodesic_mm=18.5, lesions=["L2"],
+                   evidence={"segment_crossing_fraction": {"csf": 0.25}})
+    not_spared = finding(kind=FindingKind.NONCONTIGUOUS_FOCUS, timepoint="t2", boundary="csf",
+                         segment="t2 non-contiguous 5", gap_mm=20.0, lesions=["L2"],
+                         evidence={"boundary_not_spared": "the csf enhances between the lesion and the focus"})
+    elsewhere = finding(kind=FindingKind.NONCONTIGUOUS_FOCUS, timepoint="t2", segment="t2 non-contiguous 3",
+                        gap_mm=30.0, lesions=["L3"])
+    treated = finding(kind=FindingKind.NONCONTIGUOUS_FOCUS, timepoint="t2", segment="t2 non-contiguous 4",
+                      gap_mm=9.0, lesions=["L1"])
+    lesions = [Lesion(id="L1", treated=True, first_seen="t0"), Lesion(id="L2", treated=False, first_seen="t1"),
+               Lesion(id="L3", treated=False, first_seen="t2")]
+    out = fold_parts_of_one_focus([across, part, not_spared, elsewhere, treated], masks, lesions, ref, dose,
+                                  (20.0, 12.0))
+    assert out == [across, not_spared, elsewhere, treated]
+    whole = near | far
+    assert np.array_equal(masks["t2 across csf"], whole) and "t2 non-contiguous" not in masks
+    # 0.5 x 0.5 x 2 mm voxels: 0.5 mm³ each.
+    assert across.volume_mm3 == pytest.approx(whole.sum() * 0.5)
+    assert across.gap_mm == 12.0 and across.geodesic_mm == 13.0            # the near part's, the nearer
+    n_near, n_far = int(near.sum()), int(far.sum())
+    assert across.dose["mean_gy"] == pytest.approx((20.0 * n_near + 24.0 * n_far) / (n_near + n_far))
+    assert across.dose["min_gy"] == 20.0 and across.dose["highest_enclosing_isodose_gy"] == 20.0
+    assert across.evidence["parts"] == [{"segment": "t2 non-contiguous", "volume_mm3": far.sum() * 0.5,
+                                         "euclidean_gap_mm": 18.0, "geodesic_mm": 18.5, "centroid_ras": [],
+                                         "segment_crossing_fraction": {"csf": 0.25}}]
+    # The centroid lies between the discs' centres (y 100 and 140 pixels), weighted by their voxels.
+    y_mm = -(n_near * 100 + n_far * 140) / (n_near + n_far) * 0.5          # LPS y -> RAS -y, origin 0
+    assert across.centroid_ras[1] == pytest.approx(y_mm, abs=0.01)
+    for f in (not_spared, elsewhere, treated):
+        assert f.segment in masks and "parts" not in f.evidence

@@ -75,8 +75,6 @@ KNOWN_FAILURES: dict = {
                                    "missed RN sign, never a false one)",
     ("tcga", "tentorium_pd"): _THICK_FOLDS + " the thickened tentorium at t2 is not found enhancing (a missed PD "
                               "sign; no RN finding, asserted first)",
-    ("tcga", "sylvian_cavity_rn"): "the t2 focus across the Sylvian fissure lies in two pieces on the 5.5 mm slices; "
-                                   "the larger is found across the CSF, the farther one (17.8 mm) as a neutral focus",
 }
 
 #: Known failures whose boundary findings are exact, only change calls differing: their boundary findings are

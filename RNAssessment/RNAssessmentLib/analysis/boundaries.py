@@ -833,6 +833,10 @@ class AcrossBoundaryDetector(Detector):
                                                 "lesion's compartment"),
         EvidenceKey("intervening_boundary", "", "boundary_enhancement of the boundary between them (same keys)"),
         EvidenceKey("boundary_not_spared", "", "why a focus across a boundary does not favour RN"),
+        EvidenceKey("parts", "", "further parts of the same lesion at this follow-up that no boundary separates "
+                                 "on their own, folded into this focus (fold_parts_of_one_focus): each part's "
+                                 "segment, volume_mm3, euclidean_gap_mm, geodesic_mm, centroid_ras, "
+                                 "segment_crossing_fraction"),
     )
     thresholds = BOUNDARY_ENHANCEMENT_THRESHOLDS + (
         Threshold("min_segment_crossing", SEGMENT_CROSSING_MIN, "fraction", "SEGMENT_CROSSING_MIN"),
@@ -1112,3 +1116,48 @@ def analyse_followup(timepoint: str, t1c: sitk.Image, treated: sitk.Image, bound
     return FollowupResult(findings=scene.findings, enhancement=scene.enh, finding_masks=scene.masks,
                           model=scene.model, box=box, foci=scene.foci, left_out=scene.left_out,
                           mask_warnings=mask_warnings, missed_mm3=missed_mm3)
+
+
+def fold_parts_of_one_focus(findings: list, masks: dict, lesions: list, grid: sitk.Image,
+                            dose: np.ndarray | None, levels=()) -> list:
+    """One focus, one finding: at one follow-up, a focus that no boundary separates on its own
+    (``noncontiguous_focus`` without a boundary) naming the same single lesion as a focus found across a boundary
+    is another part of that focus (the lesions were tracked as one: :mod:`.lesions`), not a second observation.
+    On 5.5 mm slices a focus across the Sylvian fissure was drawn in two pieces; the nearer crossed the CSF, the
+    farther one, beyond it, crossed at 25 % of its segments and read as a neutral focus of the same lesion.
+
+    The part is folded into the across finding: its voxels join that finding's segment in ``masks`` (planning
+    grid, changed in place), the finding's volume, centroid, gap, geodesic path and dose are the whole focus's, and
+    ``evidence["parts"]`` records each part folded in with its own measurements. A part whose boundary enhances
+    (``boundary`` set: not spared) is never folded: that speaks against RN and stays a finding of its own. Findings
+    naming no lesion, several, or a treated one are left as they are. ``dose``: Gy on ``grid``; ``levels``: the
+    isodose levels of the findings' dose."""
+    treated = {les.id for les in lesions if les.treated}
+
+    def lesion_of(f):
+        return f.lesions[0] if f.timepoint and f.lesions and len(f.lesions) == 1 and \
+            f.lesions[0] not in treated and f.segment in masks else None
+    across = {(f.timepoint, lesion_of(f)): f for f in findings
+              if f.kind == FindingKind.NONCONTIGUOUS_ACROSS_BOUNDARY and lesion_of(f)}
+    out = []
+    for f in findings:
+        host = across.get((f.timepoint, lesion_of(f))) if lesion_of(f) else None
+        if host is None or f.kind != FindingKind.NONCONTIGUOUS_FOCUS or f.boundary is not None:
+            out.append(f)
+            continue
+        part = masks.pop(f.segment)
+        whole = masks[host.segment] | part
+        masks[host.segment] = whole
+        ev = f.evidence or {}
+        host.evidence.setdefault("parts", []).append(
+            {"segment": f.segment, "volume_mm3": f.volume_mm3, "euclidean_gap_mm": f.gap_mm,
+             "geodesic_mm": f.geodesic_mm, "centroid_ras": list(f.centroid_ras or []),
+             "segment_crossing_fraction": ev.get("segment_crossing_fraction", {})})
+        host.volume_mm3 = float(whole.sum() * geo.voxel_volume_mm3(grid))
+        host.centroid_ras = geo.centroid_ras(whole, grid)
+        for attr in ("gap_mm", "geodesic_mm"):          # the whole focus's nearest approach
+            known = [v for v in (getattr(host, attr), getattr(f, attr)) if v is not None]
+            setattr(host, attr, min(known) if known else None)
+        if dose is not None:
+            host.dose = _dose_evidence(dose, whole, levels)
+    return out

@@ -286,7 +286,20 @@ def _across_sentence(f: "Finding", w: _Words) -> str:
             f"it, {100 * w.ev['segment_crossing_fraction'].get(f.boundary, 0.0):.0f} % of the whole focus's)"
             if before else "")
     return (f"{_focus_opening(f, w)}{w.where}, {f.gap_mm:.1f} mm from the treated "
-            f"lesion across the {w.b}{seen}{_earlier(f, w)}; {path}; {enh}; {_dose_phrase(f.dose)}.")
+            f"lesion across the {w.b}{seen}{_parts(f, w)}{_earlier(f, w)}; {path}; {enh}; {_dose_phrase(f.dose)}.")
+
+
+def _parts(f: "Finding", w: _Words) -> str:
+    """', in 2 parts at t2 (day 360) (the further part: 124 mm³, 17.8 mm from the lesion, 25 % of its segments to
+    it crossing the sulcus (CSF))': the parts of the same lesion folded into this focus (boundaries.fold_parts_of_one_focus)."""
+    parts = w.ev.get("parts") or []
+    if not parts:
+        return ""
+    each = [f"{p['volume_mm3']:.0f} mm³, {p['euclidean_gap_mm']:.1f} mm from the lesion, "
+            f"{100 * (p.get('segment_crossing_fraction') or {}).get(f.boundary, 0.0):.0f} % of its segments to it "
+            f"crossing the {w.b}" for p in parts]
+    return (f", in {len(parts) + 1} parts at {_when(f.timepoint, w.days)} (the further "
+            f"{'part' if len(parts) == 1 else 'parts'}: " + "; ".join(each) + ")")
 
 
 def _earlier(f: "Finding", w: _Words, how: str = "across it too") -> str:

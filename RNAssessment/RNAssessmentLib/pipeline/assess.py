@@ -115,7 +115,6 @@ def assess_case(case: Case, *, levels_gy=None, log_callback=None, estimate_bound
         findings += _boundaries_and_change(case, summary, maps, warnings, levels_gy, say,
                                            estimate_boundaries=estimate_boundaries,
                                            min_portion_mm3=min_portion_mm3, compare_with_srs=compare_with_srs)
-    _name_lesions(case, findings, maps)
     findings = in_display_order(one_per_observation(findings, [tp.label for tp in case.timepoints]))
     for n, f in enumerate(findings, 1):
         for les in maps.lesions or []:
@@ -419,8 +418,11 @@ def _boundaries_and_change(case: Case, summary: dict, maps: Maps, warnings: list
     if line.registrations:
         summary["registration"] = line.registration_summary()
     say(f"[{case.id}] change in shape")
-    return findings + _change(line, context.masks, dose_planning, summary, maps, min_portion_mm3, compare_with_srs,
-                              levels)
+    findings += _change(line, context.masks, dose_planning, summary, maps, min_portion_mm3, compare_with_srs, levels)
+    _name_lesions(case, findings, maps)
+    return bndmod.fold_parts_of_one_focus(findings, maps.finding_masks, maps.lesions, planning,
+                                          geo.array_view(dose_planning) if dose_planning is not None else None,
+                                          levels)
 
 
 def _change(line: _Timeline, bnd: dict, dose_planning, summary: dict, maps: Maps, min_portion_mm3: float | None,
