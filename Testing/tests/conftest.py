@@ -73,12 +73,16 @@ def pytest_configure(config):
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
-    """Tests parametrized by a teaching scenario (``name``) that are in no xdist group of their own go to that
-    scenario's group: one worker renders the scenario (3.5 s for each of its two poses) and finds its brain, not
-    both. Runs before pytest-xdist's own hook, which turns the marks into groups."""
+    """Tests parametrized by a teaching scenario (``name``) that render it (the session's ``rendered`` phantoms,
+    directly or through a fixture) and are in no xdist group of their own go to that scenario's group: one worker
+    renders the scenario (3.5 s for each of its two poses) and finds its brain, not both. A real-MRI case of the
+    same name renders no phantom: grouped with it, it only made the group longer (the falx_cingulate_rn group
+    held both real-MRI cases and the storage re-assessment, ~230 s in one piece at the end of the run), so it is
+    scheduled on its own. Runs before pytest-xdist's own hook, which turns the marks into groups."""
     from RNAssessmentLib.teaching.scenarios import scenario_list
     names = {s.name for s in scenario_list()}
     for item in items:
         name = getattr(getattr(item, "callspec", None), "params", {}).get("name")
-        if name in names and item.get_closest_marker("xdist_group") is None:
+        if name in names and "rendered" in getattr(item, "fixturenames", ()) and \
+                item.get_closest_marker("xdist_group") is None:
             item.add_marker(pytest.mark.xdist_group(f"scenario-{name}"))
