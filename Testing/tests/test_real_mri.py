@@ -55,11 +55,11 @@ CASES += [c for c in (("brats", "callosal_pd"),) if c not in CASES]
 OTHER_STORAGE = {("brats", "falx_cingulate_rn"): "ASL", ("tcga", "central_sulcus_pd"): "RAI"}
 #: Storages that do not yet give the same result (issue 34), run and reported (xfail with what differs). The two
 #: storages' geometries differ by what a NIfTI's float32 header keeps (directions 8e-9 apart, origins 3e-6 mm): on the
-#: clinical exam's 5.5 mm oblique slices that moves the mid-sagittal plane by 2.4 mm at the lesion (central_sulcus_pd)
-#: and, on abut_falx_thick_pd, the falx the boundary enhancement is measured on (510 vs 728 mm³). On the BraTS 1 mm
-#: image the two agree.
-STORAGE_DIFFERS = {("tcga", "central_sulcus_pd"): "the clinical exam's mid-sagittal plane and folds move with 1e-8 "
-                                                  "changes of its geometry"}
+#: clinical exam's 5.5 mm oblique slices that moved the mid-sagittal plane by 2.4 mm at the lesion (central_sulcus_pd)
+#: and, on abut_falx_thick_pd, the falx the boundary enhancement is measured on (510 vs 728 mm³). Since every case
+#: image's grid is held to 5 decimals of direction and 1 µm of origin (geometry.held_grid) both storages are one
+#: grid and central_sulcus_pd gives the same result: none left.
+STORAGE_DIFFERS: dict = {}
 #: Cases that do not yet give exactly their ground truth (issue 10 stays open until this is empty). Each reason
 #: is what the last full run found; they are run and reported (xfail with what differs), never skipped, and one
 #: that starts to pass passes (then it leaves this list).

@@ -78,13 +78,14 @@ class Timepoint:
     dicom_files: list = dataclasses.field(default_factory=list)
 
     def canonicalise(self) -> None:
-        """Every image of this timepoint in the canonical array layout (geometry.reorient: no resampling)."""
+        """Every image of this timepoint in the canonical array layout, its grid held (geometry.canonical: no
+        resampling)."""
         if not self.orientation:
             self.orientation = geo.orientation_code(self.t1c)
-        self.t1c = geo.reorient(self.t1c)
+        self.t1c = geo.canonical(self.t1c)
         if self.lesion is not None:
-            self.lesion = geo.reorient(self.lesion)
-        self.extra = {k: geo.reorient(v) for k, v in self.extra.items()}
+            self.lesion = geo.canonical(self.lesion)
+        self.extra = {k: geo.canonical(v) for k, v in self.extra.items()}
 
 
 @dataclasses.dataclass
@@ -124,10 +125,10 @@ class Case:
         for tp in list(self.timepoints) + list(self.prior):
             tp.canonicalise()
         if self.treated_lesion is not None:
-            self.treated_lesion = geo.reorient(self.treated_lesion)
-        self.boundaries = {k: geo.reorient(v) for k, v in self.boundaries.items()}
+            self.treated_lesion = geo.canonical(self.treated_lesion)
+        self.boundaries = {k: geo.canonical(v) for k, v in self.boundaries.items()}
         if self.dose is not None:
-            self.dose.image = geo.reorient(self.dose.image)
+            self.dose.image = geo.canonical(self.dose.image)
 
     @property
     def planning(self) -> Timepoint:
