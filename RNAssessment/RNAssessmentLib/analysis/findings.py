@@ -291,7 +291,8 @@ def _across_sentence(f: "Finding", w: _Words) -> str:
 
 def _parts(f: "Finding", w: _Words) -> str:
     """', in 2 parts at t2 (day 360) (the further part: 124 mm³, 17.8 mm from the lesion, 25 % of its segments to
-    it crossing the sulcus (CSF))': the parts of the same lesion folded into this focus (boundaries.fold_parts_of_one_focus)."""
+    it crossing the sulcus (CSF))': the parts of the same lesion folded into this focus
+    (boundaries.fold_parts_of_one_focus)."""
     parts = w.ev.get("parts") or []
     if not parts:
         return ""

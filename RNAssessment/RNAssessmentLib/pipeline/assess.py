@@ -361,7 +361,8 @@ def _boundaries_and_change(case: Case, summary: dict, maps: Maps, warnings: list
                            compare_with_srs: bool = True) -> list:
     """Register follow-ups (unless the case says they are registered), analyse boundaries at each follow-up and
     changes between timepoints, all in the planning frame: the atlas and the boundaries (:func:`_boundaries`),
-    each timepoint in turn (:class:`_Timeline`), then the change in shape (:func:`_change`)."""
+    each timepoint in turn (:class:`_Timeline`), then the change in shape (:func:`_change`); each finding then names
+    its lesions, and the parts of one focus at one follow-up become one finding (boundaries.fold_parts_of_one_focus)."""
     planning = case.planning.t1c
     treated = case.treated_lesion
     dose = case.dose.image if case.dose else None
