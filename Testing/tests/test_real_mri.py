@@ -63,19 +63,11 @@ STORAGE_DIFFERS: dict = {}
 #: Cases that do not yet give exactly their ground truth (issue 10 stays open until this is empty). Each reason
 #: is what the last full run found; they are run and reported (xfail with what differs), never skipped, and one
 #: that starts to pass passes (then it leaves this list).
-_THICK_FOLDS = ("the clinical exam's 5.5 mm oblique slices: its falx and tentorium come from an atlas registered on "
-                "a 2 mm grid of thick slabs, and where they lie within a few mm moves with how the registration "
-                "samples the image (four metric seeds: the falx and tentorium masks differed by about their own "
-                "size); since the canonical LPS layout (issue 36) they fall where")
-KNOWN_FAILURES: dict = {
-    ("tcga", "falx_cingulate_pd"): _THICK_FOLDS + " the enhancing falx between the lesion and the focus across it "
-                                   "is not found: that focus becomes a separate (neutral) focus, and the t1->t2 "
-                                   "growth is indeterminate (18 mm³ beyond the resolution, 20 needed)",
-    ("tcga", "falx_cingulate_rn"): _THICK_FOLDS + " the t1 focus is not across the falx mask (a neutral focus: a "
-                                   "missed RN sign, never a false one)",
-    ("tcga", "tentorium_pd"): _THICK_FOLDS + " the thickened tentorium at t2 is not found enhancing (a missed PD "
-                              "sign; no RN finding, asserted first)",
-}
+#: The last three (the clinical exam's falx_cingulate_rn and _pd, tentorium_pd: folds from an atlas registered to
+#: its 5.5 mm oblique slabs fell a few mm off with how the registration sampled the image) give their truth since
+#: every case image's grid is held (geometry.held_grid) and parts of one focus fold into one finding
+#: (boundaries.fold_parts_of_one_focus): the whole matrix exact with 2 ITK threads, falx_cingulate_pd also with 1.
+KNOWN_FAILURES: dict = {}
 
 #: Known failures whose boundary findings are exact, only change calls differing: their boundary findings are
 #: asserted all the same (so a PD twin's false meningeal enhancement, say, cannot come back behind its xfail).
