@@ -31,7 +31,7 @@ ALL_CASES = [(b, t.name) for b in ("brats", "tcga") for t in R.templates()]
 #: clinical one). RNASSESS_REAL_MRI=all runs the whole matrix (28 cases, ~11 min on 2 cores, 15 min measured on a
 #: slower machine).
 _PAIRS = list(dict.fromkeys(t.name.rsplit("_", 1)[0] for t in R.templates()))
-CASES = ALL_CASES if os.environ.get("RNASSESS_REAL_MRI") == "all" else \
+CASES = list(ALL_CASES) if os.environ.get("RNASSESS_REAL_MRI") == "all" else \
     [(("brats", "tcga")[(_PAIRS.index(t.name.rsplit("_", 1)[0]) + (t.counterpart == "PD")) % 2], t.name)
      for t in R.templates()]
 #: The real-MRI teaching cases of ``rnassess demo --real-mri`` always run: the demo promises their exact truth.
