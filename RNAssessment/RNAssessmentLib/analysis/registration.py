@@ -61,11 +61,11 @@ def ncc(a: np.ndarray, b: np.ndarray) -> float:
 
 def register_followup(planning: sitk.Image, followup: sitk.Image, stable_mask: sitk.Image, *,
                       planning_brain: sitk.Image | None = None, followup_brain: sitk.Image | None = None,
-                      seed: int = 11, what: str = "follow-up") -> Registration:
+                      seed: int = 11, what: str = "follow-up", reference: Reference | None = None) -> Registration:
     """Rigidly register ``followup`` to ``planning``; raises ValueError when the result is clearly wrong.
 
-    The planning image is sampled on an isotropic 1.5 mm grid of its own orientation (smoothed by 0.75 mm): the
-    finest level a rigid transform needs, whatever the planning image's own voxels (1 mm, or 5.5 mm slices)."""
+    The planning image is sampled as :class:`Reference` says (``reference``: that of ``planning``, made once for
+    the case; made here when None)."""
     moving = sitk.Cast(followup, sitk.sitkFloat32)
     if planning_brain is not None and followup_brain is not None:
         # Brain masks' centres of mass give the translation even for a 20 mm shift.
@@ -75,7 +75,8 @@ def register_followup(planning: sitk.Image, followup: sitk.Image, stable_mask: s
                                                  sitk.CenteredTransformInitializerFilter.MOMENTS)
     else:
         init = None
-    fixed, stable_mask = _fixed_grid(planning, stable_mask)
+    reference = reference or Reference(planning)
+    fixed, stable_mask = reference.image, reference.mask(stable_mask)
     tf, final = _rigid_mi(fixed, stable_mask, moving, init, seed, what)
     resampled = sitk.Resample(moving, fixed, tf, sitk.sitkLinear, 0.0, sitk.sitkFloat32)
     mask = sitk.GetArrayViewFromImage(stable_mask) > 0
@@ -91,21 +92,37 @@ def register_followup(planning: sitk.Image, followup: sitk.Image, stable_mask: s
     return result
 
 
-def _fixed_grid(planning: sitk.Image, mask: sitk.Image) -> tuple[sitk.Image, sitk.Image]:
-    """``planning`` (smoothed by 0.75 mm) and ``mask`` on an isotropic 1.5 mm grid of the planning image's own
-    orientation: the finest level a rigid transform needs, whatever its voxels (1 mm, or 5.5 mm slices)."""
-    grid = geo.isotropic_grid(planning, 1.5)
-    fixed = sitk.Resample(sitk.SmoothingRecursiveGaussian(sitk.Cast(planning, sitk.sitkFloat32), 0.75), grid,
-                          sitk.Transform(), sitk.sitkLinear, 0.0, sitk.sitkFloat32)
-    return fixed, sitk.Resample(sitk.Cast(mask > 0, sitk.sitkUInt8), grid, sitk.Transform(),
-                                sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
+class Reference:
+    """The image every registration of one case is made to (the SRS post-contrast T1), prepared once: smoothed by
+    0.75 mm on an isotropic 1.5 mm grid of its own orientation (the finest level a rigid transform needs, whatever
+    its voxels: 1 mm, or 5.5 mm slices), and its edges (gradient magnitude at 1.5 mm) for the sequences' quality
+    check. The follow-ups and the T2/FLAIR of a case share one (each had smoothed and resampled the same image again,
+    and computed its edges twice: ~1-2 s a case, the same numbers)."""
+
+    def __init__(self, planning: sitk.Image):
+        grid = geo.isotropic_grid(planning, 1.5)
+        self.image = sitk.Resample(sitk.SmoothingRecursiveGaussian(sitk.Cast(planning, sitk.sitkFloat32), 0.75),
+                                   grid, sitk.Transform(), sitk.sitkLinear, 0.0, sitk.sitkFloat32)
+        self._edges: np.ndarray | None = None
+
+    def mask(self, mask: sitk.Image) -> sitk.Image:
+        """``mask`` (on the planning image's grid) on the reference grid."""
+        return sitk.Resample(sitk.Cast(mask > 0, sitk.sitkUInt8), self.image, sitk.Transform(),
+                             sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
+
+    @property
+    def edges(self) -> np.ndarray:
+        if self._edges is None:
+            self._edges = _edges(self.image)
+        return self._edges
 
 
 def _rigid_mi(fixed: sitk.Image, fixed_mask: sitk.Image, moving: sitk.Image, init: sitk.Transform | None,
               seed: int, what: str, coarse_only: bool = False):
-    """Rigid Mattes-MI registration of ``moving`` (float32) to ``fixed`` (:func:`_fixed_grid`), the metric inside
-    ``fixed_mask``. ``init``: initial transform (None: the images' geometric centres aligned); ``coarse_only``: the
-    6 mm level alone (a cheap look from one start). Returns (Euler3D transform, (final metric, iterations))."""
+    """Rigid Mattes-MI registration of ``moving`` (float32) to ``fixed`` (a :class:`Reference`'s image), the metric
+    inside ``fixed_mask``. ``init``: initial transform (None: the images' geometric centres aligned);
+    ``coarse_only``: the 6 mm level alone (a cheap look from one start). Returns (Euler3D transform, (final metric,
+    iterations))."""
     if init is None:
         init = sitk.CenteredTransformInitializer(fixed, moving, sitk.Euler3DTransform(),
                                                  sitk.CenteredTransformInitializerFilter.GEOMETRY)
@@ -137,15 +154,20 @@ MIN_EDGE_QUALITY = 0.3
 SEQUENCE_SEARCH_MM = (0.0, -15.0, 15.0, -30.0, 30.0)
 
 
-def edge_correlation(a: sitk.Image, b: sitk.Image, mask: np.ndarray) -> float:
+def _edges(image: sitk.Image) -> np.ndarray:
+    return sitk.GetArrayFromImage(sitk.GradientMagnitudeRecursiveGaussian(image, 1.5))
+
+
+def edge_correlation(a: sitk.Image, b: sitk.Image, mask: np.ndarray, a_edges: np.ndarray | None = None) -> float:
     """Correlation of the gradient magnitudes (1.5 mm scale) of two images on one grid over ``mask``: contrasts
-    differ between sequences, their edges do not."""
-    ga, gb = (sitk.GetArrayFromImage(sitk.GradientMagnitudeRecursiveGaussian(x, 1.5)) for x in (a, b))
+    differ between sequences, their edges do not. ``a_edges``: ``a``'s, when already computed."""
+    ga = _edges(a) if a_edges is None else a_edges
+    gb = _edges(b)
     return ncc(ga[mask].astype(np.float64), gb[mask].astype(np.float64))
 
 
 def register_sequence(t1c: sitk.Image, other: sitk.Image, brain: sitk.Image, *, seed: int = 11,
-                      what: str = "T2") -> Registration:
+                      what: str = "T2", reference: Reference | None = None) -> Registration:
     """Align another sequence of the same session (T2, FLAIR) with its post-contrast T1: patients move between
     series, and thick oblique series of one exam can disagree in the scanner's own coordinates (the clinical exam of
     the shared data: its T2 and FLAIR lay 13-16 mm and 8-14 degrees from its T1). Quality is the correlation of the
@@ -153,9 +175,11 @@ def register_sequence(t1c: sitk.Image, other: sitk.Image, brain: sitk.Image, *, 
     reaches ``MIN_EDGE_QUALITY`` (the usual case: mutual information between contrasts would only wander by a
     millimetre or two, measured on the co-registered BraTS sequences); else registered rigidly (Mattes MI) from the
     best of several starts along the slice normal (``SEQUENCE_SEARCH_MM``). Raises ValueError when neither
-    reaches it. The transform maps T1 points to points of ``other``."""
+    reaches it. The transform maps T1 points to points of ``other``. ``reference``: :class:`Reference` of ``t1c``
+    (made here when None)."""
     moving = sitk.Cast(other, sitk.sitkFloat32)
-    fixed, brain_grid = _fixed_grid(t1c, brain)
+    reference = reference or Reference(t1c)
+    fixed, brain_grid = reference.image, reference.mask(brain)
     brain_fixed = sitk.GetArrayFromImage(brain_grid) > 0
     # Thick series of one exam need not cover the same slab: compare where the other sequence has data (3 mm in
     # from its edge, where the gradient of its border would count as an edge).
@@ -168,7 +192,7 @@ def register_sequence(t1c: sitk.Image, other: sitk.Image, brain: sitk.Image, *, 
         if mask.sum() < 1000:
             return -1.0
         return edge_correlation(fixed, sitk.Resample(moving, fixed, transform, sitk.sitkLinear, 0.0,
-                                                     sitk.sitkFloat32), mask)
+                                                     sitk.sitkFloat32), mask, a_edges=reference.edges)
     before = quality(sitk.Transform())
     if before >= MIN_EDGE_QUALITY:
         # Aligned as acquired (the usual case; MI between contrasts would only wander by a millimetre or two).

@@ -18,7 +18,7 @@ from ..analysis import lesions as lesionmod
 from ..analysis import dose as dosemod
 from ..analysis.enhancement import lesion_extent, lesion_extent_apart
 from ..analysis.findings import Assessment, Maps, describe, in_display_order, one_per_observation
-from ..analysis.registration import register_followup, register_sequence, stable_region
+from ..analysis.registration import Reference, register_followup, register_sequence, stable_region
 from ..anatomy import atlas
 from ..anatomy import barriers as anat_barriers
 from ..anatomy import brain as anat_brain
@@ -193,18 +193,21 @@ def _at_volume(lesion, label: str) -> float:
     return at.volume_mm3 if at is not None else 0.0
 
 
-def _aligned_sequences(case: Case, brain: sitk.Image, summary: dict, warnings: list, say) -> dict:
+def _aligned_sequences(case: Case, brain: sitk.Image, summary: dict, warnings: list, say,
+                       reference: Reference | None = None) -> dict:
     """The SRS session's T2 and FLAIR on the planning grid, aligned with its post-contrast T1
     (:func:`register_sequence`); one that matches it neither as acquired nor registered is left out, said in the
-    warnings (the boundaries then rest on the T1 alone)."""
+    warnings (the boundaries then rest on the T1 alone). ``reference``: the SRS image as the registrations sample it
+    (made here when None)."""
     out = {}
     for key, img in case.planning.extra.items():
         name = key.lower()
         if name not in ("t2", "flair"):
             continue
+        reference = reference or Reference(case.planning.t1c)
         say(f"[{case.id}] aligning the {name.upper()} with the SRS post-contrast T1")
         try:
-            reg = register_sequence(case.planning.t1c, img, brain, what=name.upper())
+            reg = register_sequence(case.planning.t1c, img, brain, what=name.upper(), reference=reference)
         except ValueError as exc:
             warnings.append(f"{exc}; the {name.upper()} is not used")
             continue
@@ -219,7 +222,7 @@ BOUNDARY_SOURCES = {"falx": "atlas prior refined on the image", "tentorium": "at
 
 
 def _boundaries(case: Case, fit, model0, summary: dict, maps: Maps, warnings: list, say,
-                estimate_boundaries: bool) -> bndmod.BoundaryContext:
+                estimate_boundaries: bool, reference: Reference) -> bndmod.BoundaryContext:
     """The boundaries on the planning grid: the user's, and the missing ones estimated (unless switched off) from
     the atlas fit refined on the image (with the SRS session's T2/FLAIR, aligned). Returns the context (masks by
     kind, how each was obtained, compartments); the methods go to the summary, the automatic masks and compartments
@@ -235,7 +238,7 @@ def _boundaries(case: Case, fit, model0, summary: dict, maps: Maps, warnings: li
     compartments = None
     if missing:
         plane = anat_midline.midsagittal_plane(planning, exclude=treated, brain=fit.brain)
-        extra_seq = _aligned_sequences(case, fit.brain, summary, warnings, say)
+        extra_seq = _aligned_sequences(case, fit.brain, summary, warnings, say, reference)
         anatomy = anat_barriers.automatic_boundaries(planning, fit, model0, plane, lesion=treated,
                                                      t2=extra_seq.get("t2"), flair=extra_seq.get("flair"),
                                                      kinds=tuple(missing))
@@ -257,8 +260,9 @@ class _Timeline:
     lesion masks (drawn or the automatic extent), coverage fractions, foci, enhancing voxels, resolution, and the
     foci found across a boundary so far (a grown focus stays across)."""
 
-    def __init__(self, case: Case, box, brain: sitk.Image, stable: sitk.Image, say):
+    def __init__(self, case: Case, box, brain: sitk.Image, stable: sitk.Image, say, reference: Reference):
         self.case, self.box, self.brain, self.stable, self.say = case, box, brain, stable, say
+        self.reference = reference
         self.planning = case.planning.t1c
         self.planning_fg = atlas.foreground_mask(self.planning) if not case.registered else None
         self.lesion_masks: dict = {}
@@ -300,7 +304,8 @@ class _Timeline:
         self.say(f"[{case.id}] registering {tp.label} to the SRS image")
         # Centres of mass of the same kind of mask (head, or brain when skull-stripped) initialise it.
         reg = register_followup(self.planning, tp.t1c, self.stable, planning_brain=self.planning_fg,
-                                followup_brain=atlas.foreground_mask(tp.t1c), what=f"timepoint '{tp.label}'")
+                                followup_brain=atlas.foreground_mask(tp.t1c), what=f"timepoint '{tp.label}'",
+                                reference=self.reference)
         self.registrations[tp.label] = reg.to_dict()
         self.transforms_used[tp.label] = reg.transform
         return reg.transform, changemod.REGISTRATION_UNCERTAINTY_MM
@@ -384,8 +389,10 @@ def _boundaries_and_change(case: Case, summary: dict, maps: Maps, warnings: list
     box = bndmod.analysis_box(treated, [treated], dose)
     model0 = anat_brain.tissue_model(box.crop(geo.array_view(planning)).astype(np.float32),
                                      box.crop(geo.array_view(brain)) > 0)
-    context = _boundaries(case, fit, model0, summary, maps, warnings, say, estimate_boundaries)
-    line = _Timeline(case, box, brain, stable_region(brain, [treated] + high_dose), say)
+    # The SRS image as every registration of this case samples it (T2/FLAIR to it, follow-ups to it), made once.
+    reference = Reference(planning)
+    context = _boundaries(case, fit, model0, summary, maps, warnings, say, estimate_boundaries, reference)
+    line = _Timeline(case, box, brain, stable_region(brain, [treated] + high_dose), say, reference)
     findings = []
     for tp in case.timepoints:
         line.days[tp.label] = case.days_since_srs(tp)
