@@ -120,6 +120,34 @@ def sampling_margin_mm(direction, a: Acquisition, b: Acquisition, half_extent_mm
     return margin
 
 
+def _along_many(acq: Acquisition, directions: np.ndarray) -> np.ndarray:
+    """:meth:`Acquisition.along_mm` of each row of ``directions`` (N, 3), bit for bit: stacked matrix-vector products
+    sum in the order the scalar one does (a matrix-matrix product does not, by 1e-15 mm, and a design quantity that
+    sits on a threshold must not move with how it was computed)."""
+    axes, spacing = np.asarray(acq.axes_lps, float), np.asarray(acq.spacing_mm, float)
+    extent = np.abs(np.matmul(axes[None], directions[:, :, None])[..., 0])
+    return np.matmul(extent[:, None, :], spacing)[:, 0]
+
+
+def required_depths_mm(directions: np.ndarray, a: Acquisition, b: Acquisition) -> np.ndarray:
+    """:func:`required_depth_mm` of each row of ``directions`` (N, 3), at once (a portion has thousands)."""
+    reg = float(np.hypot(REGISTRATION_MM if a.registered else 0.0, REGISTRATION_MM if b.registered else 0.0))
+    return np.maximum(MIN_DEPTH_MM, np.maximum(_along_many(a, directions), _along_many(b, directions)) + reg)
+
+
+def sampling_margins_mm(directions: np.ndarray, a: Acquisition, b: Acquisition, half_extent_mm: float) -> np.ndarray:
+    """:func:`sampling_margin_mm` of each row of ``directions`` (N, 3), at once."""
+    margin = np.full(len(directions), 0.25)
+    for acq in (a, b):
+        n = acq.slice_normal
+        if n is None:
+            continue
+        t = acq.slice_mm
+        across = np.abs(directions @ n) > np.cos(np.radians(45.0))
+        margin = np.maximum(margin, np.where(across, 0.5 * t, t * t / (2.0 * max(half_extent_mm, t))))
+    return margin
+
+
 def _distance(mask: np.ndarray, grid: sitk.Image) -> np.ndarray:
     """Signed distance (mm, negative inside) to ``mask``'s surface; +1e3 everywhere for an empty mask."""
     if not mask.any():
@@ -228,8 +256,9 @@ def _candidates(name: str, before: Part | None, after: Part | None, lesion_a: np
             n = _normals(other_sdf, grid, region) @ to_planning.T
             ok = np.isfinite(n).all(axis=1)
             n[~ok] = np.nan
-            req = np.array([required_depth_mm(v, acq_a, acq_b) if f else MIN_DEPTH_MM for v, f in zip(n, ok)])
-            margin = np.array([sampling_margin_mm(v, acq_a, acq_b, half) if f else 1.0 for v, f in zip(n, ok)])
+            finite = np.where(ok[:, None], n, 0.0)
+            req = np.where(ok, required_depths_mm(finite, acq_a, acq_b), MIN_DEPTH_MM)
+            margin = np.where(ok, sampling_margins_mm(finite, acq_a, acq_b, half), 1.0)
             i = int(np.argmax(depth - req))
             direction = n[i] if ok[i] else np.array([np.nan] * 3)
             lost = None
