@@ -256,10 +256,17 @@ def fit_atlas(t1c: sitk.Image, exclude: sitk.Image | None = None, *, deformable:
                 transform, q, used_deformable = composite, q_def, True
         except RuntimeError:
             pass                      # the affine result stands; the method string says so
-    labels = sitk.Resample(atlas.labels, t1c, transform, sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
-    dura = sitk.Resample(atlas.dura, t1c, transform, sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
-    warped_brain = sitk.Resample(sitk.Cast(atlas.brain, sitk.sitkFloat32), t1c, transform, sitk.sitkLinear, 0.0)
-    warped_brain = sitk.Cast(warped_brain >= 0.5, sitk.sitkUInt8)
+    # On the patient's grid each voxel costs a B-spline evaluation (2.7 s a resample on a 140x170x136 phantom, one
+    # thread): labels and dura, both nearest-neighbour, in one resample of a two-component image (the same voxels);
+    # the template brain only where the brain comes from it (a skull-stripped image's brain is its own).
+    both = sitk.Resample(sitk.Compose(sitk.Cast(atlas.labels, sitk.sitkUInt8), sitk.Cast(atlas.dura, sitk.sitkUInt8)),
+                         t1c, transform, sitk.sitkNearestNeighbor, 0, sitk.sitkVectorUInt8)
+    labels = sitk.VectorIndexSelectionCast(both, 0, sitk.sitkUInt8)
+    dura = sitk.VectorIndexSelectionCast(both, 1, sitk.sitkUInt8)
+    warped_brain = None
+    if not stripped:
+        warped_brain = sitk.Resample(sitk.Cast(atlas.brain, sitk.sitkFloat32), t1c, transform, sitk.sitkLinear, 0.0)
+        warped_brain = sitk.Cast(warped_brain >= 0.5, sitk.sitkUInt8)
     brain = _brain_from(t1c, warped_brain, stripped)
     method = ("ICBM 2009a template registered to the SRS image (" + ("skull-stripped image: template brain"
               if stripped else "raw head: whole template") + "; similarity + scaling per axis" +
@@ -272,7 +279,9 @@ def _radius(image: sitk.Image, mm: float) -> list[int]:
     return [max(int(round(mm / s)), 0) for s in image.GetSpacing()]
 
 
-def _brain_from(t1c: sitk.Image, warped_brain: sitk.Image, stripped: bool) -> sitk.Image:
+def _brain_from(t1c: sitk.Image, warped_brain: sitk.Image | None, stripped: bool) -> sitk.Image:
+    """The brain on ``t1c``'s grid: a skull-stripped image's own non-zero region (``warped_brain`` unused, may be
+    None), else the tissue near the template brain warped onto it."""
     if stripped:
         nz = sitk.Cast(sitk.Cast(t1c, sitk.sitkFloat32) != 0, sitk.sitkUInt8)
         cc = sitk.RelabelComponent(sitk.ConnectedComponent(nz), sortByObjectSize=True)
