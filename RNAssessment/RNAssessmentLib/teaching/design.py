@@ -69,8 +69,7 @@ class Acquisition:
     registered: bool = False
 
     def along_mm(self, direction) -> float:
-        return float(np.abs(np.asarray(self.axes_lps, float) @ np.asarray(direction, float))
-                     @ np.asarray(self.spacing_mm, float))
+        return float(_along_many(self, np.asarray(direction, float)[None])[0])
 
     @property
     def slice_mm(self) -> float:
@@ -94,8 +93,7 @@ class Part:
 
 def required_depth_mm(direction, a: Acquisition, b: Acquisition) -> float:
     """The depth a displacement along ``direction`` must reach to be seen between acquisitions ``a`` and ``b``."""
-    reg = float(np.hypot(REGISTRATION_MM if a.registered else 0.0, REGISTRATION_MM if b.registered else 0.0))
-    return max(MIN_DEPTH_MM, max(a.along_mm(direction), b.along_mm(direction)) + reg)
+    return float(required_depths_mm(np.asarray(direction, float)[None], a, b)[0])
 
 
 def sampling_margin_mm(direction, a: Acquisition, b: Acquisition, half_extent_mm: float) -> float:
@@ -107,23 +105,13 @@ def sampling_margin_mm(direction, a: Acquisition, b: Acquisition, half_extent_mm
     along ``direction`` may lie half a slice T from it, where a surface whose half-extent through the slices is R
     is tilted by about (T/2)/R, so the depth required along its normal grows by T²/2R (1.0 mm for T = 5.5 mm,
     R = 15 mm); along the slice normal the slices sample a displacement in whole slices: half a slice."""
-    margin = 0.25
-    for acq in (a, b):
-        n = acq.slice_normal
-        if n is None:
-            continue
-        t = acq.slice_mm
-        if abs(float(np.dot(n, direction))) > np.cos(np.radians(45.0)):
-            margin = max(margin, 0.5 * t)
-        else:
-            margin = max(margin, t * t / (2.0 * max(half_extent_mm, t)))
-    return margin
+    return float(sampling_margins_mm(np.asarray(direction, float)[None], a, b, half_extent_mm)[0])
 
 
 def _along_many(acq: Acquisition, directions: np.ndarray) -> np.ndarray:
-    """:meth:`Acquisition.along_mm` of each row of ``directions`` (N, 3), bit for bit: stacked matrix-vector products
-    sum in the order the scalar one does (a matrix-matrix product does not, by 1e-15 mm, and a design quantity that
-    sits on a threshold must not move with how it was computed)."""
+    """:meth:`Acquisition.along_mm` of each row of ``directions`` (N, 3): stacked matrix-vector products, which sum in
+    the order one direction's product does (a matrix-matrix product does not, by 1e-15 mm, and a design quantity
+    that sits on a threshold must not move with how many directions were computed at once)."""
     axes, spacing = np.asarray(acq.axes_lps, float), np.asarray(acq.spacing_mm, float)
     extent = np.abs(np.matmul(axes[None], directions[:, :, None])[..., 0])
     return np.matmul(extent[:, None, :], spacing)[:, 0]
