@@ -77,7 +77,7 @@ def register_followup(planning: sitk.Image, followup: sitk.Image, stable_mask: s
         init = None
     reference = reference or Reference(planning)
     fixed, stable_mask = reference.image, reference.mask(stable_mask)
-    tf, final = _rigid_mi(fixed, stable_mask, moving, init, seed, what)
+    tf, final = _rigid_mi(fixed, stable_mask, moving, init, seed, what, point_gradient=True)
     resampled = sitk.Resample(moving, fixed, tf, sitk.sitkLinear, 0.0, sitk.sitkFloat32)
     mask = sitk.GetArrayViewFromImage(stable_mask) > 0
     q = ncc(sitk.GetArrayViewFromImage(fixed)[mask].astype(np.float64),
@@ -118,11 +118,18 @@ class Reference:
 
 
 def _rigid_mi(fixed: sitk.Image, fixed_mask: sitk.Image, moving: sitk.Image, init: sitk.Transform | None,
-              seed: int, what: str, coarse_only: bool = False):
+              seed: int, what: str, coarse_only: bool = False, point_gradient: bool = False):
     """Rigid Mattes-MI registration of ``moving`` (float32) to ``fixed`` (a :class:`Reference`'s image), the metric
     inside ``fixed_mask``. ``init``: initial transform (None: the images' geometric centres aligned);
     ``coarse_only``: the 6 mm level alone (a cheap look from one start). Returns (Euler3D transform, (final metric,
-    iterations))."""
+    iterations)).
+
+    ``point_gradient``: the moving image's gradient by central differences at the sampled points, instead of a
+    gradient image of the whole moving image made at every level (ITK's default). For a follow-up (same contrast,
+    on its own 1 mm grid) that image cost ~1.4 s a level on a 240x240x155 BraTS follow-up: 6.5 -> 2.3 s a
+    registration, a known pose found again within 0.08 mm either way (0.38 -> 0.08 mm on the clinical exam's 5.5 mm
+    slices). Not for another contrast: a BraTS T2 moved by a known pose was found within 2.3 mm with the smoothed
+    gradient image, 3.5 mm without."""
     if init is None:
         init = sitk.CenteredTransformInitializer(fixed, moving, sitk.Euler3DTransform(),
                                                  sitk.CenteredTransformInitializerFilter.GEOMETRY)
@@ -131,6 +138,8 @@ def _rigid_mi(fixed: sitk.Image, fixed_mask: sitk.Image, moving: sitk.Image, ini
     reg.SetMetricSamplingStrategy(reg.RANDOM)
     reg.SetMetricSamplingPercentagePerLevel([0.3] if coarse_only else [0.3, 0.1, 0.03], seed=seed)
     reg.SetMetricFixedMask(fixed_mask)
+    if point_gradient:
+        reg.SetMetricUseMovingImageGradientFilter(False)
     reg.SetInterpolator(sitk.sitkLinear)
     reg.SetOptimizerAsRegularStepGradientDescent(learningRate=2.0, minStep=1e-3, numberOfIterations=150,
                                                  relaxationFactor=0.5, gradientMagnitudeTolerance=1e-6)
