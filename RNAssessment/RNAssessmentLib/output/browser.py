@@ -61,6 +61,7 @@ class Headless:
         self.timeout_s = timeout_s
         self.width, self.height = width, height
         self.events: list[dict] = []
+        self._left: list[int] = []          # where in events each open() asked to leave the page shown
         self._replies: dict[int, dict] = {}
         self._next_id = 0
         self._cond = threading.Condition()
@@ -156,8 +157,10 @@ class Headless:
         """Load a page (file path or URL) and wait for its load event."""
         url = path_or_url if "://" in path_or_url else "file://" + os.path.abspath(path_or_url)
         since = len(self.events)
+        self._left.append(since)
         res = self.call("Page.navigate", {"url": url}, session=True)
         if res.get("errorText"):
+            self._left.remove(since)
             raise BrowserError(f"cannot open {url}: {res['errorText']}")
         self.wait_event("Page.loadEventFired", since)
 
@@ -168,13 +171,29 @@ class Headless:
             raise BrowserError(f"evaluate failed: {res['exceptionDetails'].get('text')}")
         return res["result"].get("value")
 
-    def errors(self) -> list[str]:
-        """Console errors, uncaught exceptions, error log entries and failed loads seen so far."""
+    def errors(self, *, leaving: bool = False) -> list[str]:
+        """Console errors, uncaught exceptions, error log entries and failed loads seen so far.
+
+        An exception thrown by a page after :meth:`open` was asked to leave it (in a script context of that page:
+        a request still in flight when its connection closed, say) is not the page's error; ``leaving=True``
+        lists those too."""
         out = []
-        for ev in list(self.events):
+        events = list(self.events)
+        created = {}
+        for i, ev in enumerate(events):
+            if ev.get("method") == "Runtime.executionContextCreated":
+                created.setdefault(ev["params"]["context"]["id"], i)
+        for i, ev in enumerate(events):
             m, p = ev.get("method"), ev.get("params", {})
             if m == "Runtime.exceptionThrown":
-                out.append("exception: " + str(p.get("exceptionDetails", {}).get("text")))
+                d = p.get("exceptionDetails", {})
+                left = max((n for n in self._left if n <= i), default=None)
+                ctx = created.get(d.get("executionContextId"))
+                if not leaving and left is not None and ctx is not None and ctx < left:
+                    continue
+                what = (d.get("exception") or {}).get("description")
+                where = f" ({d.get('url')}:{d.get('lineNumber')})" if d.get("url") else ""
+                out.append("exception: " + str(d.get("text")) + (f" {what}" if what else "") + where)
             elif m == "Runtime.consoleAPICalled" and p.get("type") in ("error", "assert"):
                 out.append("console: " + " ".join(str(a.get("value", a.get("description"))) for a in p["args"]))
             elif m == "Log.entryAdded" and p.get("entry", {}).get("level") == "error":
