@@ -179,16 +179,16 @@ class Headless:
         lists those too."""
         out = []
         events = list(self.events)
-        created = {}
+        created: dict[int, list[int]] = {}      # context id -> where it was created (ids of another process recur)
         for i, ev in enumerate(events):
             if ev.get("method") == "Runtime.executionContextCreated":
-                created.setdefault(ev["params"]["context"]["id"], i)
+                created.setdefault(ev["params"]["context"]["id"], []).append(i)
         for i, ev in enumerate(events):
             m, p = ev.get("method"), ev.get("params", {})
             if m == "Runtime.exceptionThrown":
                 d = p.get("exceptionDetails", {})
                 left = max((n for n in self._left if n <= i), default=None)
-                ctx = created.get(d.get("executionContextId"))
+                ctx = max((n for n in created.get(d.get("executionContextId"), []) if n <= i), default=None)
                 if not leaving and left is not None and ctx is not None and ctx < left:
                     continue
                 what = (d.get("exception") or {}).get("description")
