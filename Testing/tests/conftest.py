@@ -24,6 +24,15 @@ def refdata(*parts):
     return path
 
 
+def need_browser():
+    """Skip without Chromium, or fail when RNASSESS_REQUIRE_BROWSER says it must be there (CI)."""
+    from RNAssessmentLib.output.browser import find_chromium
+    if find_chromium() is None:
+        if os.environ.get("RNASSESS_REQUIRE_BROWSER"):
+            pytest.fail("RNASSESS_REQUIRE_BROWSER is set but no Chromium was found")
+        pytest.skip("no Chromium on this machine (CI installs Debian's chromium and requires it)")
+
+
 @pytest.fixture(scope="session")
 def rendered():
     """Rendered scenarios, cached per session (rendering one costs a few seconds). Only two scenarios misalign

@@ -6,20 +6,12 @@ page after the browser was asked to leave it (a request still in flight when the
 value) is not counted against the page that replaces it, nor against the page as it was shown.
 """
 import http.server
-import os
 import threading
 import time
 
 import pytest
-from RNAssessmentLib.output.browser import Headless, find_chromium
-
-
-def _need_browser():
-    if find_chromium() is None:
-        if os.environ.get("RNASSESS_REQUIRE_BROWSER"):
-            pytest.fail("RNASSESS_REQUIRE_BROWSER is set but no Chromium was found")
-        pytest.skip("no Chromium on this machine (CI installs Debian's chromium and requires it)")
-
+from conftest import need_browser
+from RNAssessmentLib.output.browser import Headless
 
 PAGE_A = (b"<html><body>A<script>setTimeout(() => { throw new Error('A while shown'); }, 0);"
           # A long poll answered only once the next page is asked for, then rejected with no value (no message).
@@ -70,7 +62,7 @@ def _settled(b, n, timeout=10.0):
 
 
 def test_errors_of_a_page_being_left_are_not_the_next_pages(site):
-    _need_browser()
+    need_browser()
     with Headless(width=800, height=600) as b:
         b.open(site + "/a")
         _settled(b, 1)

@@ -11,10 +11,11 @@ import sys
 import numpy as np
 import pytest
 import SimpleITK as sitk
+from conftest import need_browser
 from RNAssessmentLib.io import geometry as geo
 from RNAssessmentLib.io.rtdose import write_rtdose
 from RNAssessmentLib.output import report as R
-from RNAssessmentLib.output.browser import Headless, find_chromium
+from RNAssessmentLib.output.browser import Headless
 from RNAssessmentLib.teaching.demo import case_from_render
 from RNAssessmentLib.teaching.scenarios import get_scenario
 
@@ -159,16 +160,10 @@ def test_deidentified_output_has_no_identifying_value(reports, phi_case):
     assert (phi_case / "case.json").read_text(encoding="utf-8").count(PATIENT_ID) == 1
 
 
-def _need_browser():
-    if find_chromium() is None:
-        if os.environ.get("RNASSESS_REQUIRE_BROWSER"):
-            pytest.fail("RNASSESS_REQUIRE_BROWSER is set but no Chromium was found")
-        pytest.skip("no Chromium on this machine (CI installs Debian's chromium and requires it)")
-
 
 @pytest.mark.parametrize("which", [0, 1])
 def test_report_renders_in_headless_chromium(reports, which, tmp_path):
-    _need_browser()
+    need_browser()
     folder = reports[which]
     with Headless(width=1280, height=900) as b:
         b.open(str(folder / "report.html"))
@@ -216,7 +211,7 @@ def _pdf_pages(pdf_path) -> list[str]:
 def test_every_printed_page_is_numbered_and_headed(reports, which):
     """A handout: every page says which case and patient it is about (de-identified: that it was) and its page
     number; no page ends on a heading whose content is on the next."""
-    _need_browser()
+    need_browser()
     folder = reports[which]
     pages = _pdf_pages(folder / "report.pdf")
     data = json.loads((folder / "findings.json").read_text(encoding="utf-8"))
@@ -339,7 +334,7 @@ def test_the_lesion_table_and_chart_show_the_lesions_of_findings_json(reports):
     above the findings, each of its cells shows findings.json's volume (cm³, 2 decimals) and longest diameter (mm,
     1 decimal) of that lesion at that timepoint, and the time-course chart draws one line per lesion besides the
     total. The case: the treated lesion and the focus across the falx that appears at t1 and grows at t2."""
-    _need_browser()
+    need_browser()
     plain, _ = reports
     doc = json.loads((plain / "findings.json").read_text(encoding="utf-8"))
     lesions = doc["lesions"]
