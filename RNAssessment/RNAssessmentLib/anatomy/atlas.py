@@ -258,11 +258,11 @@ def fit_atlas(t1c: sitk.Image, exclude: sitk.Image | None = None, *, deformable:
             pass                      # the affine result stands; the method string says so
     # On the patient's grid each voxel costs a B-spline evaluation (2.7 s a resample on a 140x170x136 phantom, one
     # thread): labels and dura, both nearest-neighbour, in one resample of a two-component image (the same voxels);
-    # the template brain only where the brain comes from it (a skull-stripped image's brain is its own).
+    # the template brain only where the brain comes from it (a skull-stripped image's brain is its own). With both
+    # resamples, the B-spline is evaluated once, as a displacement field on this grid (read at its own grid points
+    # it gives the same points).
     on_grid = transform
     if used_deformable and not stripped:
-        # Two resamples through the B-spline: evaluate it once per voxel, as a displacement field on this grid, and
-        # resample through that (read at its own grid points, it gives the same points).
         on_grid = sitk.DisplacementFieldTransform(sitk.TransformToDisplacementField(
             transform, sitk.sitkVectorFloat64, t1c.GetSize(), t1c.GetOrigin(), t1c.GetSpacing(), t1c.GetDirection()))
     both = sitk.Resample(sitk.Compose(sitk.Cast(atlas.labels, sitk.sitkUInt8), sitk.Cast(atlas.dura, sitk.sitkUInt8)),
